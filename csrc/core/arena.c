@@ -1,0 +1,148 @@
+/* arena.c — chunked stack allocator for activations (see arena.h). Offsets are "logical": chunk i covers
+ * [start_i, start_i + cap_i) and chunks are contiguous in that space, so a mark is a single number. */
+#include "arena.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "tensor.h"
+
+#define ARENA_ALIGN 256
+#define ARENA_MIN_CHUNK ((size_t)64 << 20)
+#define ARENA_MAX_CHUNKS 64
+
+typedef struct arena_chunk {
+    char *base;
+    size_t start; /* logical offset of base */
+    size_t cap;
+} arena_chunk;
+
+struct svdc_arena {
+    const svdc_backend *backend;
+    int device;
+    arena_chunk chunks[ARENA_MAX_CHUNKS];
+    int num_chunks;
+    int current;  /* chunk holding the logical top */
+    size_t top;   /* logical offset of the first free byte */
+    size_t peak;
+};
+
+svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int device) {
+    *out = NULL;
+    svdc_arena *a = calloc(1, sizeof *a);
+    if (!a) return svdc_fail(SVDC_ERR_MEMORY, "arena: cannot allocate %zu bytes of host memory", sizeof *a);
+    a->backend = backend;
+    a->device = device;
+    *out = a;
+    return SVDC_OK;
+}
+
+static void free_chunks_from(svdc_arena *a, int first) {
+    for (int i = first; i < a->num_chunks; i++) a->backend->free(a->device, a->chunks[i].base);
+    if (first < a->num_chunks) a->num_chunks = first;
+}
+
+void svdc_arena_free(svdc_arena *arena) {
+    if (!arena) return;
+    free_chunks_from(arena, 0);
+    free(arena);
+}
+
+static size_t align_up(size_t x) { return (x + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
+
+void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    bytes = align_up(bytes);
+    if (a->num_chunks > 0) {
+        arena_chunk *c = &a->chunks[a->current];
+        size_t local = a->top - c->start;
+        if (local + bytes <= c->cap) {
+            a->top += bytes;
+            if (a->top > a->peak) a->peak = a->top;
+            return c->base + local;
+        }
+        /* Try the chunk after the current one (kept from an earlier call). */
+        if (a->current + 1 < a->num_chunks && a->chunks[a->current + 1].cap >= bytes) {
+            a->current++;
+            a->top = a->chunks[a->current].start + bytes;
+            if (a->top > a->peak) a->peak = a->top;
+            return a->chunks[a->current].base;
+        }
+        /* Too small or absent: drop what follows and add a chunk big enough. */
+        free_chunks_from(a, a->current + 1);
+    }
+    if (a->num_chunks == ARENA_MAX_CHUNKS) {
+        svdc_fail(SVDC_ERR_MEMORY, "arena: more than %d chunks needed for %zu bytes on device %d", ARENA_MAX_CHUNKS,
+                  bytes, a->device);
+        return NULL;
+    }
+    size_t reserved = svdc_arena_reserved(a);
+    size_t cap = bytes;
+    if (cap < ARENA_MIN_CHUNK) cap = ARENA_MIN_CHUNK;
+    if (cap < reserved / 2) cap = align_up(reserved / 2);
+    char *base = a->backend->alloc(a->device, cap);
+    if (!base && cap > bytes) {
+        cap = bytes; /* retry with exactly what is needed */
+        base = a->backend->alloc(a->device, cap);
+    }
+    if (!base) {
+        svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes on %s device %d (arena holds %zu)",
+                  cap, a->backend->name, a->device, reserved);
+        return NULL;
+    }
+    arena_chunk *c = &a->chunks[a->num_chunks];
+    c->base = base;
+    c->cap = cap;
+    c->start = a->num_chunks ? a->chunks[a->num_chunks - 1].start + a->chunks[a->num_chunks - 1].cap : 0;
+    a->current = a->num_chunks++;
+    a->top = c->start + bytes;
+    if (a->top > a->peak) a->peak = a->top;
+    return base;
+}
+
+svdc_status svdc_arena_tensor(svdc_arena *a, svdc_dtype dtype, int ndim, const int64_t *shape, svdc_tensor *out) {
+    *out = svdc_tensor_view(NULL, dtype, a->device, ndim, shape);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0) return svdc_fail(SVDC_ERR_SHAPE, "arena: negative dimension %lld", (long long)shape[i]);
+    out->data = svdc_arena_alloc(a, svdc_tensor_bytes(out));
+    return out->data ? SVDC_OK : SVDC_ERR_MEMORY;
+}
+
+svdc_status svdc_arena_f32(svdc_arena *a, svdc_tensor *out, int ndim, ...) {
+    int64_t shape[SVDC_MAX_DIMS];
+    if (ndim < 1 || ndim > SVDC_MAX_DIMS) return svdc_fail(SVDC_ERR_ARGUMENT, "arena: ndim %d out of range", ndim);
+    va_list args;
+    va_start(args, ndim);
+    for (int i = 0; i < ndim; i++) shape[i] = va_arg(args, int64_t);
+    va_end(args);
+    return svdc_arena_tensor(a, SVDC_DTYPE_F32, ndim, shape, out);
+}
+
+size_t svdc_arena_mark(const svdc_arena *a) { return a->top; }
+
+void svdc_arena_release(svdc_arena *a, size_t mark) {
+    if (mark > a->top) return;
+    a->top = mark;
+    int i = a->current;
+    while (i > 0 && a->chunks[i].start > mark) i--;
+    a->current = i;
+}
+
+void svdc_arena_reset(svdc_arena *a) { svdc_arena_release(a, 0); }
+size_t svdc_arena_in_use(const svdc_arena *a) { return a->top; }
+size_t svdc_arena_peak(const svdc_arena *a) { return a->peak; }
+void svdc_arena_reset_peak(svdc_arena *a) { a->peak = a->top; }
+
+size_t svdc_arena_reserved(const svdc_arena *a) {
+    size_t total = 0;
+    for (int i = 0; i < a->num_chunks; i++) total += a->chunks[i].cap;
+    return total;
+}
+
+void svdc_arena_trim(svdc_arena *a) {
+    a->top = 0;
+    a->current = 0;
+    free_chunks_from(a, 0);
+}

@@ -1,0 +1,55 @@
+/* params.h — a model's declared weight table: every tensor it needs, by checkpoint name (diffusers naming) and shape,
+ * placed in one allocation on the model's device. Models register a slot per weight while they build their layer
+ * structs, then svdc_params_allocate points every slot into the block; the loader fills the block by name and rejects
+ * missing, unknown and mis-shaped tensors. Weights are immutable after load. */
+#ifndef SVDC_PARAMS_H
+#define SVDC_PARAMS_H
+
+#include "svdc.h"
+
+typedef struct svdc_backend svdc_backend;
+
+typedef struct svdc_param {
+    char *name;
+    int ndim;
+    int64_t shape[SVDC_MAX_DIMS];
+    svdc_tensor *slot; /* where the model keeps its view; slot->data set by svdc_params_allocate */
+    size_t offset;     /* byte offset in the block */
+    int loaded;        /* set by the loader */
+} svdc_param;
+
+typedef struct svdc_params {
+    svdc_param *items;
+    int count, capacity;
+    const svdc_backend *backend;
+    int device;
+    svdc_dtype dtype;
+    void *block;  /* one allocation for all weights */
+    size_t bytes;
+} svdc_params;
+
+void svdc_params_init(svdc_params *p, const svdc_backend *backend, int device, svdc_dtype dtype);
+void svdc_params_free(svdc_params *p); /* frees the table and the block; the struct itself is the caller's */
+
+/* Declares one weight. `shape` has ndim entries; the name is printf-formatted. */
+svdc_status svdc_params_add(svdc_params *p, svdc_tensor *slot, int ndim, const int64_t *shape, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* Places every declared weight in one device allocation and points the slots at it. */
+svdc_status svdc_params_allocate(svdc_params *p);
+
+/* Index of `name`, or -1. */
+int svdc_params_find(const svdc_params *p, const char *name);
+
+/* Copies host float32 data (numel must match) into param i, converting to the block's dtype. */
+svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel);
+
+/* SVDC_ERR_CHECKPOINT naming the first weight that was never set (and how many are missing). */
+svdc_status svdc_params_check_complete(const svdc_params *p, const char *model_name);
+
+int64_t svdc_params_count_elements(const svdc_params *p);
+
+#endif

@@ -1,0 +1,17 @@
+/* registry.h — every binding file exposes one `int svdc_py_register_<type>(PyObject *module)`; module init calls
+ * them in this order. Add a line here when adding a py_<type>.c. */
+#ifndef SVDC_PY_REGISTRY_H
+#define SVDC_PY_REGISTRY_H
+
+#include <Python.h>
+
+typedef int (*svdc_py_registrar)(PyObject *module);
+
+int svdc_py_register_ops(PyObject *module);     /* py_ops.c: svdc._C._ops, the private op test surface */
+
+static const svdc_py_registrar svdc_py_registrars[] = {
+    svdc_py_register_ops,
+    NULL,
+};
+
+#endif

@@ -1,0 +1,156 @@
+/* util.c — exception mapping, array checks and the weight loader shared by every binding type (see util.h). */
+#include "util.h"
+
+#include <string.h>
+
+PyObject *svdc_py_SvdcError;
+PyObject *svdc_py_ShapeError;
+PyObject *svdc_py_CheckpointError;
+PyObject *svdc_py_DeviceUnavailableError;
+
+PyObject *svdc_py_raise(svdc_status status) {
+    const char *msg = svdc_last_error();
+    if (!msg[0]) msg = "svdc: unknown failure";
+    switch (status) {
+    case SVDC_OK: PyErr_SetString(svdc_py_SvdcError, "svdc: internal error raised with status OK"); break;
+    case SVDC_ERR_ARGUMENT: PyErr_SetString(PyExc_ValueError, msg); break;
+    case SVDC_ERR_SHAPE: PyErr_SetString(svdc_py_ShapeError, msg); break;
+    case SVDC_ERR_VALUE: PyErr_SetString(PyExc_ValueError, msg); break;
+    case SVDC_ERR_MEMORY: PyErr_SetString(PyExc_MemoryError, msg); break;
+    case SVDC_ERR_CHECKPOINT: PyErr_SetString(svdc_py_CheckpointError, msg); break;
+    case SVDC_ERR_DEVICE: PyErr_SetString(svdc_py_DeviceUnavailableError, msg); break;
+    default: PyErr_SetString(svdc_py_SvdcError, msg); break;
+    }
+    return NULL;
+}
+
+static void shape_text(PyArrayObject *a, char *buf, size_t len) {
+    size_t used = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < PyArray_NDIM(a) && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, i ? ", %lld" : "%lld", (long long)PyArray_DIM(a, i));
+    if (PyArray_NDIM(a) == 1 && used < len) used += (size_t)snprintf(buf + used, len - used, ",");
+    if (used < len) snprintf(buf + used, len - used, ")");
+}
+
+PyArrayObject *svdc_py_f32_array(PyObject *obj, const char *arg, int ndim) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy.ndarray of float32, got %s", arg, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    if (PyArray_TYPE(a) != NPY_FLOAT32) {
+        PyErr_Format(svdc_py_ShapeError, "%s: expected dtype float32, got %s", arg, PyArray_DESCR(a)->typeobj->tp_name);
+        return NULL;
+    }
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a)) {
+        PyErr_Format(svdc_py_ShapeError, "%s: expected a C-contiguous, aligned array (use np.ascontiguousarray)", arg);
+        return NULL;
+    }
+    if (ndim >= 0 && PyArray_NDIM(a) != ndim) {
+        char s[128];
+        shape_text(a, s, sizeof s);
+        PyErr_Format(svdc_py_ShapeError, "%s: expected %d dimensions, got shape %s", arg, ndim, s);
+        return NULL;
+    }
+    if (PyArray_NDIM(a) > SVDC_MAX_DIMS) {
+        PyErr_Format(svdc_py_ShapeError, "%s: at most %d dimensions are supported, got %d", arg, SVDC_MAX_DIMS,
+                     PyArray_NDIM(a));
+        return NULL;
+    }
+    Py_INCREF(a);
+    return a;
+}
+
+svdc_tensor svdc_py_tensor(PyArrayObject *a) {
+    svdc_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = PyArray_DATA(a);
+    t.dtype = SVDC_DTYPE_F32;
+    t.device = SVDC_DEVICE_CPU;
+    t.ndim = PyArray_NDIM(a);
+    for (int i = 0; i < t.ndim; i++) t.shape[i] = PyArray_DIM(a, i);
+    return t;
+}
+
+PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape) {
+    npy_intp dims[SVDC_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) dims[i] = (npy_intp)shape[i];
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
+}
+
+int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name) {
+    if (!PyMapping_Check(weights)) {
+        PyErr_Format(PyExc_TypeError, "%s: weights must be a mapping of name -> numpy array, got %s", model_name,
+                     Py_TYPE(weights)->tp_name);
+        return -1;
+    }
+    for (int i = 0; i < params->count; i++) {
+        svdc_param *it = &params->items[i];
+        PyObject *value = PyMapping_GetItemString(weights, it->name);
+        if (!value) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+            PyErr_Clear();
+            continue; /* reported below with the count */
+        }
+        if (!PyArray_Check(value) || PyArray_TYPE((PyArrayObject *)value) != NPY_FLOAT32 ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)value)) {
+            PyErr_Format(svdc_py_CheckpointError, "%s: weight %s must be a C-contiguous float32 array, got %R",
+                         model_name, it->name, (PyObject *)Py_TYPE(value));
+            Py_DECREF(value);
+            return -1;
+        }
+        PyArrayObject *a = (PyArrayObject *)value;
+        int same = PyArray_NDIM(a) == it->ndim;
+        for (int d = 0; same && d < it->ndim; d++) same = PyArray_DIM(a, d) == it->shape[d];
+        if (!same) {
+            char got[128], want[128];
+            shape_text(a, got, sizeof got);
+            size_t used = (size_t)snprintf(want, sizeof want, "(");
+            for (int d = 0; d < it->ndim && used < sizeof want; d++)
+                used += (size_t)snprintf(want + used, sizeof want - used, d ? ", %lld" : "%lld",
+                                         (long long)it->shape[d]);
+            if (it->ndim == 1 && used < sizeof want) used += (size_t)snprintf(want + used, sizeof want - used, ",");
+            if (used < sizeof want) snprintf(want + used, sizeof want - used, ")");
+            PyErr_Format(svdc_py_CheckpointError, "%s: weight %s has shape %s, expected %s", model_name, it->name,
+                         got, want);
+            Py_DECREF(value);
+            return -1;
+        }
+        svdc_status s = svdc_params_set(params, i, (const float *)PyArray_DATA(a), (int64_t)PyArray_SIZE(a));
+        Py_DECREF(value);
+        if (s) {
+            svdc_py_raise(s);
+            return -1;
+        }
+    }
+    svdc_status s = svdc_params_check_complete(params, model_name);
+    if (s) {
+        svdc_py_raise(s);
+        return -1;
+    }
+    /* Unknown keys: anything in the mapping that the model does not declare. */
+    PyObject *keys = PyMapping_Keys(weights);
+    if (!keys) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (n != params->count) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *k = PyList_GET_ITEM(keys, i);
+            const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+            if (!name) {
+                PyErr_Clear();
+                PyErr_Format(svdc_py_CheckpointError, "%s: weight names must be str, got %R", model_name, k);
+                Py_DECREF(keys);
+                return -1;
+            }
+            if (svdc_params_find(params, name) < 0) {
+                PyErr_Format(svdc_py_CheckpointError,
+                             "%s: unexpected weight %s (not part of this model's config; %zd given, %d expected)",
+                             model_name, name, n, params->count);
+                Py_DECREF(keys);
+                return -1;
+            }
+        }
+    }
+    Py_DECREF(keys);
+    return 0;
+}

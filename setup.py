@@ -1,0 +1,131 @@
+"""Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32) and, when nvcc is found,
+svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
+
+SVDC_CUDA=auto (default) builds the CUDA module when nvcc is found, 0 never, 1 requires it.
+nvcc is looked up in $CUDA_HOME/bin, then PATH, then /usr/local/cuda/bin. SVDC_CUDA_ARCHS overrides the GPU
+architectures (default "80;90": A100 and H100/H200).
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import scipy_openblas32
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).parent.resolve()
+
+
+def rel_sources(*patterns):
+    files = []
+    for pattern in patterns:
+        files += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(pattern))
+    return files
+
+
+def find_nvcc():
+    candidates = []
+    if os.environ.get("CUDA_HOME"):
+        candidates.append(Path(os.environ["CUDA_HOME"]) / "bin" / "nvcc")
+    which = shutil.which("nvcc")
+    if which:
+        candidates.append(Path(which))
+    candidates.append(Path("/usr/local/cuda/bin/nvcc"))
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c.resolve()
+    return None
+
+
+def cuda_home_of(nvcc):
+    """The toolkit root: nvcc's grandparent when it holds include/cuda_runtime.h (a wrapper script elsewhere, as in
+    /usr/local/bin, is followed through $CUDA_HOME or /usr/local/cuda)."""
+    for home in (nvcc.parent.parent, Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))):
+        if (home / "include" / "cuda_runtime.h").is_file():
+            return home.resolve()
+    sys.exit(f"found {nvcc} but no CUDA toolkit headers beside it; set CUDA_HOME")
+
+
+C_FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-fopenmp", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas"]
+if os.environ.get("SVDC_NATIVE", "0") == "1":
+    C_FLAGS.append("-march=native")  # opt-in: wheels must run on any x86-64
+else:
+    C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
+
+openblas_lib = scipy_openblas32.get_lib_dir()
+
+cpu_extension = Extension(
+    "svdc._C",
+    sources=rel_sources("csrc/core/*.c", "csrc/models/*.c", "csrc/python/*.c", "kernels/cpu/*.c"),
+    include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
+    library_dirs=[openblas_lib],
+    libraries=[scipy_openblas32.get_library()],
+    runtime_library_dirs=[openblas_lib],
+    extra_compile_args=C_FLAGS,
+    extra_link_args=["-fopenmp"],
+)
+
+extensions = [cpu_extension]
+
+mode = os.environ.get("SVDC_CUDA", "auto").lower()
+if mode not in ("auto", "0", "1"):
+    sys.exit(f"SVDC_CUDA must be auto, 0 or 1, got {mode!r}")
+nvcc = find_nvcc() if mode != "0" else None
+if mode == "1" and nvcc is None:
+    sys.exit("SVDC_CUDA=1 but nvcc was not found in $CUDA_HOME/bin, PATH or /usr/local/cuda/bin")
+
+if nvcc is not None:
+    cuda_home = cuda_home_of(nvcc)
+    cuda_include = cuda_home / "include"
+    cuda_libdir = next((d for d in (cuda_home / "lib64", cuda_home / "lib") if d.is_dir()), cuda_home / "lib64")
+    has_cublas = (cuda_include / "cublas_v2.h").is_file()
+    cuda_libraries = ["cudart"] + (["cublas", "cublasLt"] if has_cublas else [])
+    cuda_macros = [("SVDC_HAVE_CUBLAS", "1")] if has_cublas else []
+    extensions.append(
+        Extension(
+            "svdc._C_cuda",
+            sources=["csrc/core/status.c"] + rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
+            include_dirs=["csrc/include", "csrc/core", str(cuda_include), numpy.get_include()],
+            library_dirs=[str(cuda_libdir)],
+            libraries=cuda_libraries,
+            runtime_library_dirs=[str(cuda_libdir)],
+            define_macros=cuda_macros,
+            extra_compile_args=["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall"],
+        )
+    )
+
+
+class BuildExt(build_ext):
+    """Compiles .cu sources with nvcc into objects and hands them to the normal link step."""
+
+    def build_extension(self, ext):
+        cu_sources = [s for s in ext.sources if s.endswith(".cu")]
+        if cu_sources:
+            ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
+            ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext, cu_sources)
+        super().build_extension(ext)
+
+    def _nvcc_compile(self, ext, sources):
+        archs = os.environ.get("SVDC_CUDA_ARCHS", "80;90").split(";")
+        gencode = []
+        for arch in archs:
+            gencode += ["-gencode", f"arch=compute_{arch},code=sm_{arch}"]
+        objects = []
+        out_dir = Path(self.build_temp) / "cuda"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        includes = [f"-I{d}" for d in ext.include_dirs]
+        macros = [f"-D{k}={v}" for k, v in (ext.define_macros or [])]
+        for src in sources:
+            obj = out_dir / (Path(src).stem + ".o")
+            cmd = [str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+                   "-Xcompiler", "-fPIC", *gencode, *includes, *macros]
+            print(" ".join(cmd))
+            subprocess.check_call(cmd)
+            objects.append(str(obj))
+        return objects
+
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})
