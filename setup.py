@@ -49,6 +49,21 @@ def cuda_home_of(nvcc):
     sys.exit(f"found {nvcc} but no CUDA toolkit headers beside it; set CUDA_HOME")
 
 
+def find_cublas(cuda_home):
+    """cuBLAS from the toolkit, else from the `nvidia-cublas` wheel (nvidia/cu13 or nvidia/cublas layouts)."""
+    if (cuda_home / "include" / "cublas_v2.h").is_file():
+        return cuda_home
+    try:
+        import nvidia  # namespace package of NVIDIA's wheels
+    except ImportError:
+        return None
+    for base in map(Path, nvidia.__path__):
+        for root in (base / "cublas", base / "cu13", base / "cu12"):
+            if (root / "include" / "cublas_v2.h").is_file():
+                return root
+    return None
+
+
 C_FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-fopenmp", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas"]
 if os.environ.get("SVDC_NATIVE", "0") == "1":
     C_FLAGS.append("-march=native")  # opt-in: wheels must run on any x86-64
@@ -81,17 +96,23 @@ if nvcc is not None:
     cuda_home = cuda_home_of(nvcc)
     cuda_include = cuda_home / "include"
     cuda_libdir = next((d for d in (cuda_home / "lib64", cuda_home / "lib") if d.is_dir()), cuda_home / "lib64")
-    has_cublas = (cuda_include / "cublas_v2.h").is_file()
-    cuda_libraries = ["cudart"] + (["cublas", "cublasLt"] if has_cublas else [])
-    cuda_macros = [("SVDC_HAVE_CUBLAS", "1")] if has_cublas else []
+    cuda_include_dirs, cuda_library_dirs = [str(cuda_include)], [str(cuda_libdir)]
+    cublas_root = find_cublas(cuda_home)
+    if cublas_root is not None and cublas_root != cuda_home:
+        cuda_include_dirs.append(str(cublas_root / "include"))
+        cuda_library_dirs.append(str(cublas_root / "lib"))
+    cuda_libraries = ["cudart"] + (["cublas", "cublasLt"] if cublas_root is not None else [])
+    cuda_macros = [("SVDC_HAVE_CUBLAS", "1")] if cublas_root is not None else []
+    if cublas_root is None:
+        print("svdc: cuBLAS headers not found (toolkit or the nvidia-cublas wheel): _C_cuda is built without it")
     extensions.append(
         Extension(
             "svdc._C_cuda",
             sources=["csrc/core/status.c"] + rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
-            include_dirs=["csrc/include", "csrc/core", str(cuda_include), numpy.get_include()],
-            library_dirs=[str(cuda_libdir)],
+            include_dirs=["csrc/include", "csrc/core", numpy.get_include(), *cuda_include_dirs],
+            library_dirs=cuda_library_dirs,
             libraries=cuda_libraries,
-            runtime_library_dirs=[str(cuda_libdir)],
+            runtime_library_dirs=cuda_library_dirs,
             define_macros=cuda_macros,
             extra_compile_args=["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall"],
         )
