@@ -1,6 +1,7 @@
 """svdc: Stable Video Diffusion in C and CUDA with a NumPy front end (no PyTorch at run time)."""
 from ._native import _C
 from .runtime import devices, info
+from .random import Generator
 
 __version__ = _C.build_info()["version"]
 
@@ -13,6 +14,7 @@ __all__ = [
     "__version__",
     "devices",
     "info",
+    "Generator",
     "SvdcError",
     "ShapeError",
     "CheckpointError",
