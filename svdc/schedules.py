@@ -1,0 +1,142 @@
+"""Noise schedules and guidance vectors of SVD sampling (spec §4.2): Karras sigmas, c_noise timesteps, the initial
+noise scale, the EDM v-prediction coefficients, and the per-frame guidance scales — with diffusers' rounding."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+# SVD's scheduler_config.json (EulerDiscreteScheduler): the values that matter at inference.
+SVD_SIGMA_MIN = 0.002
+SVD_SIGMA_MAX = 700.0
+KARRAS_RHO = 7.0
+
+
+def karras_sigmas(num_steps: int, sigma_min: float = SVD_SIGMA_MIN, sigma_max: float = SVD_SIGMA_MAX,
+                  rho: float = KARRAS_RHO) -> np.ndarray:
+    """(num_steps + 1,) float32: σ_i = (σmax^(1/ρ) + i/(N−1)·(σmin^(1/ρ) − σmax^(1/ρ)))^ρ in float64 as diffusers'
+    _convert_to_karras (np.linspace ramp), cast to float32, then a final 0."""
+    _check_steps(num_steps)
+    if not (0 < sigma_min < sigma_max):
+        raise ValueError(f"sigma_min/sigma_max: expected 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    ramp = np.linspace(0, 1, num_steps)  # float64; a single step gives [0] -> σ_max
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+    return np.concatenate([sigmas, [0.0]]).astype(np.float32)
+
+
+def timesteps_from_sigmas(sigmas: np.ndarray) -> np.ndarray:
+    """(N,) float32 c_noise = 0.25·ln σ_i for every σ but the final 0 (diffusers: 0.25 * sigma.log() in fp32)."""
+    s = np.asarray(sigmas, dtype=np.float32)[:-1]
+    return (np.float32(0.25) * np.log(s)).astype(np.float32)
+
+
+def init_noise_sigma(sigmas: np.ndarray, timestep_spacing: str = "leading") -> np.float32:
+    """The initial noise scale: √(max σ² + 1) in float32 for "leading" spacing (SVD), max σ for linspace/trailing."""
+    m = np.float32(np.max(np.asarray(sigmas, dtype=np.float32)))
+    if timestep_spacing in ("linspace", "trailing"):
+        return m
+    return np.float32(np.sqrt(m * m + np.float32(1.0)))
+
+
+def c_in(sigma) -> np.float32:
+    """1/√(σ²+1); diffusers divides by √(σ²+1) (scale_model_input)."""
+    s = np.float32(sigma)
+    return np.float32(np.float32(1.0) / np.sqrt(s * s + np.float32(1.0)))
+
+
+def c_skip(sigma) -> np.float32:
+    """1/(σ²+1)."""
+    s = np.float32(sigma)
+    return np.float32(np.float32(1.0) / (s * s + np.float32(1.0)))
+
+
+def c_out(sigma) -> np.float32:
+    """−σ/√(σ²+1) (v-prediction, σ_data = 1)."""
+    s = np.float32(sigma)
+    return np.float32(-s / np.sqrt(s * s + np.float32(1.0)))
+
+
+def _check_steps(num_steps) -> None:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+        raise ValueError(f"num_inference_steps: expected an int >= 1, got {num_steps!r}")
+
+
+def _check_guidance(min_scale: float, max_scale: float, num_frames: int) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise ValueError(f"num_frames: expected an int >= 1, got {num_frames!r}")
+    for name, v in (("min_guidance_scale", min_scale), ("max_guidance_scale", max_scale)):
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name}: expected a finite number, got {v!r}")
+    if float(min_scale) > float(max_scale):
+        raise ValueError(f"min_guidance_scale ({min_scale}) must be <= max_guidance_scale ({max_scale})")
+
+
+def linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
+    """torch.linspace(start, end, steps) for float32 on the CPU: step = (end − start)/(steps − 1) in float32, the
+    first half start + step·i and the second half end − step·(steps − 1 − i), each a fused multiply-add (torch's
+    build contracts them), evaluated exactly in float64 and rounded once to float32."""
+    start32, end32 = np.float32(start), np.float32(end)
+    if steps == 1:
+        return np.array([start32], dtype=np.float32)
+    step = np.float64(np.float32((end32 - start32) / np.float32(steps - 1)))
+    i = np.arange(steps, dtype=np.float64)
+    half = steps // 2
+    lo = np.float64(start32) + step * i[:half]  # step * i is exact in float64 (24-bit x small int)
+    hi = np.float64(end32) - step * (steps - 1 - i[half:])
+    return np.concatenate([lo, hi]).astype(np.float32)
+
+
+def linear_guidance(min_scale: float, max_scale: float, num_frames: int) -> np.ndarray:
+    """(F,) float32 per-frame guidance linspace(min, max, F): the diffusers and sgm SVD schedule."""
+    _check_guidance(min_scale, max_scale, num_frames)
+    return linspace_f32(min_scale, max_scale, num_frames)
+
+
+def triangle_guidance(min_scale: float, max_scale: float, num_frames: int, period: float = 1.0) -> np.ndarray:
+    """(F,) float32 SV3D schedule (sgm TrianglePredictionGuider): min + (max − min)·2·|v − floor(v + 0.5)| with
+    v = f/(F−1)/period: min at both ends, max in the middle."""
+    _check_guidance(min_scale, max_scale, num_frames)
+    v = linspace_f32(0.0, 1.0, num_frames) / np.float32(period)
+    tri = np.float32(2.0) * np.abs(v - np.floor(v + np.float32(0.5)))
+    return (np.float32(min_scale) + np.float32(max_scale - min_scale) * tri).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class EulerSchedule:
+    """What the sampler needs for N steps: sigmas (N+1,), timesteps (N,), init_noise_sigma."""
+
+    sigmas: np.ndarray
+    timesteps: np.ndarray
+    init_noise_sigma: np.float32
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.timesteps)
+
+
+def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedule:
+    """The EulerDiscreteScheduler(use_karras_sigmas, continuous v-prediction) schedule for `config` (a diffusers
+    scheduler_config; None = SVD's). Other scheduler kinds are refused rather than silently sampled wrongly."""
+    cfg = dict(config or {})
+    if cfg:
+        unsupported = []
+        if cfg.get("prediction_type", "v_prediction") != "v_prediction":
+            unsupported.append(f"prediction_type={cfg.get('prediction_type')!r}")
+        if not cfg.get("use_karras_sigmas", True):
+            unsupported.append("use_karras_sigmas=False")
+        if cfg.get("timestep_type", "continuous") != "continuous":
+            unsupported.append(f"timestep_type={cfg.get('timestep_type')!r}")
+        if cfg.get("final_sigmas_type", "zero") != "zero":
+            unsupported.append(f"final_sigmas_type={cfg.get('final_sigmas_type')!r}")
+        if unsupported:
+            raise ValueError("scheduler config: svdc samples SVD's EulerDiscreteScheduler (v_prediction, Karras, "
+                             "continuous timesteps, final sigma 0); unsupported: " + ", ".join(unsupported))
+    sigma_min = float(cfg.get("sigma_min") if cfg.get("sigma_min") is not None else SVD_SIGMA_MIN)
+    sigma_max = float(cfg.get("sigma_max") if cfg.get("sigma_max") is not None else SVD_SIGMA_MAX)
+    sigmas = karras_sigmas(num_steps, sigma_min, sigma_max)
+    return EulerSchedule(sigmas=sigmas, timesteps=timesteps_from_sigmas(sigmas),
+                         init_noise_sigma=init_noise_sigma(sigmas, cfg.get("timestep_spacing", "leading")))
