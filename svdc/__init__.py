@@ -2,6 +2,7 @@
 from ._native import _C
 from .runtime import devices, info
 from .random import Generator
+from .video import Video, export_to_video
 
 __version__ = _C.build_info()["version"]
 
@@ -15,6 +16,8 @@ __all__ = [
     "devices",
     "info",
     "Generator",
+    "Video",
+    "export_to_video",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

@@ -1,0 +1,134 @@
+"""svdc.Video / export_to_video: mp4 (read back with imageio-ffmpeg), gif/webp (Pillow), PNG frames; odd sizes,
+bad inputs, and nothing half-written left behind on failure."""
+import os
+
+import numpy as np
+import pytest
+
+import svdc
+from svdc.video import Video, export_to_video
+
+
+def _frames(f=5, h=32, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    # smooth content so lossy codecs stay close to the input
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) * 127 // max(w + h - 2, 1)], -1)
+    return np.stack([np.roll(base, i * 2, axis=1) for i in range(f)]).astype(np.uint8) + rng.integers(0, 2, (f, h, w, 3)).astype(np.uint8)
+
+
+def _read_mp4(path):
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(path)
+    meta = gen.__next__()
+    frames = [np.frombuffer(b, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for b in gen]
+    return meta, np.stack(frames)
+
+
+def _no_partials(directory):
+    return [n for n in os.listdir(directory) if ".partial-" in n]
+
+
+@pytest.mark.parametrize("h,w", [(32, 48), (33, 47)])
+def test_mp4_roundtrip(tmp_path, h, w):
+    frames = _frames(6, h, w)
+    path = Video(frames, fps=7).save(tmp_path / "out.mp4")
+    meta, back = _read_mp4(path)
+    assert back.shape[0] == 6
+    eh, ew = h + h % 2, w + w % 2  # odd sizes are padded to even for yuv420p
+    assert tuple(meta["size"]) == (ew, eh)
+    assert abs(meta["fps"] - 7) < 1e-6
+    assert np.mean(np.abs(back[:, :h, :w].astype(int) - frames.astype(int))) < 12  # lossy but the same picture
+    assert "h264" in meta["codec"] and "yuv420p" in meta["pix_fmt"]
+    assert _no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_gif_webp_roundtrip(tmp_path, suffix):
+    from PIL import Image, ImageSequence
+
+    frames = _frames(4)
+    path = Video(frames, fps=8).save(tmp_path / f"out{suffix}")
+    with Image.open(path) as im:
+        assert im.size == (48, 32)
+        assert im.n_frames == 4
+        assert im.info.get("loop", 0) == 0
+        back, durations = [], []
+        for f in ImageSequence.Iterator(im):
+            back.append(np.asarray(f.convert("RGB")))
+            durations.append(f.info.get("duration"))
+        back = np.stack(back)
+    assert all(abs(d - 125) <= 10 for d in durations), durations  # GIF stores centiseconds
+    assert np.mean(np.abs(back.astype(int) - frames.astype(int))) < 12
+
+
+def test_png_directory_and_patterns(tmp_path):
+    from PIL import Image
+
+    frames = _frames(3)
+    out = Video(frames, fps=7).save(tmp_path / "frames")
+    names = sorted(os.listdir(out))
+    assert names == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(out, names[1]))), frames[1])  # lossless
+    Video(frames, fps=7).save(str(tmp_path / "p_%03d.png"))
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("p_")) == ["p_000.png", "p_001.png", "p_002.png"]
+    Video(frames, fps=7).save(str(tmp_path / "s_*.png"))
+    assert (tmp_path / "s_00002.png").exists()
+    single = Video(frames[:1], fps=7).save(str(tmp_path / "one.png"))
+    np.testing.assert_array_equal(np.asarray(Image.open(single)), frames[0])
+    assert _no_partials(tmp_path) == []
+
+
+def test_export_to_video_like_diffusers(tmp_path):
+    from PIL import Image
+
+    frames = _frames(3)
+    pil = [Image.fromarray(f) for f in frames]
+    p1 = export_to_video(pil, str(tmp_path / "a.mp4"), fps=5)
+    assert _read_mp4(p1)[1].shape[0] == 3
+    floats = [f.astype(np.float32) / 255 for f in frames]
+    p2 = export_to_video(floats, str(tmp_path / "b.gif"), fps=5)
+    assert Image.open(p2).n_frames == 3
+    p3 = svdc.export_to_video(frames, fps=5)  # temp path like diffusers
+    try:
+        assert p3.endswith(".mp4") and os.path.getsize(p3) > 0
+    finally:
+        os.remove(p3)
+
+
+def test_bad_inputs(tmp_path):
+    frames = _frames(2)
+    with pytest.raises(ValueError, match="'.avi'"):
+        Video(frames).save(tmp_path / "x.avi")
+    with pytest.raises(TypeError, match="uint8"):
+        Video(frames.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        Video(frames[..., :2])
+    with pytest.raises(ValueError, match="fps"):
+        Video(frames, fps=0)
+    with pytest.raises(ValueError, match="fps"):
+        Video(frames, fps=-3)
+    with pytest.raises(ValueError, match="fps"):
+        Video(frames, fps=float("nan"))
+    with pytest.raises(ValueError, match="video_frames"):
+        export_to_video([], str(tmp_path / "e.mp4"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    """A failure mid-write (here: an interrupt in the encoder) removes the partial file; an older file survives."""
+    frames = _frames(3)
+    target = tmp_path / "out.gif"
+    target.write_bytes(b"old")
+
+    def boom(self, tmp, fmt):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Video, "_write_pillow", boom)
+    with pytest.raises(KeyboardInterrupt):
+        Video(frames).save(target)
+    assert target.read_bytes() == b"old"
+    assert _no_partials(tmp_path) == []
