@@ -11,6 +11,7 @@ import json
 import math
 import mmap
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 
@@ -78,6 +79,41 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _max_ndim() -> int:
+    try:
+        np.empty((1,) * 64)
+        return 64  # NumPy 2
+    except ValueError:
+        return 32  # NumPy 1.x
+
+
+_MAX_NDIM = _max_ndim()
+
+
+def _nbytes(shape: list[int], itemsize: int, limit: int) -> int | None:
+    """prod(shape) * itemsize, or None once it exceeds `limit` (stops early: a crafted shape of thousands of huge
+    integers must not cost a multi-million-digit product)."""
+    if 0 in shape:
+        return 0
+    n = itemsize
+    for d in shape:
+        n *= d
+        if n > limit:
+            return None
+    return n
+
+
+def _short(value) -> str:
+    """repr() for an error message, cut short when a crafted header makes a value enormous."""
+    if isinstance(value, list) and len(value) > 8:
+        text = "[" + ", ".join(_short(v) for v in value[:8]) + f", ... ({len(value)} items)]"
+    elif isinstance(value, (dict, list, str)) and len(value) > 200:
+        text = repr(value[:200] if isinstance(value, (str, list)) else dict(list(value.items())[:8]))
+    else:
+        text = repr(value)
+    return text if len(text) <= 240 else text[:240] + "..."
+
+
 def _reject_duplicates(pairs):
     out = {}
     for k, v in pairs:
@@ -103,6 +139,11 @@ class SafetensorsFile:
     file, the tensor or "header", and what is wrong. A missing file is deliberately not a FileNotFoundError: callers
     loading weights need to catch only one exception type, and the message carries the path and the OS error text.
     As with any mmap, truncating the file on disk while views are alive is undefined (the OS may raise SIGBUS).
+
+    Compared with the reference reader (the `safetensors` package) this one is stricter in that it rejects duplicate
+    JSON keys, unknown entry fields and NaN/Infinity literals, and deliberately more lenient in two harmless ways:
+    unused bytes between or after tensors are allowed, and a JSON integer written `-0` reads as 0. Anything the
+    reference reads, this reads identically (tests/unit/test_weights.py checks it on fuzzed files).
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -110,6 +151,9 @@ class SafetensorsFile:
         self._mmap: mmap.mmap | None = None
         self._closed = False
         try:
+            # Refuse FIFOs, devices and folders before open(): opening a FIFO would block forever.
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                raise CheckpointError(f"{self.path}: not a regular file")
             with open(self.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size < 8:
@@ -141,7 +185,7 @@ class SafetensorsFile:
 
     def _fail(self, where: str | None, what: str):
         """where: a tensor name, or None for the header as a whole."""
-        where = "header" if where is None else f"tensor {where!r}"
+        where = "header" if where is None else f"tensor {_short(where)}"
         raise CheckpointError(f"{self.path}: {where}: {what}")
 
     def _parse_header(self, raw: bytes):
@@ -176,21 +220,31 @@ class SafetensorsFile:
                 self._fail(name, f"entry keys must be dtype, shape, data_offsets (missing {missing}, extra {extra})")
             dtype = info["dtype"]
             if not isinstance(dtype, str) or dtype not in DTYPES:
-                self._fail(name, f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+                self._fail(name, f"unknown dtype {_short(dtype)} (known: {', '.join(DTYPES)})")
             shape = info["shape"]
             if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-                self._fail(name, f"shape must be a list of non-negative integers, got {shape!r}")
+                self._fail(name, f"shape must be a list of non-negative integers, got {_short(shape)}")
             offsets = info["data_offsets"]
             if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-                self._fail(name, f"data_offsets must be [begin, end] integers, got {offsets!r}")
+                self._fail(name, f"data_offsets must be [begin, end] integers, got {_short(offsets)}")
             begin, end = offsets
             if begin < 0 or begin > end:
                 self._fail(name, f"data_offsets [{begin}, {end}] must satisfy 0 <= begin <= end")
             if end > self._data_len:
                 self._fail(name, f"data_offsets [{begin}, {end}] run past the data region ({self._data_len} bytes)")
-            nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+            if len(shape) > _MAX_NDIM:
+                self._fail(name, f"has {len(shape)} dimensions; NumPy supports at most {_MAX_NDIM}")
+            nbytes = _nbytes(shape, DTYPES[dtype].itemsize, end - begin)
             if end - begin != nbytes:
-                self._fail(name, f"holds {end - begin} bytes but shape {shape} of {dtype} needs {nbytes}")
+                if nbytes is None and all(d < 2**64 for d in shape):  # ndim <= 64 here: the product is small
+                    nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+                needs = f"{nbytes} bytes" if nbytes is not None else f"more than {end - begin} bytes"
+                self._fail(name, f"holds {end - begin} bytes but shape {_short(shape)} of {dtype} needs {needs}")
+            if nbytes == 0:
+                try:  # zero-size shapes may still carry dimensions NumPy cannot represent, e.g. [0, 2**70]
+                    np.empty(shape, dtype=DTYPES[dtype])
+                except (ValueError, OverflowError, MemoryError) as e:
+                    self._fail(name, f"shape {_short(shape)} is not representable: {e}")
             entries[name] = (dtype, tuple(shape), begin, end)
 
         # No two non-empty tensors may share bytes (a writer bug or a crafted file); zero-size tensors occupy nothing.
@@ -271,7 +325,7 @@ def to_float32(array: np.ndarray, dtype_str: str, what: str = "array") -> np.nda
     """Converts a tensor stored as safetensors dtype `dtype_str` to a C-contiguous float32 array.
 
     F32: returned as is when already aligned C-contiguous float32 (zero-copy, possibly read-only), else copied.
-    F16, F64: converted. BF16 (stored as uint16): the 16 bits become the high half of a float32, which is exact.
+    F16, F64: converted (F64 values outside float32's range raise CheckpointError rather than become inf). BF16 (stored as uint16): the 16 bits become the high half of a float32, which is exact.
     Any other dtype, or an array whose NumPy dtype does not match the storage of `dtype_str`, raises CheckpointError.
     """
     if not isinstance(array, np.ndarray):
@@ -289,7 +343,15 @@ def to_float32(array: np.ndarray, dtype_str: str, what: str = "array") -> np.nda
     if array.dtype == np.float32 and array.flags.c_contiguous and array.flags.aligned:
         return array
     # np.array copies (so the result is aligned too); not ascontiguousarray, which turns 0-d arrays into 1-d
-    return np.array(array, dtype=np.float32, order="C")
+    with np.errstate(over="ignore"):  # F64 overflow is reported below, by count
+        out = np.array(array, dtype=np.float32, order="C")
+    if dtype_str == "F64":
+        # Values beyond float32's range would silently become inf and poison every result that uses them.
+        overflow = np.isinf(out) & np.isfinite(array)
+        if overflow.any():
+            raise CheckpointError(f"{what}: {int(overflow.sum())} F64 values are outside the float32 range "
+                                  f"(|x| > {float(np.finfo(np.float32).max):.4g})")
+    return out
 
 
 def load_file(path: str | os.PathLike, dtype: str | None = None) -> dict[str, np.ndarray]:
