@@ -459,6 +459,7 @@ class LazyWeights(Mapping):
     A loader may return any floating ndarray (float16/float64 are converted explicitly to float32); a non-floating
     result raises CheckpointError, because silently casting e.g. raw bf16 bits would produce garbage weights.
     `shapes` (optional) records each tensor's shape so callers can check shapes without loading.
+    Values may be read-only zero-copy views of a memory-mapped file (aligned F32 tensors): copy before modifying.
     """
 
     def __init__(self, loaders: Mapping[str, Callable[[], np.ndarray]],

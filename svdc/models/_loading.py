@@ -51,6 +51,12 @@ class Source:
         for f in self.files:
             f.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def read_json(path: str, what: str) -> dict:
     """A JSON object from `path` (strict UTF-8); anything else is a CheckpointError naming the file."""
@@ -93,6 +99,12 @@ def resolve(path: str | os.PathLike, component: str, variant: str | None = None)
     if os.path.isfile(p):
         if p.lower().endswith(_PICKLE_SUFFIXES):
             _refuse_pickle(p)
+        base = os.path.basename(p)
+        if base in ("config.json", "model_index.json"):  # the folder was meant
+            return resolve(os.path.dirname(os.path.abspath(p)), component, variant)
+        if base.lower().endswith(".json"):
+            raise CheckpointError(f"{p}: a JSON file is not a checkpoint; pass the folder that holds it, or a "
+                                  f".safetensors file")
         f = SafetensorsFile(p)
         return Source(kind="single_file", path=p, file=f, files=(f,))
     if not os.path.isdir(p):

@@ -244,3 +244,13 @@ def test_bad_paths_and_configs(tmp_path):
         resolve(tmp_path, "decoder")
     with pytest.raises(TypeError):
         resolve(3, "unet")
+
+
+def test_json_paths(tmp_path, models):
+    vae, _ = models
+    vae.save_pretrained(tmp_path / "vae")
+    with resolve(tmp_path / "vae" / "config.json", "vae") as src:
+        assert src.kind == "folder" and src.path == str(tmp_path / "vae")
+    (tmp_path / "vae" / "other.json").write_text("{}")
+    with pytest.raises(svdc.CheckpointError, match="pass the folder"):
+        resolve(tmp_path / "vae" / "other.json", "vae")
