@@ -118,7 +118,7 @@ def _reject_duplicates(pairs):
     out = {}
     for k, v in pairs:
         if k in out:
-            raise ValueError(f"duplicate key {k!r}")
+            raise ValueError(f"duplicate key {_short(k)}")
         out[k] = v
     return out
 
@@ -325,21 +325,23 @@ def to_float32(array: np.ndarray, dtype_str: str, what: str = "array") -> np.nda
     """Converts a tensor stored as safetensors dtype `dtype_str` to a C-contiguous float32 array.
 
     F32: returned as is when already aligned C-contiguous float32 (zero-copy, possibly read-only), else copied.
-    F16, F64: converted (F64 values outside float32's range raise CheckpointError rather than become inf). BF16 (stored as uint16): the 16 bits become the high half of a float32, which is exact.
+    F16, F64: converted (F64 values outside float32's range raise CheckpointError rather than become inf).
+    BF16 (stored as uint16): the 16 bits become the high half of a float32, which is exact.
     Any other dtype, or an array whose NumPy dtype does not match the storage of `dtype_str`, raises CheckpointError.
     """
     if not isinstance(array, np.ndarray):
         raise CheckpointError(f"{what}: expected a numpy.ndarray, got {type(array).__name__}")
-    if dtype_str not in FLOAT_DTYPES:
-        raise CheckpointError(f"{what}: cannot convert dtype {dtype_str!r} to float32 (expected one of F32, F16, BF16, F64)")
+    if not isinstance(dtype_str, str) or dtype_str not in FLOAT_DTYPES:
+        raise CheckpointError(f"{what}: cannot convert dtype {dtype_str!r} to float32 "
+                              f"(expected one of F32, F16, BF16, F64)")
     storage = DTYPES[dtype_str]
     if array.dtype.newbyteorder("=") != storage.newbyteorder("="):
         raise CheckpointError(f"{what}: dtype {dtype_str} must be stored as {storage.name}, got {array.dtype}")
     if dtype_str == "BF16":
-        bits = np.asarray(array, dtype=np.uint32, order="C")  # a new C-contiguous array (the dtype changes)
-        # bf16 is the top half of the float32 bit pattern
+        # bf16 is the top half of the float32 bit pattern; the dtype change makes a new C-contiguous array
+        bits = np.asarray(array, dtype=np.uint32, order="C")
         bits <<= 16
-        return bits.view(np.float32)  # astype made a fresh C-contiguous array
+        return bits.view(np.float32)
     if array.dtype == np.float32 and array.flags.c_contiguous and array.flags.aligned:
         return array
     # np.array copies (so the result is aligned too); not ascontiguousarray, which turns 0-d arrays into 1-d
@@ -513,7 +515,8 @@ class LazyWeights(Mapping):
         elif callable(rename):
             mapper = rename
         else:
-            raise TypeError(f"LazyWeights.from_file: rename must be a mapping or a callable, got {type(rename).__name__}")
+            raise TypeError(f"LazyWeights.from_file: rename must be a mapping or a callable, "
+                            f"got {type(rename).__name__}")
         loaders: dict[str, Callable[[], np.ndarray]] = {}
         shapes: dict[str, tuple[int, ...]] = {}
         sources: dict[str, str] = {}
