@@ -4,6 +4,7 @@ from .runtime import devices, info
 from . import weights
 from .random import Generator
 from .video import Video, export_to_video
+from .pipelines.image_to_video import ImageToVideo
 
 __version__ = _C.build_info()["version"]
 
@@ -19,6 +20,7 @@ __all__ = [
     "Generator",
     "Video",
     "export_to_video",
+    "ImageToVideo",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

@@ -1,0 +1,187 @@
+"""svdc.ImageToVideo: SVD / SVD-XT image-to-video, step for step diffusers' StableVideoDiffusionPipeline (spec §4.1)
+with an sgm-defaults preset (§4.3). The maths lives in the components and the C sampler; this file orchestrates."""
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import schedules
+from ..video import Video
+from . import base
+
+PRESETS = (None, "diffusers", "sgm")
+
+# diffusers' __call__ defaults; with preset="sgm" an argument left at its diffusers default takes the sgm value.
+_DIFFUSERS_DEFAULTS = dict(num_inference_steps=25, fps=7, min_guidance_scale=1.0, max_guidance_scale=3.0,
+                           decode_chunk_size=None)
+# sgm scripts/sampling/simple_video_sample.py per model (keyed by the UNet's frame count); fps is fps_id there.
+_SGM_DEFAULTS = {
+    14: dict(num_inference_steps=25, fps=6, min_guidance_scale=1.0, max_guidance_scale=2.5, decode_chunk_size=14),
+    25: dict(num_inference_steps=30, fps=6, min_guidance_scale=1.5, max_guidance_scale=3.0, decode_chunk_size=14),
+}
+
+
+class ImageToVideo:
+    """Image-to-video with SVD-family weights. Build with from_pretrained(path) or from_components(...), then
+    ``video = pipe(image, ...)`` -> svdc.Video."""
+
+    def __init__(self, unet, vae, image_encoder, scheduler_config: dict | None = None, preset: str | None = None,
+                 default_num_frames: int | None = None):
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
+        self.unet = unet
+        self.vae = vae
+        self.image_encoder = image_encoder
+        self.scheduler_config = dict(scheduler_config or {})
+        schedules.euler_schedule(1, self.scheduler_config)  # refuse an unsupported scheduler now, not mid-call
+        self.preset = preset
+        cfg = getattr(unet, "config", {}) or {}
+        self.default_num_frames = int(default_num_frames or cfg.get("num_frames") or 14)
+        self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
+
+    # ---- construction ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None) -> "ImageToVideo":
+        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]) or a
+        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors)."""
+        from .. import CheckpointError, ImageEncoder, UNet, VAE
+
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
+        p = os.fspath(path)
+        if not os.path.exists(p):
+            raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
+                                  "single .safetensors file)")
+        scheduler_config = None
+        if os.path.isdir(p):
+            if not os.path.isfile(os.path.join(p, "model_index.json")):
+                raise CheckpointError(f"{p}: not a diffusers pipeline folder (no model_index.json); expected "
+                                      "model_index.json with unet/, vae/ and image_encoder/ subfolders")
+            sched = os.path.join(p, "scheduler", "scheduler_config.json")
+            if os.path.isfile(sched):
+                from ..models._loading import read_json
+
+                scheduler_config = read_json(sched, "the scheduler config")
+        unet = UNet.from_pretrained(p, device=device, dtype=dtype)
+        vae = VAE.from_pretrained(p, device=device, dtype=dtype)
+        image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype)
+        return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset)
+
+    @classmethod
+    def from_components(cls, unet, vae, image_encoder, scheduler_config: dict | None = None,
+                        preset: str | None = None, num_frames: int | None = None) -> "ImageToVideo":
+        """Assemble from loaded svdc.UNet, svdc.VAE and svdc.ImageEncoder (or objects with the same API)."""
+        return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset,
+                   default_num_frames=num_frames)
+
+    def __repr__(self) -> str:
+        return f"svdc.ImageToVideo(num_frames={self.default_num_frames}, preset={self.preset!r})"
+
+    # ---- the call ----------------------------------------------------------------------------------------------
+    def __call__(self, image, num_frames: int | None = None, num_inference_steps: int = 25, fps: float = 7,
+                 motion_bucket_id: float = 127, noise_aug_strength: float = 0.02, min_guidance_scale: float = 1.0,
+                 max_guidance_scale: float = 3.0, decode_chunk_size: int | None = None, seed=None, latents=None,
+                 height: int = 576, width: int = 1024, callback: Optional[Callable] = None,
+                 progress: bool = True):
+        """Generate a video from `image` (a path, a PIL image, an (H, W, 3) array, or a list of them for a batch).
+
+        Follows diffusers' StableVideoDiffusionPipeline: CLIP embedding of the image; the image LANCZOS-resized to
+        width×height, in [-1, 1], plus noise_aug_strength·N(0, I) (drawn first from the seed's generator); its VAE
+        latent (unscaled) as the concat condition; added ids [fps − 1, motion_bucket_id, noise_aug_strength];
+        Karras/Euler sampling with guidance linear in the frame index from min to max (CFG only when max > 1);
+        decode in chunks of decode_chunk_size frames (None: all at once); uint8 frames.
+        `seed` (int) gives the same noise as diffusers with torch.Generator("cpu").manual_seed(seed); `latents`
+        (B, F, 4, H/8, W/8) replaces the initial noise (it is multiplied by init_noise_sigma, as in diffusers).
+        `callback(step, total, latents)` runs after every step. Returns svdc.Video (a list for a list of images).
+        With preset="sgm", arguments left at their diffusers defaults take sgm's values (steps, guidance, decode
+        chunk 14) and `fps` is sgm's fps_id (default 6) fed to the model directly; frames are truncated to uint8.
+        """
+        sgm = self.preset == "sgm"
+        num_frames = self.default_num_frames if num_frames is None else base.check_int("num_frames", num_frames, 1)
+        if sgm:
+            chosen = _SGM_DEFAULTS[25 if self.default_num_frames >= 25 else 14]
+            given = dict(num_inference_steps=num_inference_steps, fps=fps, min_guidance_scale=min_guidance_scale,
+                         max_guidance_scale=max_guidance_scale, decode_chunk_size=decode_chunk_size)
+            for k, v in given.items():
+                if v == _DIFFUSERS_DEFAULTS[k]:
+                    given[k] = chosen[k]
+            num_inference_steps, fps = given["num_inference_steps"], given["fps"]
+            min_guidance_scale, max_guidance_scale = given["min_guidance_scale"], given["max_guidance_scale"]
+            decode_chunk_size = given["decode_chunk_size"]
+        steps = base.check_int("num_inference_steps", num_inference_steps, 1)
+        fps = base.check_number("fps", fps, 0.0, strict=not sgm)  # fps_id 0 is legal in sgm, fps 0 is not
+        motion = base.check_number("motion_bucket_id", motion_bucket_id, 0.0)
+        aug = base.check_number("noise_aug_strength", noise_aug_strength, 0.0)
+        gmin = base.check_number("min_guidance_scale", min_guidance_scale)
+        gmax = base.check_number("max_guidance_scale", max_guidance_scale)
+        if gmin > gmax:
+            raise ValueError(f"min_guidance_scale ({gmin:g}) must be <= max_guidance_scale ({gmax:g})")
+        multiple = 64 if sgm else self.vae_scale_factor
+        why = " (the sgm preset rounds to multiples of 64)" if sgm else ""
+        height = base.check_multiple("height", height, multiple, why)
+        width = base.check_multiple("width", width, multiple, why)
+        chunk = num_frames if decode_chunk_size is None else base.check_int("decode_chunk_size", decode_chunk_size, 1)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable (step, total, latents), got {type(callback).__name__}")
+
+        batched = isinstance(image, (list, tuple))
+        images = [base.load_image(im, f"image[{i}]") for i, im in enumerate(image)] if batched \
+            else [base.load_image(image)]
+        if not images:
+            raise ValueError("image: expected at least one image, got an empty list")
+        b = len(images)
+        h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
+        c = int(getattr(self.unet, "in_channels", 8)) // 2  # noisy latents | concat condition
+        latent_shape = (b, num_frames, c, h, w)
+        if latents is not None:
+            latents = np.asarray(latents)
+            if latents.shape != latent_shape:
+                raise ValueError(f"latents: expected shape {latent_shape} (B, F, C, height/8, width/8), got "
+                                 f"{latents.shape}")
+            latents = np.ascontiguousarray(latents, dtype=np.float32)
+            if not np.all(np.isfinite(latents)):
+                raise ValueError("latents: contains NaN or Inf")
+        generator = base.make_generator(seed)
+        cfg = gmax > 1.0  # diffusers' do_classifier_free_guidance with the scalar max_guidance_scale
+
+        # 1. CLIP image embedding (B, 1, D); the uncond rows are zeros.
+        pixels = self.image_encoder.preprocess(images if b > 1 else images[0])
+        embeds = np.asarray(self.image_encoder(pixels), dtype=np.float32)[:, None, :]  # (B, D) -> (B, 1, D)
+        if cfg:
+            embeds = np.concatenate([np.zeros_like(embeds), embeds])
+        # 2.-4. the noise-augmented image (noise drawn BEFORE the latents) and its VAE latent (posterior mean).
+        pix = np.concatenate([base.vae_image(im, height, width) for im in images])  # (B, 3, H, W)
+        noise = generator.randn(pix.shape)
+        pix = pix + np.float32(aug) * noise
+        cond = np.ascontiguousarray(self.vae.encode(pix), dtype=np.float32)  # (B, 4, h, w), unscaled
+        # 5. added ids [fps_id, motion_bucket_id, noise_aug_strength]; the uncond rows get the same ids.
+        fps_id = fps if sgm else fps - 1
+        ids = np.tile(np.array([[fps_id, motion, aug]], dtype=np.float32), (b, 1))
+        if cfg:
+            ids = np.concatenate([ids, ids])
+        # 6. schedule and the initial latents x = N(0, I)·init_noise_sigma.
+        sched = schedules.euler_schedule(steps, self.scheduler_config)
+        x0 = generator.randn(latent_shape) if latents is None else latents
+        sampler = base.new_sampler(latent_shape, sched.sigmas)
+        sampler.set_latents(x0, float(sched.init_noise_sigma))
+        sampler.set_cond(cond)
+        # 7. per-frame guidance w_f = linspace(min, max, F).
+        guidance = schedules.linear_guidance(gmin, gmax, num_frames)
+        rows = 2 * b if cfg else b
+
+        def model(i, u):
+            t = np.full((rows,), sched.timesteps[i], dtype=np.float32)
+            return self.unet(u, t, embeds, ids)
+
+        final = base.denoise(sampler, model, cfg=cfg, guidance=guidance if cfg else None, generator=generator,
+                             callback=callback, progress=progress, desc="img2vid")
+        # 9. decode (B·F, 4, h, w)/scaling_factor in chunks of `chunk` rows, as diffusers' decode_latents.
+        z = final.reshape(b * num_frames, c, h, w) * np.float32(1.0 / self.vae.scaling_factor)
+        frames = np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32), num_frames=num_frames,
+                                            chunk_size=chunk), dtype=np.float32)
+        uint8 = base.to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
+        video_fps = fps + 1 if sgm else fps
+        videos = [Video(uint8[i], fps=video_fps) for i in range(b)]
+        return videos if batched else videos[0]
