@@ -16,3 +16,5 @@ const char *svdc_blas_name(void) { return "OpenBLAS (scipy-openblas32)"; }
 const char *svdc_blas_config(void) { return scipy_openblas_get_config(); }
 
 void svdc_blas_set_num_threads(int n) { scipy_openblas_set_num_threads(n); }
+
+int svdc_blas_get_num_threads(void) { return scipy_openblas_get_num_threads(); }

@@ -13,5 +13,6 @@ void svdc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float
 const char *svdc_blas_name(void);
 const char *svdc_blas_config(void);
 void svdc_blas_set_num_threads(int n);
+int svdc_blas_get_num_threads(void);
 
 #endif
