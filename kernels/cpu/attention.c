@@ -12,21 +12,14 @@
 #include "vmath.h"
 
 #define DIRECT_MAX_LK 64 /* at or below: direct path */
-#define BLOCK_Q 128
-#define BLOCK_K 512
+#define BLOCK_Q 128 /* query rows per task */
+#define BLOCK_K 512 /* keys per online-softmax step: S is 128 x 512 floats = 256 KiB, L2-resident */
 
 /* One query row against all (or, causal, the first `nk`) keys of one head: scores, softmax, weighted sum. */
 static void attend_row(const float *qr, const float *kh, const float *vh, int64_t E, int64_t D, int64_t nk,
                        float scale, float *scores, float *out) {
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < nk; j++) {
-        scores[j] = scale * svdc_dot(qr, kh + j * E, D);
-        if (scores[j] > mx) mx = scores[j];
-    }
-    for (int64_t j = 0; j < nk; j++) scores[j] -= mx;
-    svdc_vexp(scores, scores, nk);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < nk; j++) sum += scores[j];
+    for (int64_t j = 0; j < nk; j++) scores[j] = scale * svdc_dot(qr, kh + j * E, D);
+    const float sum = svdc_vexp_shift_sum(scores, nk, svdc_vmax(scores, nk));
     for (int64_t d = 0; d < D; d++) out[d] = 0.0f;
     for (int64_t j = 0; j < nk; j++) {
         const float pj = scores[j];
@@ -77,17 +70,13 @@ static void attention_block(const float *q, const float *k, const float *v, floa
             float *s = t->S + i * bk;
             if (causal) /* mask key k0+j > query q0+i */
                 for (int64_t j = q0 + i + 1 - k0 > 0 ? q0 + i + 1 - k0 : 0; j < bk; j++) s[j] = -INFINITY;
-            float mx = t->m[i];
-            for (int64_t j = 0; j < bk; j++) mx = s[j] > mx ? s[j] : mx;
+            const float bmx = svdc_vmax(s, bk), mx = bmx > t->m[i] ? bmx : t->m[i];
             /* A row whose keys in this block are all masked keeps its state (mx stays -inf only if it was). */
             if (mx == -INFINITY) {
                 for (int64_t j = 0; j < bk; j++) s[j] = 0.0f;
                 continue;
             }
-            for (int64_t j = 0; j < bk; j++) s[j] -= mx;
-            svdc_vexp(s, s, bk);
-            float sum = 0.0f;
-            for (int64_t j = 0; j < bk; j++) sum += s[j];
+            const float sum = svdc_vexp_shift_sum(s, bk, mx);
             const float corr = t->m[i] == -INFINITY ? 0.0f : expf(t->m[i] - mx);
             t->l[i] = t->l[i] * corr + sum;
             t->m[i] = mx;

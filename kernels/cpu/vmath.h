@@ -75,4 +75,46 @@ static inline float svdc_dot(const float *a, const float *b, int64_t n) {
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
+/* max_i x[i] (-INFINITY for n = 0; NaN-free input assumed, as scores are). */
+static inline float svdc_vmax(const float *x, int64_t n) {
+    int64_t i = 0;
+    float m = -INFINITY;
+#ifdef SVDC_HAVE_AVX2
+    if (n >= 8) {
+        __m256 acc = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) acc = _mm256_max_ps(acc, _mm256_loadu_ps(x + i));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        m = _mm_cvtss_f32(h);
+    }
+#endif
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* x[i] = exp(x[i] - shift) in place; returns the sum of the new values (the softmax denominator). */
+static inline float svdc_vexp_shift_sum(float *x, int64_t n, float shift) {
+    int64_t i = 0;
+    float s = 0.0f;
+#ifdef SVDC_HAVE_AVX2
+    const __m256 sh = _mm256_set1_ps(shift);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = svdc_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    s = _mm_cvtss_f32(h);
+#endif
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - shift);
+        s += x[i];
+    }
+    return s;
+}
+
 #endif
