@@ -113,12 +113,8 @@ svdc_status svdc_cpu_attention(const svdc_ctx *ctx, const svdc_tensor *q, const 
     const size_t mark = svdc_arena_mark(ctx->arena);
     float *scratch = svdc_arena_alloc(ctx->arena, (size_t)(per_thread * threads) * sizeof(float));
     if (!scratch) return SVDC_ERR_MEMORY;
-    /* Threads split the (batch, head, query block) tasks; each tile GEMM then runs on one BLAS thread, so the
-     * BLAS thread count is lowered for the parallel region and restored after it. */
-    const int parallel = threads > 1 && tasks > 1;
-    const int blas_threads = svdc_blas_get_num_threads();
-    if (parallel) svdc_blas_set_num_threads(1);
-#pragma omp parallel num_threads(parallel ? threads : 1)
+    /* Threads split the (batch, head, query block) tasks; svdc_sgemm runs each tile GEMM on the calling thread. */
+#pragma omp parallel if (tasks > 1)
     {
         float *base = scratch + per_thread * omp_get_thread_num();
         const tile_scratch t = {base, base + BLOCK_Q * BLOCK_K, base + BLOCK_Q * BLOCK_K + BLOCK_Q * D,
@@ -130,7 +126,6 @@ svdc_status svdc_cpu_attention(const svdc_ctx *ctx, const svdc_tensor *q, const 
             attention_block(qd, kd, vd, yd, Lq, Lk, E, D, scale, causal, b, h, q0, bq, &t);
         }
     }
-    if (parallel) svdc_blas_set_num_threads(blas_threads);
     svdc_arena_release(ctx->arena, mark);
     return SVDC_OK;
 }
