@@ -1,4 +1,4 @@
-"""The `svdc` command line: `svdc info` (and later `svdc img2vid`, `svdc demo`)."""
+"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`."""
 from __future__ import annotations
 
 import argparse
@@ -12,17 +12,110 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _seed(args) -> int:
+    import os
+
+    return args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+
+
+def _run_img2vid(pipe, image, args, default_size) -> int:
+    seed = _seed(args)
+    height = args.height if args.height is not None else default_size[0]
+    width = args.width if args.width is not None else default_size[1]
+    kwargs = dict(num_frames=args.frames, seed=seed, height=height, width=width, decode_chunk_size=args.decode_chunk_size,
+                  motion_bucket_id=args.motion_bucket_id, noise_aug_strength=args.noise_aug,
+                  progress=not args.quiet)
+    # leave the pipeline's (or the preset's) defaults alone unless given
+    for key, name in (("num_inference_steps", "steps"), ("fps", "fps"), ("min_guidance_scale", "min_guidance"),
+                      ("max_guidance_scale", "max_guidance")):
+        if getattr(args, name) is not None:
+            kwargs[key] = getattr(args, name)
+    video = pipe(image, **kwargs)
+    path = video.save(args.output)
+    print(f"wrote {path}: {video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps (seed {seed})")
+    return 0
+
+
+def _cmd_img2vid(args) -> int:
+    from . import tiny
+    from .pipelines.image_to_video import ImageToVideo
+
+    if args.model == "tiny":
+        print(tiny.RANDOM_WEIGHTS_NOTICE)
+        pipe = tiny.tiny_pipeline(device=args.device)
+        size = (tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
+        args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
+    else:
+        pipe = ImageToVideo.from_pretrained(args.model, device=args.device, dtype=args.dtype, preset=args.preset)
+        size = (576, 1024)
+    return _run_img2vid(pipe, args.image, args, size)
+
+
+def _cmd_demo(args) -> int:
+    from . import tiny
+
+    print(tiny.RANDOM_WEIGHTS_NOTICE)
+    print("(generating from a built-in test picture; use `svdc img2vid IMAGE --model PATH` for real weights)")
+    pipe = tiny.tiny_pipeline(device=args.device)
+    args.image = tiny.test_image(tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
+    args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
+    return _run_img2vid(pipe, args.image, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH))
+
+
+def _generation_options(p: argparse.ArgumentParser, output_default: str | None) -> None:
+    p.add_argument("-o", "--output", default=output_default, required=output_default is None,
+                   help="output: .mp4 (H.264), .gif, .webp, a folder or a *.png pattern for PNG frames")
+    p.add_argument("--frames", type=int, default=None, help="number of frames (default: the model's, 14 or 25)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default 25; sgm preset: 25/30; tiny model: 8)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default 7; fed to the model as fps-1)")
+    p.add_argument("--motion-bucket-id", type=float, default=127, help="motion amount conditioning (default 127)")
+    p.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the conditioning image (0.02)")
+    p.add_argument("--min-guidance", type=float, default=None, help="guidance at the first frame (default 1.0)")
+    p.add_argument("--max-guidance", type=float, default=None, help="guidance at the last frame (default 3.0)")
+    p.add_argument("--decode-chunk-size", type=int, default=None, help="frames decoded at once (default: all)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same noise as torch.manual_seed(seed))")
+    p.add_argument("--height", type=int, default=None, help="output height, a multiple of 8 (default 576)")
+    p.add_argument("--width", type=int, default=None, help="output width, a multiple of 8 (default 1024)")
+    p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda[:N]"')
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svdc", description="Stable Video Diffusion in C/CUDA.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="build information and a PASS/FAIL line per backend")
     p_info.set_defaults(func=_cmd_info)
+
+    p_i2v = sub.add_parser("img2vid", help="image-to-video with SVD / SVD-XT weights (or --model tiny)")
+    p_i2v.add_argument("image", help="input image file")
+    p_i2v.add_argument("--model", required=True,
+                       help="a diffusers pipeline folder, a Stability single file (svd*.safetensors), or 'tiny' "
+                            "(a tiny random-weight model, no download)")
+    p_i2v.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="compute dtype")
+    p_i2v.add_argument("--preset", default=None, choices=["diffusers", "sgm"],
+                       help="default settings: diffusers' pipeline (default) or Stability's sgm scripts")
+    _generation_options(p_i2v, None)
+    p_i2v.set_defaults(func=_cmd_img2vid)
+
+    p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
+    _generation_options(p_demo, "demo.mp4")
+    p_demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from . import SvdcError
+
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError, SvdcError) as e:
+        print(f"svdc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"svdc {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -94,7 +94,9 @@ def random_weights(shapes: dict, seed: int) -> dict:
 def tiny_components(device: str = "auto", seed: int = 0):
     """(unet, vae, image_encoder) with random weights drawn from `seed`."""
     from . import ImageEncoder, UNet, VAE
+    from .runtime import resolve_device
 
+    device = resolve_device(device)  # once, so "auto" warns once rather than per component
     unet = UNet.from_config(UNET_CONFIG, random_weights(UNET_SHAPES, seed), device=device)
     vae = VAE.from_config(VAE_CONFIG, random_weights(VAE_SHAPES, seed + 1), device=device)
     enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG, random_weights(IMAGE_ENCODER_SHAPES, seed + 2),

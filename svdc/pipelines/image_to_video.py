@@ -64,6 +64,9 @@ class ImageToVideo:
                 from ..models._loading import read_json
 
                 scheduler_config = read_json(sched, "the scheduler config")
+        from ..runtime import resolve_device
+
+        device = resolve_device(device)  # once, so "auto" warns once rather than per component
         unet = UNet.from_pretrained(p, device=device, dtype=dtype)
         vae = VAE.from_pretrained(p, device=device, dtype=dtype)
         image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype)
