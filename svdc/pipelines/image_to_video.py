@@ -55,6 +55,10 @@ class ImageToVideo:
             raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
                                   "single .safetensors file)")
         scheduler_config = None
+        num_frames = None
+        if os.path.isfile(p):
+            # svd.safetensors and svd_xt*.safetensors hold the same architecture; only the name says 14 or 25 frames
+            num_frames = 25 if "xt" in os.path.basename(p).lower() else 14
         if os.path.isdir(p):
             if not os.path.isfile(os.path.join(p, "model_index.json")):
                 raise CheckpointError(f"{p}: not a diffusers pipeline folder (no model_index.json); expected "
@@ -70,7 +74,8 @@ class ImageToVideo:
         unet = UNet.from_pretrained(p, device=device, dtype=dtype)
         vae = VAE.from_pretrained(p, device=device, dtype=dtype)
         image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype)
-        return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset)
+        return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset,
+                   default_num_frames=num_frames)
 
     @classmethod
     def from_components(cls, unet, vae, image_encoder, scheduler_config: dict | None = None,
