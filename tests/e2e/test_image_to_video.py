@@ -218,3 +218,22 @@ def test_tiny_tables_match_the_reference_classes(torch_cpu):
     assert unet == _tiny_tables.UNET_SHAPES
     assert vae == _tiny_tables.VAE_SHAPES
     assert enc == _tiny_tables.IMAGE_ENCODER_SHAPES
+
+
+def test_sgm_preset_defaults_and_truncation():
+    """preset="sgm": arguments left at diffusers' defaults take sgm's (SVD: 25 steps, guidance 1 -> 2.5, decode
+    chunks of 14, fps_id 6 fed directly, so the video plays at 7 fps) and frames are truncated, not rounded."""
+    unet, vae, enc = tiny.tiny_components(device="cpu")
+    sgm = svdc.ImageToVideo.from_components(unet, vae, enc, preset="sgm", num_frames=2)
+    totals = []
+    video = sgm(tiny.test_image(), height=64, width=64, seed=0, progress=False,
+                callback=lambda i, n, lat: totals.append(n))
+    assert set(totals) == {25} and len(totals) == 25
+    assert video.fps == 7 and video.num_frames == 2
+    # the same run with the settings spelled out through the diffusers-default pipeline (fps_id 6 = fps 7 - 1)
+    plain = svdc.ImageToVideo.from_components(unet, vae, enc, num_frames=2)
+    ref = plain(tiny.test_image(), height=64, width=64, seed=0, progress=False, num_inference_steps=25, fps=7,
+                min_guidance_scale=1.0, max_guidance_scale=2.5, decode_chunk_size=14)
+    diff = video.frames.astype(int) - ref.frames.astype(int)
+    assert diff.max() <= 0 and diff.min() >= -1  # truncation vs rounding of the same values
+    assert (diff == -1).mean() > 0.2
