@@ -7,7 +7,7 @@
  *   when n % 16 != 0 the last 16 elements are redrawn with 16 fresh uniforms and transformed again.
  *   log/sin/cos are the float polynomial approximations of avx_mathfun.h, as in torch's x86 builds with AVX2 or
  *   AVX512 capability (the default on any x86-64 CPU with AVX2). torch's DEFAULT capability (no AVX2, e.g.
- *   ATEN_CPU_CAPABILITY=default) rounds about 1 in 16 values differently (1 ulp); that variant is not reproduced.
+ *   ATEN_CPU_CAPABILITY=default) differs in the last bits for about half the values; it is not reproduced.
  * - n < 16: one double-precision Box-Muller per pair of elements from 53-bit uniforms (random64), returning r cos θ
  *   and caching r sin θ in the generator for the next element (even across calls).
  * The generator is host-side: noise is drawn on the CPU for every backend, then copied, so all backends agree.
