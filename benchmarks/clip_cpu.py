@@ -88,6 +88,7 @@ def main():
     sys.path.insert(0, ROOT)
     from svdc.configs.clip import VIT_H_14
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="svdc-clip-bench-") as tmp:
         folder = os.path.join(tmp, "image_encoder")
         torch.manual_seed(0)
@@ -152,6 +153,8 @@ def main():
         f"- Model: {n_params:,} parameters, random weights (save_pretrained folder loaded by both), "
         f"input 1x3x224x224",
         f"- Timed calls per side: {args.repeats} after one warm-up call; each side in its own process",
+        f"- Machine load average (1/5/15 min) before: {'/'.join(f'{v:.1f}' for v in load_before)}, after: "
+        f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())} (the machine is shared with other jobs)",
         "",
         "| OMP_WAIT_POLICY | side | load (s) | first call (s) | forward, median (s) | peak RSS (GiB) |",
         "|---|---|---|---|---|---|",

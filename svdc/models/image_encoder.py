@@ -61,6 +61,17 @@ def _check_device_dtype(device, dtype) -> str:
     return dev
 
 
+class _instance_or_class_method:
+    """Binds the function to the instance when called on one, else to the class."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        return self.fn.__get__(obj if obj is not None else cls)
+
+
 class ImageEncoder:
     """CLIPVisionModelWithProjection: pixel_values (N, 3, S, S) float32, CLIP-normalised -> image_embeds
     (N, projection_dim), not L2-normalised. `preprocess(image)` produces pixel_values from images exactly as the
@@ -124,13 +135,19 @@ class ImageEncoder:
         """preprocess + forward: images (PIL / uint8 / [0,1] float arrays) -> image_embeds (N, projection_dim)."""
         return self(self.preprocess(image))
 
-    def preprocess(self, image) -> np.ndarray:
+    @_instance_or_class_method
+    def preprocess(self_or_cls, image) -> np.ndarray:
         """The SVD pipeline's CLIP input: [0,255] -> [-1,1], anti-aliased resize to image_size², (x+1)/2, CLIP
-        mean/std (see svdc.image.clip_preprocess). Returns float32 (N, 3, image_size, image_size)."""
-        if self._config["num_channels"] != 3:
+        mean/std (see svdc.image.clip_preprocess). Returns float32 (N, 3, image_size, image_size).
+        On an instance it uses the encoder's image_size and the feature extractor's mean/std; called on the class
+        (ImageEncoder.preprocess(image)) it uses SVD's defaults: 224 and the OpenAI CLIP constants."""
+        if isinstance(self_or_cls, type):
+            return clip_preprocess(image, 224, CLIP_MEAN, CLIP_STD)
+        cfg = self_or_cls._config
+        if cfg["num_channels"] != 3:
             raise ValueError(f"preprocess: the SVD image path makes 3-channel input; this encoder expects "
-                             f"{self._config['num_channels']} channels")
-        return clip_preprocess(image, self._config["image_size"], self.image_mean, self.image_std)
+                             f"{cfg['num_channels']} channels")
+        return clip_preprocess(image, cfg["image_size"], self_or_cls.image_mean, self_or_cls.image_std)
 
     def _check_pixels(self, x) -> np.ndarray:
         c, s = self._config["num_channels"], self._config["image_size"]

@@ -123,3 +123,10 @@ def test_bad_inputs(bad, exc, words):
 def test_to_float_images_shapes():
     x = to_float_images(np.zeros((4, 6, 3), np.uint8))
     assert x.shape == (1, 4, 6, 3) and x.dtype == np.float32
+
+
+def test_image_encoder_preprocess_on_class_and_instance():
+    img = np.random.default_rng(3).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(svdc.ImageEncoder.preprocess(img), clip_preprocess(img))
+    enc = svdc.ImageEncoder(None, {"image_size": 32, "num_channels": 3}, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    np.testing.assert_array_equal(enc.preprocess(img), clip_preprocess(img, 32, (0.5,) * 3, (0.5,) * 3))
