@@ -305,3 +305,19 @@ def test_full_vit_h14_matches_transformers(torch_cpu):
     assert enc.num_parameters == 632_076_800  # spec §3
     out = enc(x)
     assert_parity(out, ref, what="ViT-H/14 image_embeds")
+
+
+def test_native_config_refusals():
+    from svdc.configs.clip import normalize_config
+
+    good = normalize_config(SMALL[0][0])
+    with pytest.raises(KeyError, match="image_size"):
+        svdc._C.ImageEncoder({k: v for k, v in good.items() if k != "image_size"}, {})
+    with pytest.raises(TypeError, match="hidden_size"):
+        svdc._C.ImageEncoder(dict(good, hidden_size=32.0), {})
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        svdc._C.ImageEncoder(dict(good, num_attention_heads=5), {})
+    with pytest.raises(ValueError, match="hidden_act"):
+        svdc._C.ImageEncoder(dict(good, hidden_act="gelu_new"), {})
+    with pytest.raises(svdc.CheckpointError, match="patch_embedding"):
+        svdc._C.ImageEncoder(good, {})
