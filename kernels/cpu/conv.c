@@ -12,6 +12,7 @@
 
 /* y[n] (O, P) starts as the bias broadcast over the P positions (or zero), so the GEMMs accumulate with beta = 1. */
 static void init_rows(float *y, const float *bias, int64_t O, int64_t P) {
+#pragma omp parallel for schedule(static) if (O * P > 65536)
     for (int64_t o = 0; o < O; o++) {
         const float v = bias ? bias[o] : 0.0f;
         float *row = y + o * P;
