@@ -5,6 +5,7 @@ from . import weights
 from .random import Generator
 from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .models.image_encoder import ImageEncoder
 
 __version__ = _C.build_info()["version"]
 
@@ -25,4 +26,5 @@ __all__ = [
     "ShapeError",
     "CheckpointError",
     "DeviceUnavailableError",
+    "ImageEncoder",
 ]
