@@ -98,20 +98,21 @@ class UNet:
         return cls(native, cfg, dev)
 
     @classmethod
-    def from_pretrained(cls, path, device="auto", dtype=None) -> "UNet":
+    def from_pretrained(cls, path, device="auto", dtype=None, config: dict[str, Any] | None = None) -> "UNet":
         """path: a diffusers unet/ folder, a pipeline folder, or a Stability single file (svd*.safetensors,
         sv3d_*.safetensors). Single files get the sgm preset picked by label_emb.0.0.weight's input width, with the
-        sgm res-block epsilon (1e-5)."""
+        sgm res-block epsilon (1e-5). `config` (a diffusers config dict) overrides config.json / the preset; for a
+        single file its resnet_eps defaults to "sgm"."""
         dev = _device_and_dtype(device, dtype)
         from .. import CheckpointError
         from . import _loading
 
         with _loading.resolve(path, "unet") as src:
             if src.kind == "folder":
-                cfg = unet_configs.from_diffusers(src.config)
+                cfg = unet_configs.from_diffusers(config if config is not None else src.config)
                 weights = src.weights
             else:
-                cfg, weights = cls._single_file(src, CheckpointError)
+                cfg, weights = cls._single_file(src, CheckpointError, config)
             try:
                 native_cfg = unet_configs.to_native(cfg)
             except ValueError as e:
@@ -120,7 +121,7 @@ class UNet:
         return cls(native, cfg, dev)
 
     @staticmethod
-    def _single_file(src, CheckpointError):
+    def _single_file(src, CheckpointError, config=None):
         from ..weights import LazyWeights
 
         sf = src.file
@@ -128,7 +129,10 @@ class UNet:
             raise CheckpointError(f"{src.path}: no tensor {_SGM_ADM_KEY!r}: not a Stability SVD/SV3D checkpoint with "
                                   "a UNet")
         try:
-            cfg = unet_configs.preset(unet_configs.preset_for_adm_width(int(sf.shape_of(_SGM_ADM_KEY)[1])))
+            if config is not None:
+                cfg = unet_configs.from_diffusers({"resnet_eps": "sgm", **config})
+            else:
+                cfg = unet_configs.preset(unet_configs.preset_for_adm_width(int(sf.shape_of(_SGM_ADM_KEY)[1])))
             names = unet_naming.single_file_names(sf.keys(), cfg)
         except ValueError as e:
             raise CheckpointError(f"{src.path}: {e}") from e
