@@ -14,7 +14,7 @@
 #define LN_EPS 1e-5f      /* nn.LayerNorm default, every LN of both blocks */
 #define GN_EPS 1e-6f      /* the transformer's input GroupNorm */
 #define GN_GROUPS 32
-#define FF_CHUNK_BYTES ((size_t)32 << 20) /* cap on the GEGLU hidden buffer: rows are processed in chunks */
+#define SCRATCH_BYTES ((size_t)8 << 20) /* cap on each per-chunk scratch buffer of a sub-layer */
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Declarations (diffusers names) */
@@ -122,66 +122,79 @@ void svdc_st_transformer_free(svdc_st_transformer *t) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * Residual sub-layers. Each updates the token stream x in place and uses the caller's scratch buffers n and o (each
- * as large as x); anything else comes from the arena and is released before returning. */
+ * Residual sub-layers. Each updates the token stream x in place. Every sub-layer is independent across rows (LN, FF)
+ * or across batch entries (attention), so it runs in chunks whose scratch is capped near SCRATCH_BYTES: the stream
+ * itself is the only full-size buffer a sub-layer touches. Scratch comes from the arena and is released on return. */
 
-/* x (rows, C) += FF(LN(x)). The GEGLU hidden layer (rows x 8C, then 4C) is produced in row chunks so that it never
- * exists for all rows at once; every row's result is the same as unchunked. */
-static svdc_status ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, const svdc_tensor *nw,
-                               const svdc_tensor *nb, float *x, int64_t rows, float *n, float *o) {
-    const int64_t c = ff->dim, inner = ff->inner;
-    svdc_tensor X = u_view2(ctx, x, rows, c), N = u_view2(ctx, n, rows, c), O = u_view2(ctx, o, rows, ff->dim_out);
-    UTRY(svdc_op_layer_norm(ctx, &X, nw, nb, LN_EPS, &N));
-    int64_t chunk = (int64_t)(FF_CHUNK_BYTES / ((size_t)2 * (size_t)inner * sizeof(float)));
-    if (chunk < 64) chunk = 64;
-    if (chunk > rows) chunk = rows;
-    size_t mark = svdc_arena_mark(ctx->arena);
-    svdc_tensor H, G;
-    svdc_status s = u_alloc2(ctx, &H, chunk, 2 * inner);
-    if (!s) s = u_alloc2(ctx, &G, chunk, inner);
-    for (int64_t r0 = 0; !s && r0 < rows; r0 += chunk) {
-        int64_t r = rows - r0 < chunk ? rows - r0 : chunk;
-        svdc_tensor Nc = u_view2(ctx, u_at(n, r0 * c), r, c);
-        svdc_tensor Hc = u_view2(ctx, H.data, r, 2 * inner), Gc = u_view2(ctx, G.data, r, inner);
-        svdc_tensor Oc = u_view2(ctx, u_at(o, r0 * ff->dim_out), r, ff->dim_out);
-        s = svdc_op_linear(ctx, &Nc, &ff->proj_w, &ff->proj_b, &Hc);
-        if (!s) s = svdc_op_geglu(ctx, &Hc, &Gc); /* [a | g] -> a * gelu(g) */
-        if (!s) s = svdc_op_linear(ctx, &Gc, &ff->out_w, &ff->out_b, &Oc);
-    }
-    svdc_arena_release(ctx->arena, mark);
-    UTRY(s);
-    return svdc_op_add(ctx, &X, &O, &X);
+/* Rows per chunk when each row needs `row_floats` floats of the largest scratch buffer (at least 1). */
+static int64_t chunk_rows(int64_t row_floats, int64_t total) {
+    int64_t r = (int64_t)(SCRATCH_BYTES / ((size_t)row_floats * sizeof(float)));
+    if (r < 1) r = 1;
+    return r < total ? r : total;
 }
 
-/* x (batch, len, C) += Attn(LN(x)) with self-attention over the `len` tokens of each batch row. */
-static svdc_status self_attn_residual(const svdc_ctx *ctx, const svdc_attention *a, const svdc_tensor *nw,
-                                      const svdc_tensor *nb, float *x, int64_t batch, int64_t len, float *n,
-                                      float *o) {
-    const int64_t c = a->query_dim;
-    svdc_tensor X = u_view3(ctx, x, batch, len, c), N = u_view3(ctx, n, batch, len, c);
-    svdc_tensor Q = u_view3(ctx, o, batch, len, c);
-    UTRY(svdc_op_layer_norm(ctx, &X, nw, nb, LN_EPS, &N));
+/* x (rows, C) += FF(LN(x)). The GEGLU hidden layer (8C wide, then 4C) only ever exists for one chunk of rows. */
+static svdc_status ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, const svdc_tensor *nw,
+                               const svdc_tensor *nb, float *x, int64_t rows) {
+    const int64_t c = ff->dim, inner = ff->inner, co = ff->dim_out;
+    const int64_t chunk = chunk_rows(2 * inner, rows);
     size_t mark = svdc_arena_mark(ctx->arena);
-    svdc_tensor K, V;
-    svdc_status s = u_alloc3(ctx, &K, batch, len, c);
-    if (!s) s = u_alloc3(ctx, &V, batch, len, c);
-    if (!s) s = svdc_op_linear(ctx, &N, &a->q_w, NULL, &Q);
-    if (!s) s = svdc_op_linear(ctx, &N, &a->k_w, NULL, &K);
-    if (!s) s = svdc_op_linear(ctx, &N, &a->v_w, NULL, &V);
-    /* softmax(q kᵀ / sqrt(head_dim)) v, streamed: no len x len matrix; the result overwrites N (no longer needed) */
-    if (!s) s = svdc_op_attention(ctx, &Q, &K, &V, a->heads, 1.0f / sqrtf((float)(c / a->heads)), 0, &N);
-    if (!s) s = svdc_op_linear(ctx, &N, &a->out_w, &a->out_b, &K); /* to_out.0 -> K (free now) */
-    if (!s) s = svdc_op_add(ctx, &X, &K, &X);
+    svdc_tensor N, H, G, O;
+    svdc_status s = u_alloc2(ctx, &N, chunk, c);
+    if (!s) s = u_alloc2(ctx, &H, chunk, 2 * inner);
+    if (!s) s = u_alloc2(ctx, &G, chunk, inner);
+    if (!s) s = u_alloc2(ctx, &O, chunk, co);
+    for (int64_t r0 = 0; !s && r0 < rows; r0 += chunk) {
+        const int64_t r = rows - r0 < chunk ? rows - r0 : chunk;
+        svdc_tensor Xc = u_view2(ctx, u_at(x, r0 * c), r, c), Nc = u_view2(ctx, N.data, r, c);
+        svdc_tensor Hc = u_view2(ctx, H.data, r, 2 * inner), Gc = u_view2(ctx, G.data, r, inner);
+        svdc_tensor Oc = u_view2(ctx, O.data, r, co);
+        s = svdc_op_layer_norm(ctx, &Xc, nw, nb, LN_EPS, &Nc);
+        if (!s) s = svdc_op_linear(ctx, &Nc, &ff->proj_w, &ff->proj_b, &Hc);
+        if (!s) s = svdc_op_geglu(ctx, &Hc, &Gc); /* [a | g] -> a * gelu(g) */
+        if (!s) s = svdc_op_linear(ctx, &Gc, &ff->out_w, &ff->out_b, &Oc);
+        if (!s) s = svdc_op_add(ctx, &Xc, &Oc, &Xc);
+    }
+    svdc_arena_release(ctx->arena, mark);
+    return s;
+}
+
+/* x (batch, len, C) += Attn(LN(x)): self-attention over the `len` tokens of each batch entry, in chunks of entries. */
+static svdc_status self_attn_residual(const svdc_ctx *ctx, const svdc_attention *a, const svdc_tensor *nw,
+                                      const svdc_tensor *nb, float *x, int64_t batch, int64_t len) {
+    const int64_t c = a->query_dim;
+    const int64_t chunk = chunk_rows(len * c, batch);
+    const float scale = 1.0f / sqrtf((float)(c / a->heads));
+    size_t mark = svdc_arena_mark(ctx->arena);
+    svdc_tensor N, Q, K, V;
+    svdc_status s = u_alloc3(ctx, &N, chunk, len, c);
+    if (!s) s = u_alloc3(ctx, &Q, chunk, len, c);
+    if (!s) s = u_alloc3(ctx, &K, chunk, len, c);
+    if (!s) s = u_alloc3(ctx, &V, chunk, len, c);
+    for (int64_t b0 = 0; !s && b0 < batch; b0 += chunk) {
+        const int64_t nbat = batch - b0 < chunk ? batch - b0 : chunk;
+        svdc_tensor Xc = u_view3(ctx, u_at(x, b0 * len * c), nbat, len, c);
+        svdc_tensor Nc = u_view3(ctx, N.data, nbat, len, c), Qc = u_view3(ctx, Q.data, nbat, len, c);
+        svdc_tensor Kc = u_view3(ctx, K.data, nbat, len, c), Vc = u_view3(ctx, V.data, nbat, len, c);
+        s = svdc_op_layer_norm(ctx, &Xc, nw, nb, LN_EPS, &Nc);
+        if (!s) s = svdc_op_linear(ctx, &Nc, &a->q_w, NULL, &Qc);
+        if (!s) s = svdc_op_linear(ctx, &Nc, &a->k_w, NULL, &Kc);
+        if (!s) s = svdc_op_linear(ctx, &Nc, &a->v_w, NULL, &Vc);
+        /* softmax(q kᵀ / sqrt(head_dim)) v, streamed (no len x len matrix); the result overwrites N */
+        if (!s) s = svdc_op_attention(ctx, &Qc, &Kc, &Vc, a->heads, scale, 0, &Nc);
+        if (!s) s = svdc_op_linear(ctx, &Nc, &a->out_w, &a->out_b, &Kc); /* to_out.0 -> K (free now) */
+        if (!s) s = svdc_op_add(ctx, &Xc, &Kc, &Xc);
+    }
     svdc_arena_release(ctx->arena, mark);
     return s;
 }
 
 /* x (B, T, C) += Attn(LN(x), context[b]) for every token of video b; context (B, L, D).
  * L == 1: the softmax over one key is exactly 1, so the output is to_out(to_v(ctx[b])) for every query: computed
- * once per video and broadcast (LN and to_q do not influence the result and are skipped). */
+ * once per video and broadcast (LN and to_q cannot influence the result and are skipped). */
 static svdc_status cross_attn_residual(const svdc_ctx *ctx, const svdc_attention *a, const svdc_tensor *nw,
                                        const svdc_tensor *nb, float *x, int64_t batch, int64_t tokens,
-                                       const svdc_tensor *context, float *n, float *o) {
+                                       const svdc_tensor *context) {
     const int64_t c = a->query_dim, len = context->shape[1], d = context->shape[2];
     svdc_tensor X = u_view3(ctx, x, batch, tokens, c);
     size_t mark = svdc_arena_mark(ctx->arena);
@@ -195,35 +208,48 @@ static svdc_status cross_attn_residual(const svdc_ctx *ctx, const svdc_attention
         if (!s) s = svdc_op_linear(ctx, &V, &a->out_w, &a->out_b, &Ov);
         if (!s) s = svdc_op_add_token_bias(ctx, &X, &Ov, &X);
     } else {
-        svdc_tensor N = u_view3(ctx, n, batch, tokens, c), Q = u_view3(ctx, o, batch, tokens, c);
-        svdc_tensor K, V;
-        s = svdc_op_layer_norm(ctx, &X, nw, nb, LN_EPS, &N);
-        if (!s) s = svdc_op_linear(ctx, &N, &a->q_w, NULL, &Q);
-        if (!s) s = u_alloc3(ctx, &K, batch, len, c);
+        /* keys/values once per video; queries in chunks of tokens of one video */
+        const int64_t chunk = chunk_rows(c, tokens);
+        svdc_tensor K, V, N, Q;
+        s = u_alloc3(ctx, &K, batch, len, c);
         if (!s) s = u_alloc3(ctx, &V, batch, len, c);
+        if (!s) s = u_alloc3(ctx, &N, 1, chunk, c);
+        if (!s) s = u_alloc3(ctx, &Q, 1, chunk, c);
         if (!s) s = svdc_op_linear(ctx, context, &a->k_w, NULL, &K);
         if (!s) s = svdc_op_linear(ctx, context, &a->v_w, NULL, &V);
-        if (!s) s = svdc_op_attention(ctx, &Q, &K, &V, a->heads, 1.0f / sqrtf((float)(c / a->heads)), 0, &N);
-        if (!s) s = svdc_op_linear(ctx, &N, &a->out_w, &a->out_b, &Q);
-        if (!s) s = svdc_op_add(ctx, &X, &Q, &X);
+        const float scale = 1.0f / sqrtf((float)(c / a->heads));
+        for (int64_t b = 0; !s && b < batch; b++) {
+            svdc_tensor Kb = u_view3(ctx, u_at(K.data, b * len * c), 1, len, c);
+            svdc_tensor Vb = u_view3(ctx, u_at(V.data, b * len * c), 1, len, c);
+            for (int64_t t0 = 0; !s && t0 < tokens; t0 += chunk) {
+                const int64_t n = tokens - t0 < chunk ? tokens - t0 : chunk;
+                svdc_tensor Xc = u_view3(ctx, u_at(x, (b * tokens + t0) * c), 1, n, c);
+                svdc_tensor Nc = u_view3(ctx, N.data, 1, n, c), Qc = u_view3(ctx, Q.data, 1, n, c);
+                s = svdc_op_layer_norm(ctx, &Xc, nw, nb, LN_EPS, &Nc);
+                if (!s) s = svdc_op_linear(ctx, &Nc, &a->q_w, NULL, &Qc);
+                if (!s) s = svdc_op_attention(ctx, &Qc, &Kb, &Vb, a->heads, scale, 0, &Nc);
+                if (!s) s = svdc_op_linear(ctx, &Nc, &a->out_w, &a->out_b, &Qc);
+                if (!s) s = svdc_op_add(ctx, &Xc, &Qc, &Xc);
+            }
+        }
     }
     svdc_arena_release(ctx->arena, mark);
     return s;
 }
 
-/* Frame position embedding: pos[b*F + f] = linear_2(silu(linear_1(sinusoid(f, C)))), pos (B*F, C). */
-static svdc_status frame_pos_embedding(const svdc_ctx *ctx, const svdc_st_transformer *t, int64_t bf,
-                                       int num_frames, svdc_tensor *pos) {
+/* Frame position embedding: pos[f] = linear_2(silu(linear_1(sinusoid(f, C)))) for f < F, pos (F, C). */
+static svdc_status frame_pos_embedding(const svdc_ctx *ctx, const svdc_st_transformer *t, int64_t num_frames,
+                                       svdc_tensor *pos) {
     const int64_t c = t->channels;
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor fidx, e, hdn;
-    svdc_status s = u_alloc(ctx, &fidx, 1, &bf);
-    for (int64_t r = 0; !s && r < bf; r++) {
-        svdc_tensor one = u_view1(ctx, u_at(fidx.data, r), 1);
-        s = svdc_op_fill(ctx, &one, (float)(r % num_frames)); /* frames minor: row b*F + f has index f */
+    svdc_status s = u_alloc(ctx, &fidx, 1, &num_frames);
+    for (int64_t f = 0; !s && f < num_frames; f++) {
+        svdc_tensor one = u_view1(ctx, u_at(fidx.data, f), 1);
+        s = svdc_op_fill(ctx, &one, (float)f);
     }
-    if (!s) s = u_alloc2(ctx, &e, bf, c);
-    if (!s) s = u_alloc2(ctx, &hdn, bf, 4 * c);
+    if (!s) s = u_alloc2(ctx, &e, num_frames, c);
+    if (!s) s = u_alloc2(ctx, &hdn, num_frames, 4 * c);
     if (!s) s = svdc_op_timestep_embedding(ctx, &fidx, (int)c, &e);
     if (!s) s = svdc_op_linear(ctx, &e, &t->pos1_w, &t->pos1_b, &hdn);
     if (!s) s = svdc_op_silu(ctx, &hdn, &hdn);
@@ -233,29 +259,28 @@ static svdc_status frame_pos_embedding(const svdc_ctx *ctx, const svdc_st_transf
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * Forward */
+ * Forward: three full-size token buffers (spatial stream, temporal stream, one for layout changes) + chunk scratch */
 
 static svdc_status forward_body(const svdc_ctx *ctx, const svdc_st_transformer *t, const svdc_tensor *x,
                                 int num_frames, const svdc_tensor *context, svdc_tensor *y) {
     const int64_t bf = x->shape[0], c = t->channels, hh = x->shape[2], ww = x->shape[3];
     const int64_t b = bf / num_frames, f = num_frames, hw = hh * ww, s_tok = bf * hw;
-    svdc_tensor Hs, Tt, Nb, Ob, pos;
+    svdc_tensor Hs, Tt, Wb, pos;
     UTRY(u_alloc2(ctx, &Hs, s_tok, c)); /* spatial token stream (B*F, hw, C) */
     UTRY(u_alloc2(ctx, &Tt, s_tok, c)); /* temporal token stream (B, hw, F, C) */
-    UTRY(u_alloc2(ctx, &Nb, s_tok, c)); /* scratch */
-    UTRY(u_alloc2(ctx, &Ob, s_tok, c)); /* scratch */
-    UTRY(u_alloc2(ctx, &pos, bf, c));
-    float *h = Hs.data, *tt = Tt.data, *n = Nb.data, *o = Ob.data;
+    UTRY(u_alloc2(ctx, &Wb, s_tok, c)); /* layout changes */
+    UTRY(u_alloc2(ctx, &pos, f, c));
+    float *h = Hs.data, *tt = Tt.data, *wb = Wb.data;
 
     /* input: per-frame group norm, (BF, C, h, w) -> (BF, hw, C), proj_in */
-    svdc_tensor n4 = u_view4(ctx, n, bf, c, hh, ww);
-    UTRY(svdc_op_group_norm(ctx, x, GN_GROUPS, 1, &t->norm_w, &t->norm_b, GN_EPS, 0, &n4));
-    svdc_tensor nchw = u_view4(ctx, n, bf, c, hw, 1), nhwc = u_view4(ctx, o, bf, hw, c, 1);
-    UTRY(svdc_op_permute_0213(ctx, &nchw, &nhwc)); /* (BF, C, hw) -> (BF, hw, C) */
-    svdc_tensor O2 = u_view2(ctx, o, s_tok, c);
-    UTRY(svdc_op_linear(ctx, &O2, &t->proj_in_w, &t->proj_in_b, &Hs));
+    svdc_tensor w4 = u_view4(ctx, wb, bf, c, hh, ww);
+    UTRY(svdc_op_group_norm(ctx, x, GN_GROUPS, 1, &t->norm_w, &t->norm_b, GN_EPS, 0, &w4));
+    svdc_tensor wchw = u_view4(ctx, wb, bf, c, hw, 1), thwc = u_view4(ctx, tt, bf, hw, c, 1);
+    UTRY(svdc_op_permute_0213(ctx, &wchw, &thwc)); /* (BF, C, hw) -> (BF, hw, C) */
+    svdc_tensor T2 = u_view2(ctx, tt, s_tok, c);
+    UTRY(svdc_op_linear(ctx, &T2, &t->proj_in_w, &t->proj_in_b, &Hs));
 
-    UTRY(frame_pos_embedding(ctx, t, bf, num_frames, &pos));
+    UTRY(frame_pos_embedding(ctx, t, f, &pos));
     float alpha;
     UTRY(svdc_read_mix_alpha(ctx, &t->mix_factor, &alpha)); /* σ(m); image_only_indicator is 0 at inference */
 
@@ -263,35 +288,35 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_st_transformer *
         const svdc_spatial_block *sb = &t->blocks[l];
         const svdc_temporal_block *tb = &t->temporal[l];
         /* spatial block on (BF, hw, C): attention over the hw tokens of each frame */
-        UTRY(self_attn_residual(ctx, &sb->attn1, &sb->norm1_w, &sb->norm1_b, h, bf, hw, n, o));
+        UTRY(self_attn_residual(ctx, &sb->attn1, &sb->norm1_w, &sb->norm1_b, h, bf, hw));
         /* (BF, hw, C) viewed (B, F*hw, C): every token of video b attends to its context */
-        UTRY(cross_attn_residual(ctx, &sb->attn2, &sb->norm2_w, &sb->norm2_b, h, b, f * hw, context, n, o));
-        UTRY(ff_residual(ctx, &sb->ff, &sb->norm3_w, &sb->norm3_b, h, s_tok, n, o));
+        UTRY(cross_attn_residual(ctx, &sb->attn2, &sb->norm2_w, &sb->norm2_b, h, b, f * hw, context));
+        UTRY(ff_residual(ctx, &sb->ff, &sb->norm3_w, &sb->norm3_b, h, s_tok));
 
-        /* temporal branch input: x + frame position embedding (only this branch gets it) */
-        svdc_tensor h3 = u_view3(ctx, h, bf, hw, c), n3 = u_view3(ctx, n, bf, hw, c);
-        UTRY(svdc_op_add_token_bias(ctx, &h3, &pos, &n3));
-        svdc_tensor nbf = u_view4(ctx, n, b, f, hw, c), tbf = u_view4(ctx, tt, b, hw, f, c);
-        UTRY(svdc_op_permute_0213(ctx, &nbf, &tbf)); /* (B, F, hw, C) -> (B, hw, F, C) = (B*hw, F, C) */
+        /* temporal branch: (B, F, hw, C) -> (B, hw, F, C), + frame position embedding (only this branch gets it):
+         * viewed (1, B*hw, F*C), pos (F, C) = (1, F*C) is added to every (b, location) row */
+        svdc_tensor hbf = u_view4(ctx, h, b, f, hw, c), tbf = u_view4(ctx, tt, b, hw, f, c);
+        UTRY(svdc_op_permute_0213(ctx, &hbf, &tbf));
+        svdc_tensor trows = u_view3(ctx, tt, 1, b * hw, f * c), prow = u_view2(ctx, pos.data, 1, f * c);
+        UTRY(svdc_op_add_token_bias(ctx, &trows, &prow, &trows));
 
-        UTRY(ff_residual(ctx, &tb->ff_in, &tb->norm_in_w, &tb->norm_in_b, tt, s_tok, n, o)); /* is_res */
-        UTRY(self_attn_residual(ctx, &tb->attn1, &tb->norm1_w, &tb->norm1_b, tt, b * hw, f, n, o)); /* over F */
+        UTRY(ff_residual(ctx, &tb->ff_in, &tb->norm_in_w, &tb->norm_in_b, tt, s_tok)); /* is_res: dim == inner */
+        UTRY(self_attn_residual(ctx, &tb->attn1, &tb->norm1_w, &tb->norm1_b, tt, b * hw, f)); /* over F */
         /* (B*hw, F, C) viewed (B, hw*F, C): cross-attention to frame 0's context = the video's context */
-        UTRY(cross_attn_residual(ctx, &tb->attn2, &tb->norm2_w, &tb->norm2_b, tt, b, hw * f, context, n, o));
-        UTRY(ff_residual(ctx, &tb->ff, &tb->norm3_w, &tb->norm3_b, tt, s_tok, n, o));
+        UTRY(cross_attn_residual(ctx, &tb->attn2, &tb->norm2_w, &tb->norm2_b, tt, b, hw * f, context));
+        UTRY(ff_residual(ctx, &tb->ff, &tb->norm3_w, &tb->norm3_b, tt, s_tok));
 
-        svdc_tensor tback = u_view4(ctx, n, b, f, hw, c);
-        UTRY(svdc_op_permute_0213(ctx, &tbf, &tback)); /* (B, hw, F, C) -> (B, F, hw, C) */
-        svdc_tensor N2 = u_view2(ctx, n, s_tok, c);
-        UTRY(svdc_op_alpha_blend(ctx, &Hs, &N2, alpha, &Hs)); /* σ(m)·spatial + (1-σ(m))·temporal */
+        svdc_tensor wbf = u_view4(ctx, wb, b, f, hw, c);
+        UTRY(svdc_op_permute_0213(ctx, &tbf, &wbf)); /* (B, hw, F, C) -> (B, F, hw, C) */
+        svdc_tensor W2 = u_view2(ctx, wb, s_tok, c);
+        UTRY(svdc_op_alpha_blend(ctx, &Hs, &W2, alpha, &Hs)); /* σ(m)·spatial + (1-σ(m))·temporal */
     }
 
     /* output: proj_out, (BF, hw, C) -> (BF, C, h, w), + residual */
-    UTRY(svdc_op_linear(ctx, &Hs, &t->proj_out_w, &t->proj_out_b, &O2));
-    svdc_tensor ohwc = u_view4(ctx, o, bf, hw, c, 1), nchw2 = u_view4(ctx, n, bf, c, hw, 1);
-    UTRY(svdc_op_permute_0213(ctx, &ohwc, &nchw2)); /* (BF, hw, C) -> (BF, C, hw) */
-    svdc_tensor n4b = u_view4(ctx, n, bf, c, hh, ww);
-    return svdc_op_add(ctx, &n4b, x, y);
+    UTRY(svdc_op_linear(ctx, &Hs, &t->proj_out_w, &t->proj_out_b, &T2));
+    svdc_tensor whwc = u_view4(ctx, wb, bf, c, hw, 1);
+    UTRY(svdc_op_permute_0213(ctx, &thwc, &whwc)); /* (BF, hw, C) -> (BF, C, hw) */
+    return svdc_op_add(ctx, &w4, x, y);
 }
 
 svdc_status svdc_st_transformer_forward(const svdc_ctx *ctx, const svdc_st_transformer *t, const svdc_tensor *x,
