@@ -21,15 +21,17 @@ from tests.parity._unet_reference import (
     small_config,
 )
 
-# (config kwargs, batch, frames, h, w, context length)
+# (config kwargs, batch, frames, h, w, context length). The deepest level keeps >= 2x2 positions: a group norm over a
+# handful of values (2 channels per group x 1 position) is so ill-conditioned that fp32 rounding alone (torch's too)
+# moves the output by ~1e-4 of its range, which would test the conditioning rather than the port.
 CASES = {
     "2lvl-F3-B2-nonsquare": (dict(levels=2, layers=1), 2, 3, 8, 6, 1),
     "3lvl-lpb2-F5-B2": (dict(levels=3, layers=2), 2, 5, 8, 12, 1),
-    "4lvl-mixed-attn-F1": (dict(levels=4, layers=1, attn=[True, False, True, False]), 2, 1, 16, 8, 1),
+    "4lvl-mixed-attn-F1": (dict(levels=4, layers=1, attn=[True, False, True, False]), 2, 1, 16, 24, 1),
     "3lvl-per-level-layers-tdepth2-F2": (dict(levels=3, layers=[1, 2, 1], transformer_layers=2), 2, 2, 8, 4, 1),
     "3lvl-odd-latent-7x5": (dict(levels=3, layers=1, transformer_layers=[1, 2, 1]), 1, 2, 7, 5, 1),
     "2lvl-context-L4": (dict(levels=2, layers=1, heads=(4, 8)), 2, 3, 6, 8, 4),
-    "4lvl-heads1-lpb2-F2": (dict(levels=4, layers=2, heads=(1, 2, 2, 1)), 1, 2, 8, 8, 1),
+    "4lvl-heads1-lpb2-F2": (dict(levels=4, layers=2, heads=(1, 2, 2, 1)), 1, 2, 16, 16, 1),
 }
 
 
