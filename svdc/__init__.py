@@ -6,6 +6,7 @@ from .random import Generator
 from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .models.image_encoder import ImageEncoder
+from .models.unet import UNet
 
 __version__ = _C.build_info()["version"]
 
@@ -27,4 +28,5 @@ __all__ = [
     "CheckpointError",
     "DeviceUnavailableError",
     "ImageEncoder",
+    "UNet",
 ]

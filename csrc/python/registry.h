@@ -11,12 +11,14 @@ int svdc_py_register_ops(PyObject *module);     /* py_ops.c: svdc._C._ops, the p
 int svdc_py_register_generator(PyObject *module); /* py_generator.c: svdc._C.Generator (torch-compatible noise) */
 int svdc_py_register_sampler(PyObject *module);   /* py_sampler.c: svdc._C.Sampler (Euler/EDM/CFG steps) */
 int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svdc._C.ImageEncoder */
+int svdc_py_register_unet(PyObject *module);    /* py_unet.c: svdc._C.UNet */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_ops,
     svdc_py_register_generator,
     svdc_py_register_sampler,
     svdc_py_register_image_encoder,
+    svdc_py_register_unet,
     NULL,
 };
 
