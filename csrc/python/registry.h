@@ -8,9 +8,11 @@
 typedef int (*svdc_py_registrar)(PyObject *module);
 
 int svdc_py_register_ops(PyObject *module);     /* py_ops.c: svdc._C._ops, the private op test surface */
+int svdc_py_register_vae(PyObject *module);     /* py_vae.c: svdc._C.VAE */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_ops,
+    svdc_py_register_vae,
     NULL,
 };
 
