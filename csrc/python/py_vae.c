@@ -288,7 +288,10 @@ static PyTypeObject PyVAE_Type = {
     .tp_new = PyType_GenericNew,
 };
 
+int svdc_py_register_resblocks(PyObject *module); /* py_resblocks.c: the private block test surface */
+
 int svdc_py_register_vae(PyObject *module) {
     if (PyType_Ready(&PyVAE_Type) < 0) return -1;
-    return PyModule_AddObjectRef(module, "VAE", (PyObject *)&PyVAE_Type);
+    if (PyModule_AddObjectRef(module, "VAE", (PyObject *)&PyVAE_Type) < 0) return -1;
+    return svdc_py_register_resblocks(module);
 }
