@@ -1,6 +1,7 @@
 """svdc: Stable Video Diffusion in C and CUDA with a NumPy front end (no PyTorch at run time)."""
 from ._native import _C
 from .runtime import devices, info
+from . import weights
 from .models.vae import VAE
 
 __version__ = _C.build_info()["version"]
