@@ -216,6 +216,10 @@ def map_single_file(sf, num_levels: int):
     keys = list(sf.keys())
     prefix = find_encoder_prefix(keys)
     loaders, shapes, sources = {}, {}, {}
+    decoder_keys = [k for k in keys if k.startswith(DECODER_PREFIX)]
+    if decoder_keys and not any(".time_stack." in k or k.endswith(".mix_factor") for k in decoder_keys):
+        # SV3D: a plain 2-D decoder. It is the temporal decoder with identity temporal parts (below).
+        _add_identity_temporal(sf, decoder_keys, num_levels, loaders, shapes, sources)
     for name in keys:
         try:
             new = sgm_to_diffusers(name, prefix, num_levels)
@@ -236,6 +240,46 @@ def map_single_file(sf, num_levels: int):
         shapes[new] = shape
         sources[new] = name
     return LazyWeights(loaders, shapes)
+
+
+def _add_identity_temporal(sf, decoder_keys, num_levels, loaders, shapes, sources):
+    """Weights that make every temporal part of the temporal decoder an exact identity, so that a plain 2-D SD
+    decoder (SV3D's first_stage_model) runs through the same C model: each TemporalResnetBlock gets zero convs
+    (its output is then x + 0 = x), so the blend of two equal branches returns the spatial output whatever the mix
+    factor; time_conv_out becomes the identity (centre tap 1, no bias)."""
+    for name in decoder_keys:
+        m = re.fullmatch(re.escape(DECODER_PREFIX) + r"(mid\.block_[12]|up\.\d+\.block\.\d+)\.norm2\.weight", name)
+        if not m:
+            continue
+        c = int(sf.shape_of(name)[0])
+        block = sgm_to_diffusers(name, ENCODER_PREFIXES[0], num_levels).rsplit(".spatial_res_block.", 1)[0]
+        t = block + ".temporal_res_block."
+        for norm in ("norm1", "norm2"):
+            _const(loaders, shapes, sources, t + norm + ".weight", (c,), 1.0)
+            _const(loaders, shapes, sources, t + norm + ".bias", (c,), 0.0)
+        for conv in ("conv1", "conv2"):
+            _const(loaders, shapes, sources, t + conv + ".weight", (c, c, 3, 1, 1), 0.0)
+            _const(loaders, shapes, sources, t + conv + ".bias", (c,), 0.0)
+        _const(loaders, shapes, sources, block + ".time_mixer.mix_factor", (1,), 0.0)
+    conv_out = DECODER_PREFIX + "conv_out.weight"
+    if conv_out in decoder_keys:
+        out = int(sf.shape_of(conv_out)[0])
+
+        def identity(out=out):
+            w = np.zeros((out, out, 3, 1, 1), np.float32)
+            w[np.arange(out), np.arange(out), 1, 0, 0] = 1.0
+            return w
+
+        loaders["decoder.time_conv_out.weight"] = identity
+        shapes["decoder.time_conv_out.weight"] = (out, out, 3, 1, 1)
+        sources["decoder.time_conv_out.weight"] = "(identity for a 2-D decoder)"
+        _const(loaders, shapes, sources, "decoder.time_conv_out.bias", (out,), 0.0)
+
+
+def _const(loaders, shapes, sources, name, shape, value):
+    loaders[name] = lambda shape=shape, value=value: np.full(shape, value, np.float32)
+    shapes[name] = shape
+    sources[name] = "(identity for a 2-D decoder)"
 
 
 def to_single_file(weights, num_levels: int, encoder_prefix: str = ENCODER_PREFIXES[0]) -> dict:

@@ -285,3 +285,45 @@ def test_bad_configs():
         svdc.VAE.from_config({"block_out_channels": [32], "layers_per_block": 0}, {}, device="cpu")
     with pytest.raises(ValueError, match="dtype"):
         svdc.VAE.from_config({"block_out_channels": [32]}, {}, device="cpu", dtype="fp16")
+
+
+def test_sv3d_plain_decoder_single_file(torch_cpu, tmp_path):
+    """An SV3D-style file (encoder in embedders.1, a plain 2-D first_stage_model decoder) decodes every frame like
+    diffusers' AutoencoderKL decoder, and encodes like its encoder."""
+    from diffusers import AutoencoderKL
+
+    from conftest import perturb_parameters, state_dict_float32
+    from svdc.weights import save_file
+
+    torch = torch_cpu
+    cfg = _cfg(CONFIGS["three_levels"])  # layers_per_block 2: the temporal mid block runs res, attention, res
+    torch.manual_seed(5)
+    plain = AutoencoderKL(block_out_channels=cfg["block_out_channels"], layers_per_block=cfg["layers_per_block"],
+                          down_block_types=cfg["down_block_types"], up_block_types=["UpDecoderBlock2D"] * 3,
+                          latent_channels=4).eval()
+    perturb_parameters(plain, seed=5)
+    single = {}
+    for name, value in state_dict_float32(plain).items():
+        if name.startswith("post_quant_conv."):
+            single["first_stage_model.post_quant_conv." + name.split(".", 1)[1]] = value  # ignored, as in sgm
+            continue
+        m = __import__("re").fullmatch(r"(decoder\.(?:mid_block|up_blocks\.\d+)\.resnets\.\d+)\.(.+)", name)
+        temporal_name = f"{m[1]}.spatial_res_block.{m[2]}" if m else name  # 2-D resnet -> its spatial half
+        if name.startswith("decoder.") and name.endswith(("to_q.weight", "to_k.weight", "to_v.weight",
+                                                          "to_out.0.weight")):
+            value = value.reshape(value.shape + (1, 1))
+        single[naming.diffusers_to_sgm(temporal_name, "conditioner.embedders.1.encoder.", 3)] = value
+    single = {k: v for k, v in single.items() if "time_mix_conv" not in k}
+    assert not any(".time_stack." in k or k.endswith("mix_factor") for k in single)
+    save_file(single, tmp_path / "sv3d_p.safetensors")
+    vae = svdc.VAE.from_pretrained(tmp_path / "sv3d_p.safetensors", device="cpu", config=cfg)
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((4, 4, 3, 5)).astype(np.float32)
+    with torch.no_grad():
+        ref = plain.decoder(torch.from_numpy(z)).numpy()
+    assert_parity(vae.decode(z, num_frames=4), ref, what="2-D decoder through the temporal model")
+    assert_parity(vae.decode(z, num_frames=2, chunk_size=3), ref, what="2-D decoder, chunked")
+    x = rng.uniform(-1, 1, (2, 3, 12, 8)).astype(np.float32)
+    with torch.no_grad():
+        ref_mean = plain.encode(torch.from_numpy(x)).latent_dist.mode().numpy()
+    assert_parity(vae.encode(x), ref_mean, what="SV3D encoder")
