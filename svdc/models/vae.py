@@ -96,6 +96,10 @@ class VAE:
         src = resolve(path, "vae")
         try:
             if src.kind == "folder":
+                name = (src.config or {}).get("_class_name")
+                if config is None and name not in (None, "AutoencoderKLTemporalDecoder"):
+                    raise _C.CheckpointError(f"{src.path}: config.json describes a {name}; svdc.VAE loads an "
+                                             f"AutoencoderKLTemporalDecoder (the SVD VAE)")
                 return cls.from_config(src.config if config is None else config, src.weights, device, dtype)
             cfg = vae_configs.normalize(config if config is not None else vae_configs.preset("svd"))
             weights = naming.map_single_file(src.file, len(cfg["block_out_channels"]))

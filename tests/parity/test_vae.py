@@ -327,3 +327,11 @@ def test_sv3d_plain_decoder_single_file(torch_cpu, tmp_path):
     with torch.no_grad():
         ref_mean = plain.encode(torch.from_numpy(x)).latent_dist.mode().numpy()
     assert_parity(vae.encode(x), ref_mean, what="SV3D encoder")
+
+
+def test_plain_autoencoderkl_folder_is_refused(torch_cpu, tmp_path):
+    from diffusers import AutoencoderKL
+
+    AutoencoderKL(block_out_channels=[32], latent_channels=4).save_pretrained(tmp_path)
+    with pytest.raises(svdc.CheckpointError, match="AutoencoderKL;"):
+        svdc.VAE.from_pretrained(tmp_path, device="cpu")
