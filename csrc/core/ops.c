@@ -52,6 +52,75 @@ static svdc_status check_shape(const char *op, const char *name, const svdc_tens
         if (try_status_) return try_status_; \
     } while (0)
 
+/* check_tensor for an output that may be float32/float16/bfloat16 (convert). */
+static svdc_status check_any_dtype(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
+    if (!t || !t->data) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s is missing", op, name);
+    if (t->device != ctx->device)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %s is on device %d, expected device %d", op, name, t->device,
+                         ctx->device);
+    if (t->dtype != SVDC_DTYPE_F32 && t->dtype != SVDC_DTYPE_F16 && t->dtype != SVDC_DTYPE_BF16)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has an unknown dtype code %d", op, name, (int)t->dtype);
+    if (t->ndim < 1 || t->ndim > SVDC_MAX_DIMS)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has %d dimensions, expected 1..%d", op, name, t->ndim,
+                         SVDC_MAX_DIMS);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 0)
+            return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has a negative dimension %lld", op, name,
+                             (long long)t->shape[i]);
+    return SVDC_OK;
+}
+
+/* t must have the shape of ref (named ref_name in the message). */
+static svdc_status check_same_shape(const char *op, const char *name, const svdc_tensor *t, const char *ref_name,
+                                    const svdc_tensor *ref) {
+    int same = t->ndim == ref->ndim;
+    for (int i = 0; same && i < t->ndim; i++) same = t->shape[i] == ref->shape[i];
+    if (same) return SVDC_OK;
+    char a[128], b[128];
+    return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has shape %s, expected %s (the shape of %s)", op, name,
+                     svdc_shape_str(t, a, sizeof a), svdc_shape_str(ref, b, sizeof b), ref_name);
+}
+
+/* t must have exactly ndim dimensions (described as e.g. "(N, C, H, W)"). */
+static svdc_status check_ndim(const char *op, const char *name, const svdc_tensor *t, int ndim, const char *layout) {
+    if (t->ndim == ndim) return SVDC_OK;
+    char s[128];
+    return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has shape %s, expected %d dimensions %s", op, name,
+                     svdc_shape_str(t, s, sizeof s), ndim, layout);
+}
+
+static svdc_status check_min_ndim(const char *op, const char *name, const svdc_tensor *t, int ndim,
+                                  const char *layout) {
+    if (t->ndim >= ndim) return SVDC_OK;
+    char s[128];
+    return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has shape %s, expected at least %d dimensions %s", op, name,
+                     svdc_shape_str(t, s, sizeof s), ndim, layout);
+}
+
+/* y must not share memory with an input of an op that is not "in place allowed". */
+static svdc_status check_no_alias(const char *op, const char *name, const svdc_tensor *y, const char *in_name,
+                                  const svdc_tensor *in) {
+    if (!in || !y) return SVDC_OK;
+    const char *y0 = y->data, *y1 = y0 + svdc_tensor_bytes(y);
+    const char *i0 = in->data, *i1 = i0 + svdc_tensor_bytes(in);
+    if (y0 < i1 && i0 < y1)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s overlaps %s in memory; this op cannot run in place", op, name,
+                         in_name);
+    return SVDC_OK;
+}
+
+/* A dimension that BLAS (32-bit integers) must take. */
+static svdc_status check_blas_dim(const char *op, const char *what, int64_t n) {
+    if (n < ((int64_t)1 << 31)) return SVDC_OK;
+    return svdc_fail(SVDC_ERR_SHAPE, "%s: %s = %lld reaches 2^31, which BLAS cannot take", op, what, (long long)n);
+}
+
+static svdc_status check_finite_scalar(const char *op, const char *name, float v) {
+    if (v == v && v - v == 0.0f) return SVDC_OK;
+    return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s must be finite, got %g", op, name, (double)v);
+}
+
+
 svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                            svdc_tensor *y) {
     static const char *op = "linear";
@@ -79,4 +148,368 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
         return svdc_fail(SVDC_ERR_SHAPE, "%s: a matrix dimension reaches 2^31, which BLAS cannot take", op);
     REQUIRE_BACKEND_OP(ctx, linear);
     return dispatch_result(ctx, ctx->backend->linear(ctx, x, w, b, y));
+}
+
+/* Validates an optional per-channel vector (bias, gamma, beta) of length n. */
+static svdc_status check_optional_vector(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t,
+                                         int64_t n) {
+    if (!t) return SVDC_OK;
+    TRY(check_tensor(ctx, op, name, t));
+    return check_shape(op, name, t, 1, &n);
+}
+
+svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
+                           const svdc_conv2d_params *p, svdc_tensor *y) {
+    static const char *op = "conv2d";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "w", w));
+    TRY(check_tensor(ctx, op, "y", y));
+    if (!p) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: params (stride, padding) are missing", op);
+    TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
+    TRY(check_ndim(op, "w", w, 4, "(O, C, kh, kw)"));
+    const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const int64_t O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
+    if (w->shape[1] != C)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: w has %lld input channels (shape[1]), expected %lld (x is (N, C=%lld, H, W))",
+                         op, (long long)w->shape[1], (long long)C, (long long)C);
+    if (kh < 1 || kw < 1)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: kernel size %lldx%lld must be at least 1x1", op, (long long)kh,
+                         (long long)kw);
+    if (p->stride_h < 1 || p->stride_w < 1)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: stride (%d, %d) must be >= 1", op, p->stride_h, p->stride_w);
+    if (p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: padding (top %d, bottom %d, left %d, right %d) must be >= 0", op,
+                         p->pad_top, p->pad_bottom, p->pad_left, p->pad_right);
+    const int64_t hp = H + p->pad_top + p->pad_bottom, wp = W + p->pad_left + p->pad_right;
+    if (hp < kh || wp < kw)
+        return svdc_fail(SVDC_ERR_SHAPE,
+                         "%s: padded input %lldx%lld is smaller than the kernel %lldx%lld (no output positions)", op,
+                         (long long)hp, (long long)wp, (long long)kh, (long long)kw);
+    const int64_t Ho = (hp - kh) / p->stride_h + 1, Wo = (wp - kw) / p->stride_w + 1;
+    TRY(check_optional_vector(ctx, op, "b", b, O));
+    const int64_t expected[4] = {N, O, Ho, Wo};
+    TRY(check_shape(op, "y", y, 4, expected));
+    TRY(check_no_alias(op, "y", y, "x", x));
+    TRY(check_no_alias(op, "y", y, "w", w));
+    TRY(check_blas_dim(op, "out channels", O));
+    TRY(check_blas_dim(op, "C*kh*kw", C * kh * kw));
+    TRY(check_blas_dim(op, "Ho*Wo", Ho * Wo));
+    TRY(check_blas_dim(op, "H*W", H * W));
+    REQUIRE_BACKEND_OP(ctx, conv2d);
+    return dispatch_result(ctx, ctx->backend->conv2d(ctx, x, w, b, p, y));
+}
+
+svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
+                                  const svdc_tensor *b, svdc_tensor *y) {
+    static const char *op = "conv_temporal";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "w", w));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "x", x, 4, "(B*F, C, H, W)"));
+    const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    if (num_frames < 1)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_frames must be >= 1, got %d", op, num_frames);
+    if (N % num_frames != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld rows (B*F), not a multiple of num_frames = %d", op,
+                         (long long)N, num_frames);
+    TRY(check_ndim(op, "w", w, 3, "(O, C, 3)"));
+    const int64_t O = w->shape[0];
+    const int64_t wexp[3] = {O, C, 3};
+    TRY(check_shape(op, "w", w, 3, wexp));
+    TRY(check_optional_vector(ctx, op, "b", b, O));
+    const int64_t expected[4] = {N, O, H, W};
+    TRY(check_shape(op, "y", y, 4, expected));
+    TRY(check_no_alias(op, "y", y, "x", x));
+    TRY(check_blas_dim(op, "channels", O > C ? O : C));
+    TRY(check_blas_dim(op, "H*W", H * W));
+    REQUIRE_BACKEND_OP(ctx, conv_temporal);
+    return dispatch_result(ctx, ctx->backend->conv_temporal(ctx, x, num_frames, w, b, y));
+}
+
+svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                               const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
+                               svdc_tensor *y) {
+    static const char *op = "group_norm";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_min_ndim(op, "x", x, 3, "(N, C, spatial...)"));
+    const int64_t N = x->shape[0], C = x->shape[1];
+    if (num_groups < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_groups must be >= 1, got %d", op, num_groups);
+    if (C % num_groups != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld channels, not divisible by num_groups = %d", op,
+                         (long long)C, num_groups);
+    if (frames < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: frames must be >= 1, got %d", op, frames);
+    if (N % frames != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld rows, not a multiple of frames = %d", op, (long long)N,
+                         frames);
+    if (!(eps >= 0.0f) || eps - eps != 0.0f)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
+    TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
+    TRY(check_optional_vector(ctx, op, "beta", beta, C));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, group_norm);
+    return dispatch_result(ctx, ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps,
+                                                         apply_silu ? 1 : 0, y));
+}
+
+svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
+                               const svdc_tensor *beta, float eps, svdc_tensor *y) {
+    static const char *op = "layer_norm";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    const int64_t D = x->shape[x->ndim - 1];
+    if (D < 1) return svdc_fail(SVDC_ERR_SHAPE, "%s: x has an empty last dim (D = 0)", op);
+    if (!(eps >= 0.0f) || eps - eps != 0.0f)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
+    TRY(check_optional_vector(ctx, op, "gamma", gamma, D));
+    TRY(check_optional_vector(ctx, op, "beta", beta, D));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, layer_norm);
+    return dispatch_result(ctx, ctx->backend->layer_norm(ctx, x, gamma, beta, eps, y));
+}
+
+svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
+                              int num_heads, float scale, int causal, svdc_tensor *y) {
+    static const char *op = "attention";
+    TRY(check_tensor(ctx, op, "q", q));
+    TRY(check_tensor(ctx, op, "k", k));
+    TRY(check_tensor(ctx, op, "v", v));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "q", q, 3, "(B, Lq, H*D)"));
+    TRY(check_ndim(op, "k", k, 3, "(B, Lk, H*D)"));
+    const int64_t B = q->shape[0], Lq = q->shape[1], E = q->shape[2], Lk = k->shape[1];
+    const int64_t kexp[3] = {B, Lk, E};
+    TRY(check_shape(op, "k", k, 3, kexp));
+    TRY(check_shape(op, "v", v, 3, kexp));
+    TRY(check_same_shape(op, "y", y, "q", q));
+    if (num_heads < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_heads must be >= 1, got %d", op, num_heads);
+    if (E % num_heads != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: width %lld (last dim of q) is not divisible by num_heads = %d", op,
+                         (long long)E, num_heads);
+    if (E == 0) return svdc_fail(SVDC_ERR_SHAPE, "%s: q has an empty last dim (head dim 0)", op);
+    if (Lk < 1) return svdc_fail(SVDC_ERR_SHAPE, "%s: k has no tokens (Lk = 0); softmax over nothing", op);
+    if (causal && Lq != Lk)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: causal attention needs Lq == Lk, got Lq = %lld, Lk = %lld", op,
+                         (long long)Lq, (long long)Lk);
+    TRY(check_finite_scalar(op, "scale", scale));
+    TRY(check_no_alias(op, "y", y, "q", q));
+    TRY(check_no_alias(op, "y", y, "k", k));
+    TRY(check_no_alias(op, "y", y, "v", v));
+    TRY(check_blas_dim(op, "Lq", Lq));
+    TRY(check_blas_dim(op, "Lk", Lk));
+    TRY(check_blas_dim(op, "width", E));
+    REQUIRE_BACKEND_OP(ctx, attention);
+    return dispatch_result(ctx, ctx->backend->attention(ctx, q, k, v, num_heads, scale, causal ? 1 : 0, y));
+}
+
+/* Shared by the one-input elementwise ops: y has x's shape (in place allowed). */
+static svdc_status check_unary(const svdc_ctx *ctx, const char *op, const svdc_tensor *x, const svdc_tensor *y) {
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    return check_same_shape(op, "y", y, "x", x);
+}
+
+svdc_status svdc_op_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    TRY(check_unary(ctx, "gelu", x, y));
+    REQUIRE_BACKEND_OP(ctx, gelu);
+    return dispatch_result(ctx, ctx->backend->gelu(ctx, x, y));
+}
+
+svdc_status svdc_op_silu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    TRY(check_unary(ctx, "silu", x, y));
+    REQUIRE_BACKEND_OP(ctx, silu);
+    return dispatch_result(ctx, ctx->backend->silu(ctx, x, y));
+}
+
+svdc_status svdc_op_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    static const char *op = "geglu";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    const int64_t two_n = x->shape[x->ndim - 1];
+    if (two_n % 2 != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: x has an odd last dim %lld, expected 2*N ([a | gate])", op,
+                         (long long)two_n);
+    int64_t expected[SVDC_MAX_DIMS];
+    memcpy(expected, x->shape, sizeof expected);
+    expected[x->ndim - 1] = two_n / 2;
+    TRY(check_shape(op, "y", y, x->ndim, expected));
+    TRY(check_no_alias(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, geglu);
+    return dispatch_result(ctx, ctx->backend->geglu(ctx, x, y));
+}
+
+/* Shared by the two-input elementwise ops: a, b and y have one shape (in place allowed). */
+static svdc_status check_binary(const svdc_ctx *ctx, const char *op, const svdc_tensor *a, const char *a_name,
+                                const svdc_tensor *b, const char *b_name, const svdc_tensor *y) {
+    TRY(check_tensor(ctx, op, a_name, a));
+    TRY(check_tensor(ctx, op, b_name, b));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_same_shape(op, b_name, b, a_name, a));
+    return check_same_shape(op, "y", y, a_name, a);
+}
+
+static svdc_status axpby_named(const svdc_ctx *ctx, const char *op, float alpha, const svdc_tensor *a,
+                               const char *a_name, float beta, const svdc_tensor *b, const char *b_name,
+                               svdc_tensor *y) {
+    TRY(check_binary(ctx, op, a, a_name, b, b_name, y));
+    TRY(check_finite_scalar(op, "alpha", alpha));
+    TRY(check_finite_scalar(op, "beta", beta));
+    REQUIRE_BACKEND_OP(ctx, axpby);
+    return dispatch_result(ctx, ctx->backend->axpby(ctx, alpha, a, beta, b, y));
+}
+
+svdc_status svdc_op_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *a, float beta, const svdc_tensor *b,
+                          svdc_tensor *y) {
+    return axpby_named(ctx, "axpby", alpha, a, "a", beta, b, "b", y);
+}
+
+svdc_status svdc_op_add(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
+    return axpby_named(ctx, "add", 1.0f, a, "a", 1.0f, b, "b", y);
+}
+
+svdc_status svdc_op_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
+    TRY(check_binary(ctx, "mul", a, "a", b, "b", y));
+    REQUIRE_BACKEND_OP(ctx, mul);
+    return dispatch_result(ctx, ctx->backend->mul(ctx, a, b, y));
+}
+
+/* beta = 0 with b = x: the CPU axpby never reads b when beta is 0, so Inf/NaN in x scale as alpha * x does. */
+svdc_status svdc_op_scale(const svdc_ctx *ctx, const svdc_tensor *x, float alpha, svdc_tensor *y) {
+    return axpby_named(ctx, "scale", alpha, x, "x", 0.0f, x, "x", y);
+}
+
+svdc_status svdc_op_alpha_blend(const svdc_ctx *ctx, const svdc_tensor *x_spatial, const svdc_tensor *x_temporal,
+                                float alpha, svdc_tensor *y) {
+    static const char *op = "alpha_blend";
+    if (!(alpha >= 0.0f && alpha <= 1.0f))
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: alpha must be a probability in [0, 1], got %g", op, (double)alpha);
+    return axpby_named(ctx, op, alpha, x_spatial, "x_spatial", 1.0f - alpha, x_temporal, "x_temporal", y);
+}
+
+svdc_status svdc_op_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
+                                     svdc_tensor *y) {
+    static const char *op = "add_channel_bias";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "bias", bias));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_min_ndim(op, "x", x, 2, "(N, C, spatial...)"));
+    TRY(check_shape(op, "bias", bias, 2, x->shape));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    TRY(check_no_alias(op, "y", y, "bias", bias));
+    REQUIRE_BACKEND_OP(ctx, add_channel_bias);
+    return dispatch_result(ctx, ctx->backend->add_channel_bias(ctx, x, bias, y));
+}
+
+svdc_status svdc_op_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y) {
+    static const char *op = "add_token_bias";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "v", v));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "x", x, 3, "(N, L, C)"));
+    const int64_t vexp[2] = {x->shape[0], x->shape[2]};
+    TRY(check_shape(op, "v", v, 2, vexp));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    TRY(check_no_alias(op, "y", y, "v", v));
+    REQUIRE_BACKEND_OP(ctx, add_token_bias);
+    return dispatch_result(ctx, ctx->backend->add_token_bias(ctx, x, v, y));
+}
+
+svdc_status svdc_op_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    static const char *op = "upsample_nearest2x";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
+    const int64_t expected[4] = {x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
+    TRY(check_shape(op, "y", y, 4, expected));
+    TRY(check_no_alias(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, upsample_nearest2x);
+    return dispatch_result(ctx, ctx->backend->upsample_nearest2x(ctx, x, y));
+}
+
+svdc_status svdc_op_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
+    static const char *op = "concat_channels";
+    TRY(check_tensor(ctx, op, "a", a));
+    TRY(check_tensor(ctx, op, "b", b));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_min_ndim(op, "a", a, 2, "(N, C1, spatial...)"));
+    int64_t expected[SVDC_MAX_DIMS];
+    memcpy(expected, a->shape, sizeof expected);
+    expected[1] = b->ndim > 1 ? b->shape[1] : 0;
+    TRY(check_shape(op, "b", b, a->ndim, expected)); /* same N and spatial dims as a, any channel count */
+    expected[1] = a->shape[1] + b->shape[1];
+    TRY(check_shape(op, "y", y, a->ndim, expected));
+    TRY(check_no_alias(op, "y", y, "a", a));
+    TRY(check_no_alias(op, "y", y, "b", b));
+    REQUIRE_BACKEND_OP(ctx, concat_channels);
+    return dispatch_result(ctx, ctx->backend->concat_channels(ctx, a, b, y));
+}
+
+svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    static const char *op = "permute_0213";
+    TRY(check_tensor(ctx, op, "x", x));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "x", x, 4, "(A, B, C, D)"));
+    const int64_t expected[4] = {x->shape[0], x->shape[2], x->shape[1], x->shape[3]};
+    TRY(check_shape(op, "y", y, 4, expected));
+    TRY(check_no_alias(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, permute_0213);
+    return dispatch_result(ctx, ctx->backend->permute_0213(ctx, x, y));
+}
+
+svdc_status svdc_op_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y) {
+    static const char *op = "timestep_embedding";
+    TRY(check_tensor(ctx, op, "t", t));
+    TRY(check_tensor(ctx, op, "y", y));
+    TRY(check_ndim(op, "t", t, 1, "(N,)"));
+    if (dim < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: dim must be >= 1, got %d", op, dim);
+    const int64_t expected[2] = {t->shape[0], dim};
+    TRY(check_shape(op, "y", y, 2, expected));
+    TRY(check_no_alias(op, "y", y, "t", t));
+    REQUIRE_BACKEND_OP(ctx, timestep_embedding);
+    return dispatch_result(ctx, ctx->backend->timestep_embedding(ctx, t, dim, y));
+}
+
+svdc_status svdc_op_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    static const char *op = "convert";
+    TRY(check_any_dtype(ctx, op, "x", x));
+    TRY(check_any_dtype(ctx, op, "y", y));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    if (x->data != y->data || x->dtype != y->dtype) TRY(check_no_alias(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, convert);
+    return dispatch_result(ctx, ctx->backend->convert(ctx, x, y));
+}
+
+/* Any dtype (a byte copy); y may be x itself (a no-op) but must not partly overlap it. */
+svdc_status svdc_op_copy(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    static const char *op = "copy";
+    TRY(check_any_dtype(ctx, op, "x", x));
+    TRY(check_any_dtype(ctx, op, "y", y));
+    TRY(check_same_shape(op, "y", y, "x", x));
+    if (x->dtype != y->dtype)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: y has dtype %s, expected %s (the dtype of x; use convert)", op,
+                         svdc_dtype_name(y->dtype), svdc_dtype_name(x->dtype));
+    if (x->data == y->data) return SVDC_OK;
+    TRY(check_no_alias(op, "y", y, "x", x));
+    REQUIRE_BACKEND_OP(ctx, copy);
+    return dispatch_result(ctx, ctx->backend->copy(ctx, x, y));
+}
+
+svdc_status svdc_op_fill(const svdc_ctx *ctx, svdc_tensor *y, float value) {
+    TRY(check_tensor(ctx, "fill", "y", y));
+    REQUIRE_BACKEND_OP(ctx, fill);
+    return dispatch_result(ctx, ctx->backend->fill(ctx, y, value));
+}
+
+svdc_status svdc_op_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, const char *what) {
+    const char *name = what && what[0] ? what : "x";
+    TRY(check_tensor(ctx, "check_finite", name, x));
+    REQUIRE_BACKEND_OP(ctx, check_finite);
+    int all_finite = 1;
+    TRY(dispatch_result(ctx, ctx->backend->check_finite(ctx, x, &all_finite)));
+    if (!all_finite) {
+        char s[128];
+        return svdc_fail(SVDC_ERR_VALUE, "%s contains NaN or Inf values (shape %s); expected only finite numbers",
+                         name, svdc_shape_str(x, s, sizeof s));
+    }
+    return SVDC_OK;
 }

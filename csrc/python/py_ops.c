@@ -1,67 +1,554 @@
 /* py_ops.c — svdc._C._ops: a private test surface that runs single ops on the CPU backend with NumPy arrays, so the
- * unit tests can compare every op against NumPy. Not public API. */
+ * unit tests can compare every op against NumPy. Not public API.
+ *
+ * Every binding follows one pattern: parse the Python arguments into an `op_call` (input arrays as tensors, scalar
+ * arguments), work out the output shape (when the inputs are malformed any shape will do: ops.c names the bad input
+ * before it looks at y), then `op_call_finish` allocates the output, releases the GIL, runs the op's thunk with a
+ * fresh CPU context and arena, and maps a failure to the exception of its status. Ops marked "in place allowed" in
+ * ops.h take `out=` (a float32 array of the output shape, e.g. the input itself). */
 #include "util.h"
+
+#include <string.h>
 
 #include "../core/arena.h"
 #include "../core/backend.h"
 #include "../core/ops.h"
 #include "registry.h"
 
-/* A CPU context with a private arena for one op call. */
-typedef struct op_call {
-    svdc_ctx ctx;
-} op_call;
+#define MAX_IN 4
 
-static int op_call_begin(op_call *c) {
-    c->ctx.backend = svdc_backend_cpu();
-    c->ctx.device = SVDC_DEVICE_CPU;
-    svdc_status s = svdc_arena_init(&c->ctx.arena, c->ctx.backend, SVDC_DEVICE_CPU);
-    if (s) {
-        svdc_py_raise(s);
-        return -1;
-    }
+typedef struct op_call op_call;
+typedef svdc_status (*op_thunk)(const svdc_ctx *ctx, op_call *c);
+
+struct op_call {
+    PyArrayObject *in[MAX_IN];
+    svdc_tensor t[MAX_IN]; /* the inputs, in argument order */
+    int present[MAX_IN];   /* 0 for an optional input given as None */
+    int nin;
+    svdc_tensor y;
+    int i[6];        /* integer arguments, meaning per op */
+    float f[2];      /* float arguments */
+    const char *s;   /* string argument (check_finite's `what`) */
+};
+
+/* The arena high-water mark of the last op call (bytes), for the tests that check attention memory is O(block). */
+static size_t last_arena_peak;
+
+static void op_call_clear(op_call *c) {
+    for (int k = 0; k < c->nin; k++) Py_XDECREF(c->in[k]);
+    c->nin = 0;
+}
+
+/* Adds input `name`; None is accepted when `optional`. Returns 0 or -1 with an exception set. */
+static int add_input(op_call *c, PyObject *obj, const char *name, int optional) {
+    const int k = c->nin++;
+    c->in[k] = NULL;
+    c->present[k] = 0;
+    memset(&c->t[k], 0, sizeof c->t[k]);
+    if (optional && obj == Py_None) return 0;
+    if (!(c->in[k] = svdc_py_f32_array(obj, name, -1))) return -1;
+    c->t[k] = svdc_py_tensor(c->in[k]);
+    c->present[k] = 1;
     return 0;
 }
 
-static void op_call_end(op_call *c) { svdc_arena_free(c->ctx.arena); }
+static const svdc_tensor *opt(op_call *c, int k) { return c->present[k] ? &c->t[k] : NULL; }
 
-/* linear(x, w, b or None) -> y */
-static PyObject *py_linear(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *xo, *wo, *bo;
-    if (!PyArg_ParseTuple(args, "OOO", &xo, &wo, &bo)) return NULL;
-    PyArrayObject *x = svdc_py_f32_array(xo, "x", -1), *w = NULL, *b = NULL, *y = NULL;
-    if (!x) return NULL;
-    if (!(w = svdc_py_f32_array(wo, "w", -1))) goto done;
-    if (bo != Py_None && !(b = svdc_py_f32_array(bo, "b", -1))) goto done;
-    svdc_tensor xt = svdc_py_tensor(x), wt = svdc_py_tensor(w), bt;
-    if (b) bt = svdc_py_tensor(b);
-    int64_t shape[SVDC_MAX_DIMS];
-    for (int i = 0; i < xt.ndim; i++) shape[i] = xt.shape[i];
-    shape[xt.ndim - 1] = wt.ndim == 2 ? wt.shape[0] : 0;
-    if (!(y = svdc_py_new_f32(xt.ndim, shape))) goto done;
-    svdc_tensor yt = svdc_py_tensor(y);
-    op_call c;
-    if (op_call_begin(&c) < 0) goto fail;
-    svdc_status s;
-    Py_BEGIN_ALLOW_THREADS s = svdc_op_linear(&c.ctx, &xt, &wt, b ? &bt : NULL, &yt);
-    Py_END_ALLOW_THREADS op_call_end(&c);
+/* Runs `thunk` without the GIL into a new float32 array of `shape` (or into `out` when given). Steals nothing;
+ * releases the inputs. Returns the output or NULL with an exception set. */
+static PyObject *op_call_finish(op_call *c, op_thunk thunk, int ndim, const int64_t *shape, PyObject *out) {
+    PyArrayObject *y = NULL;
+    if (out && out != Py_None) {
+        if (!(y = svdc_py_f32_array(out, "out", -1))) goto fail;
+    } else {
+        int64_t safe[SVDC_MAX_DIMS];
+        for (int k = 0; k < ndim; k++) safe[k] = shape[k] < 0 ? 0 : shape[k];
+        if (!(y = svdc_py_new_f32(ndim, safe))) goto fail;
+    }
+    c->y = svdc_py_tensor(y);
+    svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
+    svdc_status s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
     if (s) {
         svdc_py_raise(s);
         goto fail;
     }
-    goto done;
+    size_t peak;
+    Py_BEGIN_ALLOW_THREADS
+    s = thunk(&ctx, c);
+    peak = svdc_arena_peak(ctx.arena);
+    svdc_arena_free(ctx.arena);
+    Py_END_ALLOW_THREADS
+    last_arena_peak = peak;
+    if (s) {
+        svdc_py_raise(s);
+        goto fail;
+    }
+    op_call_clear(c);
+    return (PyObject *)y;
 fail:
-    Py_CLEAR(y);
-done:
-    Py_XDECREF(x);
-    Py_XDECREF(w);
-    Py_XDECREF(b);
+    Py_XDECREF(y);
+    op_call_clear(c);
+    return NULL;
+}
+
+/* Copies the shape of input k (or (1,) when it is absent) into shape; returns its ndim. */
+static int shape_of(op_call *c, int k, int64_t *shape) {
+    if (!c->present[k] || c->t[k].ndim < 1) {
+        shape[0] = 1;
+        return 1;
+    }
+    memcpy(shape, c->t[k].shape, sizeof(int64_t) * (size_t)c->t[k].ndim);
+    return c->t[k].ndim;
+}
+
+#define DIM(c, k, d) ((c)->present[k] && (c)->t[k].ndim > (d) ? (c)->t[k].shape[d] : 1)
+
+/* ---- thunks: one line each, the op call with the parsed arguments ---- */
+
+static svdc_status run_linear(const svdc_ctx *x, op_call *c) {
+    return svdc_op_linear(x, &c->t[0], &c->t[1], opt(c, 2), &c->y);
+}
+static svdc_status run_conv2d(const svdc_ctx *x, op_call *c) {
+    const svdc_conv2d_params p = {c->i[0], c->i[1], c->i[2], c->i[3], c->i[4], c->i[5]};
+    return svdc_op_conv2d(x, &c->t[0], &c->t[1], opt(c, 2), &p, &c->y);
+}
+static svdc_status run_conv_temporal(const svdc_ctx *x, op_call *c) {
+    return svdc_op_conv_temporal(x, &c->t[0], c->i[0], &c->t[1], opt(c, 2), &c->y);
+}
+static svdc_status run_group_norm(const svdc_ctx *x, op_call *c) {
+    return svdc_op_group_norm(x, &c->t[0], c->i[0], c->i[1], opt(c, 1), opt(c, 2), c->f[0], c->i[2], &c->y);
+}
+static svdc_status run_layer_norm(const svdc_ctx *x, op_call *c) {
+    return svdc_op_layer_norm(x, &c->t[0], opt(c, 1), opt(c, 2), c->f[0], &c->y);
+}
+static svdc_status run_attention(const svdc_ctx *x, op_call *c) {
+    return svdc_op_attention(x, &c->t[0], &c->t[1], &c->t[2], c->i[0], c->f[0], c->i[1], &c->y);
+}
+static svdc_status run_gelu(const svdc_ctx *x, op_call *c) { return svdc_op_gelu(x, &c->t[0], &c->y); }
+static svdc_status run_silu(const svdc_ctx *x, op_call *c) { return svdc_op_silu(x, &c->t[0], &c->y); }
+static svdc_status run_geglu(const svdc_ctx *x, op_call *c) { return svdc_op_geglu(x, &c->t[0], &c->y); }
+static svdc_status run_axpby(const svdc_ctx *x, op_call *c) {
+    return svdc_op_axpby(x, c->f[0], &c->t[0], c->f[1], &c->t[1], &c->y);
+}
+static svdc_status run_add(const svdc_ctx *x, op_call *c) { return svdc_op_add(x, &c->t[0], &c->t[1], &c->y); }
+static svdc_status run_mul(const svdc_ctx *x, op_call *c) { return svdc_op_mul(x, &c->t[0], &c->t[1], &c->y); }
+static svdc_status run_scale(const svdc_ctx *x, op_call *c) { return svdc_op_scale(x, &c->t[0], c->f[0], &c->y); }
+static svdc_status run_alpha_blend(const svdc_ctx *x, op_call *c) {
+    return svdc_op_alpha_blend(x, &c->t[0], &c->t[1], c->f[0], &c->y);
+}
+static svdc_status run_add_channel_bias(const svdc_ctx *x, op_call *c) {
+    return svdc_op_add_channel_bias(x, &c->t[0], &c->t[1], &c->y);
+}
+static svdc_status run_add_token_bias(const svdc_ctx *x, op_call *c) {
+    return svdc_op_add_token_bias(x, &c->t[0], &c->t[1], &c->y);
+}
+static svdc_status run_upsample(const svdc_ctx *x, op_call *c) {
+    return svdc_op_upsample_nearest2x(x, &c->t[0], &c->y);
+}
+static svdc_status run_concat(const svdc_ctx *x, op_call *c) {
+    return svdc_op_concat_channels(x, &c->t[0], &c->t[1], &c->y);
+}
+static svdc_status run_permute(const svdc_ctx *x, op_call *c) { return svdc_op_permute_0213(x, &c->t[0], &c->y); }
+static svdc_status run_timestep(const svdc_ctx *x, op_call *c) {
+    return svdc_op_timestep_embedding(x, &c->t[0], c->i[0], &c->y);
+}
+static svdc_status run_copy(const svdc_ctx *x, op_call *c) { return svdc_op_copy(x, &c->t[0], &c->y); }
+static svdc_status run_fill(const svdc_ctx *x, op_call *c) { return svdc_op_fill(x, &c->y, c->f[0]); }
+static svdc_status run_check_finite(const svdc_ctx *x, op_call *c) {
+    return svdc_op_check_finite(x, &c->t[0], c->s);
+}
+
+/* ---- bindings ---- */
+
+#define PARSE(fmt, kwlist, ...) \
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, (char **)kwlist, __VA_ARGS__)) return NULL
+#define INPUT(obj, name, optional) \
+    if (add_input(&c, obj, name, optional) < 0) goto fail
+
+static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "w", "b", NULL};
+    PyObject *xo, *wo, *bo = Py_None;
+    op_call c = {0};
+    PARSE("OO|O", kwl, &xo, &wo, &bo);
+    INPUT(xo, "x", 0);
+    INPUT(wo, "w", 0);
+    INPUT(bo, "b", 1);
+    int64_t shape[SVDC_MAX_DIMS];
+    int nd = shape_of(&c, 0, shape);
+    shape[nd - 1] = c.t[1].ndim == 2 ? c.t[1].shape[0] : 1;
+    return op_call_finish(&c, run_linear, nd, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "w", "b", "stride", "padding", NULL};
+    PyObject *xo, *wo, *bo = Py_None;
+    op_call c = {0};
+    c.i[0] = c.i[1] = 1;
+    PARSE("OO|O(ii)(iiii)", kwl, &xo, &wo, &bo, &c.i[0], &c.i[1], &c.i[2], &c.i[3], &c.i[4], &c.i[5]);
+    INPUT(xo, "x", 0);
+    INPUT(wo, "w", 0);
+    INPUT(bo, "b", 1);
+    /* Ho = (H + top + bottom - kh) / sh + 1; nonsense values are clamped (ops.c rejects them first). */
+    const int64_t sh = c.i[0] > 0 ? c.i[0] : 1, sw = c.i[1] > 0 ? c.i[1] : 1;
+    const int64_t hp = DIM(&c, 0, 2) + c.i[2] + c.i[3] - DIM(&c, 1, 2);
+    const int64_t wp = DIM(&c, 0, 3) + c.i[4] + c.i[5] - DIM(&c, 1, 3);
+    const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 1, 0), hp >= 0 ? hp / sh + 1 : 0, wp >= 0 ? wp / sw + 1 : 0};
+    return op_call_finish(&c, run_conv2d, 4, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_conv_temporal(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "num_frames", "w", "b", NULL};
+    PyObject *xo, *wo, *bo = Py_None;
+    op_call c = {0};
+    PARSE("OiO|O", kwl, &xo, &c.i[0], &wo, &bo);
+    INPUT(xo, "x", 0);
+    INPUT(wo, "w", 0);
+    INPUT(bo, "b", 1);
+    const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 1, 0), DIM(&c, 0, 2), DIM(&c, 0, 3)};
+    return op_call_finish(&c, run_conv_temporal, 4, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_group_norm(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "groups", "frames", "gamma", "beta", "eps", "silu", "out", NULL};
+    PyObject *xo, *go = Py_None, *bo = Py_None, *out = NULL;
+    op_call c = {0};
+    c.i[1] = 1;
+    c.f[0] = 1e-5f;
+    PARSE("Oi|iOOfpO", kwl, &xo, &c.i[0], &c.i[1], &go, &bo, &c.f[0], &c.i[2], &out);
+    INPUT(xo, "x", 0);
+    INPUT(go, "gamma", 1);
+    INPUT(bo, "beta", 1);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_group_norm, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_layer_norm(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "gamma", "beta", "eps", "out", NULL};
+    PyObject *xo, *go = Py_None, *bo = Py_None, *out = NULL;
+    op_call c = {0};
+    c.f[0] = 1e-5f;
+    PARSE("O|OOfO", kwl, &xo, &go, &bo, &c.f[0], &out);
+    INPUT(xo, "x", 0);
+    INPUT(go, "gamma", 1);
+    INPUT(bo, "beta", 1);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_layer_norm, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"q", "k", "v", "num_heads", "scale", "causal", NULL};
+    PyObject *qo, *ko, *vo;
+    op_call c = {0};
+    PARSE("OOOif|p", kwl, &qo, &ko, &vo, &c.i[0], &c.f[0], &c.i[1]);
+    INPUT(qo, "q", 0);
+    INPUT(ko, "k", 0);
+    INPUT(vo, "v", 0);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_attention, nd, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+/* One array in, output of the same shape (or, for geglu, half the last dim); `out=` for the in-place ones. */
+static PyObject *unary(PyObject *args, PyObject *kw, op_thunk thunk, int halve_last) {
+    static const char *kwl[] = {"x", "out", NULL};
+    PyObject *xo, *out = NULL;
+    op_call c = {0};
+    PARSE("O|O", kwl, &xo, &out);
+    INPUT(xo, "x", 0);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    if (halve_last) shape[nd - 1] /= 2;
+    return op_call_finish(&c, thunk, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+static PyObject *py_gelu(PyObject *s, PyObject *a, PyObject *k) { (void)s; return unary(a, k, run_gelu, 0); }
+static PyObject *py_silu(PyObject *s, PyObject *a, PyObject *k) { (void)s; return unary(a, k, run_silu, 0); }
+static PyObject *py_geglu(PyObject *s, PyObject *a, PyObject *k) { (void)s; return unary(a, k, run_geglu, 1); }
+static PyObject *py_upsample(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", NULL};
+    PyObject *xo;
+    op_call c = {0};
+    PARSE("O", kwl, &xo);
+    INPUT(xo, "x", 0);
+    const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 0, 1), 2 * DIM(&c, 0, 2), 2 * DIM(&c, 0, 3)};
+    return op_call_finish(&c, run_upsample, 4, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+static PyObject *py_permute(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", NULL};
+    PyObject *xo;
+    op_call c = {0};
+    PARSE("O", kwl, &xo);
+    INPUT(xo, "x", 0);
+    const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 0, 2), DIM(&c, 0, 1), DIM(&c, 0, 3)};
+    return op_call_finish(&c, run_permute, 4, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+/* Two arrays in (names a/b or as given), output shaped like the first; floats before/between as the op needs. */
+static PyObject *binary(PyObject *args, PyObject *kw, op_thunk thunk, const char *fmt, const char **kwl,
+                        int nfloat_first, int concat) {
+    PyObject *ao, *bo, *out = NULL;
+    op_call c = {0};
+    int ok;
+    if (nfloat_first == 2) /* axpby(alpha, a, beta, b) */
+        ok = PyArg_ParseTupleAndKeywords(args, kw, fmt, (char **)kwl, &c.f[0], &ao, &c.f[1], &bo, &out);
+    else if (nfloat_first == 1) /* alpha_blend(x_spatial, x_temporal, alpha) */
+        ok = PyArg_ParseTupleAndKeywords(args, kw, fmt, (char **)kwl, &ao, &bo, &c.f[0], &out);
+    else
+        ok = PyArg_ParseTupleAndKeywords(args, kw, fmt, (char **)kwl, &ao, &bo, &out);
+    if (!ok) return NULL;
+    const int first = nfloat_first == 2 ? 1 : 0; /* index of the first array name in kwl */
+    INPUT(ao, kwl[first], 0);
+    INPUT(bo, kwl[first + (nfloat_first == 2 ? 2 : 1)], 0);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    if (concat && nd > 1) shape[1] += DIM(&c, 1, 1);
+    return op_call_finish(&c, thunk, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+static const char *kw_ab[] = {"a", "b", "out", NULL};
+static PyObject *py_add(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    return binary(a, k, run_add, "OO|O", kw_ab, 0, 0);
+}
+static PyObject *py_mul(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    return binary(a, k, run_mul, "OO|O", kw_ab, 0, 0);
+}
+static PyObject *py_axpby(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    static const char *kwl[] = {"alpha", "a", "beta", "b", "out", NULL};
+    return binary(a, k, run_axpby, "fOfO|O", kwl, 2, 0);
+}
+static PyObject *py_alpha_blend(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    static const char *kwl[] = {"x_spatial", "x_temporal", "alpha", "out", NULL};
+    return binary(a, k, run_alpha_blend, "OOf|O", kwl, 1, 0);
+}
+static PyObject *py_add_channel_bias(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    static const char *kwl[] = {"x", "bias", "out", NULL};
+    return binary(a, k, run_add_channel_bias, "OO|O", kwl, 0, 0);
+}
+static PyObject *py_add_token_bias(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    static const char *kwl[] = {"x", "v", "out", NULL};
+    return binary(a, k, run_add_token_bias, "OO|O", kwl, 0, 0);
+}
+static PyObject *py_concat(PyObject *s, PyObject *a, PyObject *k) {
+    (void)s;
+    static const char *kwl[] = {"a", "b", "out", NULL};
+    return binary(a, k, run_concat, "OO|O", kwl, 0, 1);
+}
+
+static PyObject *py_scale(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "alpha", "out", NULL};
+    PyObject *xo, *out = NULL;
+    op_call c = {0};
+    PARSE("Of|O", kwl, &xo, &c.f[0], &out);
+    INPUT(xo, "x", 0);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_scale, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_copy(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    return unary(args, kw, run_copy, 0);
+}
+
+static PyObject *py_fill(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"like", "value", NULL};
+    PyObject *xo;
+    op_call c = {0};
+    PARSE("Of", kwl, &xo, &c.f[0]);
+    INPUT(xo, "like", 0);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_fill, nd, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_timestep_embedding(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"t", "dim", NULL};
+    PyObject *to;
+    op_call c = {0};
+    PARSE("Oi", kwl, &to, &c.i[0]);
+    INPUT(to, "t", 0);
+    const int64_t shape[2] = {DIM(&c, 0, 0), c.i[0]};
+    return op_call_finish(&c, run_timestep, 2, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_check_finite(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "what", NULL};
+    PyObject *xo;
+    op_call c = {0};
+    c.s = "x";
+    PARSE("O|s", kwl, &xo, &c.s);
+    INPUT(xo, "x", 0);
+    const int64_t one = 1;
+    PyObject *r = op_call_finish(&c, run_check_finite, 1, &one, NULL);
+    if (!r) return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+/* convert(x, to): x float32 / float16 / uint16 (bfloat16 bits) -> "f32" | "f16" | "bf16" (bf16 as uint16 bits). */
+static svdc_status run_convert(const svdc_ctx *x, op_call *c) {
+    svdc_tensor in = c->t[0], out = c->y;
+    in.dtype = (svdc_dtype)c->i[0];
+    out.dtype = (svdc_dtype)c->i[1];
+    return svdc_op_convert(x, &in, &out);
+}
+
+static PyObject *py_convert(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "to", NULL};
+    PyObject *xo;
+    const char *to;
+    PARSE("Os", kwl, &xo, &to);
+    if (!PyArray_Check(xo)) {
+        PyErr_Format(PyExc_TypeError, "x: expected a numpy.ndarray, got %s", Py_TYPE(xo)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *x = (PyArrayObject *)xo;
+    int from;
+    switch (PyArray_TYPE(x)) {
+    case NPY_FLOAT32: from = SVDC_DTYPE_F32; break;
+    case NPY_FLOAT16: from = SVDC_DTYPE_F16; break;
+    case NPY_UINT16: from = SVDC_DTYPE_BF16; break;
+    default:
+        PyErr_Format(svdc_py_ShapeError, "convert: x must be float32, float16 or uint16 (bfloat16 bits), got %s",
+                     PyArray_DESCR(x)->typeobj->tp_name);
+        return NULL;
+    }
+    int dst, npy;
+    if (!strcmp(to, "f32")) dst = SVDC_DTYPE_F32, npy = NPY_FLOAT32;
+    else if (!strcmp(to, "f16")) dst = SVDC_DTYPE_F16, npy = NPY_FLOAT16;
+    else if (!strcmp(to, "bf16")) dst = SVDC_DTYPE_BF16, npy = NPY_UINT16;
+    else {
+        PyErr_Format(PyExc_ValueError, "convert: to must be 'f32', 'f16' or 'bf16', got '%s'", to);
+        return NULL;
+    }
+    if (!PyArray_IS_C_CONTIGUOUS(x) || !PyArray_ISALIGNED(x) || PyArray_NDIM(x) > SVDC_MAX_DIMS ||
+        PyArray_NDIM(x) < 1) {
+        PyErr_SetString(svdc_py_ShapeError, "convert: x must be a C-contiguous, aligned array of 1..6 dims");
+        return NULL;
+    }
+    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(PyArray_NDIM(x), PyArray_DIMS(x), npy);
+    if (!y) return NULL;
+    op_call c = {0};
+    Py_INCREF(x);
+    c.in[0] = x;
+    c.nin = 1;
+    c.present[0] = 1;
+    c.t[0] = svdc_py_tensor(x);
+    c.i[0] = from;
+    c.i[1] = dst;
+    /* y may be float16/uint16, which op_call_finish (float32 outputs) does not take: run the op here. */
+    svdc_tensor yt = svdc_py_tensor(y);
+    svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
+    svdc_status s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
+    if (!s) {
+        c.y = yt;
+        Py_BEGIN_ALLOW_THREADS
+        s = run_convert(&ctx, &c);
+        svdc_arena_free(ctx.arena);
+        Py_END_ALLOW_THREADS
+    }
+    op_call_clear(&c);
+    if (s) {
+        Py_DECREF(y);
+        return svdc_py_raise(s);
+    }
     return (PyObject *)y;
 }
 
+static PyObject *py_last_arena_peak(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromSize_t(last_arena_peak);
+}
+
+#define OP(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc}
 static PyMethodDef ops_methods[] = {
-    {"linear", py_linear, METH_VARARGS, "linear(x, w, b|None) -> x @ w.T + b"},
+    OP("linear", py_linear, "linear(x, w, b=None) -> x @ w.T + b"),
+    OP("conv2d", py_conv2d, "conv2d(x, w, b=None, stride=(sh, sw), padding=(top, bottom, left, right))"),
+    OP("conv_temporal", py_conv_temporal, "conv_temporal(x, num_frames, w (O, C, 3), b=None)"),
+    OP("group_norm", py_group_norm, "group_norm(x, groups, frames=1, gamma=None, beta=None, eps=1e-5, silu=False, out=None)"),
+    OP("layer_norm", py_layer_norm, "layer_norm(x, gamma=None, beta=None, eps=1e-5, out=None)"),
+    OP("attention", py_attention, "attention(q, k, v, num_heads, scale, causal=False)"),
+    OP("gelu", py_gelu, "gelu(x, out=None): exact erf GELU"),
+    OP("silu", py_silu, "silu(x, out=None)"),
+    OP("geglu", py_geglu, "geglu(x): x = [a | gate] -> a * gelu(gate)"),
+    OP("axpby", py_axpby, "axpby(alpha, a, beta, b, out=None)"),
+    OP("add", py_add, "add(a, b, out=None)"),
+    OP("mul", py_mul, "mul(a, b, out=None)"),
+    OP("scale", py_scale, "scale(x, alpha, out=None)"),
+    OP("alpha_blend", py_alpha_blend, "alpha_blend(x_spatial, x_temporal, alpha, out=None)"),
+    OP("add_channel_bias", py_add_channel_bias, "add_channel_bias(x (N, C, ...), bias (N, C), out=None)"),
+    OP("add_token_bias", py_add_token_bias, "add_token_bias(x (N, L, C), v (N, C), out=None)"),
+    OP("upsample_nearest2x", py_upsample, "upsample_nearest2x(x (N, C, H, W))"),
+    OP("concat_channels", py_concat, "concat_channels(a, b)"),
+    OP("permute_0213", py_permute, "permute_0213(x (A, B, C, D)) -> (A, C, B, D)"),
+    OP("timestep_embedding", py_timestep_embedding, "timestep_embedding(t (N,), dim) -> (N, dim), cos first"),
+    OP("convert", py_convert, "convert(x float32|float16|uint16-as-bf16, to='f32'|'f16'|'bf16')"),
+    OP("copy", py_copy, "copy(x, out=None)"),
+    OP("fill", py_fill, "fill(like, value) -> array shaped like `like` filled with value"),
+    OP("check_finite", py_check_finite, "check_finite(x, what='x'): raises ValueError on NaN/Inf"),
+    {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last op call"},
     {NULL, NULL, 0, NULL},
 };
 

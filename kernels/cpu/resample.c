@@ -1,0 +1,66 @@
+/* resample.c — data movement on the CPU: nearest x2 upsampling, channel concat and the (0, 2, 1, 3) permute. */
+#include <string.h>
+
+#include "kernels.h"
+
+svdc_status svdc_cpu_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    (void)ctx;
+    const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    const float *xd = x->data;
+    float *yd = y->data;
+    /* (N*C, H, W) -> (N*C, 2H, 2W): input row h becomes output rows 2h and 2h+1, each pixel doubled. */
+#pragma omp parallel for schedule(static) if (NC * H * W > 16384)
+    for (int64_t r = 0; r < NC * H; r++) {
+        const float *in = xd + r * W;
+        float *out = yd + r * 4 * W; /* plane p, row h -> rows 2h, 2h+1 start at ((p*H + h) * 2) * 2W */
+        for (int64_t w = 0; w < W; w++) out[2 * w] = out[2 * w + 1] = in[w];
+        memcpy(out + 2 * W, out, (size_t)(2 * W) * sizeof(float));
+    }
+    return SVDC_OK;
+}
+
+svdc_status svdc_cpu_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b,
+                                     svdc_tensor *y) {
+    (void)ctx;
+    const int64_t N = a->shape[0];
+    /* Per row n, a[n] (C1*S values) then b[n] (C2*S values) are contiguous blocks of y[n]. */
+    const int64_t na = N ? svdc_tensor_numel(a) / N : 0, nb = N ? svdc_tensor_numel(b) / N : 0;
+    const float *ad = a->data, *bd = b->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static) if (N * (na + nb) > 65536)
+    for (int64_t n = 0; n < N; n++) {
+        float *out = yd + n * (na + nb);
+        if (na) memcpy(out, ad + n * na, (size_t)na * sizeof(float));
+        if (nb) memcpy(out + na, bd + n * nb, (size_t)nb * sizeof(float));
+    }
+    return SVDC_OK;
+}
+
+svdc_status svdc_cpu_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    (void)ctx;
+    const int64_t A = x->shape[0], B = x->shape[1], C = x->shape[2], D = x->shape[3];
+    const float *xd = x->data;
+    float *yd = y->data;
+    if (D == 1) {
+        /* A batch of (B, C) -> (C, B) matrix transposes, in 32x32 tiles so both sides stay in cache. */
+        const int64_t T = 32, tb = (B + T - 1) / T, tc = (C + T - 1) / T;
+#pragma omp parallel for schedule(static) collapse(2) if (A * B * C > 16384)
+        for (int64_t a = 0; a < A; a++)
+            for (int64_t t = 0; t < tb * tc; t++) {
+                const int64_t b0 = (t / tc) * T, c0 = (t % tc) * T;
+                const int64_t b1 = b0 + T < B ? b0 + T : B, c1 = c0 + T < C ? c0 + T : C;
+                const float *in = xd + a * B * C;
+                float *out = yd + a * B * C;
+                for (int64_t b = b0; b < b1; b++)
+                    for (int64_t c = c0; c < c1; c++) out[c * B + b] = in[b * C + c];
+            }
+        return SVDC_OK;
+    }
+    /* x[a, b, c, :] -> y[a, c, b, :]: rows of D values move as blocks. */
+#pragma omp parallel for schedule(static) collapse(2) if (A * B * C * D > 16384)
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t b = 0; b < B; b++)
+                memcpy(yd + ((a * C + c) * B + b) * D, xd + ((a * B + b) * C + c) * D, (size_t)D * sizeof(float));
+    return SVDC_OK;
+}
