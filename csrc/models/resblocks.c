@@ -93,6 +93,15 @@ static svdc_status add_temb(const svdc_ctx *ctx, const svdc_tensor *temb, const 
     return SVDC_OK;
 }
 
+/* Rows r0 .. r0+rows of a (N, ...) tensor as a (rows, ...) view. */
+static svdc_tensor view_rows(const svdc_tensor *t, int64_t r0, int64_t rows, size_t esize) {
+    svdc_tensor v = *t;
+    const int64_t row = svdc_tensor_numel(t) / t->shape[0];
+    v.data = (char *)t->data + (size_t)(r0 * row) * esize;
+    v.shape[0] = rows;
+    return v;
+}
+
 static svdc_status check_groups(const char *block, int channels, int groups) {
     if (groups <= 0 || channels <= 0 || channels % groups != 0)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %d channels are not divisible into %d groups", block, channels,
@@ -147,18 +156,31 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     const svdc_conv2d_params one1 = {1, 1, 0, 0, 0, 0};
     size_t m = svdc_arena_mark(ctx->arena);
 
-    /* a: the residual branch (N, Cout, H, W), the only full-size temporary when Cin <= Cout. */
-    svdc_tensor a, h1;
+    /* a: the residual branch (N, Cout, H, W), the only full-size temporary. */
+    svdc_tensor a;
     TRY_REL(ctx, m, alloc_like4(ctx, x, n, r->out_channels, h, w, &a));
-    /* silu(gn1(x)) (N, Cin, H, W): y's storage is free until conv2 and big enough when Cin <= Cout. */
-    if (r->in_channels <= r->out_channels) {
-        h1 = *y;
-        h1.shape[1] = r->in_channels;
-    } else {
-        TRY_REL(ctx, m, alloc_like4(ctx, x, n, r->in_channels, h, w, &h1));
+    /* a = conv1(silu(gn1(x))). gn1 and conv1 act on each row alone, so silu(gn1(x)) (rows, Cin, H, W) goes through
+     * y's storage (free until conv2) in chunks of as many rows as fit: all of them when Cin <= Cout. Only a single
+     * row wider than y (N = 1 and Cin > Cout) needs its own temporary. */
+    int64_t chunk = n * r->out_channels / r->in_channels;
+    void *h1_data = y->data;
+    if (chunk > n) chunk = n;
+    if (chunk < 1) {
+        svdc_tensor h1;
+        TRY_REL(ctx, m, alloc_like4(ctx, x, 1, r->in_channels, h, w, &h1));
+        h1_data = h1.data;
+        chunk = 1;
     }
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, x, r->groups, 1, &r->norm1_w, &r->norm1_b, r->eps, 1, &h1));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, &h1, &r->conv1_w, &r->conv1_b, &same3, &a));
+    const size_t esize = svdc_dtype_size(x->dtype);
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        const int64_t rows = n - r0 < chunk ? n - r0 : chunk;
+        /* rows r0 .. r0+rows of x and a, as (rows, C, H, W) views */
+        svdc_tensor xv = view_rows(x, r0, rows, esize), av = view_rows(&a, r0, rows, esize);
+        svdc_tensor h1 = xv;
+        h1.data = h1_data;
+        TRY_REL(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &r->norm1_w, &r->norm1_b, r->eps, 1, &h1));
+        TRY_REL(ctx, m, svdc_op_conv2d(ctx, &h1, &r->conv1_w, &r->conv1_b, &same3, &av));
+    }
     if (r->temb_channels > 0) TRY_REL(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
     TRY_REL(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
     TRY_REL(ctx, m, svdc_op_conv2d(ctx, &a, &r->conv2_w, &r->conv2_b, &same3, y));

@@ -15,6 +15,8 @@ CASES = [
     (64, 32, None, 1e-6, 1e-5, True, 5, 2),  # VAE style: no temb, reversed blend, Cin > Cout
     (32, 32, None, 1e-6, 1e-5, True, 2, 2),
     (32, 96, 16, 1e-6, 1e-6, True, 5, 2),    # reversed blend with a temb
+    (96, 32, None, 1e-6, 1e-5, True, 1, 1),  # one row wider than the output: its own temporary
+    (96, 64, 8, 1e-6, 1e-5, False, 3, 1),    # Cin > Cout in chunks of rows through y
 ]
 
 
