@@ -121,8 +121,19 @@ class VAE:
         """images (N, in_channels, H, W), H and W multiples of down_factor -> posterior mean
         (N, latent_channels, H/f, W/f), not multiplied by scaling_factor."""
         x = _as_input(images, "images", self.config["in_channels"], self.down_factor)
-        out = self._native.encode(x)
-        self._peak = int(self._native.last_peak_bytes)
+        if x.shape[0] == 1:
+            out = self._native.encode(x)
+            self._peak = int(self._native.last_peak_bytes)
+            return out
+        # Every layer of the encoder acts on each image alone: one C call per image bounds the memory and the time
+        # between Python's chances to handle Ctrl-C, with the same result as one batched call.
+        out = np.empty((x.shape[0], self.config["latent_channels"], x.shape[2] // self.down_factor,
+                        x.shape[3] // self.down_factor), dtype=np.float32)
+        peak = 0
+        for i in range(x.shape[0]):
+            out[i:i + 1] = self._native.encode(x[i:i + 1])
+            peak = max(peak, int(self._native.last_peak_bytes))
+        self._peak = peak
         return out
 
     def decode(self, latents, num_frames: int, chunk_size: int | None = None) -> np.ndarray:

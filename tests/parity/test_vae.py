@@ -335,3 +335,10 @@ def test_plain_autoencoderkl_folder_is_refused(torch_cpu, tmp_path):
     AutoencoderKL(block_out_channels=[32], latent_channels=4).save_pretrained(tmp_path)
     with pytest.raises(svdc.CheckpointError, match="AutoencoderKL;"):
         svdc.VAE.from_pretrained(tmp_path, device="cpu")
+
+
+def test_encode_per_image_equals_batched_native(torch_cpu):
+    """svdc.VAE.encode loops over images; the C model's batched encode gives the same numbers."""
+    _, vae, cfg, _ = _models(torch_cpu, "three_levels")
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 3, 8, 12)).astype(np.float32)
+    assert np.array_equal(vae.encode(x), vae._native.encode(x))
