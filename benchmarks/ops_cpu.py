@@ -32,6 +32,20 @@ def machine() -> str:
     return f"{model}, {cores} logical CPUs"
 
 
+def openblas_core() -> str:
+    """The kernel family OpenBLAS picked at load time (DYNAMIC_ARCH), e.g. Haswell or SkylakeX."""
+    import ctypes
+
+    import scipy_openblas32
+
+    try:
+        lib = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(), f"lib{scipy_openblas32.get_library()}.so"))
+        lib.scipy_openblas_get_corename.restype = ctypes.c_char_p
+        return lib.scipy_openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
 def commit() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
@@ -43,18 +57,23 @@ def commit() -> str:
         return "unknown"
 
 
-def best_time(fn, reps: int, budget_s: float = 20.0) -> float:
-    """Minimum wall time of `reps` runs after one warm-up (fewer runs if one already takes long)."""
+def best_times(ours, ref, reps: int, budget_s: float = 30.0):
+    """Minimum wall times of svdc and torch over up to `reps` alternating runs after one warm-up each. Alternating
+    keeps both under the same background load (the machine may be shared); the minimum is the least disturbed run."""
     t0 = time.perf_counter()
-    fn()
+    ours()
+    ref()
     first = time.perf_counter() - t0
     reps = max(1, min(reps, int(budget_s / max(first, 1e-6))))
-    times = []
+    t_ours, t_ref = [], []
     for _ in range(reps):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        ours()
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ref()
+        t_ref.append(time.perf_counter() - t0)
+    return min(t_ours), min(t_ref)
 
 
 def cases(torch, quick: bool):
@@ -138,7 +157,11 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma-separated groups, e.g. conv2d,attention")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ops_cpu.md"))
+    ap.add_argument("--openblas-coretype", default="",
+                    help="set OPENBLAS_CORETYPE (e.g. SkylakeX) before svdc loads OpenBLAS")
     args = ap.parse_args(argv)
+    if args.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
 
     import torch
 
@@ -154,8 +177,7 @@ def main(argv=None):
         if only and group not in only:
             continue
         with torch.no_grad():
-            t_ref = best_time(ref, args.reps)
-        t_ours = best_time(ours, args.reps)
+            t_ours, t_ref = best_times(ours, ref, args.reps)
         rows.append((group, name, t_ours, t_ref))
         print(f"{group:14s} {name:40s} svdc {t_ours * 1e3:9.1f} ms  torch {t_ref * 1e3:9.1f} ms  "
               f"ratio {t_ours / t_ref:5.2f}", flush=True)
@@ -168,10 +190,11 @@ def main(argv=None):
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- commit: {commit()}",
         f"- threads: {threads} (OMP_NUM_THREADS; torch.set_num_threads and svdc set_num_threads alike)",
-        f"- svdc BLAS: {info.get('blas_config', info.get('blas'))}",
+        f"- svdc BLAS: {info.get('blas_config', info.get('blas'))}, kernel core {openblas_core()}"
+        + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else ""),
         f"- torch {torch.__version__} ({'MKL' if torch.backends.mkl.is_available() else 'no MKL'}, "
         f"{torch.backends.cpu.get_cpu_capability()})",
-        f"- best of up to {args.reps} runs after a warm-up; ratio = svdc / torch (below 1: svdc is faster)",
+        f"- best of up to {args.reps} alternating runs after a warm-up; ratio = svdc / torch (below 1: svdc is faster)",
         "",
         "| op | shape | svdc ms | torch ms | ratio |",
         "|---|---|---:|---:|---:|",

@@ -9,15 +9,17 @@
 /* Below this many elements a loop runs on one thread (thread start-up costs more than the work). */
 #define PARALLEL_MIN 32768
 
-static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
-
 svdc_status svdc_cpu_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
-    const int64_t n = svdc_tensor_numel(x);
+    const int64_t n = svdc_tensor_numel(x), block = 4096;
+    const int64_t nblocks = (n + block - 1) / block;
     const float *xd = x->data;
     float *yd = y->data;
 #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) yd[i] = gelu_erf(xd[i]);
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        const int64_t i0 = bi * block, len = n - i0 < block ? n - i0 : block;
+        svdc_vgelu(xd + i0, yd + i0, len);
+    }
     return SVDC_OK;
 }
 
@@ -44,9 +46,8 @@ svdc_status svdc_cpu_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tenso
     /* x row = [a (n) | gate (n)] -> y row = a * gelu(gate) */
 #pragma omp parallel for schedule(static) if (rows * n > PARALLEL_MIN)
     for (int64_t r = 0; r < rows; r++) {
-        const float *a = xd + r * two_n, *g = a + n;
-        float *out = yd + r * n;
-        for (int64_t i = 0; i < n; i++) out[i] = a[i] * gelu_erf(g[i]);
+        const float *a = xd + r * two_n;
+        svdc_vgeglu(a, a + n, yd + r * n, n);
     }
     return SVDC_OK;
 }
