@@ -1,6 +1,7 @@
 /* vae.c — AutoencoderKLTemporalDecoder (spec §2): weight declaration under diffusers names, the encoder to the
  * posterior mean, and the temporal decoder. Activations live in two arena slabs that alternate layer by layer
- * (each sized for the largest activation of the pass); block temporaries are taken above them and released. */
+ * (each sized, by a planning walk, for the largest activation it receives); block temporaries are taken above them
+ * and released when the block returns. */
 #include "vae.h"
 
 #include <math.h>
@@ -221,15 +222,31 @@ static svdc_tensor row_view(const svdc_tensor *t, int64_t n) {
     return r;
 }
 
-/* Two slabs that activations alternate between; `cur` indexes the one holding the live activation. */
+/* Two slabs that activations alternate between, each sized for the largest activation it receives (planned by walking
+ * the same layer sequence as the forward pass, so e.g. the decoder's last level does not double its widest tensor).
+ * `cur` indexes the slab that holds the live activation; the first activation goes to slab 0. */
 typedef struct slabs {
     void *buf[2];
+    int64_t cap[2]; /* elements */
     int cur;
 } slabs;
 
-static svdc_status slabs_init(const svdc_ctx *ctx, const svdc_tensor *like, int64_t max_elems, slabs *s) {
-    int64_t shape[1] = {max_elems};
+/* The planning walk: every activation after the first goes to the other slab. */
+static void plan_first(slabs *s, int64_t elems) {
+    s->cap[0] = elems;
+    s->cap[1] = 0;
+    s->cur = 0;
+}
+
+static void plan_step(slabs *s, int64_t elems) {
+    const int i = 1 - s->cur;
+    if (elems > s->cap[i]) s->cap[i] = elems;
+    s->cur = i;
+}
+
+static svdc_status slabs_alloc(const svdc_ctx *ctx, const svdc_tensor *like, slabs *s) {
     for (int i = 0; i < 2; i++) {
+        int64_t shape[1] = {s->cap[i] > 0 ? s->cap[i] : 1};
         svdc_tensor t;
         TRY(svdc_arena_tensor(ctx->arena, like->dtype, 1, shape, &t));
         s->buf[i] = t.data;
@@ -238,9 +255,39 @@ static svdc_status slabs_init(const svdc_ctx *ctx, const svdc_tensor *like, int6
     return SVDC_OK;
 }
 
-/* The slab the next activation goes to, viewed as (n, c, h, w). */
-static svdc_tensor slabs_next(const slabs *s, const svdc_tensor *like, int64_t n, int64_t c, int64_t h, int64_t w) {
-    return view4(s->buf[1 - s->cur], like, n, c, h, w);
+/* A (n, c, h, w) view of slab `i`, refusing (as an internal error) what the plan did not provide for. */
+static svdc_status slab_view(const slabs *s, int i, const svdc_tensor *like, int64_t n, int64_t c, int64_t h,
+                             int64_t w, svdc_tensor *out) {
+    if (n * c * h * w > s->cap[i])
+        return svdc_fail(SVDC_ERR_INTERNAL, "VAE: activation (%lld, %lld, %lld, %lld) exceeds its planned slab of %lld "
+                         "elements", (long long)n, (long long)c, (long long)h, (long long)w, (long long)s->cap[i]);
+    *out = view4(s->buf[i], like, n, c, h, w);
+    return SVDC_OK;
+}
+
+/* The slab the next activation goes to. */
+static svdc_status slabs_next(const slabs *s, const svdc_tensor *like, int64_t n, int64_t c, int64_t h, int64_t w,
+                              svdc_tensor *out) {
+    return slab_view(s, 1 - s->cur, like, n, c, h, w, out);
+}
+
+/* y = conv3x3(nearest2x(x)) row by row: x (N, C, h, w) -> y (N, C, 2h, 2w). The upsampled tensor exists for one row
+ * at a time only. */
+static svdc_status upsample_conv(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w,
+                                 const svdc_tensor *b, svdc_tensor *y) {
+    const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
+    const size_t m = svdc_arena_mark(ctx->arena);
+    int64_t shape[4] = {1, x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
+    svdc_tensor up;
+    TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, shape, &up));
+    up.device = ctx->device;
+    for (int64_t r = 0; r < x->shape[0]; r++) {
+        svdc_tensor xr = row_view(x, r), yr = row_view(y, r);
+        TRY_REL(ctx, m, svdc_op_upsample_nearest2x(ctx, &xr, &up));
+        TRY_REL(ctx, m, svdc_op_conv2d(ctx, &up, w, b, &same3, &yr));
+    }
+    svdc_arena_release(ctx->arena, m);
+    return SVDC_OK;
 }
 
 /* y = x + to_out(attn(to_q, to_k, to_v of gn(x))) with one head over the h*w positions, frame by frame (rows are
@@ -306,9 +353,32 @@ static svdc_status check_output(const char *what, const svdc_tensor *y, const sv
     return SVDC_OK;
 }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
 /* --------------------------------------------------------------------------------------------------- encode */
+
+/* Moves to the next activation: `nxt` becomes the live one. */
+#define ADVANCE(s, cur, nxt) \
+    do {                     \
+        (cur) = (nxt);       \
+        (s).cur ^= 1;        \
+    } while (0)
+
+/* The slab sizes of an encode of n images (H, W): the same activation sequence as svdc_vae_encode. */
+static void encode_plan(const svdc_vae *v, int64_t n, int64_t H, int64_t W, slabs *s) {
+    const svdc_vae_config *cfg = &v->cfg;
+    const int *ch = cfg->block_out_channels;
+    int64_t hh = H, ww = W;
+    plan_first(s, n * ch[0] * hh * ww); /* conv_in */
+    for (int i = 0; i < cfg->num_levels; i++) {
+        for (int j = 0; j < cfg->layers_per_block; j++) plan_step(s, n * ch[i] * hh * ww);
+        if (v->down[i].has_downsample) {
+            hh /= 2;
+            ww /= 2;
+            plan_step(s, n * ch[i] * hh * ww);
+        }
+    }
+    for (int k = 0; k < 3; k++) plan_step(s, n * ch[cfg->num_levels - 1] * hh * ww); /* res, attention, res */
+    plan_step(s, n * 2 * cfg->latent_channels * hh * ww);                           /* conv_out */
+}
 
 svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_tensor *x, svdc_tensor *mean) {
     const svdc_vae_config *cfg = &v->cfg;
@@ -320,56 +390,49 @@ svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     TRY(check_output("encode", mean, x, lat, h, w));
     TRY(svdc_op_check_finite(ctx, x, "VAE encode input"));
 
-    /* Largest activation per row: level i runs at (H >> i, W >> i) with ch[i] channels (the conv_in output is
-     * ch[0] at full size); the encoder's conv_out gives 2L at the latent size. */
-    int64_t most = 2 * lat * h * w;
-    for (int i = 0; i < L; i++) most = max64(most, (int64_t)ch[i] * (H >> i) * (W >> i));
-    most = max64(most, (int64_t)ch[0] * H * W);
     const size_t m = svdc_arena_mark(ctx->arena);
     slabs s;
-    TRY_REL(ctx, m, slabs_init(ctx, x, n * most, &s));
+    encode_plan(v, n, H, W, &s);
+    TRY_REL(ctx, m, slabs_alloc(ctx, x, &s));
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1}, one1 = {1, 1, 0, 0, 0, 0};
     /* The downsampler pads right and bottom by one, none left/top, then a stride-2 k3 conv (diffusers padding=0). */
     const svdc_conv2d_params down = {2, 2, 0, 1, 0, 1};
 
     int64_t c = ch[0], hh = H, ww = W;
-    svdc_tensor cur = view4(s.buf[0], x, n, c, hh, ww), nxt;
+    svdc_tensor cur, nxt;
+    TRY_REL(ctx, m, slab_view(&s, 0, x, n, c, hh, ww, &cur));
     TRY_REL(ctx, m, svdc_op_conv2d(ctx, x, &v->enc_conv_in_w, &v->enc_conv_in_b, &same3, &cur));
     for (int i = 0; i < L; i++) {
         const svdc_vae_down_level *d = &v->down[i];
-        for (int j = 0; j < lpb; j++) {
-            nxt = slabs_next(&s, x, n, ch[i], hh, ww);
-            TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &d->resnets[j], &cur, NULL, &nxt));
-            cur = nxt;
-            s.cur = 1 - s.cur;
-        }
         c = ch[i];
+        for (int j = 0; j < lpb; j++) {
+            TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
+            TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &d->resnets[j], &cur, NULL, &nxt));
+            ADVANCE(s, cur, nxt);
+        }
         if (d->has_downsample) {
-            nxt = slabs_next(&s, x, n, c, hh / 2, ww / 2);
+            /* (N, c, hh, ww) -> (N, c, hh/2, ww/2) */
+            TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh / 2, ww / 2, &nxt));
             TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down, &nxt));
-            cur = nxt;
-            s.cur = 1 - s.cur;
+            ADVANCE(s, cur, nxt);
             hh /= 2;
             ww /= 2;
         }
     }
     /* mid: res, attention, res */
-    nxt = slabs_next(&s, x, n, c, hh, ww);
+    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
     TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[0], &cur, NULL, &nxt));
-    cur = nxt;
-    s.cur = 1 - s.cur;
-    nxt = slabs_next(&s, x, n, c, hh, ww);
+    ADVANCE(s, cur, nxt);
+    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
     TRY_REL(ctx, m, attention_forward(ctx, &v->enc_mid_attn, &cur, &nxt));
-    cur = nxt;
-    s.cur = 1 - s.cur;
-    nxt = slabs_next(&s, x, n, c, hh, ww);
+    ADVANCE(s, cur, nxt);
+    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
     TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[1], &cur, NULL, &nxt));
-    cur = nxt;
-    s.cur = 1 - s.cur;
+    ADVANCE(s, cur, nxt);
     /* silu(conv_norm_out) in place, conv_out -> moments (N, 2L, h, w) */
     TRY_REL(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->enc_norm_out_w, &v->enc_norm_out_b,
                                        1e-6f, 1, &cur));
-    nxt = slabs_next(&s, x, n, 2 * lat, hh, ww);
+    TRY_REL(ctx, m, slabs_next(&s, x, n, 2 * lat, hh, ww, &nxt));
     TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &v->enc_conv_out_w, &v->enc_conv_out_b, &same3, &nxt));
     /* quant_conv, mean only: the first L rows of the (2L, 2L, 1, 1) weight are contiguous -> (L, 2L, 1, 1). */
     svdc_tensor qw = v->quant_w, qb = v->quant_b;
@@ -381,6 +444,29 @@ svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
 }
 
 /* --------------------------------------------------------------------------------------------------- decode */
+
+/* The slab sizes of a decode of n latents (h, w): the same activation sequence as svdc_vae_decode. */
+static void decode_plan(const svdc_vae *v, int64_t n, int64_t h, int64_t w, slabs *s) {
+    const svdc_vae_config *cfg = &v->cfg;
+    const int L = cfg->num_levels, *ch = cfg->block_out_channels;
+    int64_t hh = h, ww = w, c = ch[L - 1];
+    plan_first(s, n * c * hh * ww);                     /* conv_in */
+    plan_step(s, n * c * hh * ww);                      /* mid resnets[0] */
+    if (v->num_dec_mid_res >= 2) {
+        plan_step(s, n * c * hh * ww);                  /* attention */
+        plan_step(s, n * c * hh * ww);                  /* resnets[1] */
+    }
+    for (int i = 0; i < L; i++) {
+        c = ch[L - 1 - i];
+        for (int j = 0; j < cfg->layers_per_block + 1; j++) plan_step(s, n * c * hh * ww);
+        if (v->up[i].has_upsample) {
+            hh *= 2;
+            ww *= 2;
+            plan_step(s, n * c * hh * ww);              /* upsample + conv */
+        }
+    }
+    plan_step(s, n * cfg->out_channels * hh * ww);      /* conv_out */
+}
 
 svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_tensor *z, int num_frames,
                             svdc_tensor *y) {
@@ -396,66 +482,51 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     TRY(check_output("decode", y, z, cfg->out_channels, H, W));
     TRY(svdc_op_check_finite(ctx, z, "VAE decode input"));
 
-    /* Largest activation per row: up level i runs at (h << i) with the reversed channels; its upsampler writes
-     * c x (h << (i+1)) before the conv; conv_out gives out_channels at full size. */
-    int64_t most = (int64_t)cfg->out_channels * H * W;
-    for (int i = 0; i < L; i++) {
-        const int64_t c = ch[L - 1 - i], in_c = i ? ch[L - i] : ch[L - 1];
-        most = max64(most, max64(c, in_c) * (h << i) * (w << i));
-        if (i < L - 1) most = max64(most, c * (h << (i + 1)) * (w << (i + 1)));
-    }
     const size_t m = svdc_arena_mark(ctx->arena);
     slabs s;
-    TRY_REL(ctx, m, slabs_init(ctx, z, n * most, &s));
+    decode_plan(v, n, h, w, &s);
+    TRY_REL(ctx, m, slabs_alloc(ctx, z, &s));
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
     const int F = num_frames;
 
     int64_t c = ch[L - 1], hh = h, ww = w;
-    svdc_tensor cur = view4(s.buf[0], z, n, c, hh, ww), nxt;
+    svdc_tensor cur, nxt;
+    TRY_REL(ctx, m, slab_view(&s, 0, z, n, c, hh, ww, &cur));
     TRY_REL(ctx, m, svdc_op_conv2d(ctx, z, &v->dec_conv_in_w, &v->dec_conv_in_b, &same3, &cur));
     /* mid: diffusers runs resnets[0], then (attention, resnets[1]) once; further resnets are declared but unused. */
-    nxt = slabs_next(&s, z, n, c, hh, ww);
+    TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
     TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[0], &cur, F, NULL, &nxt));
-    cur = nxt;
-    s.cur = 1 - s.cur;
+    ADVANCE(s, cur, nxt);
     if (v->num_dec_mid_res >= 2) {
-        nxt = slabs_next(&s, z, n, c, hh, ww);
+        TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
         TRY_REL(ctx, m, attention_forward(ctx, &v->dec_mid_attn, &cur, &nxt));
-        cur = nxt;
-        s.cur = 1 - s.cur;
-        nxt = slabs_next(&s, z, n, c, hh, ww);
+        ADVANCE(s, cur, nxt);
+        TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
         TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[1], &cur, F, NULL, &nxt));
-        cur = nxt;
-        s.cur = 1 - s.cur;
+        ADVANCE(s, cur, nxt);
     }
     for (int i = 0; i < L; i++) {
         const svdc_vae_up_level *u = &v->up[i];
         c = ch[L - 1 - i];
         for (int j = 0; j < lpb + 1; j++) {
-            nxt = slabs_next(&s, z, n, c, hh, ww);
+            TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
             TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &u->resnets[j], &cur, F, NULL, &nxt));
-            cur = nxt;
-            s.cur = 1 - s.cur;
+            ADVANCE(s, cur, nxt);
         }
         if (u->has_upsample) {
-            /* nearest x2 (N, c, hh, ww) -> (N, c, 2hh, 2ww), then conv 3x3 back into the other slab */
-            nxt = slabs_next(&s, z, n, c, 2 * hh, 2 * ww);
-            TRY_REL(ctx, m, svdc_op_upsample_nearest2x(ctx, &cur, &nxt));
-            cur = nxt;
-            s.cur = 1 - s.cur;
+            /* nearest x2 then conv 3x3: (N, c, hh, ww) -> (N, c, 2hh, 2ww) */
+            TRY_REL(ctx, m, slabs_next(&s, z, n, c, 2 * hh, 2 * ww, &nxt));
+            TRY_REL(ctx, m, upsample_conv(ctx, &cur, &u->up_w, &u->up_b, &nxt));
+            ADVANCE(s, cur, nxt);
             hh *= 2;
             ww *= 2;
-            nxt = slabs_next(&s, z, n, c, hh, ww);
-            TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &u->up_w, &u->up_b, &same3, &nxt));
-            cur = nxt;
-            s.cur = 1 - s.cur;
         }
     }
     /* silu(conv_norm_out) in place, conv_out (N, out, H, W), then time_conv_out over each video's frames:
      * (b f) c h w is diffusers' b c f h w with frames minor; the Conv3d (3,1,1) weight viewed as (O, C, 3). */
     TRY_REL(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->dec_norm_out_w, &v->dec_norm_out_b,
                                        1e-6f, 1, &cur));
-    nxt = slabs_next(&s, z, n, cfg->out_channels, hh, ww);
+    TRY_REL(ctx, m, slabs_next(&s, z, n, cfg->out_channels, hh, ww, &nxt));
     TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &v->dec_conv_out_w, &v->dec_conv_out_b, &same3, &nxt));
     svdc_tensor tw = v->time_conv_out_w;
     tw.ndim = 3;
