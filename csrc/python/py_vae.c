@@ -140,7 +140,10 @@ static svdc_status run_locked(PyVAE *self, call_kind kind, const svdc_tensor *in
     else
         s = svdc_vae_decode(&self->ctx, self->vae, in, num_frames, out);
     self->last_peak = svdc_arena_peak(self->ctx.arena);
+    /* VAE calls are few and large (one encode, then a decode after the whole denoising loop): give the activation
+     * memory back instead of holding gigabytes idle while the UNet runs. */
     svdc_arena_reset(self->ctx.arena);
+    svdc_arena_trim(self->ctx.arena);
     PyThread_release_lock(self->lock);
     return s;
 }
