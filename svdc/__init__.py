@@ -4,6 +4,7 @@ from .runtime import devices, info
 from . import weights
 from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
+from .models.vae import VAE
 
 __version__ = _C.build_info()["version"]
 
@@ -22,4 +23,5 @@ __all__ = [
     "DeviceUnavailableError",
     "ImageEncoder",
     "UNet",
+    "VAE",
 ]
