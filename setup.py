@@ -101,7 +101,7 @@ if nvcc is not None:
     if cublas_root is not None and cublas_root != cuda_home:
         cuda_include_dirs.append(str(cublas_root / "include"))
         cuda_library_dirs.append(str(cublas_root / "lib"))
-    cuda_libraries = ["cudart"]
+    cuda_libraries = ["cudart", "stdc++"]  # the .cu objects are C++ (linked here by the C compiler)
     cuda_link_args = []
     if cublas_root is not None:
         # The nvidia-cublas wheel ships only versioned libraries (libcublas.so.13): link those by file name.
@@ -143,6 +143,13 @@ class BuildExt(build_ext):
         if cu_sources:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
             ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext, cu_sources)
+            # The objects were just rebuilt and setuptools' freshness check sees only the .c sources: always relink.
+            force, self.force = self.force, True
+            try:
+                super().build_extension(ext)
+            finally:
+                self.force = force
+            return
         super().build_extension(ext)
 
     def _nvcc_compile(self, ext, sources):

@@ -10,11 +10,15 @@ DeviceUnavailableError = _C.DeviceUnavailableError
 
 
 def _load_cuda():
-    """Returns (module, None) when the CUDA backend imports, else (None, reason)."""
+    """Returns (module, None) when the CUDA backend imports, else (None, reason). On the first success the CUDA
+    backend table is handed to svdc._C (which never links CUDA itself) as the capsule svdc._C_cuda exports."""
     try:
         from . import _C_cuda  # noqa: F401
     except ImportError as exc:  # not built on this machine, or the CUDA runtime library is missing
         return None, f"not available ({exc})"
+    if not getattr(_load_cuda, "_registered", False):
+        _C._ops.set_cuda_backend(_C_cuda.backend_capsule())
+        _load_cuda._registered = True
     return _C_cuda, None
 
 
