@@ -242,7 +242,8 @@ static PyObject *op_call_finish(op_call *c, op_thunk thunk, int ndim, const int6
     const int converted = resolve_dtypes(t, c->nin, dts);
     if (converted < 0) goto fail;
     svdc_status s;
-    if (converted || (t && t->device != SVDC_DEVICE_CPU)) {
+    /* Staged off the plain path, and whenever dtype= is given (so the CPU can exercise the staging too). */
+    if (converted || (t && (t->device != SVDC_DEVICE_CPU || (t->dtype && t->dtype != Py_None)))) {
         int alias = -1;
         for (int k = 0; k < c->nin; k++)
             if (c->present[k] && c->t[k].data == c->y.data) alias = k;
