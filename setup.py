@@ -162,13 +162,21 @@ class BuildExt(build_ext):
         out_dir.mkdir(parents=True, exist_ok=True)
         includes = [f"-I{d}" for d in ext.include_dirs]
         macros = [f"-D{k}={v}" for k, v in (ext.define_macros or [])]
+        cmds = []
         for src in sources:
             obj = out_dir / (Path(src).stem + ".o")
-            cmd = [str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-                   "-Xcompiler", "-fPIC", *gencode, *includes, *macros]
+            cmds.append([str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+                         "-Xcompiler", "-fPIC", *gencode, *includes, *macros])
+            objects.append(str(obj))
+        # One nvcc per .cu file, in parallel (each is single-threaded and the template-heavy files take a while).
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(cmd):
             print(" ".join(cmd))
             subprocess.check_call(cmd)
-            objects.append(str(obj))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(cmds), os.cpu_count() or 1))) as pool:
+            list(pool.map(run, cmds))
         return objects
 
 
