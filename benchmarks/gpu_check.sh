@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gpu_check.sh — the one-shot check of the CUDA backend on a lent GPU machine: builds svdc in place with the CUDA
 # module (sm_90), runs tests/cuda and tests/unit, a cuBLAS-free rerun of the GEMM tests, a compute-sanitizer pass
-# over a few CUDA tests when the tool works there, and writes a summary (device, date, commit, pass/fail counts)
-# to $OUT/gpu_check.md, ready to be copied into benchmarks/results/. Logs: $OUT/build.log, $OUT/pytest.log, ...
+# over a few CUDA tests when the tool works there, a timing table of single ops (benchmarks/ops_cuda.py), and writes
+# a summary (device, date, commit, pass/fail counts)
+# to $OUT/gpu_check.md, ready to be copied into benchmarks/results/. Also in $OUT (6 files, under the tool's limit
+# of 8): build.log, pytest.log, sanitizer.log, ops_cuda.log, ops_cuda.md.
 #
 # Before the run, on the development machine (the device machine reaches no package registry):
 #   bash benchmarks/gpu_check.sh --prepare        # downloads the wheels it needs into .whl/ (git-ignored)
@@ -35,7 +37,7 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
 # Packages the image lacks travel as wheels (see --prepare); installed into a private folder.
 if ls .whl/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/svdc_site .whl/*.whl \
-        >"$OUT/pip.log" 2>&1 || { echo "wheel install failed:"; cat "$OUT/pip.log"; }
+        >"$OUT/build.log" 2>&1 || { echo "wheel install failed:"; cat "$OUT/build.log"; }
     export PYTHONPATH="/tmp/svdc_site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
@@ -52,18 +54,18 @@ note "- python: $($PY --version 2>&1); numpy $($PY -c 'import numpy; print(numpy
 
 # ---- build ----
 BUILD_START=$(date +%s)
-if ! SVDC_CUDA=1 SVDC_CUDA_ARCHS=90 $PY setup.py build_ext --inplace >"$OUT/build.log" 2>&1; then
+if ! SVDC_CUDA=1 SVDC_CUDA_ARCHS=90 $PY setup.py build_ext --inplace >>"$OUT/build.log" 2>&1; then
     note "- build: FAILED (tail of build.log below)"
     tail -40 "$OUT/build.log" | tee -a "$SUMMARY"
     exit 1
 fi
-grep -iE "warning|cuBLAS" "$OUT/build.log" | grep -v "^/usr" | head -20 >"$OUT/build_warnings.txt"
 CUBLAS=$($PY -c "
 from svdc import runtime, _C_cuda
 n, why = runtime._cuda_status()
 print(f'{_C_cuda.device_name(0)}; GEMM through', 'cuBLAS' if _C_cuda.uses_cublas(0) else 'the fallback kernel') if n else print('NO DEVICE:', why)
 " 2>&1 | tail -1)
 note "- build: ok in $(( $(date +%s) - BUILD_START )) s; backend: $CUBLAS"
+grep -iE "warning" "$OUT/build.log" | grep -vE "^/usr|SetuptoolsDeprecation|project.license|Running pip as" | head -5 | sed 's/^/    build warning: /' | tee -a "$SUMMARY"
 
 # ---- tests (no -x: every failure is listed, the first one is usually the cause of the rest) ----
 count() {  # pass/fail/error/skip counts of a junit file
@@ -91,10 +93,10 @@ run_pytest() {  # name, junit file, pytest args...
     note "- $name: $(count "$junit") (exit $rc, $(( $(date +%s) - t0 )) s)"
 }
 echo "==== tests/cuda tests/unit" >>"$OUT/pytest.log"
-run_pytest "tests/cuda + tests/unit" "$OUT/junit_main.xml" tests/cuda tests/unit
+run_pytest "tests/cuda + tests/unit" /tmp/svdc_junit_main.xml tests/cuda tests/unit
 echo "==== GEMM tests without cuBLAS" >>"$OUT/pytest.log"
 SVDC_CUDA_NO_CUBLAS=1 run_pytest "GEMM ops with the fallback kernel (SVDC_CUDA_NO_CUBLAS=1)" \
-    "$OUT/junit_nocublas.xml" tests/cuda/test_cuda_ops.py -k "linear or conv"
+    /tmp/svdc_junit_nocublas.xml tests/cuda/test_cuda_ops.py -k "linear or conv"
 
 # ---- memory checker over a sample (Firecracker machines support it; gVisor ones refuse the device) ----
 if command -v compute-sanitizer >/dev/null 2>&1 && [ $(( $(date +%s) - START )) -lt 200 ]; then
@@ -108,6 +110,15 @@ if command -v compute-sanitizer >/dev/null 2>&1 && [ $(( $(date +%s) - START )) 
         124) note "- compute-sanitizer memcheck: timed out (150 s), inconclusive" ;;
         *) note "- compute-sanitizer memcheck: exit $rc (tool or test failure; see sanitizer.log)" ;;
     esac
+fi
+
+# ---- device time of single ops at SVD-XT shapes (information, not pass/fail) ----
+if [ $(( $(date +%s) - START )) -lt 280 ]; then
+    if OUT="$OUT" timeout 100 $PY benchmarks/ops_cuda.py --dtype fp16 >"$OUT/ops_cuda.log" 2>&1; then
+        note "- ops benchmark (fp16): see ops_cuda.md"
+    else
+        note "- ops benchmark: failed or timed out (see ops_cuda.log)"
+    fi
 fi
 
 note "- total: $(( $(date +%s) - START )) s; overall: $([ $STATUS -eq 0 ] && echo PASS || echo FAIL)"

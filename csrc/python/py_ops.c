@@ -12,11 +12,13 @@
  * per input, in argument order, then the output's). Off the plain CPU float32 path the call is staged (run_staged):
  * the float32 inputs are copied to the device, converted there with the convert op, the op runs into an output of
  * the chosen dtype, which is converted back to float32 and copied out. The CUDA backend comes from svdc._C_cuda as
- * a capsule handed over by svdc.runtime (set_cuda_backend); svdc._C itself never links CUDA. */
+ * a capsule handed over by svdc.runtime (set_cuda_backend); svdc._C itself never links CUDA. `repeat=N` (staged
+ * calls) times N more runs on the device after the first; last_op_ms() reads the time per run. */
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/arena.h"
 #include "../core/backend.h"
@@ -53,7 +55,11 @@ typedef struct op_target {
     const svdc_backend *backend;
     int device;       /* SVDC_DEVICE_CPU or a CUDA ordinal */
     PyObject *dtype;  /* borrowed from the call's keywords: NULL/None, a str, or a tuple of str */
+    int repeat;       /* repeat=N (staged calls): time N more runs of the op on the device */
 } op_target;
+
+/* Milliseconds per run of the last staged call's repeat= runs (0 when none), for benchmarks. */
+static double last_op_ms;
 
 /* The target of the binding running on this thread (set by `targeted` around the binding's body). */
 static _Thread_local const op_target *current_target;
@@ -126,18 +132,33 @@ typedef PyObject *(*binding_fn)(PyObject *self, PyObject *args, PyObject *kw);
 
 /* Strips device= and dtype= from the keywords, records them as this thread's target, runs the binding. */
 static PyObject *targeted(binding_fn fn, PyObject *self, PyObject *args, PyObject *kw) {
-    op_target t = {svdc_backend_cpu(), SVDC_DEVICE_CPU, NULL};
+    op_target t = {svdc_backend_cpu(), SVDC_DEVICE_CPU, NULL, 0};
     PyObject *dev = kw ? PyDict_GetItemString(kw, "device") : NULL;
     PyObject *dt = kw ? PyDict_GetItemString(kw, "dtype") : NULL;
+    PyObject *rep = kw ? PyDict_GetItemString(kw, "repeat") : NULL;
     PyObject *rest = NULL;
-    if (dev || dt) {
+    if (dev || dt || rep) {
         if (!(rest = PyDict_Copy(kw))) return NULL;
         if ((dev && PyDict_DelItemString(rest, "device") < 0) || (dt && PyDict_DelItemString(rest, "dtype") < 0) ||
+            (rep && PyDict_DelItemString(rest, "repeat") < 0) ||
             (dev && dev != Py_None && parse_device(dev, &t) < 0)) {
             Py_DECREF(rest);
             return NULL;
         }
         t.dtype = dt;  /* borrowed: kw outlives this call */
+        if (rep) {
+            long n = PyLong_AsLong(rep);
+            if (n == -1 && PyErr_Occurred()) {
+                Py_DECREF(rest);
+                return NULL;
+            }
+            if (n < 0 || n > 100000) {
+                Py_DECREF(rest);
+                PyErr_Format(PyExc_ValueError, "repeat: expected 0..100000, got %ld", n);
+                return NULL;
+            }
+            t.repeat = (int)n;
+        }
     }
     const op_target *saved = current_target;
     current_target = &t;
@@ -157,8 +178,14 @@ static svdc_status backend_status(const svdc_backend *be, svdc_status s) {
  * entry (their dtype says what the host buffers hold) and again on return. dts: each input's dtype on the device,
  * then the output's. y_alias >= 0: the output is input y_alias (in place), else a new device buffer. Runs without
  * the GIL. */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static svdc_status run_staged(op_call *c, op_thunk thunk, const svdc_backend *be, int device, const svdc_dtype *dts,
-                              int y_alias) {
+                              int y_alias, int repeat) {
     svdc_ctx ctx = {be, NULL, device};
     svdc_tensor host[MAX_IN], host_y = c->y;
     memcpy(host, c->t, sizeof host);
@@ -189,6 +216,13 @@ static svdc_status run_staged(op_call *c, op_thunk thunk, const svdc_backend *be
     if (!s) {
         c->y = ydev;
         s = thunk(&ctx, c);
+    }
+    if (!s && repeat > 0) { /* the first run warmed up; time `repeat` more, synchronised at both ends */
+        s = backend_status(be, be->synchronize(device));
+        const double t0 = now_ms();
+        for (int r = 0; r < repeat && !s; r++) s = thunk(&ctx, c);
+        if (!s) s = backend_status(be, be->synchronize(device));
+        last_op_ms = (now_ms() - t0) / repeat;
     }
     if (!s) {
         svdc_tensor back = ydev;
@@ -250,7 +284,8 @@ static PyObject *op_call_finish(op_call *c, op_thunk thunk, int ndim, const int6
         const svdc_backend *be = t->backend;
         const int device = t->device;
         Py_BEGIN_ALLOW_THREADS
-        s = run_staged(c, thunk, be, device, dts, alias);
+        const int repeat = t->repeat;
+        s = run_staged(c, thunk, be, device, dts, alias, repeat);
         Py_END_ALLOW_THREADS
         if (s) {
             svdc_py_raise(s);
@@ -709,7 +744,8 @@ static PyObject *py_convert(PyObject *self, PyObject *args, PyObject *kw) {
         const svdc_backend *be = t->backend;
         const int device = t->device;
         Py_BEGIN_ALLOW_THREADS
-        s = run_staged(&c, run_convert, be, device, dts, -1);
+        const int repeat = t->repeat;
+        s = run_staged(&c, run_convert, be, device, dts, -1, repeat);
         Py_END_ALLOW_THREADS
         op_call_clear(&c);
         if (s) {
@@ -771,6 +807,12 @@ static PyObject *py_set_cuda_backend(PyObject *self, PyObject *capsule) {
     }
     cuda_backend = be;
     Py_RETURN_NONE;
+}
+
+static PyObject *py_last_op_ms(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyFloat_FromDouble(last_op_ms);
 }
 
 static PyObject *py_last_arena_peak(PyObject *self, PyObject *unused) {
@@ -836,6 +878,7 @@ static PyMethodDef ops_methods[] = {
     OP("check_finite", py_check_finite, "check_finite(x, what='x'): raises ValueError on NaN/Inf"),
     OP("arena_alloc", py_arena_alloc, "arena_alloc(nbytes, device='cpu'): allocate and free; MemoryError if impossible"),
     {"set_cuda_backend", py_set_cuda_backend, METH_O, "set_cuda_backend(capsule from svdc._C_cuda.backend_capsule())"},
+    {"last_op_ms", py_last_op_ms, METH_NOARGS, "ms per run of the last staged call's repeat= runs (benchmarks)"},
     {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last CPU op call"},
     {NULL, NULL, 0, NULL},
 };
