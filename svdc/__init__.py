@@ -2,6 +2,8 @@
 from ._native import _C
 from .runtime import devices, info
 from . import weights
+from .models.image_encoder import ImageEncoder
+from .models.unet import UNet
 
 __version__ = _C.build_info()["version"]
 
@@ -18,4 +20,6 @@ __all__ = [
     "ShapeError",
     "CheckpointError",
     "DeviceUnavailableError",
+    "ImageEncoder",
+    "UNet",
 ]

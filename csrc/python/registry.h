@@ -8,9 +8,13 @@
 typedef int (*svdc_py_registrar)(PyObject *module);
 
 int svdc_py_register_ops(PyObject *module);     /* py_ops.c: svdc._C._ops, the private op test surface */
+int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svdc._C.ImageEncoder */
+int svdc_py_register_unet(PyObject *module);    /* py_unet.c: svdc._C.UNet */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_ops,
+    svdc_py_register_image_encoder,
+    svdc_py_register_unet,
     NULL,
 };
 

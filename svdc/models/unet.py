@@ -1,0 +1,227 @@
+"""svdc.UNet: the SVD / SVD-XT / SV3D spatio-temporal denoiser (diffusers UNetSpatioTemporalConditionModel semantics)
+over svdc._C.UNet; input checks and (B, F) folding here, all maths in C."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .._native import _C
+from ..configs import unet as unet_configs
+from ..naming import unet as unet_naming
+from ..runtime import resolve_device
+
+_SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
+
+
+class _Float32Weights(Mapping):
+    """A view of a weight mapping whose values are converted to float32 C-contiguous arrays on access (no copy when
+    they already are), so from_config accepts fp16/fp64 state dicts."""
+
+    def __init__(self, weights: Mapping):
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"weights: expected a Mapping[str, np.ndarray], got {type(weights).__name__}")
+        self._w = weights
+
+    def __getitem__(self, name):
+        a = self._w[name]
+        if not isinstance(a, np.ndarray):
+            a = np.asarray(a)
+        if a.dtype.kind != "f":
+            from .. import CheckpointError
+
+            raise CheckpointError(f"UNet: weight {name} has dtype {a.dtype}, expected a floating array")
+        if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
+            a = np.ascontiguousarray(a, dtype=np.float32)
+        return a
+
+    def __iter__(self):
+        return iter(self._w)
+
+    def __len__(self):
+        return len(self._w)
+
+    def __contains__(self, name):
+        return name in self._w
+
+
+def _device_and_dtype(device, dtype) -> str:
+    from .. import DeviceUnavailableError
+
+    dev = resolve_device(device)
+    if dev != "cpu":
+        raise DeviceUnavailableError(
+            f"UNet: device {dev!r}: the CUDA backend for this model is not implemented yet; use device='cpu'")
+    if dtype not in (None, "fp32"):
+        raise ValueError(f"dtype: the CPU computes in float32; expected None or 'fp32', got {dtype!r}")
+    return dev
+
+
+def _as_float32(x, name: str) -> np.ndarray:
+    """A float32 C-contiguous array from any real numeric array-like; bools/complex/objects are refused."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if a.dtype != np.float32 or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+    return a
+
+
+def _check_finite(a: np.ndarray, name: str):
+    if not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise ValueError(f"{name}: expected finite values, found {bad} NaN/Inf element(s)")
+
+
+class UNet:
+    """UNetSpatioTemporalConditionModel on the CPU.
+
+    unet(sample (B,F,C_in,h,w), timestep (scalar or (B,)), encoder_hidden_states (B,L,D),
+         added_time_ids (B,n) per video or (B,F,n) per frame) -> (B,F,C_out,h,w) float32.
+    """
+
+    def __init__(self, native, config: dict[str, Any], device: str = "cpu"):
+        self._native = native
+        self._config = config
+        self._nativecfg = unet_configs.to_native(config)
+        self.device = device
+
+    # ---- construction ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any], weights: Mapping, device="auto", dtype=None) -> "UNet":
+        """config: a diffusers config.json dict (unknown keys ignored, missing keys at the class defaults; svdc adds
+        'resnet_eps' ('diffusers' | 'sgm') and 'added_id_widths'); weights: Mapping diffusers name -> ndarray."""
+        dev = _device_and_dtype(device, dtype)
+        cfg = unet_configs.from_diffusers(config)
+        native = _C.UNet(unet_configs.to_native(cfg), _Float32Weights(weights))
+        return cls(native, cfg, dev)
+
+    @classmethod
+    def from_pretrained(cls, path, device="auto", dtype=None, config: dict[str, Any] | None = None) -> "UNet":
+        """path: a diffusers unet/ folder, a pipeline folder, or a Stability single file (svd*.safetensors,
+        sv3d_*.safetensors). Single files get the sgm preset picked by label_emb.0.0.weight's input width, with the
+        sgm res-block epsilon (1e-5). `config` (a diffusers config dict) overrides config.json / the preset; for a
+        single file its resnet_eps defaults to "sgm"."""
+        dev = _device_and_dtype(device, dtype)
+        from .. import CheckpointError
+        from . import _loading
+
+        with _loading.resolve(path, "unet") as src:
+            if src.kind == "folder":
+                cfg = unet_configs.from_diffusers(config if config is not None else src.config)
+                weights = src.weights
+            else:
+                cfg, weights = cls._single_file(src, CheckpointError, config)
+            try:
+                native_cfg = unet_configs.to_native(cfg)
+            except ValueError as e:
+                raise CheckpointError(f"{src.path}: unsupported UNet config: {e}") from e
+            native = _C.UNet(native_cfg, weights)
+        return cls(native, cfg, dev)
+
+    @staticmethod
+    def _single_file(src, CheckpointError, config=None):
+        from ..weights import LazyWeights
+
+        sf = src.file
+        if _SGM_ADM_KEY not in sf:
+            raise CheckpointError(f"{src.path}: no tensor {_SGM_ADM_KEY!r}: not a Stability SVD/SV3D checkpoint with "
+                                  "a UNet")
+        try:
+            if config is not None:
+                cfg = unet_configs.from_diffusers({"resnet_eps": "sgm", **config})
+            else:
+                cfg = unet_configs.preset(unet_configs.preset_for_adm_width(int(sf.shape_of(_SGM_ADM_KEY)[1])))
+            names = unet_naming.single_file_names(sf.keys(), cfg)
+        except ValueError as e:
+            raise CheckpointError(f"{src.path}: {e}") from e
+        loaders = {d: (lambda k=k: sf.get_float32(k)) for d, k in names.items()}
+        return cfg, LazyWeights(loaders, {d: sf.shape_of(k) for d, k in names.items()})
+
+    # ---- properties --------------------------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    @property
+    def in_channels(self) -> int:
+        return self._nativecfg["in_channels"]
+
+    @property
+    def out_channels(self) -> int:
+        return self._nativecfg["out_channels"]
+
+    @property
+    def num_added_ids(self) -> int:
+        return len(self._nativecfg["id_widths"])
+
+    @property
+    def last_peak_bytes(self) -> int:
+        """Arena high-water mark of the last call (all activations, the skip stack included)."""
+        return self._native.last_peak_bytes
+
+    @property
+    def num_parameters(self) -> int:
+        return self._native.num_parameters
+
+    def __repr__(self):
+        c = self._nativecfg
+        return (f"svdc.UNet(block_out_channels={c['block_out_channels']}, in={c['in_channels']}, "
+                f"out={c['out_channels']}, ids={c['id_widths']}, params={self.num_parameters:,}, device={self.device!r})")
+
+    # ---- call --------------------------------------------------------------------------------------------------
+    def _inputs(self, sample, timestep, encoder_hidden_states, added_time_ids):
+        from .. import ShapeError
+
+        c = self._nativecfg
+        x = _as_float32(sample, "sample")
+        if x.ndim != 5:
+            raise ShapeError(f"sample: expected shape (B, F, {c['in_channels']}, h, w), got {x.shape}")
+        b, f, ch, h, w = x.shape
+        if ch != c["in_channels"]:
+            raise ShapeError(f"sample: expected {c['in_channels']} channels (shape (B, F, {c['in_channels']}, h, w)), "
+                             f"got {ch} (shape {x.shape})")
+        if min(b, f, h, w) < 1:
+            raise ShapeError(f"sample: every dimension must be >= 1, got shape {x.shape}")
+        _check_finite(x, "sample")
+
+        t = _as_float32(timestep, "timestep")
+        if t.ndim == 0 or t.shape == (1,):
+            t = np.full((b,), t.reshape(()), dtype=np.float32)
+        elif t.shape != (b,):
+            raise ShapeError(f"timestep: expected a scalar or shape ({b},) (one per video), got shape {t.shape}")
+        _check_finite(t, "timestep")
+
+        e = _as_float32(encoder_hidden_states, "encoder_hidden_states")
+        d = c["cross_attention_dim"]
+        if e.ndim != 3 or e.shape[0] != b or e.shape[1] < 1 or e.shape[2] != d:
+            raise ShapeError(f"encoder_hidden_states: expected shape ({b}, L, {d}) with L >= 1, got {e.shape}")
+        _check_finite(e, "encoder_hidden_states")
+
+        n = len(c["id_widths"])
+        ids = _as_float32(added_time_ids, "added_time_ids")
+        if ids.ndim == 2 and ids.shape == (b, n):
+            ids = np.repeat(ids, f, axis=0)  # per video -> per frame: (B, n) -> (B*F, n), frames minor
+        elif ids.ndim == 3 and ids.shape == (b, f, n):
+            ids = np.ascontiguousarray(ids.reshape(b * f, n))
+        else:
+            raise ShapeError(f"added_time_ids: expected shape ({b}, {n}) per video or ({b}, {f}, {n}) per frame, "
+                             f"got {ids.shape}")
+        _check_finite(ids, "added_time_ids")
+        return x.reshape(b * f, ch, h, w), f, t, e, ids
+
+    def __call__(self, sample, timestep, encoder_hidden_states, added_time_ids) -> np.ndarray:
+        x, f, t, e, ids = self._inputs(sample, timestep, encoder_hidden_states, added_time_ids)
+        y = self._native.forward(x, f, t, e, ids)
+        return y.reshape(x.shape[0] // f, f, *y.shape[1:])
+
+    def embedding(self, timestep, added_time_ids, num_frames: int, batch: int | None = None) -> np.ndarray:
+        """The per-frame conditioning vector emb (B*F, 4*C0) that every res block receives (time embedding +
+        added-id embedding), for inspection and tests."""
+        ids = _as_float32(added_time_ids, "added_time_ids")
+        b = batch if batch is not None else ids.shape[0]
+        dummy = np.zeros((b, num_frames, self.in_channels, 1, 1), np.float32)
+        ctx = np.zeros((b, 1, self._nativecfg["cross_attention_dim"]), np.float32)
+        _, f, t, _, ids = self._inputs(dummy, timestep, ctx, ids)
+        return self._native.embedding(t, ids, f)
