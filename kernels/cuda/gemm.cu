@@ -164,6 +164,15 @@ svdc_status svdc_cuda_gemm(svdc_cuda_device *dev, svdc_dtype dtype, int trans_b,
                                                 (int)ldb, (long long)stride_b, a, t, (int)lda, (long long)stride_a,
                                                 &beta, c, t, (int)ldc, (long long)stride_c, (int)nb,
                                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            if (st == CUBLAS_STATUS_NOT_SUPPORTED) {  // a layout cuBLAS has no kernel for: the plain kernel takes it
+                const svdc_status fs = svdc_cuda_dispatch(dtype, "gemm", [&](auto tag) -> svdc_status {
+                    using T = decltype(tag);
+                    return gemm_fallback<T>(dev, trans_b, M, N, K, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
+                                            c, ldc, stride_c, nb);
+                });
+                if (fs != SVDC_OK) return fs;
+                continue;
+            }
             if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(dev, st, "cublasGemmEx");
         }
         return SVDC_OK;
