@@ -91,7 +91,13 @@ def info() -> dict:
             backends["cuda"] = f"FAIL: built, no device: {error}"
         else:
             names = ", ".join(mod.device_name(i) for i in range(count))
-            backends["cuda"] = f"PASS: {count} device(s): {names}"
+            try:  # the same linear self-check as the CPU's, run on the first GPU
+                y = _C._ops.linear(x, w, None, device="cuda:0")
+                ok = np.allclose(y, x.sum(axis=1, keepdims=True).repeat(2, axis=1))
+                backends["cuda"] = f"PASS: {count} device(s): {names}" if ok else \
+                    f"FAIL: linear self-check gave wrong numbers on {names}"
+            except Exception as exc:  # report, never raise, from info()
+                backends["cuda"] = f"FAIL: {names}: {exc}"
     build["backends"] = backends
     return build
 
