@@ -101,20 +101,36 @@ if nvcc is not None:
     if cublas_root is not None and cublas_root != cuda_home:
         cuda_include_dirs.append(str(cublas_root / "include"))
         cuda_library_dirs.append(str(cublas_root / "lib"))
-    cuda_libraries = ["cudart"] + (["cublas", "cublasLt"] if cublas_root is not None else [])
+    cuda_libraries = ["cudart", "stdc++"]  # the .cu objects are C++ (linked here by the C compiler)
+    cuda_link_args = []
+    if cublas_root is not None:
+        # The nvidia-cublas wheel ships only versioned libraries (libcublas.so.13): link those by file name.
+        for lib in ("cublas", "cublasLt"):
+            libdir = Path(cuda_library_dirs[-1]) if cublas_root != cuda_home else cuda_libdir
+            if (libdir / f"lib{lib}.so").exists():
+                cuda_libraries.append(lib)
+            else:
+                versioned = sorted(libdir.glob(f"lib{lib}.so.*"))
+                if not versioned:
+                    sys.exit(f"found cuBLAS headers under {cublas_root} but no lib{lib}.so* in {libdir}")
+                cuda_link_args.append(f"-l:{versioned[0].name}")
     cuda_macros = [("SVDC_HAVE_CUBLAS", "1")] if cublas_root is not None else []
     if cublas_root is None:
         print("svdc: cuBLAS headers not found (toolkit or the nvidia-cublas wheel): _C_cuda is built without it")
     extensions.append(
         Extension(
             "svdc._C_cuda",
-            sources=["csrc/core/status.c"] + rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
+            # The kernels take scratch from the caller's arena: the module carries its own copy of the arena and
+            # tensor helpers (same source, same struct layout as in svdc._C).
+            sources=["csrc/core/status.c", "csrc/core/arena.c", "csrc/core/tensor.c"]
+            + rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
             include_dirs=["csrc/include", "csrc/core", numpy.get_include(), *cuda_include_dirs],
             library_dirs=cuda_library_dirs,
             libraries=cuda_libraries,
             runtime_library_dirs=cuda_library_dirs,
             define_macros=cuda_macros,
             extra_compile_args=["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall"],
+            extra_link_args=cuda_link_args,
         )
     )
 
@@ -127,6 +143,13 @@ class BuildExt(build_ext):
         if cu_sources:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
             ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext, cu_sources)
+            # The objects were just rebuilt and setuptools' freshness check sees only the .c sources: always relink.
+            force, self.force = self.force, True
+            try:
+                super().build_extension(ext)
+            finally:
+                self.force = force
+            return
         super().build_extension(ext)
 
     def _nvcc_compile(self, ext, sources):
@@ -139,13 +162,21 @@ class BuildExt(build_ext):
         out_dir.mkdir(parents=True, exist_ok=True)
         includes = [f"-I{d}" for d in ext.include_dirs]
         macros = [f"-D{k}={v}" for k, v in (ext.define_macros or [])]
+        cmds = []
         for src in sources:
             obj = out_dir / (Path(src).stem + ".o")
-            cmd = [str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-                   "-Xcompiler", "-fPIC", *gencode, *includes, *macros]
+            cmds.append([str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+                         "-Xcompiler", "-fPIC", *gencode, *includes, *macros])
+            objects.append(str(obj))
+        # One nvcc per .cu file, in parallel (each is single-threaded and the template-heavy files take a while).
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(cmd):
             print(" ".join(cmd))
             subprocess.check_call(cmd)
-            objects.append(str(obj))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(cmds), os.cpu_count() or 1))) as pool:
+            list(pool.map(run, cmds))
         return objects
 
 

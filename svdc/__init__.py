@@ -7,6 +7,7 @@ from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
+from .models.vae import VAE
 
 __version__ = _C.build_info()["version"]
 
@@ -29,4 +30,5 @@ __all__ = [
     "DeviceUnavailableError",
     "ImageEncoder",
     "UNet",
+    "VAE",
 ]

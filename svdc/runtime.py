@@ -10,11 +10,15 @@ DeviceUnavailableError = _C.DeviceUnavailableError
 
 
 def _load_cuda():
-    """Returns (module, None) when the CUDA backend imports, else (None, reason)."""
+    """Returns (module, None) when the CUDA backend imports, else (None, reason). On the first success the CUDA
+    backend table is handed to svdc._C (which never links CUDA itself) as the capsule svdc._C_cuda exports."""
     try:
         from . import _C_cuda  # noqa: F401
     except ImportError as exc:  # not built on this machine, or the CUDA runtime library is missing
         return None, f"not available ({exc})"
+    if not getattr(_load_cuda, "_registered", False):
+        _C._ops.set_cuda_backend(_C_cuda.backend_capsule())
+        _load_cuda._registered = True
     return _C_cuda, None
 
 
@@ -87,7 +91,13 @@ def info() -> dict:
             backends["cuda"] = f"FAIL: built, no device: {error}"
         else:
             names = ", ".join(mod.device_name(i) for i in range(count))
-            backends["cuda"] = f"PASS: {count} device(s): {names}"
+            try:  # the same linear self-check as the CPU's, run on the first GPU
+                y = _C._ops.linear(x, w, None, device="cuda:0")
+                ok = np.allclose(y, x.sum(axis=1, keepdims=True).repeat(2, axis=1))
+                backends["cuda"] = f"PASS: {count} device(s): {names}" if ok else \
+                    f"FAIL: linear self-check gave wrong numbers on {names}"
+            except Exception as exc:  # report, never raise, from info()
+                backends["cuda"] = f"FAIL: {names}: {exc}"
     build["backends"] = backends
     return build
 

@@ -3,6 +3,7 @@
 #include "arena.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,8 +89,11 @@ void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
         base = a->backend->alloc(a->device, cap);
     }
     if (!base) {
-        svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes on %s device %d (arena holds %zu)",
-                  cap, a->backend->name, a->device, reserved);
+        /* A device backend explains its failure (e.g. the bytes free on the GPU); the CPU backend sets no text. */
+        char detail[512] = "";
+        if (strcmp(a->backend->name, "cpu") != 0) snprintf(detail, sizeof detail, "%s", a->backend->last_error());
+        svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes on %s device %d (arena holds %zu)%s%s",
+                  cap, a->backend->name, a->device, reserved, detail[0] ? ": " : "", detail);
         return NULL;
     }
     arena_chunk *c = &a->chunks[a->num_chunks];

@@ -20,20 +20,47 @@ static svdc_status dispatch_result(const svdc_ctx *ctx, svdc_status s) {
             return svdc_fail(SVDC_ERR_DEVICE, #op ": not implemented on the %s backend yet", (ctx)->backend->name); \
     } while (0)
 
-/* Checks that t is present, on the context's device, and float32 (the CPU compute type). */
+/* Checks that t is present, on the context's device, and of a compute dtype: float32 on the CPU backend; float32,
+ * float16 or bfloat16 on a device backend (check_same_dtype then keeps one dtype per call). */
 static svdc_status check_tensor(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
     if (!t || !t->data) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s is missing", op, name);
     if (t->device != ctx->device)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: %s is on device %d, expected device %d", op, name, t->device,
                          ctx->device);
-    if (t->dtype != SVDC_DTYPE_F32)
+    if (ctx->device == SVDC_DEVICE_CPU && t->dtype != SVDC_DTYPE_F32)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has dtype %s, expected float32", op, name,
                          svdc_dtype_name(t->dtype));
+    if (t->dtype != SVDC_DTYPE_F32 && t->dtype != SVDC_DTYPE_F16 && t->dtype != SVDC_DTYPE_BF16)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has an unknown dtype code %d, expected float32, float16 or bfloat16",
+                         op, name, (int)t->dtype);
     if (t->ndim < 1 || t->ndim > SVDC_MAX_DIMS)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has %d dimensions, expected 1..%d", op, name, t->ndim,
                          SVDC_MAX_DIMS);
     return SVDC_OK;
 }
+
+/* Every tensor of one op call shares one dtype (only convert mixes dtypes): names[i]/ts[i] pairs, absent (NULL)
+ * optional tensors skipped, the first present one is the reference. */
+static svdc_status check_dtypes(const char *op, int n, const char *const *names, const svdc_tensor *const *ts) {
+    int ref = -1;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) continue;
+        if (ref < 0) {
+            ref = i;
+        } else if (ts[i]->dtype != ts[ref]->dtype) {
+            return svdc_fail(SVDC_ERR_SHAPE,
+                             "%s: %s has dtype %s, expected %s (the dtype of %s; all tensors of one op share one "
+                             "dtype, convert changes it)",
+                             op, names[i], svdc_dtype_name(ts[i]->dtype), svdc_dtype_name(ts[ref]->dtype), names[ref]);
+        }
+    }
+    return SVDC_OK;
+}
+/* CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y) */
+#define SVDC_UNPAREN(...) __VA_ARGS__
+#define CHECK_DTYPES(op, names, ...)                                                                          \
+    TRY(check_dtypes(op, (int)(sizeof((const svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *)), \
+                     (const char *const[]){SVDC_UNPAREN names}, (const svdc_tensor *const[]){__VA_ARGS__}))
 
 static svdc_status check_shape(const char *op, const char *name, const svdc_tensor *t, int ndim,
                                const int64_t *expected) {
@@ -146,6 +173,7 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
     TRY(check_shape(op, "y", y, x->ndim, expected));
     if (N >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31) || svdc_tensor_numel(x) / (K ? K : 1) >= ((int64_t)1 << 31))
         return svdc_fail(SVDC_ERR_SHAPE, "%s: a matrix dimension reaches 2^31, which BLAS cannot take", op);
+    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, linear);
     return dispatch_result(ctx, ctx->backend->linear(ctx, x, w, b, y));
 }
@@ -195,6 +223,7 @@ svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
     TRY(check_blas_dim(op, "C*kh*kw", C * kh * kw));
     TRY(check_blas_dim(op, "Ho*Wo", Ho * Wo));
     TRY(check_blas_dim(op, "H*W", H * W));
+    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv2d);
     return dispatch_result(ctx, ctx->backend->conv2d(ctx, x, w, b, p, y));
 }
@@ -222,6 +251,7 @@ svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int
     TRY(check_no_alias(op, "y", y, "x", x));
     TRY(check_blas_dim(op, "channels", O > C ? O : C));
     TRY(check_blas_dim(op, "H*W", H * W));
+    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv_temporal);
     return dispatch_result(ctx, ctx->backend->conv_temporal(ctx, x, num_frames, w, b, y));
 }
@@ -247,6 +277,7 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
     TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
     TRY(check_optional_vector(ctx, op, "beta", beta, C));
     TRY(check_same_shape(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, group_norm);
     return dispatch_result(ctx, ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps,
                                                          apply_silu ? 1 : 0, y));
@@ -264,6 +295,7 @@ svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const 
     TRY(check_optional_vector(ctx, op, "gamma", gamma, D));
     TRY(check_optional_vector(ctx, op, "beta", beta, D));
     TRY(check_same_shape(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, layer_norm);
     return dispatch_result(ctx, ctx->backend->layer_norm(ctx, x, gamma, beta, eps, y));
 }
@@ -298,6 +330,7 @@ svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const s
     TRY(check_blas_dim(op, "Lq", Lq));
     TRY(check_blas_dim(op, "Lk", Lk));
     TRY(check_blas_dim(op, "width", E));
+    CHECK_DTYPES(op, ("q", "k", "v", "y"), q, k, v, y);
     REQUIRE_BACKEND_OP(ctx, attention);
     return dispatch_result(ctx, ctx->backend->attention(ctx, q, k, v, num_heads, scale, causal ? 1 : 0, y));
 }
@@ -306,7 +339,9 @@ svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const s
 static svdc_status check_unary(const svdc_ctx *ctx, const char *op, const svdc_tensor *x, const svdc_tensor *y) {
     TRY(check_tensor(ctx, op, "x", x));
     TRY(check_tensor(ctx, op, "y", y));
-    return check_same_shape(op, "y", y, "x", x);
+    TRY(check_same_shape(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "y"), x, y);
+    return SVDC_OK;
 }
 
 svdc_status svdc_op_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
@@ -334,6 +369,7 @@ svdc_status svdc_op_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor
     expected[x->ndim - 1] = two_n / 2;
     TRY(check_shape(op, "y", y, x->ndim, expected));
     TRY(check_no_alias(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, geglu);
     return dispatch_result(ctx, ctx->backend->geglu(ctx, x, y));
 }
@@ -345,7 +381,10 @@ static svdc_status check_binary(const svdc_ctx *ctx, const char *op, const svdc_
     TRY(check_tensor(ctx, op, b_name, b));
     TRY(check_tensor(ctx, op, "y", y));
     TRY(check_same_shape(op, b_name, b, a_name, a));
-    return check_same_shape(op, "y", y, a_name, a);
+    TRY(check_same_shape(op, "y", y, a_name, a));
+    const char *names[3] = {a_name, b_name, "y"};
+    const svdc_tensor *ts[3] = {a, b, y};
+    return check_dtypes(op, 3, names, ts);
 }
 
 static svdc_status axpby_named(const svdc_ctx *ctx, const char *op, float alpha, const svdc_tensor *a,
@@ -396,6 +435,7 @@ svdc_status svdc_op_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, 
     TRY(check_shape(op, "bias", bias, 2, x->shape));
     TRY(check_same_shape(op, "y", y, "x", x));
     TRY(check_no_alias(op, "y", y, "bias", bias));
+    CHECK_DTYPES(op, ("x", "bias", "y"), x, bias, y);
     REQUIRE_BACKEND_OP(ctx, add_channel_bias);
     return dispatch_result(ctx, ctx->backend->add_channel_bias(ctx, x, bias, y));
 }
@@ -410,6 +450,7 @@ svdc_status svdc_op_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, co
     TRY(check_shape(op, "v", v, 2, vexp));
     TRY(check_same_shape(op, "y", y, "x", x));
     TRY(check_no_alias(op, "y", y, "v", v));
+    CHECK_DTYPES(op, ("x", "v", "y"), x, v, y);
     REQUIRE_BACKEND_OP(ctx, add_token_bias);
     return dispatch_result(ctx, ctx->backend->add_token_bias(ctx, x, v, y));
 }
@@ -422,6 +463,7 @@ svdc_status svdc_op_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x
     const int64_t expected[4] = {x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
     TRY(check_shape(op, "y", y, 4, expected));
     TRY(check_no_alias(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, upsample_nearest2x);
     return dispatch_result(ctx, ctx->backend->upsample_nearest2x(ctx, x, y));
 }
@@ -440,6 +482,7 @@ svdc_status svdc_op_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, c
     TRY(check_shape(op, "y", y, a->ndim, expected));
     TRY(check_no_alias(op, "y", y, "a", a));
     TRY(check_no_alias(op, "y", y, "b", b));
+    CHECK_DTYPES(op, ("a", "b", "y"), a, b, y);
     REQUIRE_BACKEND_OP(ctx, concat_channels);
     return dispatch_result(ctx, ctx->backend->concat_channels(ctx, a, b, y));
 }
@@ -452,6 +495,7 @@ svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc
     const int64_t expected[4] = {x->shape[0], x->shape[2], x->shape[1], x->shape[3]};
     TRY(check_shape(op, "y", y, 4, expected));
     TRY(check_no_alias(op, "y", y, "x", x));
+    CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, permute_0213);
     return dispatch_result(ctx, ctx->backend->permute_0213(ctx, x, y));
 }
@@ -465,6 +509,7 @@ svdc_status svdc_op_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t
     const int64_t expected[2] = {t->shape[0], dim};
     TRY(check_shape(op, "y", y, 2, expected));
     TRY(check_no_alias(op, "y", y, "t", t));
+    CHECK_DTYPES(op, ("t", "y"), t, y);
     REQUIRE_BACKEND_OP(ctx, timestep_embedding);
     return dispatch_result(ctx, ctx->backend->timestep_embedding(ctx, t, dim, y));
 }

@@ -1,14 +1,24 @@
-/* py_ops.c — svdc._C._ops: a private test surface that runs single ops on the CPU backend with NumPy arrays, so the
- * unit tests can compare every op against NumPy. Not public API.
+/* py_ops.c — svdc._C._ops: a private test surface that runs single ops with NumPy arrays, on the CPU backend (so the
+ * unit tests can compare every op against NumPy) or on the CUDA backend (so the CUDA tests can compare it with the
+ * CPU). Not public API.
  *
  * Every binding follows one pattern: parse the Python arguments into an `op_call` (input arrays as tensors, scalar
  * arguments), work out the output shape (when the inputs are malformed any shape will do: ops.c names the bad input
  * before it looks at y), then `op_call_finish` allocates the output, releases the GIL, runs the op's thunk with a
  * fresh CPU context and arena, and maps a failure to the exception of its status. Ops marked "in place allowed" in
- * ops.h take `out=` (a float32 array of the output shape, e.g. the input itself). */
+ * ops.h take `out=` (a float32 array of the output shape, e.g. the input itself).
+ *
+ * Every op also takes `device="cpu"|"cuda"|"cuda:N"` and `dtype="fp32"|"fp16"|"bf16"` (or a tuple with one dtype
+ * per input, in argument order, then the output's). Off the plain CPU float32 path the call is staged (run_staged):
+ * the float32 inputs are copied to the device, converted there with the convert op, the op runs into an output of
+ * the chosen dtype, which is converted back to float32 and copied out. The CUDA backend comes from svdc._C_cuda as
+ * a capsule handed over by svdc.runtime (set_cuda_backend); svdc._C itself never links CUDA. `repeat=N` (staged
+ * calls) times N more runs on the device after the first; last_op_ms() reads the time per run. */
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/arena.h"
 #include "../core/backend.h"
@@ -33,6 +43,201 @@ struct op_call {
 
 /* The arena high-water mark of the last op call (bytes), for the tests that check attention memory is O(block). */
 static size_t last_arena_peak;
+
+/* ---- where an op runs ---- */
+
+/* The CUDA backend table once svdc.runtime has handed it over (NULL before). */
+static const svdc_backend *cuda_backend;
+
+const svdc_backend *svdc_py_cuda_backend(void) { return cuda_backend; }
+
+typedef struct op_target {
+    const svdc_backend *backend;
+    int device;       /* SVDC_DEVICE_CPU or a CUDA ordinal */
+    PyObject *dtype;  /* borrowed from the call's keywords: NULL/None, a str, or a tuple of str */
+    int repeat;       /* repeat=N (staged calls): time N more runs of the op on the device */
+} op_target;
+
+/* Milliseconds per run of the last staged call's repeat= runs (0 when none), for benchmarks. */
+static double last_op_ms;
+
+/* The target of the binding running on this thread (set by `targeted` around the binding's body). */
+static _Thread_local const op_target *current_target;
+
+static int parse_device(PyObject *obj, op_target *t) {
+    const char *d = PyUnicode_Check(obj) ? PyUnicode_AsUTF8(obj) : NULL;
+    if (!d) {
+        PyErr_Format(PyExc_TypeError, "device: expected 'cpu', 'cuda' or 'cuda:N', got %R", obj);
+        return -1;
+    }
+    if (!strcmp(d, "cpu")) return 0;
+    char *end = NULL;
+    long n = 0;
+    if (!strcmp(d, "cuda")) n = 0;
+    else if (!strncmp(d, "cuda:", 5) && d[5] >= '0' && d[5] <= '9') {
+        n = strtol(d + 5, &end, 10);
+        if (*end || n > 1023) n = -1;
+    } else n = -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "device: expected 'cpu', 'cuda' or 'cuda:N', got '%s'", d);
+        return -1;
+    }
+    if (!cuda_backend) {
+        PyErr_Format(svdc_py_DeviceUnavailableError,
+                     "device='%s': the CUDA backend is not loaded (svdc.runtime registers it when svdc._C_cuda "
+                     "imports and sees a GPU)", d);
+        return -1;
+    }
+    t->backend = cuda_backend;
+    t->device = (int)n;
+    return 0;
+}
+
+static int parse_dtype_name(PyObject *obj, svdc_dtype *out) {
+    const char *d = obj && PyUnicode_Check(obj) ? PyUnicode_AsUTF8(obj) : NULL;
+    if (d && (!strcmp(d, "fp32") || !strcmp(d, "float32"))) *out = SVDC_DTYPE_F32;
+    else if (d && (!strcmp(d, "fp16") || !strcmp(d, "float16"))) *out = SVDC_DTYPE_F16;
+    else if (d && (!strcmp(d, "bf16") || !strcmp(d, "bfloat16"))) *out = SVDC_DTYPE_BF16;
+    else {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "dtype: expected 'fp32', 'fp16' or 'bf16', got %R", obj);
+        return -1;
+    }
+    return 0;
+}
+
+/* dts[0..nin) for the inputs, dts[nin] for the output. Returns 1 when any is not float32, 0 if all are, -1 on error. */
+static int resolve_dtypes(const op_target *t, int nin, svdc_dtype *dts) {
+    for (int k = 0; k <= nin; k++) dts[k] = SVDC_DTYPE_F32;
+    if (!t || !t->dtype || t->dtype == Py_None) return 0;
+    if (PyTuple_Check(t->dtype)) {
+        if (PyTuple_GET_SIZE(t->dtype) != nin + 1) {
+            PyErr_Format(PyExc_ValueError, "dtype: expected %d entries (one per input, then the output), got %zd",
+                         nin + 1, PyTuple_GET_SIZE(t->dtype));
+            return -1;
+        }
+        for (int k = 0; k <= nin; k++)
+            if (parse_dtype_name(PyTuple_GET_ITEM(t->dtype, k), &dts[k]) < 0) return -1;
+    } else {
+        svdc_dtype d;
+        if (parse_dtype_name(t->dtype, &d) < 0) return -1;
+        for (int k = 0; k <= nin; k++) dts[k] = d;
+    }
+    for (int k = 0; k <= nin; k++)
+        if (dts[k] != SVDC_DTYPE_F32) return 1;
+    return 0;
+}
+
+typedef PyObject *(*binding_fn)(PyObject *self, PyObject *args, PyObject *kw);
+
+/* Strips device= and dtype= from the keywords, records them as this thread's target, runs the binding. */
+static PyObject *targeted(binding_fn fn, PyObject *self, PyObject *args, PyObject *kw) {
+    op_target t = {svdc_backend_cpu(), SVDC_DEVICE_CPU, NULL, 0};
+    PyObject *dev = kw ? PyDict_GetItemString(kw, "device") : NULL;
+    PyObject *dt = kw ? PyDict_GetItemString(kw, "dtype") : NULL;
+    PyObject *rep = kw ? PyDict_GetItemString(kw, "repeat") : NULL;
+    PyObject *rest = NULL;
+    if (dev || dt || rep) {
+        if (!(rest = PyDict_Copy(kw))) return NULL;
+        if ((dev && PyDict_DelItemString(rest, "device") < 0) || (dt && PyDict_DelItemString(rest, "dtype") < 0) ||
+            (rep && PyDict_DelItemString(rest, "repeat") < 0) ||
+            (dev && dev != Py_None && parse_device(dev, &t) < 0)) {
+            Py_DECREF(rest);
+            return NULL;
+        }
+        t.dtype = dt;  /* borrowed: kw outlives this call */
+        if (rep) {
+            long n = PyLong_AsLong(rep);
+            if (n == -1 && PyErr_Occurred()) {
+                Py_DECREF(rest);
+                return NULL;
+            }
+            if (n < 0 || n > 100000) {
+                Py_DECREF(rest);
+                PyErr_Format(PyExc_ValueError, "repeat: expected 0..100000, got %ld", n);
+                return NULL;
+            }
+            t.repeat = (int)n;
+        }
+    }
+    const op_target *saved = current_target;
+    current_target = &t;
+    PyObject *r = fn(self, args, rest ? rest : kw);
+    current_target = saved;
+    Py_XDECREF(rest);
+    return r;
+}
+
+/* A failing backend call: copy the backend module's own error text into ours (ops.c does this for ops). */
+static svdc_status backend_status(const svdc_backend *be, svdc_status s) {
+    if (s != SVDC_OK && be->last_error != svdc_last_error) svdc_fail(s, "%s", be->last_error());
+    return s;
+}
+
+/* Runs `thunk` on ctx's backend with staged inputs (see the header comment). c->t / c->y hold the host tensors on
+ * entry (their dtype says what the host buffers hold) and again on return. dts: each input's dtype on the device,
+ * then the output's. y_alias >= 0: the output is input y_alias (in place), else a new device buffer. Runs without
+ * the GIL. */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static svdc_status run_staged(op_call *c, op_thunk thunk, const svdc_backend *be, int device, const svdc_dtype *dts,
+                              int y_alias, int repeat) {
+    svdc_ctx ctx = {be, NULL, device};
+    svdc_tensor host[MAX_IN], host_y = c->y;
+    memcpy(host, c->t, sizeof host);
+    svdc_status s = backend_status(be, be->synchronize(device)); /* a device broken earlier refuses here */
+    if (s) return s;
+    if ((s = svdc_arena_init(&ctx.arena, be, device))) return s;
+    for (int k = 0; k < c->nin && !s; k++) {
+        if (!c->present[k]) continue;
+        svdc_tensor raw, conv;
+        s = svdc_arena_tensor(ctx.arena, host[k].dtype, host[k].ndim, host[k].shape, &raw);
+        if (!s) s = backend_status(be, be->copy_to_device(device, raw.data, host[k].data, svdc_tensor_bytes(&raw)));
+        if (!s && dts[k] != raw.dtype) {
+            s = svdc_arena_tensor(ctx.arena, dts[k], raw.ndim, raw.shape, &conv);
+            if (!s) s = svdc_op_convert(&ctx, &raw, &conv);
+            raw = conv;
+        }
+        c->t[k] = raw;
+    }
+    svdc_tensor ydev = host_y;
+    if (!s && y_alias >= 0) {
+        if (dts[y_alias] != dts[c->nin])
+            s = svdc_fail(SVDC_ERR_ARGUMENT, "out: it is input %d, whose dtype %s differs from the output dtype %s",
+                          y_alias, svdc_dtype_name(dts[y_alias]), svdc_dtype_name(dts[c->nin]));
+        ydev = c->t[y_alias];
+    } else if (!s) {
+        s = svdc_arena_tensor(ctx.arena, dts[c->nin], host_y.ndim, host_y.shape, &ydev);
+    }
+    if (!s) {
+        c->y = ydev;
+        s = thunk(&ctx, c);
+    }
+    if (!s && repeat > 0) { /* the first run warmed up; time `repeat` more, synchronised at both ends */
+        s = backend_status(be, be->synchronize(device));
+        const double t0 = now_ms();
+        for (int r = 0; r < repeat && !s; r++) s = thunk(&ctx, c);
+        if (!s) s = backend_status(be, be->synchronize(device));
+        last_op_ms = (now_ms() - t0) / repeat;
+    }
+    if (!s) {
+        svdc_tensor back = ydev;
+        if (ydev.dtype != host_y.dtype) {
+            s = svdc_arena_tensor(ctx.arena, host_y.dtype, ydev.ndim, ydev.shape, &back);
+            if (!s) s = svdc_op_convert(&ctx, &ydev, &back);
+        }
+        if (!s) s = backend_status(be, be->copy_to_host(device, host_y.data, back.data, svdc_tensor_bytes(&back)));
+    }
+    if (!s) s = backend_status(be, be->synchronize(device));
+    memcpy(c->t, host, sizeof host);
+    c->y = host_y;
+    svdc_arena_free(ctx.arena);
+    return s;
+}
 
 static void op_call_clear(op_call *c) {
     for (int k = 0; k < c->nin; k++) Py_XDECREF(c->in[k]);
@@ -66,8 +271,31 @@ static PyObject *op_call_finish(op_call *c, op_thunk thunk, int ndim, const int6
         if (!(y = svdc_py_new_f32(ndim, safe))) goto fail;
     }
     c->y = svdc_py_tensor(y);
+    const op_target *t = current_target;
+    svdc_dtype dts[MAX_IN + 1];
+    const int converted = resolve_dtypes(t, c->nin, dts);
+    if (converted < 0) goto fail;
+    svdc_status s;
+    /* Staged off the plain path, and whenever dtype= is given (so the CPU can exercise the staging too). */
+    if (converted || (t && (t->device != SVDC_DEVICE_CPU || (t->dtype && t->dtype != Py_None)))) {
+        int alias = -1;
+        for (int k = 0; k < c->nin; k++)
+            if (c->present[k] && c->t[k].data == c->y.data) alias = k;
+        const svdc_backend *be = t->backend;
+        const int device = t->device;
+        Py_BEGIN_ALLOW_THREADS
+        const int repeat = t->repeat;
+        s = run_staged(c, thunk, be, device, dts, alias, repeat);
+        Py_END_ALLOW_THREADS
+        if (s) {
+            svdc_py_raise(s);
+            goto fail;
+        }
+        op_call_clear(c);
+        return (PyObject *)y;
+    }
     svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
-    svdc_status s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
+    s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
     if (s) {
         svdc_py_raise(s);
         goto fail;
@@ -499,8 +727,35 @@ static PyObject *py_convert(PyObject *self, PyObject *args, PyObject *kw) {
     c.i[1] = dst;
     /* y may be float16/uint16, which op_call_finish (float32 outputs) does not take: run the op here. */
     svdc_tensor yt = svdc_py_tensor(y);
+    const op_target *t = current_target;
+    if (t && t->dtype && t->dtype != Py_None) {
+        op_call_clear(&c);
+        Py_DECREF(y);
+        PyErr_SetString(PyExc_ValueError, "convert: dtype= does not apply (x's array type and `to` give the dtypes)");
+        return NULL;
+    }
+    svdc_status s;
+    if (t && t->device != SVDC_DEVICE_CPU) {
+        /* Staged with no conversion: x travels in its own dtype, y comes back in `to`. */
+        c.t[0].dtype = (svdc_dtype)from;
+        yt.dtype = (svdc_dtype)dst;
+        c.y = yt;
+        const svdc_dtype dts[2] = {(svdc_dtype)from, (svdc_dtype)dst};
+        const svdc_backend *be = t->backend;
+        const int device = t->device;
+        Py_BEGIN_ALLOW_THREADS
+        const int repeat = t->repeat;
+        s = run_staged(&c, run_convert, be, device, dts, -1, repeat);
+        Py_END_ALLOW_THREADS
+        op_call_clear(&c);
+        if (s) {
+            Py_DECREF(y);
+            return svdc_py_raise(s);
+        }
+        return (PyObject *)y;
+    }
     svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
-    svdc_status s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
+    s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU);
     if (!s) {
         c.y = yt;
         Py_BEGIN_ALLOW_THREADS
@@ -516,13 +771,86 @@ static PyObject *py_convert(PyObject *self, PyObject *args, PyObject *kw) {
     return (PyObject *)y;
 }
 
+/* arena_alloc(nbytes, device=...): allocates nbytes from a fresh arena on the device and frees them again; raises
+ * MemoryError (naming the bytes, and on a GPU what is free) when the device cannot. */
+static PyObject *py_arena_alloc(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"nbytes", NULL};
+    unsigned long long nbytes;
+    PARSE("K", kwl, &nbytes);
+    const op_target *t = current_target;
+    const svdc_backend *be = t ? t->backend : svdc_backend_cpu();
+    const int device = t ? t->device : SVDC_DEVICE_CPU;
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS
+    svdc_arena *arena = NULL;
+    s = backend_status(be, be->synchronize(device));
+    if (!s) s = svdc_arena_init(&arena, be, device);
+    if (!s && !svdc_arena_alloc(arena, (size_t)nbytes)) s = SVDC_ERR_MEMORY;
+    svdc_arena_free(arena);
+    Py_END_ALLOW_THREADS
+    if (s) return svdc_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+/* set_cuda_backend(capsule): the CUDA backend table from svdc._C_cuda.backend_capsule(). */
+static PyObject *py_set_cuda_backend(PyObject *self, PyObject *capsule) {
+    (void)self;
+    const svdc_backend *be = PyCapsule_GetPointer(capsule, "svdc.backend");
+    if (!be) return NULL;
+    if (be->abi_version != SVDC_BACKEND_ABI_VERSION || !be->name || strcmp(be->name, "cuda") != 0) {
+        PyErr_Format(svdc_py_DeviceUnavailableError,
+                     "set_cuda_backend: the capsule holds backend '%s' of ABI %d, expected 'cuda' of ABI %d "
+                     "(svdc._C and svdc._C_cuda come from different builds)",
+                     be->name ? be->name : "?", be->abi_version, SVDC_BACKEND_ABI_VERSION);
+        return NULL;
+    }
+    cuda_backend = be;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_last_op_ms(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyFloat_FromDouble(last_op_ms);
+}
+
 static PyObject *py_last_arena_peak(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     return PyLong_FromSize_t(last_arena_peak);
 }
 
-#define OP(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc}
+/* Each binding, wrapped so that it takes device= and dtype= (see `targeted`). */
+#define TARGETED(fn) \
+    static PyObject *fn##_on(PyObject *s, PyObject *a, PyObject *k) { return targeted(fn, s, a, k); }
+TARGETED(py_linear)
+TARGETED(py_conv2d)
+TARGETED(py_conv_temporal)
+TARGETED(py_group_norm)
+TARGETED(py_layer_norm)
+TARGETED(py_attention)
+TARGETED(py_gelu)
+TARGETED(py_silu)
+TARGETED(py_geglu)
+TARGETED(py_axpby)
+TARGETED(py_add)
+TARGETED(py_mul)
+TARGETED(py_scale)
+TARGETED(py_alpha_blend)
+TARGETED(py_add_channel_bias)
+TARGETED(py_add_token_bias)
+TARGETED(py_upsample)
+TARGETED(py_concat)
+TARGETED(py_permute)
+TARGETED(py_timestep_embedding)
+TARGETED(py_convert)
+TARGETED(py_copy)
+TARGETED(py_fill)
+TARGETED(py_check_finite)
+TARGETED(py_arena_alloc)
+
+#define OP(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn##_on, METH_VARARGS | METH_KEYWORDS, doc}
 static PyMethodDef ops_methods[] = {
     OP("linear", py_linear, "linear(x, w, b=None) -> x @ w.T + b"),
     OP("conv2d", py_conv2d, "conv2d(x, w, b=None, stride=(sh, sw), padding=(top, bottom, left, right))"),
@@ -548,11 +876,14 @@ static PyMethodDef ops_methods[] = {
     OP("copy", py_copy, "copy(x, out=None)"),
     OP("fill", py_fill, "fill(like, value) -> array shaped like `like` filled with value"),
     OP("check_finite", py_check_finite, "check_finite(x, what='x'): raises ValueError on NaN/Inf"),
-    {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last op call"},
+    OP("arena_alloc", py_arena_alloc, "arena_alloc(nbytes, device='cpu'): allocate and free; MemoryError if impossible"),
+    {"set_cuda_backend", py_set_cuda_backend, METH_O, "set_cuda_backend(capsule from svdc._C_cuda.backend_capsule())"},
+    {"last_op_ms", py_last_op_ms, METH_NOARGS, "ms per run of the last staged call's repeat= runs (benchmarks)"},
+    {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last CPU op call"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops", "Single CPU ops for tests.", -1,
+static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops", "Single ops on the CPU or CUDA backend, for tests.", -1,
                                      ops_methods};
 
 int svdc_py_register_ops(PyObject *module) {

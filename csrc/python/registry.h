@@ -7,11 +7,12 @@
 
 typedef int (*svdc_py_registrar)(PyObject *module);
 
-int svdc_py_register_ops(PyObject *module);     /* py_ops.c: svdc._C._ops, the private op test surface */
-int svdc_py_register_generator(PyObject *module); /* py_generator.c: svdc._C.Generator (torch-compatible noise) */
-int svdc_py_register_sampler(PyObject *module);   /* py_sampler.c: svdc._C.Sampler (Euler/EDM/CFG steps) */
+int svdc_py_register_ops(PyObject *module);           /* py_ops.c: svdc._C._ops, the private op test surface */
+int svdc_py_register_generator(PyObject *module);     /* py_generator.c: svdc._C.Generator (torch-compatible noise) */
+int svdc_py_register_sampler(PyObject *module);       /* py_sampler.c: svdc._C.Sampler (Euler/EDM/CFG steps) */
 int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svdc._C.ImageEncoder */
-int svdc_py_register_unet(PyObject *module);    /* py_unet.c: svdc._C.UNet */
+int svdc_py_register_unet(PyObject *module);          /* py_unet.c: svdc._C.UNet */
+int svdc_py_register_vae(PyObject *module);           /* py_vae.c: svdc._C.VAE (+ the _st_resblock test surface) */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_ops,
@@ -19,6 +20,7 @@ static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_sampler,
     svdc_py_register_image_encoder,
     svdc_py_register_unet,
+    svdc_py_register_vae,
     NULL,
 };
 

@@ -40,5 +40,8 @@ PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape);
  * svdc.CheckpointError naming the tensor. Needs the GIL (reads Python objects). Returns 0 or -1. */
 int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name);
 
+/* The CUDA backend table handed over by svdc.runtime (py_ops.c: _ops.set_cuda_backend), or NULL before that. */
+const struct svdc_backend *svdc_py_cuda_backend(void);
+
 /* PyArg "O&" converter for a non-negative int that fits in int (names no argument; the caller adds context). */
 #endif

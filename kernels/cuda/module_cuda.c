@@ -8,6 +8,8 @@
 const svdc_backend *svdc_backend_cuda(void);
 int svdc_cuda_device_count(const char **error);
 int svdc_cuda_device_name(int device, char *buf, int len);
+int svdc_cuda_uses_cublas(int device);
+svdc_status svdc_cuda_debug_fault(int device);
 
 static PyObject *device_count(PyObject *self, PyObject *noargs) {
     (void)self;
@@ -36,10 +38,38 @@ static PyObject *backend_capsule(PyObject *self, PyObject *noargs) {
     return PyCapsule_New((void *)svdc_backend_cuda(), "svdc.backend", NULL);
 }
 
+static PyObject *uses_cublas(PyObject *self, PyObject *arg) {
+    (void)self;
+    long device = PyLong_AsLong(arg);
+    if (device == -1 && PyErr_Occurred()) return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
+        return NULL;
+    }
+    return PyBool_FromLong(r);
+}
+
+/* Test hook: an illegal memory access on `device`, which destroys the process's CUDA context for good (run it in a
+ * child process). Returns the error text the backend reported. */
+static PyObject *debug_fault(PyObject *self, PyObject *arg) {
+    (void)self;
+    long device = PyLong_AsLong(arg);
+    if (device == -1 && PyErr_Occurred()) return NULL;
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS s = svdc_cuda_debug_fault((int)device);
+    Py_END_ALLOW_THREADS
+    return PyUnicode_FromString(s ? svdc_last_error() : "");
+}
+
 static PyMethodDef methods[] = {
     {"device_count", device_count, METH_NOARGS, "device_count() -> (count, error text when 0)"},
     {"device_name", device_name, METH_O, "device_name(i) -> 'NAME (sm_XY, N GiB)'"},
     {"backend_capsule", backend_capsule, METH_NOARGS, "the CUDA backend table as a capsule named 'svdc.backend'"},
+    {"uses_cublas", uses_cublas, METH_O, "uses_cublas(i) -> whether GEMMs on device i go through cuBLAS"},
+    {"_debug_fault", debug_fault, METH_O, "_debug_fault(i): deliberate illegal address on device i (tests only)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,0 +1,94 @@
+/* py_resblocks.c — svdc._C._st_resblock: a private test surface that runs one SpatioTemporalResBlock (resblocks.h)
+ * with weights under "block." + diffusers names, so tests compare it with diffusers. Not public API; registered by
+ * py_vae.c. */
+#include "util.h"
+
+#include "../core/arena.h"
+#include "../core/backend.h"
+#include "../models/resblocks.h"
+
+static int dict_int(PyObject *d, const char *key, int *out) {
+    PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+    if (!v) {
+        PyErr_Format(PyExc_KeyError, "_st_resblock: config needs %s", key);
+        return -1;
+    }
+    long x = PyLong_AsLong(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int dict_float(PyObject *d, const char *key, float *out) {
+    PyObject *v = PyDict_GetItemString(d, key);
+    if (!v) {
+        PyErr_Format(PyExc_KeyError, "_st_resblock: config needs %s", key);
+        return -1;
+    }
+    double x = PyFloat_AsDouble(v);
+    if (x == -1.0 && PyErr_Occurred()) return -1;
+    *out = (float)x;
+    return 0;
+}
+
+/* _st_resblock(config: dict, weights: dict, x (B*F, Cin, H, W), num_frames, temb (B*F, T) | None) -> y */
+static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cfg, *weights, *xo, *to;
+    int num_frames;
+    if (!PyArg_ParseTuple(args, "O!OOiO", &PyDict_Type, &cfg, &weights, &xo, &num_frames, &to)) return NULL;
+    int cin, cout, tch, groups, temporal_dir;
+    float eps, teps;
+    if (dict_int(cfg, "in_channels", &cin) || dict_int(cfg, "out_channels", &cout) ||
+        dict_int(cfg, "temb_channels", &tch) || dict_int(cfg, "groups", &groups) ||
+        dict_int(cfg, "temporal_weight", &temporal_dir) || dict_float(cfg, "eps", &eps) ||
+        dict_float(cfg, "temporal_eps", &teps))
+        return NULL;
+    PyArrayObject *x = svdc_py_f32_array(xo, "x", 4), *t = NULL, *y = NULL;
+    if (!x) return NULL;
+    if (to != Py_None && !(t = svdc_py_f32_array(to, "temb", 2))) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    svdc_params params;
+    svdc_st_resblock block;
+    svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
+    svdc_params_init(&params, ctx.backend, SVDC_DEVICE_CPU, SVDC_DTYPE_F32);
+    svdc_status s = svdc_st_resblock_declare(&block, &params, "block", cin, cout, tch, groups, eps, teps,
+                                             temporal_dir ? SVDC_BLEND_TEMPORAL_WEIGHT : SVDC_BLEND_SPATIAL_WEIGHT);
+    if (!s) s = svdc_params_allocate(&params);
+    if (s) {
+        svdc_py_raise(s);
+        goto done;
+    }
+    if (svdc_py_load_params(&params, weights, "SpatioTemporalResBlock") < 0) goto done;
+    svdc_tensor xt = svdc_py_tensor(x), tt;
+    if (t) tt = svdc_py_tensor(t);
+    int64_t shape[4] = {xt.shape[0], cout, xt.shape[2], xt.shape[3]};
+    if (!(y = svdc_py_new_f32(4, shape))) goto done;
+    svdc_tensor yt = svdc_py_tensor(y);
+    if ((s = svdc_arena_init(&ctx.arena, ctx.backend, SVDC_DEVICE_CPU))) {
+        svdc_py_raise(s);
+        Py_CLEAR(y);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS s = svdc_st_resblock_forward(&ctx, &block, &xt, num_frames, t ? &tt : NULL, &yt);
+    Py_END_ALLOW_THREADS svdc_arena_free(ctx.arena);
+    if (s) {
+        svdc_py_raise(s);
+        Py_CLEAR(y);
+    }
+done:
+    svdc_params_free(&params);
+    Py_XDECREF(x);
+    Py_XDECREF(t);
+    return (PyObject *)y;
+}
+
+static PyMethodDef resblock_methods[] = {
+    {"_st_resblock", py_st_resblock, METH_VARARGS,
+     "_st_resblock(config, weights, x, num_frames, temb|None) -> y (private test surface)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int svdc_py_register_resblocks(PyObject *module) { return PyModule_AddFunctions(module, resblock_methods); }

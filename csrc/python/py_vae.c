@@ -1,0 +1,300 @@
+/* py_vae.c — svdc._C.VAE(config: dict, weights: Mapping): the C AutoencoderKLTemporalDecoder on the CPU backend;
+ * encode(x) -> posterior mean, decode(z, num_frames) -> frames (one C call per decode chunk; Python loops chunks). */
+#include "util.h"
+
+#include <pythread.h>
+
+#include "../core/arena.h"
+#include "../core/backend.h"
+#include "../models/vae.h"
+#include "registry.h"
+
+typedef struct {
+    PyObject_HEAD svdc_vae *vae;
+    svdc_ctx ctx;
+    PyThread_type_lock lock;
+    size_t last_peak; /* arena high-water mark of the last encode/decode call, bytes */
+} PyVAE;
+
+/* config[key] as an int >= lo, or `fallback` when absent. Returns -1 with an exception set on error. */
+static int config_int(PyObject *config, const char *key, int fallback, int lo, int *out) {
+    PyObject *v = PyMapping_GetItemString(config, key);
+    if (!v) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+        PyErr_Clear();
+        *out = fallback;
+        return 0;
+    }
+    long x = PyLong_Check(v) && !PyBool_Check(v) ? PyLong_AsLong(v) : -1;
+    if (x == -1 && PyErr_Occurred()) PyErr_Clear();
+    if (!PyLong_Check(v) || PyBool_Check(v) || x < lo || x > 1L << 20) {
+        PyErr_Format(PyExc_ValueError, "VAE config: %s must be an integer >= %d, got %R", key, lo, v);
+        Py_DECREF(v);
+        return -1;
+    }
+    Py_DECREF(v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_config(PyObject *config, svdc_vae_config *cfg) {
+    if (!PyMapping_Check(config)) {
+        PyErr_Format(PyExc_TypeError, "VAE: config must be a dict, got %s", Py_TYPE(config)->tp_name);
+        return -1;
+    }
+    svdc_vae_config_default(cfg);
+    if (config_int(config, "in_channels", cfg->in_channels, 1, &cfg->in_channels) < 0) return -1;
+    if (config_int(config, "out_channels", cfg->out_channels, 1, &cfg->out_channels) < 0) return -1;
+    if (config_int(config, "layers_per_block", cfg->layers_per_block, 1, &cfg->layers_per_block) < 0) return -1;
+    if (config_int(config, "latent_channels", cfg->latent_channels, 1, &cfg->latent_channels) < 0) return -1;
+    if (config_int(config, "norm_num_groups", cfg->norm_num_groups, 1, &cfg->norm_num_groups) < 0) return -1;
+    PyObject *boc = PyMapping_GetItemString(config, "block_out_channels");
+    if (!boc) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+        PyErr_Clear();
+        return 0; /* the diffusers default (64,) */
+    }
+    PyObject *seq = PySequence_Fast(boc, "VAE config: block_out_channels must be a list of integers");
+    Py_DECREF(boc);
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > SVDC_VAE_MAX_LEVELS) {
+        PyErr_Format(PyExc_ValueError, "VAE config: block_out_channels has %zd entries, expected 1..%d", n,
+                     SVDC_VAE_MAX_LEVELS);
+        Py_DECREF(seq);
+        return -1;
+    }
+    cfg->num_levels = (int)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        long x = PyLong_Check(it) && !PyBool_Check(it) ? PyLong_AsLong(it) : -1;
+        if (x == -1 && PyErr_Occurred()) PyErr_Clear();
+        if (x < 1 || x > 1L << 20) {
+            PyErr_Format(PyExc_ValueError, "VAE config: block_out_channels[%zd] must be a positive integer, got %R",
+                         i, it);
+            Py_DECREF(seq);
+            return -1;
+        }
+        cfg->block_out_channels[i] = (int)x;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static void vae_dealloc(PyVAE *self) {
+    svdc_vae_free(self->vae);
+    svdc_arena_free(self->ctx.arena);
+    if (self->lock) PyThread_free_lock(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int vae_init(PyVAE *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"config", "weights", NULL};
+    PyObject *config, *weights;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:VAE", kwlist, &config, &weights)) return -1;
+    if (self->vae) {
+        PyErr_SetString(PyExc_RuntimeError, "VAE: already initialised");
+        return -1;
+    }
+    svdc_vae_config cfg;
+    if (parse_config(config, &cfg) < 0) return -1;
+    self->ctx.backend = svdc_backend_cpu();
+    self->ctx.device = SVDC_DEVICE_CPU;
+    svdc_status s = svdc_vae_create(&self->vae, &cfg, self->ctx.backend, SVDC_DEVICE_CPU);
+    if (s) {
+        svdc_py_raise(s);
+        return -1;
+    }
+    if (svdc_py_load_params(&self->vae->params, weights, "VAE") < 0) return -1;
+    s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU);
+    if (s) {
+        svdc_py_raise(s);
+        return -1;
+    }
+    self->lock = PyThread_allocate_lock();
+    if (!self->lock) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int vae_ready(PyVAE *self) {
+    if (!self->vae || !self->ctx.arena || !self->lock) {
+        PyErr_SetString(PyExc_RuntimeError, "VAE: not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+typedef enum { CALL_ENCODE, CALL_DECODE } call_kind;
+
+/* Runs one encode/decode with the GIL released and the object's lock held. */
+static svdc_status run_locked(PyVAE *self, call_kind kind, const svdc_tensor *in, int num_frames, svdc_tensor *out) {
+    svdc_status s;
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    svdc_arena_reset(self->ctx.arena);
+    svdc_arena_reset_peak(self->ctx.arena);
+    if (kind == CALL_ENCODE)
+        s = svdc_vae_encode(&self->ctx, self->vae, in, out);
+    else
+        s = svdc_vae_decode(&self->ctx, self->vae, in, num_frames, out);
+    self->last_peak = svdc_arena_peak(self->ctx.arena);
+    /* VAE calls are few and large (one encode, then a decode after the whole denoising loop): give the activation
+     * memory back instead of holding gigabytes idle while the UNet runs. */
+    svdc_arena_reset(self->ctx.arena);
+    svdc_arena_trim(self->ctx.arena);
+    PyThread_release_lock(self->lock);
+    return s;
+}
+
+static PyObject *vae_encode(PyVAE *self, PyObject *arg) {
+    if (!vae_ready(self)) return NULL;
+    PyArrayObject *x = svdc_py_f32_array(arg, "images", 4);
+    if (!x) return NULL;
+    svdc_tensor xt = svdc_py_tensor(x);
+    const svdc_vae_config *cfg = &self->vae->cfg;
+    const int64_t f = self->vae->down_factor;
+    if (xt.shape[1] != cfg->in_channels || xt.shape[2] % f || xt.shape[3] % f || xt.shape[2] < 1 || xt.shape[3] < 1 ||
+        xt.shape[0] < 1) {
+        PyErr_Format(svdc_py_ShapeError,
+                     "VAE.encode: images must have shape (N >= 1, %d, H, W) with H and W positive multiples of %lld, "
+                     "got (%lld, %lld, %lld, %lld)",
+                     cfg->in_channels, (long long)f, (long long)xt.shape[0], (long long)xt.shape[1],
+                     (long long)xt.shape[2], (long long)xt.shape[3]);
+        Py_DECREF(x);
+        return NULL;
+    }
+    int64_t shape[4] = {xt.shape[0], cfg->latent_channels, xt.shape[2] / f, xt.shape[3] / f};
+    PyArrayObject *y = svdc_py_new_f32(4, shape);
+    if (!y) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    svdc_tensor yt = svdc_py_tensor(y);
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS s = run_locked(self, CALL_ENCODE, &xt, 1, &yt);
+    Py_END_ALLOW_THREADS Py_DECREF(x);
+    if (s) {
+        Py_DECREF(y);
+        return svdc_py_raise(s);
+    }
+    return (PyObject *)y;
+}
+
+static PyObject *vae_decode(PyVAE *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"latents", "num_frames", NULL};
+    PyObject *zo;
+    int num_frames;
+    if (!vae_ready(self)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi:decode", kwlist, &zo, &num_frames)) return NULL;
+    PyArrayObject *z = svdc_py_f32_array(zo, "latents", 4);
+    if (!z) return NULL;
+    svdc_tensor zt = svdc_py_tensor(z);
+    const svdc_vae_config *cfg = &self->vae->cfg;
+    const int64_t f = self->vae->down_factor;
+    if (zt.shape[1] != cfg->latent_channels || zt.shape[0] < 1 || zt.shape[2] < 1 || zt.shape[3] < 1) {
+        PyErr_Format(svdc_py_ShapeError, "VAE.decode: latents must have shape (N >= 1, %d, h, w), got (%lld, %lld, "
+                                         "%lld, %lld)",
+                     cfg->latent_channels, (long long)zt.shape[0], (long long)zt.shape[1], (long long)zt.shape[2],
+                     (long long)zt.shape[3]);
+        Py_DECREF(z);
+        return NULL;
+    }
+    if (num_frames < 1 || zt.shape[0] % num_frames) {
+        PyErr_Format(svdc_py_ShapeError, "VAE.decode: num_frames must be >= 1 and divide the %lld latent rows, got %d",
+                     (long long)zt.shape[0], num_frames);
+        Py_DECREF(z);
+        return NULL;
+    }
+    int64_t shape[4] = {zt.shape[0], cfg->out_channels, zt.shape[2] * f, zt.shape[3] * f};
+    PyArrayObject *y = svdc_py_new_f32(4, shape);
+    if (!y) {
+        Py_DECREF(z);
+        return NULL;
+    }
+    svdc_tensor yt = svdc_py_tensor(y);
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS s = run_locked(self, CALL_DECODE, &zt, num_frames, &yt);
+    Py_END_ALLOW_THREADS Py_DECREF(z);
+    if (s) {
+        Py_DECREF(y);
+        return svdc_py_raise(s);
+    }
+    return (PyObject *)y;
+}
+
+static PyObject *vae_get_last_peak(PyVAE *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSize_t(self->last_peak);
+}
+
+static PyObject *vae_get_num_parameters(PyVAE *self, void *closure) {
+    (void)closure;
+    if (!vae_ready(self)) return NULL;
+    return PyLong_FromLongLong((long long)svdc_params_count_elements(&self->vae->params));
+}
+
+static PyObject *vae_get_down_factor(PyVAE *self, void *closure) {
+    (void)closure;
+    if (!vae_ready(self)) return NULL;
+    return PyLong_FromLong(self->vae->down_factor);
+}
+
+static PyObject *vae_weight_names(PyVAE *self, PyObject *noargs) {
+    (void)noargs;
+    if (!vae_ready(self)) return NULL;
+    const svdc_params *p = &self->vae->params;
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int i = 0; i < p->count; i++) {
+        PyObject *shape = PyTuple_New(p->items[i].ndim);
+        if (!shape) goto fail;
+        for (int k = 0; k < p->items[i].ndim; k++)
+            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong((long long)p->items[i].shape[k]));
+        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
+        Py_DECREF(shape);
+        if (rc < 0) goto fail;
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyMethodDef vae_methods[] = {
+    {"encode", (PyCFunction)vae_encode, METH_O,
+     "encode(images float32 (N, in, H, W)) -> posterior mean float32 (N, latent, H/f, W/f)"},
+    {"decode", (PyCFunction)(void (*)(void))vae_decode, METH_VARARGS | METH_KEYWORDS,
+     "decode(latents float32 (N, latent, h, w), num_frames) -> float32 (N, out, h*f, w*f); one clip per "
+     "num_frames rows"},
+    {"weight_shapes", (PyCFunction)vae_weight_names, METH_NOARGS, "weight_shapes() -> {diffusers name: shape}"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef vae_getset[] = {
+    {"last_peak_bytes", (getter)vae_get_last_peak, NULL, "arena high-water mark of the last call, bytes", NULL},
+    {"num_parameters", (getter)vae_get_num_parameters, NULL, "number of weights (elements)", NULL},
+    {"down_factor", (getter)vae_get_down_factor, NULL, "spatial factor between images and latents", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PyVAE_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "svdc._C.VAE",
+    .tp_basicsize = sizeof(PyVAE),
+    .tp_dealloc = (destructor)vae_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder on the CPU.",
+    .tp_methods = vae_methods,
+    .tp_getset = vae_getset,
+    .tp_init = (initproc)vae_init,
+    .tp_new = PyType_GenericNew,
+};
+
+int svdc_py_register_resblocks(PyObject *module); /* py_resblocks.c: the private block test surface */
+
+int svdc_py_register_vae(PyObject *module) {
+    if (PyType_Ready(&PyVAE_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "VAE", (PyObject *)&PyVAE_Type) < 0) return -1;
+    return svdc_py_register_resblocks(module);
+}

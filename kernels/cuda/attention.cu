@@ -1,0 +1,249 @@
+// attention.cu — multi-head attention on the GPU with a streaming (online) softmax, fp32 throughout (scores,
+// probabilities and the output accumulator), whatever the storage type; memory never grows with Lq x Lk.
+// Layout: q (B, Lq, H*D), k/v (B, Lk, H*D); head h occupies columns [h*D, (h+1)*D) of every token.
+// Two kernels: a tiled one (32 queries x 64 keys per step, tiles in shared memory, head dim up to 128) for long key
+// sequences, and a warp-per-query-row one for short key sequences (Lk <= 64: temporal attention over frames,
+// one-token cross-attention) that also serves any head dim above 128.
+#include <cmath>
+
+#include "common.cuh"
+
+namespace {
+
+constexpr int TQ = 32;       // queries per block (8 per warp)
+constexpr int TK = 64;       // keys per online-softmax step (2 per lane)
+constexpr int TWARPS = 4;    // warps per block
+constexpr int ROWS = TQ / TWARPS;
+constexpr int ROW_KERNEL_MAX_LK = 64;
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Tiled kernel. NS = ceil(D / 32) column slots per lane (D <= 32 * NS <= 128). One block: TQ queries of one
+// (batch, head); warp w owns query rows [8w, 8w + 8) of the tile: their scores, softmax state and output.
+// Shared memory (floats): Qs [TQ][D], Ks [TK][D + 1] (padded: lanes read different key rows), Vs [TK][D],
+// Ps [TQ][TK] (probabilities of the step; each warp reads back only its own rows).
+template <typename T, int NS>
+__global__ void __launch_bounds__(TWARPS * 32) attention_tiled_kernel(const T *__restrict__ q, const T *__restrict__ k,
+                                                                      const T *__restrict__ v, T *__restrict__ y,
+                                                                      int64_t B, int64_t Lq, int64_t Lk, int64_t H,
+                                                                      int D, float scale, int causal) {
+    extern __shared__ float smem[];
+    float *Qs = smem, *Ks = Qs + TQ * D, *Vs = Ks + TK * (D + 1), *Ps = Vs + TK * D;
+    const int64_t E = H * D, nqb = (Lq + TQ - 1) / TQ;
+    const int64_t blk = blockIdx.x;
+    const int64_t qb = blk % nqb, h = (blk / nqb) % H, b = blk / (nqb * H);
+    const int64_t q0 = qb * TQ;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+    for (int e = tid; e < TQ * D; e += blockDim.x) {
+        const int r = e / D, d = e % D;
+        const int64_t gi = q0 + r;
+        Qs[e] = gi < Lq ? to_f32(q[(b * Lq + gi) * E + h * D + d]) : 0.0f;
+    }
+    float m[ROWS], l[ROWS], acc[ROWS][NS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int t = 0; t < NS; t++) acc[r][t] = 0.0f;
+    }
+    // Causal: keys after the tile's last query are masked for every row of the tile.
+    int64_t kend = Lk;
+    if (causal && q0 + TQ < kend) kend = q0 + TQ;
+
+    for (int64_t k0 = 0; k0 < kend; k0 += TK) {
+        __syncthreads();  // the previous step's Ks/Vs (and, first time, nothing) are no longer read
+        for (int e = tid; e < TK * D; e += blockDim.x) {
+            const int j = e / D, d = e % D;
+            const int64_t gj = k0 + j;
+            float kv = 0.0f, vv = 0.0f;
+            if (gj < Lk) {
+                const int64_t off = (b * Lk + gj) * E + h * D + d;
+                kv = to_f32(k[off]);
+                vv = to_f32(v[off]);
+            }
+            Ks[j * (D + 1) + d] = kv;
+            Vs[j * D + d] = vv;
+        }
+        __syncthreads();
+
+        // Scores of this warp's rows against keys lane and lane + 32.
+        float s[ROWS][2];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) s[r][0] = s[r][1] = 0.0f;
+        const float *k_a = Ks + lane * (D + 1), *k_b = Ks + (lane + 32) * (D + 1);
+        const float *qrow = Qs + warp * ROWS * D;
+        for (int d = 0; d < D; d++) {
+            const float ka = k_a[d], kb = k_b[d];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                const float qv = qrow[r * D + d];  // the same address across the warp: a broadcast
+                s[r][0] = fmaf(qv, ka, s[r][0]);
+                s[r][1] = fmaf(qv, kb, s[r][1]);
+            }
+        }
+        const int64_t ja = k0 + lane, jb = k0 + lane + 32;
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const int64_t gi = q0 + warp * ROWS + r;
+            float sa = ja < Lk && !(causal && ja > gi) ? s[r][0] * scale : -INFINITY;
+            float sb = jb < Lk && !(causal && jb > gi) ? s[r][1] * scale : -INFINITY;
+            const float mx = fmaxf(m[r], warp_max(fmaxf(sa, sb)));
+            float pa = 0.0f, pb = 0.0f, corr = 1.0f;
+            if (mx != -INFINITY) {  // a row with every key so far masked keeps its (empty) state
+                pa = expf(sa - mx);
+                pb = expf(sb - mx);
+                corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+                l[r] = l[r] * corr + warp_sum(pa + pb);
+                m[r] = mx;
+            }
+#pragma unroll
+            for (int t = 0; t < NS; t++) acc[r][t] *= corr;
+            Ps[(warp * ROWS + r) * TK + lane] = pa;
+            Ps[(warp * ROWS + r) * TK + lane + 32] = pb;
+        }
+        __syncwarp();
+
+        // acc[r][d] += sum_j P[r][j] * V[j][d], lane owning columns d = lane + 32 t.
+        const int64_t nk = kend - k0 < TK ? kend - k0 : TK;
+        const float *prow = Ps + warp * ROWS * TK;
+        for (int j = 0; j < nk; j++) {
+            float vv[NS];
+#pragma unroll
+            for (int t = 0; t < NS; t++) {
+                const int d = lane + 32 * t;
+                vv[t] = d < D ? Vs[j * D + d] : 0.0f;
+            }
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                const float p = prow[r * TK + j];
+#pragma unroll
+                for (int t = 0; t < NS; t++) acc[r][t] = fmaf(p, vv[t], acc[r][t]);
+            }
+        }
+        __syncwarp();
+    }
+
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        const int64_t gi = q0 + warp * ROWS + r;
+        if (gi >= Lq) continue;
+        const float inv = 1.0f / l[r];
+        T *out = y + (b * Lq + gi) * E + h * D;
+#pragma unroll
+        for (int t = 0; t < NS; t++) {
+            const int d = lane + 32 * t;
+            if (d < D) out[d] = from_f32<T>(acc[r][t] * inv);
+        }
+    }
+}
+
+// Row kernel: one warp per (batch, query, head). Columns are processed in slices of 32 * NS (one slice when
+// D <= 32 * NS); every slice walks all keys with its own online softmax state (identical across slices).
+template <typename T, int NS>
+__global__ void attention_row_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v,
+                                     T *__restrict__ y, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int D,
+                                     float scale, int causal) {
+    const int64_t warps_per_block = blockDim.x / 32;
+    const int64_t row = blockIdx.x * warps_per_block + threadIdx.x / 32;  // (b * Lq + i) * H + h
+    const int lane = threadIdx.x % 32;
+    if (row >= B * Lq * H) return;
+    const int64_t h = row % H, bi = row / H, b = bi / Lq, i = bi % Lq;
+    const int64_t E = H * D;
+    const T *qr = q + bi * E + h * D;
+    const T *kh = k + b * Lk * E + h * D, *vh = v + b * Lk * E + h * D;
+    T *out = y + bi * E + h * D;
+    const int64_t nk = causal ? i + 1 : Lk;
+    for (int d0 = 0; d0 < D; d0 += 32 * NS) {
+        float m = -INFINITY, l = 0.0f, acc[NS];
+#pragma unroll
+        for (int t = 0; t < NS; t++) acc[t] = 0.0f;
+        for (int64_t j = 0; j < nk; j++) {
+            const T *kr = kh + j * E;
+            float dot = 0.0f;
+            for (int d = lane; d < D; d += 32) dot = fmaf(to_f32(qr[d]), to_f32(kr[d]), dot);
+            const float s = warp_sum(dot) * scale;
+            const float mx = fmaxf(m, s);
+            const float corr = m == -INFINITY ? 0.0f : expf(m - mx);
+            const float p = expf(s - mx);
+            l = l * corr + p;
+            m = mx;
+            const T *vr = vh + j * E;
+#pragma unroll
+            for (int t = 0; t < NS; t++) {
+                const int d = d0 + lane + 32 * t;
+                acc[t] = acc[t] * corr + (d < D ? p * to_f32(vr[d]) : 0.0f);
+            }
+        }
+        const float inv = 1.0f / l;
+#pragma unroll
+        for (int t = 0; t < NS; t++) {
+            const int d = d0 + lane + 32 * t;
+            if (d < D) out[d] = from_f32<T>(acc[t] * inv);
+        }
+    }
+}
+
+template <typename T, int NS>
+svdc_status launch_tiled(svdc_cuda_device *dev, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
+                         svdc_tensor *y, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int D, float scale,
+                         int causal) {
+    const size_t smem = (size_t)(TQ * D + TK * (D + 1) + TK * D + TQ * TK) * sizeof(float);
+    SVDC_CUDA_TRY(dev, cudaFuncSetAttribute(attention_tiled_kernel<T, NS>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const int64_t blocks = ((Lq + TQ - 1) / TQ) * H * B;
+    attention_tiled_kernel<T, NS><<<(unsigned)blocks, TWARPS * 32, smem, dev->stream>>>(
+        static_cast<const T *>(q->data), static_cast<const T *>(k->data), static_cast<const T *>(v->data),
+        static_cast<T *>(y->data), B, Lq, Lk, H, D, scale, causal);
+    SVDC_CUDA_LAUNCHED(dev, "attention_tiled_kernel");
+    return SVDC_OK;
+}
+
+template <typename T, int NS>
+svdc_status launch_rows(svdc_cuda_device *dev, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
+                        svdc_tensor *y, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int D, float scale,
+                        int causal) {
+    const int64_t rows = B * Lq * H, warps = 4;
+    const int64_t blocks = (rows + warps - 1) / warps;
+    attention_row_kernel<T, NS><<<(unsigned)blocks, (unsigned)(warps * 32), 0, dev->stream>>>(
+        static_cast<const T *>(q->data), static_cast<const T *>(k->data), static_cast<const T *>(v->data),
+        static_cast<T *>(y->data), B, Lq, Lk, H, D, scale, causal);
+    SVDC_CUDA_LAUNCHED(dev, "attention_row_kernel");
+    return SVDC_OK;
+}
+
+}  // namespace
+
+svdc_status svdc_cuda_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
+                                int num_heads, float scale, int causal, svdc_tensor *y) {
+    svdc_cuda_device *dev;
+    SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
+    const int64_t B = q->shape[0], Lq = q->shape[1], E = q->shape[2], Lk = k->shape[1];
+    const int64_t H = num_heads;
+    const int D = (int)(E / H);
+    if (B == 0 || Lq == 0) return SVDC_OK;
+    const int64_t blocks = Lk <= ROW_KERNEL_MAX_LK || D > 128 ? (B * Lq * H + 3) / 4 : ((Lq + TQ - 1) / TQ) * H * B;
+    if (blocks >= ((int64_t)1 << 31))
+        return svdc_fail(SVDC_ERR_SHAPE, "attention: %lld thread blocks exceed the CUDA grid", (long long)blocks);
+    return svdc_cuda_dispatch(q->dtype, "attention", [&](auto tag) -> svdc_status {
+        using T = decltype(tag);
+        if (Lk <= ROW_KERNEL_MAX_LK || D > 128) {
+            if (D <= 32) return launch_rows<T, 1>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+            if (D <= 64) return launch_rows<T, 2>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+            if (D <= 96) return launch_rows<T, 3>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+            return launch_rows<T, 4>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);  // D > 128: 128-wide slices
+        }
+        if (D <= 32) return launch_tiled<T, 1>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+        if (D <= 64) return launch_tiled<T, 2>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+        if (D <= 96) return launch_tiled<T, 3>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+        return launch_tiled<T, 4>(dev, q, k, v, y, B, Lq, Lk, H, D, scale, causal);
+    });
+}

@@ -1,0 +1,170 @@
+"""svdc.VAE: AutoencoderKLTemporalDecoder semantics (encode to the posterior mean, temporal decode with diffusers'
+chunking) over the C model svdc._C.VAE; loading from diffusers folders and Stability single files."""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._native import _C
+from ..configs import vae as vae_configs
+from ..runtime import resolve_device
+
+__all__ = ["VAE"]
+
+ShapeError = _C.ShapeError
+DeviceUnavailableError = _C.DeviceUnavailableError
+
+
+def _resolve(device, dtype) -> str:
+    dev = resolve_device(device)
+    if dev != "cpu":
+        raise DeviceUnavailableError(f"device={device!r} resolved to {dev}: the CUDA backend for the VAE is not "
+                                     f"implemented yet; use device='cpu'")
+    if dtype not in (None, "fp32", "float32"):
+        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
+    return dev
+
+
+def _as_input(array, name: str, channels: int, multiple: int) -> np.ndarray:
+    """A float32 C-contiguous (N, channels, H, W) array with H, W multiples of `multiple` and finite values."""
+    if not isinstance(array, np.ndarray):
+        if hasattr(array, "__array__") or isinstance(array, (list, tuple)):
+            array = np.asarray(array)
+        else:
+            raise TypeError(f"{name}: expected a numpy array, got {type(array).__name__}")
+    if array.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array, got dtype {array.dtype}")
+    if array.ndim != 4:
+        raise ShapeError(f"{name}: expected shape (N, {channels}, H, W), got {array.shape}")
+    n, c, h, w = array.shape
+    if n < 1 or c != channels:
+        raise ShapeError(f"{name}: expected shape (N >= 1, {channels}, H, W), got {array.shape}")
+    if h < 1 or w < 1 or h % multiple or w % multiple:
+        raise ShapeError(f"{name}: H and W must be positive multiples of {multiple}, got shape {array.shape}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: contains NaN or Inf values (expected finite numbers)")
+    return array
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class VAE:
+    """AutoencoderKLTemporalDecoder on the CPU.
+
+    encode(images (N, 3, H, W) in [-1, 1]) -> posterior mean (N, latent, H/f, W/f), unscaled.
+    decode(latents (N, latent, h, w) already divided by scaling_factor, num_frames, chunk_size=None) -> (N, 3, H, W).
+    """
+
+    def __init__(self, native, config: dict, device: str = "cpu"):
+        self._native = native
+        self.config = config
+        self.device = device
+        self.scaling_factor = float(config["scaling_factor"])
+        self.down_factor = int(native.down_factor)
+        self._peak = 0
+
+    # ------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_config(cls, config: dict, weights: Mapping, device="auto", dtype=None) -> "VAE":
+        """config: a diffusers config.json dict (unknown keys ignored); weights: name -> float32 array under
+        diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
+        dev = _resolve(device, dtype)
+        cfg = vae_configs.normalize(config)
+        native_cfg = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
+                                          "latent_channels")}
+        native_cfg["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"weights: expected a mapping of name -> numpy array, got {type(weights).__name__}")
+        return cls(_C.VAE(native_cfg, weights), cfg, dev)
+
+    @classmethod
+    def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
+        """path: a diffusers vae/ folder, a diffusers pipeline folder, or a Stability single .safetensors file
+        (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE). `config` overrides the
+        preset used for single files (default: the SVD VAE)."""
+        _resolve(device, dtype)
+        from ..naming import vae as naming
+        from ._loading import resolve
+
+        src = resolve(path, "vae")
+        try:
+            if src.kind == "folder":
+                name = (src.config or {}).get("_class_name")
+                if config is None and name not in (None, "AutoencoderKLTemporalDecoder"):
+                    raise _C.CheckpointError(f"{src.path}: config.json describes a {name}; svdc.VAE loads an "
+                                             f"AutoencoderKLTemporalDecoder (the SVD VAE)")
+                return cls.from_config(src.config if config is None else config, src.weights, device, dtype)
+            cfg = vae_configs.normalize(config if config is not None else vae_configs.preset("svd"))
+            weights = naming.map_single_file(src.file, len(cfg["block_out_channels"]))
+            return cls.from_config(cfg, weights, device, dtype)
+        finally:
+            src.close()
+
+    # ------------------------------------------------------------------------------------------------ compute
+    @property
+    def num_parameters(self) -> int:
+        return int(self._native.num_parameters)
+
+    @property
+    def last_peak_bytes(self) -> int:
+        """Arena high-water mark of the last encode/decode (the largest chunk for a chunked decode), bytes."""
+        return self._peak
+
+    def encode(self, images) -> np.ndarray:
+        """images (N, in_channels, H, W), H and W multiples of down_factor -> posterior mean
+        (N, latent_channels, H/f, W/f), not multiplied by scaling_factor."""
+        x = _as_input(images, "images", self.config["in_channels"], self.down_factor)
+        if x.shape[0] == 1:
+            out = self._native.encode(x)
+            self._peak = int(self._native.last_peak_bytes)
+            return out
+        # Every layer of the encoder acts on each image alone: one C call per image bounds the memory and the time
+        # between Python's chances to handle Ctrl-C, with the same result as one batched call.
+        out = np.empty((x.shape[0], self.config["latent_channels"], x.shape[2] // self.down_factor,
+                        x.shape[3] // self.down_factor), dtype=np.float32)
+        peak = 0
+        for i in range(x.shape[0]):
+            out[i:i + 1] = self._native.encode(x[i:i + 1])
+            peak = max(peak, int(self._native.last_peak_bytes))
+        self._peak = peak
+        return out
+
+    def decode(self, latents, num_frames: int, chunk_size: int | None = None) -> np.ndarray:
+        """latents (N, latent_channels, h, w), already divided by scaling_factor; N a multiple of num_frames, each
+        run of num_frames rows one video -> frames (N, out_channels, h*f, w*f).
+
+        chunk_size None decodes every video whole. An integer reproduces diffusers' pipeline `decode_latents`:
+        consecutive chunks of chunk_size rows of the flattened batch, each decoded as its own clip (so with several
+        videos and a chunk size that does not divide num_frames, chunks straddle videos, as diffusers' do)."""
+        num_frames = _positive_int(num_frames, "num_frames")
+        z = _as_input(latents, "latents", self.config["latent_channels"], 1)
+        n = z.shape[0]
+        if n % num_frames:
+            raise ShapeError(f"latents: N = {n} rows is not a multiple of num_frames = {num_frames}")
+        if chunk_size is None:
+            out = self._native.decode(z, num_frames)
+            self._peak = int(self._native.last_peak_bytes)
+            return out
+        chunk_size = _positive_int(chunk_size, "chunk_size")
+        f = self.down_factor
+        out = np.empty((n, self.config["out_channels"], z.shape[2] * f, z.shape[3] * f), dtype=np.float32)
+        peak = 0
+        for start in range(0, n, chunk_size):
+            part = z[start:start + chunk_size]
+            out[start:start + part.shape[0]] = self._native.decode(part, part.shape[0])
+            peak = max(peak, int(self._native.last_peak_bytes))
+        self._peak = peak
+        return out
+
+    def __repr__(self):
+        c = self.config
+        return (f"svdc.VAE(block_out_channels={c['block_out_channels']}, layers_per_block={c['layers_per_block']}, "
+                f"latent_channels={c['latent_channels']}, device={self.device!r})")
+
