@@ -3,7 +3,7 @@ configs, saved once as a diffusers folder both load), each side in its own proce
 total time, per-call time and peak RSS with their ratios to benchmarks/results/img2vid_cpu.md (machine, date,
 commit).
 
-    OMP_NUM_THREADS=2 flock /tmp/svdc-heavy.lock python benchmarks/img2vid_cpu.py [--frames 6 --steps 8 --size 64]
+    OMP_NUM_THREADS=2 python benchmarks/img2vid_cpu.py [--frames 6 --steps 8 --size 64]   (~15 s, < 1 GB)
 """
 from __future__ import annotations
 
