@@ -2,7 +2,7 @@
 transformers on the CPU, same thread count, same run. Each side runs in its own child process (so peak RSS is its
 own) and loads the same random-weight folder written by save_pretrained; outputs are compared for parity.
 
-    OMP_NUM_THREADS=2 flock /tmp/svdc-heavy.lock python benchmarks/clip_cpu.py [--threads 2] [--repeats 3]
+    OMP_NUM_THREADS=2 python benchmarks/clip_cpu.py [--threads 2] [--repeats 3]
 """
 from __future__ import annotations
 

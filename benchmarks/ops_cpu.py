@@ -1,7 +1,7 @@
 """Times svdc's CPU ops against torch CPU at SVD shapes, same thread count, same process, and writes a markdown table
 (times and svdc/torch ratios) to benchmarks/results/ops_cpu.md with the machine, date and commit.
 
-    OMP_NUM_THREADS=2 flock /tmp/svdc-heavy.lock python benchmarks/ops_cpu.py [--quick] [--only conv,attention]
+    OMP_NUM_THREADS=2 python benchmarks/ops_cpu.py [--quick] [--only conv,attention]
 """
 from __future__ import annotations
 

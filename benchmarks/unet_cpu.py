@@ -4,7 +4,7 @@ Each side runs in its own subprocess (so one's memory cannot hide in the other's
 footprint, the wall time of the forward and the peak RSS during it (VmHWM reset just before the forward). The svdc
 side never imports torch: it gets the weight names and shapes from a JSON file the parent writes.
 
-    flock /tmp/svdc-heavy.lock python benchmarks/unet_cpu.py [--threads 2] [--batch 2 --frames 4 --size 32]
+    python benchmarks/unet_cpu.py [--threads 2] [--batch 2 --frames 4 --size 32]
 Writes benchmarks/results/unet_cpu.md.
 """
 from __future__ import annotations
