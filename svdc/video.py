@@ -118,6 +118,7 @@ class Video:
         try:
             for f, name in zip(self.frames, names):
                 _write_png(os.path.join(tmp_dir, name), f)
+            _give_normal_permissions(tmp_dir, 0o777)
             os.replace(tmp_dir, target)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -149,6 +150,13 @@ def _write_png(path: str, frame: np.ndarray) -> None:
     Image.fromarray(frame, "RGB").save(path, format="PNG")
 
 
+def _give_normal_permissions(path: str, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; the finished file gets what open() would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 def _atomic(path: str, write, *args) -> str:
     """Runs write(tmp_path, *args) on a temporary file next to `path`, then renames it over `path`; on any failure
     (including KeyboardInterrupt) the temporary file is removed and `path` is untouched."""
@@ -159,6 +167,7 @@ def _atomic(path: str, write, *args) -> str:
     os.close(fd)
     try:
         write(tmp, *args)
+        _give_normal_permissions(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

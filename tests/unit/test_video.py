@@ -132,3 +132,17 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         Video(frames).save(target)
     assert target.read_bytes() == b"old"
     assert _no_partials(tmp_path) == []
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    """The atomic temp-file-then-rename path must not leave the private 0600 mode of mkstemp on the result."""
+    umask = os.umask(0o022)
+    try:
+        video = svdc.Video(np.zeros((2, 8, 8, 3), np.uint8), fps=7)
+        for name in ("a.gif", "a.mp4", "frames"):
+            out = tmp_path / name
+            video.save(str(out))
+            expected = 0o755 if out.is_dir() else 0o644
+            assert out.stat().st_mode & 0o777 == expected, name
+    finally:
+        os.umask(umask)
