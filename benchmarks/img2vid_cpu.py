@@ -1,9 +1,11 @@
-"""Image-to-video end to end on the CPU, svdc vs diffusers in the same run: the tiny random SVD pipeline (svdc.tiny's
-configs, saved once as a diffusers folder both load), each side in its own process so peak RSS is its own; writes
-total time, per-call time and peak RSS with their ratios to benchmarks/results/img2vid_cpu.md (machine, date,
-commit).
+"""Image-to-video end to end on the CPU, svdc vs diffusers in the same run: a random-weight SVD pipeline (svdc.tiny's
+configs, or with --config real the full SVD component configs), saved once as a diffusers folder both load, each side
+in its own process so peak RSS is its own; writes total time, per-call time and peak RSS with their ratios to
+benchmarks/results/img2vid_cpu[_real].md (machine, date, commit).
 
     OMP_NUM_THREADS=2 python benchmarks/img2vid_cpu.py [--frames 6 --steps 8 --size 64]   (~15 s, < 1 GB)
+    OMP_NUM_THREADS=2 python benchmarks/img2vid_cpu.py --config real --frames 4 --steps 3 --size 128 --repeat 1
+        (full-size UNet/VAE/ViT-H weights at a small picture: ~10 min, ~13 GB per side, 9 GB of temporary files)
 """
 from __future__ import annotations
 
@@ -45,8 +47,9 @@ def commit() -> str:
         return "unknown"
 
 
-def prepare(folder: str) -> None:
-    """The tiny diffusers pipeline with perturbed random weights, saved with save_pretrained."""
+def prepare(folder: str, config: str = "tiny") -> None:
+    """The tiny (or full-size, config="real") diffusers pipeline with perturbed random weights, saved with
+    save_pretrained."""
     import torch
     from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
                            UNetSpatioTemporalConditionModel)
@@ -63,10 +66,17 @@ def prepare(folder: str) -> None:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.05)
         return m.eval()
 
+    if config == "real":  # the diffusers class defaults are the SVD configs; ViT-H/14 for the image encoder
+        from svdc.configs.clip import VIT_H_14
+
+        vae_cfg, unet_cfg = {}, {}
+        clip_cfg = {k: v for k, v in VIT_H_14.items() if k in CLIPVisionConfig().to_dict()}
+    else:
+        vae_cfg, unet_cfg, clip_cfg = tiny.VAE_CONFIG, tiny.UNET_CONFIG, tiny.IMAGE_ENCODER_CONFIG
     pipe = StableVideoDiffusionPipeline(
-        vae=perturb(AutoencoderKLTemporalDecoder(**tiny.VAE_CONFIG)),
-        image_encoder=perturb(CLIPVisionModelWithProjection(CLIPVisionConfig(**tiny.IMAGE_ENCODER_CONFIG))),
-        unet=perturb(UNetSpatioTemporalConditionModel(**tiny.UNET_CONFIG)),
+        vae=perturb(AutoencoderKLTemporalDecoder(**vae_cfg)),
+        image_encoder=perturb(CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_cfg))),
+        unet=perturb(UNetSpatioTemporalConditionModel(**unet_cfg)),
         scheduler=EulerDiscreteScheduler(**tiny.SCHEDULER_CONFIG), feature_extractor=CLIPImageProcessor())
     pipe.save_pretrained(folder)
 
@@ -114,7 +124,7 @@ def child(side: str, folder: str, frames: int, steps: int, size: int, repeat: in
         out = np.round(out * 255).astype(np.uint8)
     return dict(load_s=load_s, first_s=first_s, call_s=min(times), total_s=time.perf_counter() - t0,
                 rss_mb=rss_mb, checksum=int(out.astype(np.int64).sum()), shape=list(out.shape),
-                frames=out.tolist() if out.size <= 6 * 64 * 64 * 3 else None)
+                frames=out.tolist() if out.size <= (1 << 20) else None)
 
 
 def main():
@@ -123,10 +133,13 @@ def main():
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--config", choices=["tiny", "real"], default="tiny")
     ap.add_argument("--child", choices=["svdc", "diffusers"])
     ap.add_argument("--folder")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "img2vid_cpu.md"))
+    ap.add_argument("--out")
     a = ap.parse_args()
+    suffix = "_real" if a.config == "real" else ""
+    a.out = a.out or str(ROOT / "benchmarks" / "results" / f"img2vid_cpu{suffix}.md")
     if a.child:
         print(json.dumps(child(a.child, a.folder, a.frames, a.steps, a.size, a.repeat)))
         return
@@ -134,7 +147,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                        f"from benchmarks.img2vid_cpu import prepare; prepare({folder!r})"], check=True, cwd=ROOT)
+                        f"from benchmarks.img2vid_cpu import prepare; prepare({folder!r}, {a.config!r})"], check=True, cwd=ROOT)
         res = {}
         for side in ("svdc", "diffusers"):
             cmd = [sys.executable, __file__, "--child", side, "--folder", folder, "--frames", str(a.frames),
@@ -151,13 +164,13 @@ def main():
     rows = [("load (s)", "load_s"), ("first call (s)", "first_s"), ("call, best of %d (s)" % a.repeat, "call_s"),
             ("process total (s)", "total_s"), ("peak RSS (MiB)", "rss_mb")]
     lines = [
-        "# img2vid on the CPU: svdc vs diffusers (tiny random SVD pipeline)", "",
+        f"# img2vid on the CPU: svdc vs diffusers ({a.config} random-weight SVD pipeline)", "",
         f"- machine: {machine()}", f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- commit: {commit()}",
         f"- reference: diffusers StableVideoDiffusionPipeline (torch {_version('torch')}, diffusers "
         f"{_version('diffusers')}), fp32 CPU, same folder, same seed",
         f"- workload: {a.frames} frames, {a.steps} steps, {a.size}x{a.size}, CFG on (guidance 1 -> 3), "
-        f"svdc.tiny configs; each side in its own process (RSS includes its imports: numpy vs torch)",
+        f"{'full SVD component configs' if a.config == 'real' else 'svdc.tiny configs'}; each side in its own process (RSS includes its imports: numpy vs torch)",
         f"- outputs: {agree}", "",
         "| | svdc | diffusers | svdc / diffusers |", "|---|---:|---:|---:|",
     ]
