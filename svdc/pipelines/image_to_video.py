@@ -3,6 +3,7 @@ with an sgm-defaults preset (§4.3). The maths lives in the components and the C
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Callable, Optional
 
 import numpy as np
@@ -21,6 +22,27 @@ _SGM_DEFAULTS = {
     14: dict(num_inference_steps=25, fps=6, min_guidance_scale=1.0, max_guidance_scale=2.5, decode_chunk_size=14),
     25: dict(num_inference_steps=30, fps=6, min_guidance_scale=1.5, max_guidance_scale=3.0, decode_chunk_size=14),
 }
+
+_COMPONENTS = ("unet", "vae", "image_encoder")
+
+
+def _check_configs(configs) -> dict:
+    """from_pretrained's `configs`: None or a mapping with keys among _COMPONENTS and dict values."""
+    if configs is None:
+        return {}
+    if not isinstance(configs, Mapping):
+        raise TypeError(f"configs: expected a mapping {{component: config dict}}, got {type(configs).__name__}")
+    unknown = sorted(set(configs) - set(_COMPONENTS))
+    if unknown:
+        raise ValueError(f"configs: unknown component(s) {unknown}; expected keys among {list(_COMPONENTS)}")
+    out = {}
+    for k, v in configs.items():
+        if v is None:
+            continue
+        if not isinstance(v, Mapping):
+            raise TypeError(f"configs[{k!r}]: expected a config dict, got {type(v).__name__}")
+        out[k] = dict(v)
+    return out
 
 
 class ImageToVideo:
@@ -43,13 +65,21 @@ class ImageToVideo:
 
     # ---- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None) -> "ImageToVideo":
+    def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None,
+                        configs: Mapping[str, dict] | None = None) -> "ImageToVideo":
         """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]) or a
-        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors)."""
+        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors).
+
+        configs: optional component configs {"unet": ..., "vae": ..., "image_encoder": ...} (any subset), each
+        passed to that component's from_pretrained(config=...): it replaces the full-size SVD preset of a single
+        file (or a folder's config.json). This is how to load a single file of a non-standard size. A UNet config
+        for a single file takes the sgm res-block epsilon unless it says "resnet_eps": "diffusers" (see
+        svdc/configs/unet.py); its num_frames, when given, is the default frame count."""
         from .. import CheckpointError, ImageEncoder, UNet, VAE
 
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
+        configs = _check_configs(configs)
         p = os.fspath(path)
         if not os.path.exists(p):
             raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
@@ -59,6 +89,8 @@ class ImageToVideo:
         if os.path.isfile(p):
             # svd.safetensors and svd_xt*.safetensors hold the same architecture; only the name says 14 or 25 frames
             num_frames = 25 if "xt" in os.path.basename(p).lower() else 14
+            if configs.get("unet", {}).get("num_frames") is not None:
+                num_frames = int(configs["unet"]["num_frames"])
         if os.path.isdir(p):
             if not os.path.isfile(os.path.join(p, "model_index.json")):
                 raise CheckpointError(f"{p}: not a diffusers pipeline folder (no model_index.json); expected "
@@ -71,9 +103,9 @@ class ImageToVideo:
         from ..runtime import resolve_device
 
         device = resolve_device(device)  # once, so "auto" warns once rather than per component
-        unet = UNet.from_pretrained(p, device=device, dtype=dtype)
-        vae = VAE.from_pretrained(p, device=device, dtype=dtype)
-        image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype)
+        unet = UNet.from_pretrained(p, device=device, dtype=dtype, config=configs.get("unet"))
+        vae = VAE.from_pretrained(p, device=device, dtype=dtype, config=configs.get("vae"))
+        image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype, config=configs.get("image_encoder"))
         return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset,
                    default_num_frames=num_frames)
 
