@@ -9,8 +9,9 @@ from ..configs.unet import to_native
 
 SGM_PREFIX = "model.diffusion_model."
 
-# Top-level prefixes of a Stability single file that are not the UNet (CLIP, conditioning VAE, decoder): skipped.
-IGNORE_PREFIXES = ("conditioner.", "first_stage_model.")
+# Everything of a Stability single file that is not the UNet: the conditioner embedders (CLIP, the conditioning VAE),
+# the first-stage VAE, the denoiser's sigma buffers and EMA copies of training checkpoints.
+IGNORE_PREFIXES = ("conditioner.", "first_stage_model.", "denoiser.", "model_ema.")
 
 # Inside a res block (VideoResBlock), sgm suffix -> diffusers suffix.
 _RES_SUFFIXES = [
