@@ -183,26 +183,17 @@ static PyObject *ie_call(PyObject *self, PyObject *args, PyObject *kwargs) {
     return ie_forward((ImageEncoderObject *)self, args, kwargs);
 }
 
-/* {name: shape} of the declared weight table, in declaration order. */
-static PyObject *ie_parameter_shapes(ImageEncoderObject *self, PyObject *noargs) {
-    (void)noargs;
-    if (ie_check_ready(self) < 0) return NULL;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    const svdc_params *p = &self->model.params;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *shape = PyTuple_New(p->items[i].ndim);
-        if (!shape) goto fail;
-        for (int k = 0; k < p->items[i].ndim; k++)
-            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong((long long)p->items[i].shape[k]));
-        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
-        Py_DECREF(shape);
-        if (rc < 0) goto fail;
-    }
+/* weight_shapes(config) -> {transformers name: shape}: the table an encoder of this config declares. */
+static PyObject *ie_weight_shapes(PyObject *cls, PyObject *cfg) {
+    (void)cls;
+    svdc_clip_vision_config c;
+    if (parse_config(cfg, &c) < 0) return NULL;
+    svdc_clip_vision m;
+    svdc_status s = svdc_clip_vision_init(&m, &c, svdc_backend_cpu(), SVDC_DEVICE_CPU);
+    if (s) return svdc_py_raise(s);
+    PyObject *d = svdc_py_params_shapes(&m.params);
+    svdc_clip_vision_free(&m);
     return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
 }
 
 static PyObject *ie_get_peak(ImageEncoderObject *self, void *closure) {
@@ -225,8 +216,8 @@ static PyObject *ie_get_config(ImageEncoderObject *self, void *closure) {
 static PyMethodDef ie_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))ie_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(pixel_values (N, C, S, S) float32) -> image_embeds (N, projection_dim) float32"},
-    {"parameter_shapes", (PyCFunction)ie_parameter_shapes, METH_NOARGS,
-     "parameter_shapes() -> {transformers name: shape} of the declared weight table"},
+    {"weight_shapes", (PyCFunction)ie_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(config) -> {transformers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -222,21 +222,17 @@ static PyObject *unet_get_num_parameters(PyUNet *self, void *closure) {
     return PyLong_FromLongLong((long long)svdc_params_count_elements(&self->unet->params));
 }
 
-static PyObject *unet_get_weight_names(PyUNet *self, void *closure) {
-    (void)closure;
-    if (!ready(self)) return NULL;
-    const svdc_params *p = &self->unet->params;
-    PyObject *list = PyList_New(p->count);
-    if (!list) return NULL;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *name = PyUnicode_FromString(p->items[i].name);
-        if (!name) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, name);
-    }
-    return list;
+/* weight_shapes(config) -> {diffusers name: shape}: the table a UNet of this config declares (no weights read). */
+static PyObject *unet_weight_shapes(PyObject *cls, PyObject *cfg) {
+    (void)cls;
+    svdc_unet_config c;
+    if (parse_config(cfg, &c) < 0) return NULL;
+    svdc_unet *u = NULL;
+    svdc_status s = svdc_unet_init(&u, &c, svdc_backend_cpu(), SVDC_DEVICE_CPU);
+    if (s) return svdc_py_raise(s);
+    PyObject *d = svdc_py_params_shapes(&u->params);
+    svdc_unet_free(u);
+    return d;
 }
 
 static PyMethodDef unet_methods[] = {
@@ -245,13 +241,14 @@ static PyMethodDef unet_methods[] = {
      "(B*F,Cout,h,w)"},
     {"embedding", (PyCFunction)unet_embedding, METH_VARARGS,
      "embedding(timesteps (B,), added_ids (B*F,n), num_frames) -> per-frame conditioning (B*F, 4*C0)"},
+    {"weight_shapes", (PyCFunction)unet_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(native config) -> {diffusers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef unet_getset[] = {
     {"last_peak_bytes", (getter)unet_get_peak, NULL, "arena high-water mark of the last forward, in bytes", NULL},
     {"num_parameters", (getter)unet_get_num_parameters, NULL, "number of weights (elements)", NULL},
-    {"weight_names", (getter)unet_get_weight_names, NULL, "the declared weight table, diffusers names", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -241,25 +241,17 @@ static PyObject *vae_get_down_factor(PyVAE *self, void *closure) {
     return PyLong_FromLong(self->vae->down_factor);
 }
 
-static PyObject *vae_weight_names(PyVAE *self, PyObject *noargs) {
-    (void)noargs;
-    if (!vae_ready(self)) return NULL;
-    const svdc_params *p = &self->vae->params;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *shape = PyTuple_New(p->items[i].ndim);
-        if (!shape) goto fail;
-        for (int k = 0; k < p->items[i].ndim; k++)
-            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong((long long)p->items[i].shape[k]));
-        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
-        Py_DECREF(shape);
-        if (rc < 0) goto fail;
-    }
+/* weight_shapes(config) -> {diffusers name: shape}: the table a VAE of this config declares (no weights read). */
+static PyObject *vae_weight_shapes(PyObject *cls, PyObject *config) {
+    (void)cls;
+    svdc_vae_config cfg;
+    if (parse_config(config, &cfg) < 0) return NULL;
+    svdc_vae *v = NULL;
+    svdc_status s = svdc_vae_create(&v, &cfg, svdc_backend_cpu(), SVDC_DEVICE_CPU);
+    if (s) return svdc_py_raise(s);
+    PyObject *d = svdc_py_params_shapes(&v->params);
+    svdc_vae_free(v);
     return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
 }
 
 static PyMethodDef vae_methods[] = {
@@ -268,7 +260,8 @@ static PyMethodDef vae_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))vae_decode, METH_VARARGS | METH_KEYWORDS,
      "decode(latents float32 (N, latent, h, w), num_frames) -> float32 (N, out, h*f, w*f); one clip per "
      "num_frames rows"},
-    {"weight_shapes", (PyCFunction)vae_weight_names, METH_NOARGS, "weight_shapes() -> {diffusers name: shape}"},
+    {"weight_shapes", (PyCFunction)vae_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(native config) -> {diffusers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -40,6 +40,9 @@ PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape);
  * svdc.CheckpointError naming the tensor. Needs the GIL (reads Python objects). Returns 0 or -1. */
 int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name);
 
+/* {name: shape tuple} of a declared weight table, in declaration order; NULL with an exception. */
+PyObject *svdc_py_params_shapes(const svdc_params *params);
+
 /* The CUDA backend table handed over by svdc.runtime (py_ops.c: _ops.set_cuda_backend), or NULL before that. */
 const struct svdc_backend *svdc_py_cuda_backend(void);
 

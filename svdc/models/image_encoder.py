@@ -13,6 +13,7 @@ from ..configs.clip import VIT_H_14, normalize_config
 from ..image import CLIP_MEAN, CLIP_STD, clip_preprocess, read_clip_normalisation
 from ..naming import clip as naming
 from ..runtime import resolve_device
+from ._descriptors import instance_or_class_method
 
 __all__ = ["ImageEncoder"]
 
@@ -59,17 +60,6 @@ def _check_device_dtype(device, dtype) -> str:
     if dtype not in (None, "fp32", "float32"):
         raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
     return dev
-
-
-class _instance_or_class_method:
-    """Binds the function to the instance when called on one, else to the class."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.__doc__ = fn.__doc__
-
-    def __get__(self, obj, cls=None):
-        return self.fn.__get__(obj if obj is not None else cls)
 
 
 class ImageEncoder:
@@ -135,7 +125,7 @@ class ImageEncoder:
         """preprocess + forward: images (PIL / uint8 / [0,1] float arrays) -> image_embeds (N, projection_dim)."""
         return self(self.preprocess(image))
 
-    @_instance_or_class_method
+    @instance_or_class_method
     def preprocess(self_or_cls, image) -> np.ndarray:
         """The SVD pipeline's CLIP input: [0,255] -> [-1,1], anti-aliased resize to image_size², (x+1)/2, CLIP
         mean/std (see svdc.image.clip_preprocess). Returns float32 (N, 3, image_size, image_size).
@@ -178,9 +168,15 @@ class ImageEncoder:
     def num_parameters(self) -> int:
         return self._native.num_parameters
 
-    def parameter_shapes(self) -> dict:
-        """{transformers name: shape} of the declared weight table."""
-        return self._native.parameter_shapes()
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: Mapping | None = None) -> dict:
+        """{transformers name: shape} of the declared weight table: ImageEncoder.weight_shapes(config) for a
+        CLIPVisionConfig-style dict (no weights needed), encoder.weight_shapes() for this encoder's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("ImageEncoder.weight_shapes(config): config is required when called on the class")
+            return _C.ImageEncoder.weight_shapes(normalize_config(config))
+        return _C.ImageEncoder.weight_shapes(self_or_cls._config)
 
     def __repr__(self):
         c = self._config

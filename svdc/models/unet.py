@@ -11,6 +11,7 @@ from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
 from ..runtime import resolve_device
+from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
 
@@ -164,6 +165,16 @@ class UNet:
     @property
     def num_parameters(self) -> int:
         return self._native.num_parameters
+
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: dict[str, Any] | None = None) -> dict:
+        """{diffusers name: shape} of the declared weight table: UNet.weight_shapes(config) for a diffusers config
+        dict (no weights needed), unet.weight_shapes() for this model's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("UNet.weight_shapes(config): config is required when called on the class")
+            return _C.UNet.weight_shapes(unet_configs.to_native(unet_configs.from_diffusers(config)))
+        return _C.UNet.weight_shapes(self_or_cls._nativecfg)
 
     def __repr__(self):
         c = self._nativecfg

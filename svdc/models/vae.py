@@ -10,6 +10,7 @@ import numpy as np
 from .._native import _C
 from ..configs import vae as vae_configs
 from ..runtime import resolve_device
+from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
 
@@ -49,6 +50,14 @@ def _as_input(array, name: str, channels: int, multiple: int) -> np.ndarray:
     return array
 
 
+def _native_config(cfg: dict) -> dict:
+    """The keys svdc._C.VAE reads, from a normalised diffusers config."""
+    native = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
+                                  "latent_channels")}
+    native["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
+    return native
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
@@ -77,12 +86,9 @@ class VAE:
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
         dev = _resolve(device, dtype)
         cfg = vae_configs.normalize(config)
-        native_cfg = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
-                                          "latent_channels")}
-        native_cfg["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
         if not isinstance(weights, Mapping):
             raise TypeError(f"weights: expected a mapping of name -> numpy array, got {type(weights).__name__}")
-        return cls(_C.VAE(native_cfg, weights), cfg, dev)
+        return cls(_C.VAE(_native_config(cfg), weights), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
@@ -162,6 +168,16 @@ class VAE:
             peak = max(peak, int(self._native.last_peak_bytes))
         self._peak = peak
         return out
+
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: dict | None = None) -> dict:
+        """{diffusers name: shape} of the declared weight table: VAE.weight_shapes(config) for a diffusers config
+        dict (no weights needed), vae.weight_shapes() for this model's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("VAE.weight_shapes(config): config is required when called on the class")
+            return _C.VAE.weight_shapes(_native_config(vae_configs.normalize(config)))
+        return _C.VAE.weight_shapes(_native_config(self_or_cls.config))
 
     def __repr__(self):
         c = self.config
