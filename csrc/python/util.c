@@ -78,6 +78,11 @@ PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape) {
     return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
 }
 
+int svdc_py_add_type(PyObject *module, PyTypeObject *type, const char *name) {
+    if (PyType_Ready(type) < 0) return -1;
+    return PyModule_AddObjectRef(module, name, (PyObject *)type);
+}
+
 PyObject *svdc_py_params_shapes(const svdc_params *p) {
     PyObject *d = PyDict_New();
     if (!d) return NULL;
