@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._tiny_tables import IMAGE_ENCODER_SHAPES, UNET_SHAPES, VAE_SHAPES
-
 TINY_HEIGHT = 64
 TINY_WIDTH = 64
 TINY_FRAMES = 6
@@ -97,9 +95,11 @@ def tiny_components(device: str = "auto", seed: int = 0):
     from .runtime import resolve_device
 
     device = resolve_device(device)  # once, so "auto" warns once rather than per component
-    unet = UNet.from_config(UNET_CONFIG, random_weights(UNET_SHAPES, seed), device=device)
-    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE_SHAPES, seed + 1), device=device)
-    enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG, random_weights(IMAGE_ENCODER_SHAPES, seed + 2),
+    # The weight tables come from the C models' own declarations for these configs.
+    unet = UNet.from_config(UNET_CONFIG, random_weights(UNet.weight_shapes(UNET_CONFIG), seed), device=device)
+    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE.weight_shapes(VAE_CONFIG), seed + 1), device=device)
+    enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
+                                   random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
                                    device=device)
     return unet, vae, enc
 

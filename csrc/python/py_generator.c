@@ -121,10 +121,8 @@ static PyObject *Generator_randn(GeneratorObject *self, PyObject *arg) {
     if (!out) return NULL;
     float *data = (float *)PyArray_DATA(out);
     svdc_status s;
-    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    s = svdc_generator_randn(&self->gen, data, n);
-    PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS if (s) {
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_generator_randn(&self->gen, data, n));
+    if (s) {
         Py_DECREF(out);
         return svdc_py_raise(s);
     }
@@ -134,10 +132,10 @@ static PyObject *Generator_randn(GeneratorObject *self, PyObject *arg) {
 static PyObject *Generator_manual_seed(GeneratorObject *self, PyObject *arg) {
     uint64_t seed;
     if (check_ready(self) < 0 || parse_seed(arg, &seed) < 0) return NULL;
-    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_generator_seed(&self->gen, seed);
-    PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS Py_INCREF(self);
+    svdc_status s;
+    SVDC_PY_RUN_LOCKED(self->lock, s, (svdc_generator_seed(&self->gen, seed), SVDC_OK));
+    (void)s;
+    Py_INCREF(self);
     return (PyObject *)self;
 }
 
@@ -166,11 +164,5 @@ static PyTypeObject GeneratorType = {
 };
 
 int svdc_py_register_generator(PyObject *module) {
-    if (PyType_Ready(&GeneratorType) < 0) return -1;
-    Py_INCREF(&GeneratorType);
-    if (PyModule_AddObject(module, "Generator", (PyObject *)&GeneratorType) < 0) {
-        Py_DECREF(&GeneratorType);
-        return -1;
-    }
-    return 0;
+    return svdc_py_add_type(module, &GeneratorType, "Generator");
 }

@@ -1,24 +1,11 @@
 /* py_image_encoder.c — svdc._C.ImageEncoder(config: dict, weights: Mapping): the CLIP vision tower + projection
  * (csrc/models/clip_vision.c) on the CPU backend; __call__/forward(pixel_values) -> image_embeds. */
-#include "util.h"
-
-#include <pythread.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "../core/arena.h"
-#include "../core/backend.h"
 #include "../models/clip_vision.h"
+#include "model_object.h"
 #include "registry.h"
-
-typedef struct {
-    PyObject_HEAD
-    svdc_clip_vision model;
-    int model_ready;
-    svdc_ctx ctx;
-    PyThread_type_lock lock; /* one forward at a time per object (the arena is per object) */
-    size_t last_peak;
-    PyObject *config;        /* the dict it was built from (a copy) */
-} ImageEncoderObject;
 
 /* config[key] as a positive-or-zero int; KeyError/TypeError naming the key. */
 static int config_int(PyObject *cfg, const char *key, int *out) {
@@ -41,7 +28,8 @@ static int config_int(PyObject *cfg, const char *key, int *out) {
     return 0;
 }
 
-static int parse_config(PyObject *cfg, svdc_clip_vision_config *c) {
+static int parse_config(PyObject *cfg, void *out) {
+    svdc_clip_vision_config *c = out;
     if (!PyDict_Check(cfg)) {
         PyErr_Format(PyExc_TypeError, "ImageEncoder: config must be a dict, got %s", Py_TYPE(cfg)->tp_name);
         return -1;
@@ -86,63 +74,56 @@ static int parse_config(PyObject *cfg, svdc_clip_vision_config *c) {
     return 0;
 }
 
-static void ie_dealloc(ImageEncoderObject *self) {
-    if (self->model_ready) svdc_clip_vision_free(&self->model);
-    svdc_arena_free(self->ctx.arena);
-    if (self->lock) PyThread_free_lock(self->lock);
-    Py_XDECREF(self->config);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static int ie_init(ImageEncoderObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"config", "weights", NULL};
-    PyObject *cfg, *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:ImageEncoder", kwlist, &cfg, &weights)) return -1;
-    if (self->model_ready || self->lock) {
-        PyErr_SetString(PyExc_RuntimeError, "ImageEncoder: already initialised");
-        return -1;
-    }
-    svdc_clip_vision_config c;
-    if (parse_config(cfg, &c) < 0) return -1;
-    self->lock = PyThread_allocate_lock();
-    if (!self->lock) {
-        PyErr_SetString(PyExc_MemoryError, "ImageEncoder: cannot allocate a lock");
-        return -1;
-    }
-    self->ctx.backend = svdc_backend_cpu();
-    self->ctx.device = SVDC_DEVICE_CPU;
-    svdc_status s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU);
+static svdc_status ie_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
+    svdc_clip_vision *m = malloc(sizeof *m);
+    if (!m) return svdc_fail(SVDC_ERR_MEMORY, "ImageEncoder: out of host memory");
+    svdc_status s = svdc_clip_vision_init(m, cfg, backend, device);
     if (s) {
-        svdc_py_raise(s);
-        return -1;
+        free(m);
+        return s;
     }
-    s = svdc_clip_vision_init(&self->model, &c, self->ctx.backend, SVDC_DEVICE_CPU);
-    if (s) {
-        svdc_py_raise(s);
-        return -1;
-    }
-    self->model_ready = 1;
-    if (svdc_py_load_params(&self->model.params, weights, "ImageEncoder") < 0) return -1;
-    self->config = PyDict_Copy(cfg);
-    return self->config ? 0 : -1;
+    *model = m;
+    return SVDC_OK;
 }
 
-static int ie_check_ready(ImageEncoderObject *self) {
-    if (!self->model_ready || !self->config) {
-        PyErr_SetString(svdc_py_SvdcError, "ImageEncoder: not initialised (construction failed)");
-        return -1;
-    }
-    return 0;
+static void ie_destroy(void *model) {
+    svdc_clip_vision_free(model);
+    free(model);
 }
 
-static PyObject *ie_forward(ImageEncoderObject *self, PyObject *args, PyObject *kwargs) {
+static svdc_params *ie_params(void *model) { return &((svdc_clip_vision *)model)->params; }
+
+static const svdc_py_model_kind ie_kind = {
+    .name = "ImageEncoder",
+    .config_size = sizeof(svdc_clip_vision_config),
+    .parse_config = parse_config,
+    .create = ie_create,
+    .destroy = ie_destroy,
+    .params = ie_params,
+};
+
+static int ie_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+    return svdc_py_model_init((svdc_py_model *)self, &ie_kind, args, kwargs);
+}
+
+typedef struct {
+    const svdc_tensor *x;
+    svdc_tensor *y;
+} ie_args;
+
+static svdc_status forward_call(svdc_ctx *ctx, void *model, void *p) {
+    ie_args *a = p;
+    return svdc_clip_vision_forward(ctx, model, a->x, a->y);
+}
+
+static PyObject *ie_forward(svdc_py_model *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"pixel_values", NULL};
     PyObject *xo;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:ImageEncoder.forward", kwlist, &xo)) return NULL;
-    if (ie_check_ready(self) < 0) return NULL;
+    if (!svdc_py_model_ready(self)) return NULL;
     PyArrayObject *x = svdc_py_f32_array(xo, "pixel_values", 4);
     if (!x) return NULL;
-    const svdc_clip_vision_config *c = &self->model.cfg;
+    const svdc_clip_vision_config *c = &((svdc_clip_vision *)self->model)->cfg;
     svdc_tensor xt = svdc_py_tensor(x);
     if (xt.shape[0] < 1 || xt.shape[1] != c->num_channels || xt.shape[2] != c->image_size ||
         xt.shape[3] != c->image_size) {
@@ -159,99 +140,48 @@ static PyObject *ie_forward(ImageEncoderObject *self, PyObject *args, PyObject *
         return NULL;
     }
     svdc_tensor yt = svdc_py_tensor(y);
-    svdc_status s;
-    size_t peak = 0;
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_arena_reset(self->ctx.arena);
-    svdc_arena_reset_peak(self->ctx.arena);
-    s = svdc_clip_vision_forward(&self->ctx, &self->model, &xt, &yt);
-    peak = svdc_arena_peak(self->ctx.arena);
-    svdc_arena_reset(self->ctx.arena);
-    PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS
+    ie_args a = {&xt, &yt};
+    svdc_status s = svdc_py_model_run(self, forward_call, &a, 1);
     Py_DECREF(x);
-    if (s) {
-        Py_DECREF(y);
-        return svdc_py_raise(s);
-    }
-    self->last_peak = peak;
-    return (PyObject *)y;
+    return svdc_py_model_result(s, y);
 }
 
 static PyObject *ie_call(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return ie_forward((ImageEncoderObject *)self, args, kwargs);
+    return ie_forward((svdc_py_model *)self, args, kwargs);
 }
 
-/* {name: shape} of the declared weight table, in declaration order. */
-static PyObject *ie_parameter_shapes(ImageEncoderObject *self, PyObject *noargs) {
-    (void)noargs;
-    if (ie_check_ready(self) < 0) return NULL;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    const svdc_params *p = &self->model.params;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *shape = PyTuple_New(p->items[i].ndim);
-        if (!shape) goto fail;
-        for (int k = 0; k < p->items[i].ndim; k++)
-            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong((long long)p->items[i].shape[k]));
-        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
-        Py_DECREF(shape);
-        if (rc < 0) goto fail;
-    }
-    return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
-}
-
-static PyObject *ie_get_peak(ImageEncoderObject *self, void *closure) {
-    (void)closure;
-    return PyLong_FromSize_t(self->last_peak);
-}
-
-static PyObject *ie_get_num_parameters(ImageEncoderObject *self, void *closure) {
-    (void)closure;
-    if (ie_check_ready(self) < 0) return NULL;
-    return PyLong_FromLongLong((long long)svdc_params_count_elements(&self->model.params));
-}
-
-static PyObject *ie_get_config(ImageEncoderObject *self, void *closure) {
-    (void)closure;
-    if (ie_check_ready(self) < 0) return NULL;
-    return PyDict_Copy(self->config);
+static PyObject *ie_weight_shapes(PyObject *cls, PyObject *config) {
+    (void)cls;
+    return svdc_py_model_weight_shapes(&ie_kind, config);
 }
 
 static PyMethodDef ie_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))ie_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(pixel_values (N, C, S, S) float32) -> image_embeds (N, projection_dim) float32"},
-    {"parameter_shapes", (PyCFunction)ie_parameter_shapes, METH_NOARGS,
-     "parameter_shapes() -> {transformers name: shape} of the declared weight table"},
+    {"weight_shapes", ie_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(config) -> {transformers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef ie_getset[] = {
-    {"last_peak_bytes", (getter)ie_get_peak, NULL, "activation arena high-water mark of the last call (bytes)", NULL},
-    {"num_parameters", (getter)ie_get_num_parameters, NULL, "number of weight elements", NULL},
-    {"config", (getter)ie_get_config, NULL, "a copy of the config dict", NULL},
+    SVDC_PY_MODEL_GETSET,
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject ImageEncoderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "svdc._C.ImageEncoder",
-    .tp_basicsize = sizeof(ImageEncoderObject),
-    .tp_dealloc = (destructor)ie_dealloc,
+    .tp_basicsize = sizeof(svdc_py_model),
+    .tp_dealloc = svdc_py_model_dealloc,
     .tp_call = ie_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "ImageEncoder(config: dict, weights: Mapping[str, float32 ndarray]): CLIPVisionModelWithProjection "
               "on the CPU; calling it maps pixel_values (N, C, S, S) to image_embeds (N, projection_dim).",
     .tp_methods = ie_methods,
     .tp_getset = ie_getset,
-    .tp_init = (initproc)ie_init,
+    .tp_init = ie_init,
     .tp_new = PyType_GenericNew,
 };
 
 int svdc_py_register_image_encoder(PyObject *module) {
-    if (PyType_Ready(&ImageEncoderType) < 0) return -1;
-    return PyModule_AddObjectRef(module, "ImageEncoder", (PyObject *)&ImageEncoderType);
+    return svdc_py_add_type(module, &ImageEncoderType, "ImageEncoder");
 }

@@ -77,15 +77,6 @@ static int ready(SamplerObject *self) {
     return -1;
 }
 
-/* Runs `call` with the GIL released and the object's lock held; raises on failure. */
-#define RUN_LOCKED(self, status, call)                                                                               \
-    do {                                                                                                             \
-        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock((self)->lock, WAIT_LOCK);                                       \
-        status = (call);                                                                                             \
-        PyThread_release_lock((self)->lock);                                                                         \
-        Py_END_ALLOW_THREADS                                                                                         \
-    } while (0)
-
 static PyObject *Sampler_set_latents(SamplerObject *self, PyObject *args) {
     PyObject *xo;
     float scale = 1.0f;
@@ -94,7 +85,7 @@ static PyObject *Sampler_set_latents(SamplerObject *self, PyObject *args) {
     if (!x) return NULL;
     svdc_tensor t = svdc_py_tensor(x);
     svdc_status s;
-    RUN_LOCKED(self, s, svdc_sampler_set_latents(self->sampler, &t, scale));
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_set_latents(self->sampler, &t, scale));
     Py_DECREF(x);
     if (s) return svdc_py_raise(s);
     Py_RETURN_NONE;
@@ -106,7 +97,7 @@ static PyObject *Sampler_set_cond(SamplerObject *self, PyObject *arg) {
     if (!c) return NULL;
     svdc_tensor t = svdc_py_tensor(c);
     svdc_status s;
-    RUN_LOCKED(self, s, svdc_sampler_set_cond(self->sampler, &t));
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_set_cond(self->sampler, &t));
     Py_DECREF(c);
     if (s) return svdc_py_raise(s);
     Py_RETURN_NONE;
@@ -121,7 +112,7 @@ static PyObject *Sampler_model_input(SamplerObject *self, PyObject *args) {
     if (!out) return NULL;
     svdc_tensor t = svdc_py_tensor(out);
     svdc_status s;
-    RUN_LOCKED(self, s, svdc_sampler_model_input(self->sampler, step, cfg, &t));
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_model_input(self->sampler, step, cfg, &t));
     if (s) {
         Py_DECREF(out);
         return svdc_py_raise(s);
@@ -163,7 +154,7 @@ static PyObject *Sampler_step(SamplerObject *self, PyObject *args, PyObject *kwd
     if (n) tn = svdc_py_tensor(n);
     const float *gd = g ? (const float *)PyArray_DATA(g) : NULL;
     svdc_status s;
-    RUN_LOCKED(self, s, svdc_sampler_step(self->sampler, step, &tv, cfg, gd, n ? &tn : NULL));
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_step(self->sampler, step, &tv, cfg, gd, n ? &tn : NULL));
     if (s) {
         svdc_py_raise(s);
         goto done;
@@ -184,7 +175,7 @@ static PyObject *Sampler_get_latents(SamplerObject *self, void *closure) {
     if (!out) return NULL;
     svdc_tensor t = svdc_py_tensor(out);
     svdc_status s;
-    RUN_LOCKED(self, s, svdc_sampler_get_latents(self->sampler, &t));
+    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_get_latents(self->sampler, &t));
     if (s) {
         Py_DECREF(out);
         return svdc_py_raise(s);
@@ -237,11 +228,5 @@ static PyTypeObject SamplerType = {
 };
 
 int svdc_py_register_sampler(PyObject *module) {
-    if (PyType_Ready(&SamplerType) < 0) return -1;
-    Py_INCREF(&SamplerType);
-    if (PyModule_AddObject(module, "Sampler", (PyObject *)&SamplerType) < 0) {
-        Py_DECREF(&SamplerType);
-        return -1;
-    }
-    return 0;
+    return svdc_py_add_type(module, &SamplerType, "Sampler");
 }

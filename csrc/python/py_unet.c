@@ -1,21 +1,10 @@
 /* py_unet.c — svdc._C.UNet: the spatio-temporal UNet on the CPU backend. Takes the normalised config dict of
  * svdc/configs/unet.py and a weight Mapping (diffusers names); forward() runs one denoiser evaluation. */
-#include "util.h"
-
-#include <pythread.h>
 #include <string.h>
 
-#include "../core/arena.h"
-#include "../core/backend.h"
 #include "../models/unet.h"
+#include "model_object.h"
 #include "registry.h"
-
-typedef struct {
-    PyObject_HEAD svdc_unet *unet;
-    svdc_arena *arena;
-    PyThread_type_lock lock;
-    size_t last_peak;
-} PyUNet;
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Config dict -> svdc_unet_config (keys written by svdc/configs/unet.py: to_native()) */
@@ -70,7 +59,8 @@ static int get_int_list(PyObject *cfg, const char *key, int *out, int cap, int n
     return 0;
 }
 
-static int parse_config(PyObject *cfg, svdc_unet_config *c) {
+static int parse_config(PyObject *cfg, void *out) {
+    svdc_unet_config *c = out;
     memset(c, 0, sizeof *c);
     if (!PyDict_Check(cfg)) {
         PyErr_SetString(PyExc_TypeError, "UNet config must be a dict");
@@ -94,149 +84,94 @@ static int parse_config(PyObject *cfg, svdc_unet_config *c) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * Type */
+ * Type (the shared model scaffolding of model_object.h) */
 
-static void unet_dealloc(PyUNet *self) {
-    svdc_unet_free(self->unet);
-    svdc_arena_free(self->arena);
-    if (self->lock) PyThread_free_lock(self->lock);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+static svdc_status unet_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
+    return svdc_unet_init((svdc_unet **)model, cfg, backend, device);
+}
+static void unet_destroy(void *model) { svdc_unet_free(model); }
+static svdc_params *unet_params(void *model) { return &((svdc_unet *)model)->params; }
+
+static const svdc_py_model_kind unet_kind = {
+    .name = "UNet",
+    .config_size = sizeof(svdc_unet_config),
+    .parse_config = parse_config,
+    .create = unet_create,
+    .destroy = unet_destroy,
+    .params = unet_params,
+};
+
+static int unet_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+    return svdc_py_model_init((svdc_py_model *)self, &unet_kind, args, kwargs);
 }
 
-static int unet_init(PyUNet *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"config", "weights", NULL};
-    PyObject *cfg, *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO", kwlist, &cfg, &weights)) return -1;
-    if (self->unet) {
-        PyErr_SetString(PyExc_RuntimeError, "UNet is already initialised");
-        return -1;
-    }
-    svdc_unet_config c;
-    if (parse_config(cfg, &c) < 0) return -1;
-    const svdc_backend *be = svdc_backend_cpu();
-    svdc_status s;
-    svdc_unet *u = NULL;
-    Py_BEGIN_ALLOW_THREADS s = svdc_unet_init(&u, &c, be, SVDC_DEVICE_CPU);
-    Py_END_ALLOW_THREADS if (s) {
-        svdc_py_raise(s);
-        return -1;
-    }
-    if (svdc_py_load_params(&u->params, weights, "UNet") < 0) {
-        svdc_unet_free(u);
-        return -1;
-    }
-    if ((s = svdc_arena_init(&self->arena, be, SVDC_DEVICE_CPU))) {
-        svdc_unet_free(u);
-        svdc_py_raise(s);
-        return -1;
-    }
-    self->lock = PyThread_allocate_lock();
-    if (!self->lock) {
-        svdc_unet_free(u);
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->unet = u;
-    return 0;
+typedef struct {
+    const svdc_tensor *sample, *timesteps, *context, *ids;
+    int num_frames;
+    svdc_tensor *out;
+} unet_args;
+
+static svdc_status forward_call(svdc_ctx *ctx, void *model, void *p) {
+    unet_args *a = p;
+    return svdc_unet_forward(ctx, model, a->sample, a->num_frames, a->timesteps, a->context, a->ids, a->out);
 }
 
-static int ready(PyUNet *self) {
-    if (self->unet) return 1;
-    PyErr_SetString(PyExc_RuntimeError, "UNet is not initialised");
-    return 0;
+static svdc_status embedding_call(svdc_ctx *ctx, void *model, void *p) {
+    unet_args *a = p;
+    return svdc_unet_embedding(ctx, model, a->timesteps, a->ids, a->num_frames, a->out);
 }
 
 /* forward(sample (B*F, Cin, h, w), num_frames, timesteps (B,), context (B, L, D), ids (B*F, n)) -> (B*F, Cout, h, w) */
-static PyObject *unet_forward(PyUNet *self, PyObject *args) {
-    PyObject *so, *to, *co, *io;
+static PyObject *unet_forward(svdc_py_model *self, PyObject *args) {
+    PyObject *so, *to, *co, *io, *result = NULL;
     int num_frames;
-    if (!ready(self) || !PyArg_ParseTuple(args, "OiOOO", &so, &num_frames, &to, &co, &io)) return NULL;
+    if (!svdc_py_model_ready(self) || !PyArg_ParseTuple(args, "OiOOO", &so, &num_frames, &to, &co, &io)) return NULL;
     PyArrayObject *sa = NULL, *ta = NULL, *ca = NULL, *ia = NULL, *ya = NULL;
     if (!(sa = svdc_py_f32_array(so, "sample", 4)) || !(ta = svdc_py_f32_array(to, "timesteps", 1)) ||
         !(ca = svdc_py_f32_array(co, "encoder_hidden_states", 3)) || !(ia = svdc_py_f32_array(io, "added_time_ids", 2)))
         goto done;
     svdc_tensor st = svdc_py_tensor(sa), tt = svdc_py_tensor(ta), ct = svdc_py_tensor(ca), it = svdc_py_tensor(ia);
-    int64_t yshape[4] = {st.shape[0], self->unet->cfg.out_channels, st.shape[2], st.shape[3]};
+    const svdc_unet *u = self->model;
+    int64_t yshape[4] = {st.shape[0], u->cfg.out_channels, st.shape[2], st.shape[3]};
     if (!(ya = svdc_py_new_f32(4, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
-    svdc_status s;
-    size_t peak = 0;
-    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_ctx ctx = {svdc_backend_cpu(), self->arena, SVDC_DEVICE_CPU};
-    svdc_arena_reset(self->arena);
-    svdc_arena_reset_peak(self->arena);
-    s = svdc_unet_forward(&ctx, self->unet, &st, num_frames, &tt, &ct, &it, &yt);
-    peak = svdc_arena_peak(self->arena);
-    svdc_arena_reset(self->arena);
-    PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS if (s) {
-        svdc_py_raise(s);
-        Py_CLEAR(ya);
-        goto done;
-    }
-    self->last_peak = peak;
+    unet_args a = {&st, &tt, &ct, &it, num_frames, &yt};
+    result = svdc_py_model_result(svdc_py_model_run(self, forward_call, &a, 1), ya);
+    ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(sa);
     Py_XDECREF(ta);
     Py_XDECREF(ca);
     Py_XDECREF(ia);
-    return (PyObject *)ya;
+    Py_XDECREF(ya);
+    return result;
 }
 
 /* embedding(timesteps (B,), ids (B*F, n), num_frames) -> emb (B*F, 4*C0): the per-frame conditioning vector */
-static PyObject *unet_embedding(PyUNet *self, PyObject *args) {
-    PyObject *to, *io;
+static PyObject *unet_embedding(svdc_py_model *self, PyObject *args) {
+    PyObject *to, *io, *result = NULL;
     int num_frames;
-    if (!ready(self) || !PyArg_ParseTuple(args, "OOi", &to, &io, &num_frames)) return NULL;
+    if (!svdc_py_model_ready(self) || !PyArg_ParseTuple(args, "OOi", &to, &io, &num_frames)) return NULL;
     PyArrayObject *ta = NULL, *ia = NULL, *ya = NULL;
     if (!(ta = svdc_py_f32_array(to, "timesteps", 1)) || !(ia = svdc_py_f32_array(io, "added_time_ids", 2))) goto done;
     svdc_tensor tt = svdc_py_tensor(ta), it = svdc_py_tensor(ia);
-    int64_t yshape[2] = {it.shape[0], 4 * (int64_t)self->unet->cfg.block_out_channels[0]};
+    const svdc_unet *u = self->model;
+    int64_t yshape[2] = {it.shape[0], 4 * (int64_t)u->cfg.block_out_channels[0]};
     if (!(ya = svdc_py_new_f32(2, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
-    svdc_status s;
-    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_ctx ctx = {svdc_backend_cpu(), self->arena, SVDC_DEVICE_CPU};
-    svdc_arena_reset(self->arena);
-    s = svdc_unet_embedding(&ctx, self->unet, &tt, &it, num_frames, &yt);
-    svdc_arena_reset(self->arena);
-    PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS if (s) {
-        svdc_py_raise(s);
-        Py_CLEAR(ya);
-    }
+    unet_args a = {NULL, &tt, NULL, &it, num_frames, &yt};
+    result = svdc_py_model_result(svdc_py_model_run(self, embedding_call, &a, 0), ya);
+    ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(ta);
     Py_XDECREF(ia);
-    return (PyObject *)ya;
+    Py_XDECREF(ya);
+    return result;
 }
 
-static PyObject *unet_get_peak(PyUNet *self, void *closure) {
-    (void)closure;
-    return PyLong_FromSize_t(self->last_peak);
-}
-
-static PyObject *unet_get_num_parameters(PyUNet *self, void *closure) {
-    (void)closure;
-    if (!ready(self)) return NULL;
-    return PyLong_FromLongLong((long long)svdc_params_count_elements(&self->unet->params));
-}
-
-static PyObject *unet_get_weight_names(PyUNet *self, void *closure) {
-    (void)closure;
-    if (!ready(self)) return NULL;
-    const svdc_params *p = &self->unet->params;
-    PyObject *list = PyList_New(p->count);
-    if (!list) return NULL;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *name = PyUnicode_FromString(p->items[i].name);
-        if (!name) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, name);
-    }
-    return list;
+static PyObject *unet_weight_shapes(PyObject *cls, PyObject *config) {
+    (void)cls;
+    return svdc_py_model_weight_shapes(&unet_kind, config);
 }
 
 static PyMethodDef unet_methods[] = {
@@ -245,34 +180,26 @@ static PyMethodDef unet_methods[] = {
      "(B*F,Cout,h,w)"},
     {"embedding", (PyCFunction)unet_embedding, METH_VARARGS,
      "embedding(timesteps (B,), added_ids (B*F,n), num_frames) -> per-frame conditioning (B*F, 4*C0)"},
+    {"weight_shapes", unet_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(native config) -> {diffusers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef unet_getset[] = {
-    {"last_peak_bytes", (getter)unet_get_peak, NULL, "arena high-water mark of the last forward, in bytes", NULL},
-    {"num_parameters", (getter)unet_get_num_parameters, NULL, "number of weights (elements)", NULL},
-    {"weight_names", (getter)unet_get_weight_names, NULL, "the declared weight table, diffusers names", NULL},
+    SVDC_PY_MODEL_GETSET,
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject PyUNet_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "svdc._C.UNet",
-    .tp_basicsize = sizeof(PyUNet),
+    .tp_basicsize = sizeof(svdc_py_model),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "UNet(config: dict, weights: Mapping[str, float32 ndarray]): UNetSpatioTemporalConditionModel on the CPU",
     .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)unet_init,
-    .tp_dealloc = (destructor)unet_dealloc,
+    .tp_init = unet_init,
+    .tp_dealloc = svdc_py_model_dealloc,
     .tp_methods = unet_methods,
     .tp_getset = unet_getset,
 };
 
-int svdc_py_register_unet(PyObject *module) {
-    if (PyType_Ready(&PyUNet_Type) < 0) return -1;
-    Py_INCREF(&PyUNet_Type);
-    if (PyModule_AddObject(module, "UNet", (PyObject *)&PyUNet_Type) < 0) {
-        Py_DECREF(&PyUNet_Type);
-        return -1;
-    }
-    return 0;
-}
+int svdc_py_register_unet(PyObject *module) { return svdc_py_add_type(module, &PyUNet_Type, "UNet"); }

@@ -1,20 +1,8 @@
 /* py_vae.c — svdc._C.VAE(config: dict, weights: Mapping): the C AutoencoderKLTemporalDecoder on the CPU backend;
  * encode(x) -> posterior mean, decode(z, num_frames) -> frames (one C call per decode chunk; Python loops chunks). */
-#include "util.h"
-
-#include <pythread.h>
-
-#include "../core/arena.h"
-#include "../core/backend.h"
 #include "../models/vae.h"
+#include "model_object.h"
 #include "registry.h"
-
-typedef struct {
-    PyObject_HEAD svdc_vae *vae;
-    svdc_ctx ctx;
-    PyThread_type_lock lock;
-    size_t last_peak; /* arena high-water mark of the last encode/decode call, bytes */
-} PyVAE;
 
 /* config[key] as an int >= lo, or `fallback` when absent. Returns -1 with an exception set on error. */
 static int config_int(PyObject *config, const char *key, int fallback, int lo, int *out) {
@@ -37,7 +25,8 @@ static int config_int(PyObject *config, const char *key, int fallback, int lo, i
     return 0;
 }
 
-static int parse_config(PyObject *config, svdc_vae_config *cfg) {
+static int parse_config(PyObject *config, void *out) {
+    svdc_vae_config *cfg = out;
     if (!PyMapping_Check(config)) {
         PyErr_Format(PyExc_TypeError, "VAE: config must be a dict, got %s", Py_TYPE(config)->tp_name);
         return -1;
@@ -81,80 +70,52 @@ static int parse_config(PyObject *config, svdc_vae_config *cfg) {
     return 0;
 }
 
-static void vae_dealloc(PyVAE *self) {
-    svdc_vae_free(self->vae);
-    svdc_arena_free(self->ctx.arena);
-    if (self->lock) PyThread_free_lock(self->lock);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+static svdc_status vae_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
+    return svdc_vae_create((svdc_vae **)model, cfg, backend, device);
 }
+static void vae_destroy(void *model) { svdc_vae_free(model); }
+static svdc_params *vae_params(void *model) { return &((svdc_vae *)model)->params; }
 
-static int vae_init(PyVAE *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"config", "weights", NULL};
-    PyObject *config, *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:VAE", kwlist, &config, &weights)) return -1;
-    if (self->vae) {
-        PyErr_SetString(PyExc_RuntimeError, "VAE: already initialised");
-        return -1;
-    }
-    svdc_vae_config cfg;
-    if (parse_config(config, &cfg) < 0) return -1;
-    self->ctx.backend = svdc_backend_cpu();
-    self->ctx.device = SVDC_DEVICE_CPU;
-    svdc_status s = svdc_vae_create(&self->vae, &cfg, self->ctx.backend, SVDC_DEVICE_CPU);
-    if (s) {
-        svdc_py_raise(s);
-        return -1;
-    }
-    if (svdc_py_load_params(&self->vae->params, weights, "VAE") < 0) return -1;
-    s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU);
-    if (s) {
-        svdc_py_raise(s);
-        return -1;
-    }
-    self->lock = PyThread_allocate_lock();
-    if (!self->lock) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
-}
-
-static int vae_ready(PyVAE *self) {
-    if (!self->vae || !self->ctx.arena || !self->lock) {
-        PyErr_SetString(PyExc_RuntimeError, "VAE: not initialised");
-        return 0;
-    }
-    return 1;
-}
-
-typedef enum { CALL_ENCODE, CALL_DECODE } call_kind;
-
-/* Runs one encode/decode with the GIL released and the object's lock held. */
-static svdc_status run_locked(PyVAE *self, call_kind kind, const svdc_tensor *in, int num_frames, svdc_tensor *out) {
-    svdc_status s;
-    PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_arena_reset(self->ctx.arena);
-    svdc_arena_reset_peak(self->ctx.arena);
-    if (kind == CALL_ENCODE)
-        s = svdc_vae_encode(&self->ctx, self->vae, in, out);
-    else
-        s = svdc_vae_decode(&self->ctx, self->vae, in, num_frames, out);
-    self->last_peak = svdc_arena_peak(self->ctx.arena);
+static const svdc_py_model_kind vae_kind = {
+    .name = "VAE",
+    .config_size = sizeof(svdc_vae_config),
+    .parse_config = parse_config,
+    .create = vae_create,
+    .destroy = vae_destroy,
+    .params = vae_params,
     /* VAE calls are few and large (one encode, then a decode after the whole denoising loop): give the activation
      * memory back instead of holding gigabytes idle while the UNet runs. */
-    svdc_arena_reset(self->ctx.arena);
-    svdc_arena_trim(self->ctx.arena);
-    PyThread_release_lock(self->lock);
-    return s;
+    .trim_after_call = 1,
+};
+
+static int vae_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+    return svdc_py_model_init((svdc_py_model *)self, &vae_kind, args, kwargs);
 }
 
-static PyObject *vae_encode(PyVAE *self, PyObject *arg) {
-    if (!vae_ready(self)) return NULL;
+typedef struct {
+    const svdc_tensor *in;
+    int num_frames; /* decode only */
+    svdc_tensor *out;
+} vae_args;
+
+static svdc_status encode_call(svdc_ctx *ctx, void *model, void *p) {
+    vae_args *a = p;
+    return svdc_vae_encode(ctx, model, a->in, a->out);
+}
+
+static svdc_status decode_call(svdc_ctx *ctx, void *model, void *p) {
+    vae_args *a = p;
+    return svdc_vae_decode(ctx, model, a->in, a->num_frames, a->out);
+}
+
+static PyObject *vae_encode(svdc_py_model *self, PyObject *arg) {
+    if (!svdc_py_model_ready(self)) return NULL;
     PyArrayObject *x = svdc_py_f32_array(arg, "images", 4);
     if (!x) return NULL;
     svdc_tensor xt = svdc_py_tensor(x);
-    const svdc_vae_config *cfg = &self->vae->cfg;
-    const int64_t f = self->vae->down_factor;
+    const svdc_vae *vae = self->model;
+    const svdc_vae_config *cfg = &vae->cfg;
+    const int64_t f = vae->down_factor;
     if (xt.shape[1] != cfg->in_channels || xt.shape[2] % f || xt.shape[3] % f || xt.shape[2] < 1 || xt.shape[3] < 1 ||
         xt.shape[0] < 1) {
         PyErr_Format(svdc_py_ShapeError,
@@ -172,27 +133,24 @@ static PyObject *vae_encode(PyVAE *self, PyObject *arg) {
         return NULL;
     }
     svdc_tensor yt = svdc_py_tensor(y);
-    svdc_status s;
-    Py_BEGIN_ALLOW_THREADS s = run_locked(self, CALL_ENCODE, &xt, 1, &yt);
-    Py_END_ALLOW_THREADS Py_DECREF(x);
-    if (s) {
-        Py_DECREF(y);
-        return svdc_py_raise(s);
-    }
-    return (PyObject *)y;
+    vae_args a = {&xt, 1, &yt};
+    svdc_status s = svdc_py_model_run(self, encode_call, &a, 1);
+    Py_DECREF(x);
+    return svdc_py_model_result(s, y);
 }
 
-static PyObject *vae_decode(PyVAE *self, PyObject *args, PyObject *kwds) {
+static PyObject *vae_decode(svdc_py_model *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"latents", "num_frames", NULL};
     PyObject *zo;
     int num_frames;
-    if (!vae_ready(self)) return NULL;
+    if (!svdc_py_model_ready(self)) return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi:decode", kwlist, &zo, &num_frames)) return NULL;
     PyArrayObject *z = svdc_py_f32_array(zo, "latents", 4);
     if (!z) return NULL;
     svdc_tensor zt = svdc_py_tensor(z);
-    const svdc_vae_config *cfg = &self->vae->cfg;
-    const int64_t f = self->vae->down_factor;
+    const svdc_vae *vae = self->model;
+    const svdc_vae_config *cfg = &vae->cfg;
+    const int64_t f = vae->down_factor;
     if (zt.shape[1] != cfg->latent_channels || zt.shape[0] < 1 || zt.shape[2] < 1 || zt.shape[3] < 1) {
         PyErr_Format(svdc_py_ShapeError, "VAE.decode: latents must have shape (N >= 1, %d, h, w), got (%lld, %lld, "
                                          "%lld, %lld)",
@@ -214,52 +172,22 @@ static PyObject *vae_decode(PyVAE *self, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     svdc_tensor yt = svdc_py_tensor(y);
-    svdc_status s;
-    Py_BEGIN_ALLOW_THREADS s = run_locked(self, CALL_DECODE, &zt, num_frames, &yt);
-    Py_END_ALLOW_THREADS Py_DECREF(z);
-    if (s) {
-        Py_DECREF(y);
-        return svdc_py_raise(s);
-    }
-    return (PyObject *)y;
+    vae_args a = {&zt, num_frames, &yt};
+    svdc_status s = svdc_py_model_run(self, decode_call, &a, 1);
+    Py_DECREF(z);
+    return svdc_py_model_result(s, y);
 }
 
-static PyObject *vae_get_last_peak(PyVAE *self, void *closure) {
+static PyObject *vae_get_down_factor(PyObject *self, void *closure) {
     (void)closure;
-    return PyLong_FromSize_t(self->last_peak);
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyLong_FromLong(((svdc_vae *)m->model)->down_factor);
 }
 
-static PyObject *vae_get_num_parameters(PyVAE *self, void *closure) {
-    (void)closure;
-    if (!vae_ready(self)) return NULL;
-    return PyLong_FromLongLong((long long)svdc_params_count_elements(&self->vae->params));
-}
-
-static PyObject *vae_get_down_factor(PyVAE *self, void *closure) {
-    (void)closure;
-    if (!vae_ready(self)) return NULL;
-    return PyLong_FromLong(self->vae->down_factor);
-}
-
-static PyObject *vae_weight_names(PyVAE *self, PyObject *noargs) {
-    (void)noargs;
-    if (!vae_ready(self)) return NULL;
-    const svdc_params *p = &self->vae->params;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    for (int i = 0; i < p->count; i++) {
-        PyObject *shape = PyTuple_New(p->items[i].ndim);
-        if (!shape) goto fail;
-        for (int k = 0; k < p->items[i].ndim; k++)
-            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong((long long)p->items[i].shape[k]));
-        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
-        Py_DECREF(shape);
-        if (rc < 0) goto fail;
-    }
-    return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
+static PyObject *vae_weight_shapes(PyObject *cls, PyObject *config) {
+    (void)cls;
+    return svdc_py_model_weight_shapes(&vae_kind, config);
 }
 
 static PyMethodDef vae_methods[] = {
@@ -268,33 +196,32 @@ static PyMethodDef vae_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))vae_decode, METH_VARARGS | METH_KEYWORDS,
      "decode(latents float32 (N, latent, h, w), num_frames) -> float32 (N, out, h*f, w*f); one clip per "
      "num_frames rows"},
-    {"weight_shapes", (PyCFunction)vae_weight_names, METH_NOARGS, "weight_shapes() -> {diffusers name: shape}"},
+    {"weight_shapes", vae_weight_shapes, METH_O | METH_CLASS,
+     "weight_shapes(native config) -> {diffusers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef vae_getset[] = {
-    {"last_peak_bytes", (getter)vae_get_last_peak, NULL, "arena high-water mark of the last call, bytes", NULL},
-    {"num_parameters", (getter)vae_get_num_parameters, NULL, "number of weights (elements)", NULL},
-    {"down_factor", (getter)vae_get_down_factor, NULL, "spatial factor between images and latents", NULL},
+    SVDC_PY_MODEL_GETSET,
+    {"down_factor", vae_get_down_factor, NULL, "spatial factor between images and latents", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject PyVAE_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "svdc._C.VAE",
-    .tp_basicsize = sizeof(PyVAE),
-    .tp_dealloc = (destructor)vae_dealloc,
+    .tp_basicsize = sizeof(svdc_py_model),
+    .tp_dealloc = svdc_py_model_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder on the CPU.",
     .tp_methods = vae_methods,
     .tp_getset = vae_getset,
-    .tp_init = (initproc)vae_init,
+    .tp_init = vae_init,
     .tp_new = PyType_GenericNew,
 };
 
 int svdc_py_register_resblocks(PyObject *module); /* py_resblocks.c: the private block test surface */
 
 int svdc_py_register_vae(PyObject *module) {
-    if (PyType_Ready(&PyVAE_Type) < 0) return -1;
-    if (PyModule_AddObjectRef(module, "VAE", (PyObject *)&PyVAE_Type) < 0) return -1;
+    if (svdc_py_add_type(module, &PyVAE_Type, "VAE") < 0) return -1;
     return svdc_py_register_resblocks(module);
 }

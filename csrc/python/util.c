@@ -78,6 +78,35 @@ PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape) {
     return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
 }
 
+int svdc_py_add_type(PyObject *module, PyTypeObject *type, const char *name) {
+    if (PyType_Ready(type) < 0) return -1;
+    return PyModule_AddObjectRef(module, name, (PyObject *)type);
+}
+
+PyObject *svdc_py_params_shapes(const svdc_params *p) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int i = 0; i < p->count; i++) {
+        PyObject *shape = PyTuple_New(p->items[i].ndim);
+        if (!shape) goto fail;
+        for (int k = 0; k < p->items[i].ndim; k++) {
+            PyObject *dim = PyLong_FromLongLong((long long)p->items[i].shape[k]);
+            if (!dim) {
+                Py_DECREF(shape);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(shape, k, dim);
+        }
+        int rc = PyDict_SetItemString(d, p->items[i].name, shape);
+        Py_DECREF(shape);
+        if (rc < 0) goto fail;
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
 int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name) {
     if (!PyMapping_Check(weights)) {
         PyErr_Format(PyExc_TypeError, "%s: weights must be a mapping of name -> numpy array, got %s", model_name,

@@ -13,6 +13,8 @@
 #endif
 #include <numpy/arrayobject.h>
 
+#include <pythread.h>
+
 #include "svdc.h"
 #include "../core/params.h"
 
@@ -39,6 +41,22 @@ PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape);
  * must be present with exactly its shape; every key in `weights` must be declared. Violations raise
  * svdc.CheckpointError naming the tensor. Needs the GIL (reads Python objects). Returns 0 or -1. */
 int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name);
+
+/* {name: shape tuple} of a declared weight table, in declaration order; NULL with an exception. */
+PyObject *svdc_py_params_shapes(const svdc_params *params);
+
+/* PyType_Ready + add the type to the module under `name`; 0 or -1. */
+int svdc_py_add_type(PyObject *module, PyTypeObject *type, const char *name);
+
+/* Runs `call` (an expression giving an svdc_status, stored in `status`) with the GIL released and `lock` (a
+ * PyThread_type_lock) held. Use with the GIL held; `call` must not touch Python objects. */
+#define SVDC_PY_RUN_LOCKED(lock, status, call)                                                                      \
+    do {                                                                                                             \
+        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock((lock), WAIT_LOCK);                                             \
+        status = (call);                                                                                             \
+        PyThread_release_lock((lock));                                                                               \
+        Py_END_ALLOW_THREADS                                                                                         \
+    } while (0)
 
 /* The CUDA backend table handed over by svdc.runtime (py_ops.c: _ops.set_cuda_backend), or NULL before that. */
 const struct svdc_backend *svdc_py_cuda_backend(void);

@@ -3,8 +3,7 @@ svdc._C.ImageEncoder, with loading from diffusers/transformers folders and Stabi
 CLIP preprocessing (svdc.image)."""
 from __future__ import annotations
 
-import os
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -12,64 +11,10 @@ from .._native import _C
 from ..configs.clip import VIT_H_14, normalize_config
 from ..image import CLIP_MEAN, CLIP_STD, clip_preprocess, read_clip_normalisation
 from ..naming import clip as naming
-from ..runtime import resolve_device
+from ._checks import Float32Weights, as_float32, check_finite, cpu_device
+from ._descriptors import instance_or_class_method
 
 __all__ = ["ImageEncoder"]
-
-
-class _Float32Weights(Mapping):
-    """A read-only view of a weight mapping that hides the transformers buffers on the ignore list (position_ids)
-    and converts float16/float64 arrays to float32 C-contiguous explicitly on access; other dtypes are refused."""
-
-    def __init__(self, weights: Mapping):
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights: expected a Mapping of name -> numpy array, got {type(weights).__name__}")
-        self._w = weights
-        self._keys = [k for k in weights.keys() if k not in naming.IGNORED_TRANSFORMERS_KEYS]
-
-    def __getitem__(self, name):
-        if name in naming.IGNORED_TRANSFORMERS_KEYS:
-            raise KeyError(name)
-        a = self._w[name]
-        if hasattr(a, "detach"):  # a torch tensor passed by mistake: say how to convert it
-            raise TypeError(f"weights[{name!r}]: expected a numpy array, got a torch tensor (use .numpy())")
-        a = np.asarray(a)
-        if a.dtype.kind != "f":
-            raise _C.CheckpointError(f"weights[{name!r}]: expected a floating array, got dtype {a.dtype}")
-        if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
-            a = np.array(a, dtype=np.float32, order="C")
-        return a
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, name) -> bool:
-        return name in self._w and name not in naming.IGNORED_TRANSFORMERS_KEYS
-
-
-def _check_device_dtype(device, dtype) -> str:
-    dev = resolve_device(device)
-    if dev != "cpu":
-        raise _C.DeviceUnavailableError(
-            f"device={device!r} resolved to {dev}: the CUDA backend for the image encoder is not implemented yet; "
-            f"use device='cpu'")
-    if dtype not in (None, "fp32", "float32"):
-        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
-    return dev
-
-
-class _instance_or_class_method:
-    """Binds the function to the instance when called on one, else to the class."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.__doc__ = fn.__doc__
-
-    def __get__(self, obj, cls=None):
-        return self.fn.__get__(obj if obj is not None else cls)
 
 
 class ImageEncoder:
@@ -92,9 +37,9 @@ class ImageEncoder:
         weights: name -> float array under transformers names (float16/float64 converted to float32;
         vision_model.embeddings.position_ids ignored). Missing, unknown or mis-shaped weights raise
         svdc.CheckpointError naming the tensor."""
-        dev = _check_device_dtype(device, dtype)
+        dev = cpu_device(device, dtype, "ImageEncoder")
         cfg = normalize_config(config)
-        native = _C.ImageEncoder(cfg, _Float32Weights(weights))
+        native = _C.ImageEncoder(cfg, Float32Weights(weights, naming.IGNORED_TRANSFORMERS_KEYS))
         return cls(native, cfg, dev, image_mean, image_std)
 
     @classmethod
@@ -106,13 +51,13 @@ class ImageEncoder:
         A single file is read with the ViT-H/14 preset unless `config` gives another architecture."""
         from . import _loading
 
-        dev = _check_device_dtype(device, dtype)
+        dev = cpu_device(device, dtype, "ImageEncoder")
         norm = read_clip_normalisation(path) or (CLIP_MEAN, CLIP_STD)
         source = _loading.resolve(path, "image_encoder", variant=variant)
         try:
             if source.kind == "folder":
                 cfg = normalize_config(config if config is not None else source.config)
-                native = _C.ImageEncoder(cfg, _Float32Weights(source.weights))
+                native = _C.ImageEncoder(cfg, Float32Weights(source.weights, naming.IGNORED_TRANSFORMERS_KEYS))
             else:
                 cfg = _single_file_config(source, config)
                 from ..weights import LazyWeights
@@ -135,7 +80,7 @@ class ImageEncoder:
         """preprocess + forward: images (PIL / uint8 / [0,1] float arrays) -> image_embeds (N, projection_dim)."""
         return self(self.preprocess(image))
 
-    @_instance_or_class_method
+    @instance_or_class_method
     def preprocess(self_or_cls, image) -> np.ndarray:
         """The SVD pipeline's CLIP input: [0,255] -> [-1,1], anti-aliased resize to image_size², (x+1)/2, CLIP
         mean/std (see svdc.image.clip_preprocess). Returns float32 (N, 3, image_size, image_size).
@@ -151,18 +96,10 @@ class ImageEncoder:
 
     def _check_pixels(self, x) -> np.ndarray:
         c, s = self._config["num_channels"], self._config["image_size"]
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"pixel_values: expected a numpy.ndarray (N, {c}, {s}, {s}) float32, got "
-                            f"{type(x).__name__}")
+        x = as_float32(x, "pixel_values", ndarray_only=True, dtype_error=_C.ShapeError)
         if x.ndim != 4 or x.shape[0] < 1 or x.shape[1:] != (c, s, s):
             raise _C.ShapeError(f"pixel_values: expected shape (N, {c}, {s}, {s}) with N >= 1, got {x.shape}")
-        if x.dtype.kind != "f":
-            raise _C.ShapeError(f"pixel_values: expected a float32 array, got dtype {x.dtype}")
-        if x.dtype != np.float32 or not x.flags.c_contiguous or not x.flags.aligned:
-            x = np.array(x, dtype=np.float32, order="C")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("pixel_values: contains NaN or Inf")
-        return x
+        return check_finite(x, "pixel_values")
 
     # ---- introspection ------------------------------------------------------------------------------------------
     @property
@@ -178,9 +115,15 @@ class ImageEncoder:
     def num_parameters(self) -> int:
         return self._native.num_parameters
 
-    def parameter_shapes(self) -> dict:
-        """{transformers name: shape} of the declared weight table."""
-        return self._native.parameter_shapes()
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: Mapping | None = None) -> dict:
+        """{transformers name: shape} of the declared weight table: ImageEncoder.weight_shapes(config) for a
+        CLIPVisionConfig-style dict (no weights needed), encoder.weight_shapes() for this encoder's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("ImageEncoder.weight_shapes(config): config is required when called on the class")
+            return _C.ImageEncoder.weight_shapes(normalize_config(config))
+        return _C.ImageEncoder.weight_shapes(self_or_cls._config)
 
     def __repr__(self):
         c = self._config

@@ -10,68 +10,10 @@ import numpy as np
 from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
-from ..runtime import resolve_device
+from ._checks import Float32Weights, as_float32, check_finite, cpu_device
+from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
-
-
-class _Float32Weights(Mapping):
-    """A view of a weight mapping whose values are converted to float32 C-contiguous arrays on access (no copy when
-    they already are), so from_config accepts fp16/fp64 state dicts."""
-
-    def __init__(self, weights: Mapping):
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights: expected a Mapping[str, np.ndarray], got {type(weights).__name__}")
-        self._w = weights
-
-    def __getitem__(self, name):
-        a = self._w[name]
-        if not isinstance(a, np.ndarray):
-            a = np.asarray(a)
-        if a.dtype.kind != "f":
-            from .. import CheckpointError
-
-            raise CheckpointError(f"UNet: weight {name} has dtype {a.dtype}, expected a floating array")
-        if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
-            a = np.ascontiguousarray(a, dtype=np.float32)
-        return a
-
-    def __iter__(self):
-        return iter(self._w)
-
-    def __len__(self):
-        return len(self._w)
-
-    def __contains__(self, name):
-        return name in self._w
-
-
-def _device_and_dtype(device, dtype) -> str:
-    from .. import DeviceUnavailableError
-
-    dev = resolve_device(device)
-    if dev != "cpu":
-        raise DeviceUnavailableError(
-            f"UNet: device {dev!r}: the CUDA backend for this model is not implemented yet; use device='cpu'")
-    if dtype not in (None, "fp32"):
-        raise ValueError(f"dtype: the CPU computes in float32; expected None or 'fp32', got {dtype!r}")
-    return dev
-
-
-def _as_float32(x, name: str) -> np.ndarray:
-    """A float32 C-contiguous array from any real numeric array-like; bools/complex/objects are refused."""
-    a = np.asarray(x)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    if a.dtype != np.float32 or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    return a
-
-
-def _check_finite(a: np.ndarray, name: str):
-    if not np.all(np.isfinite(a)):
-        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-        raise ValueError(f"{name}: expected finite values, found {bad} NaN/Inf element(s)")
 
 
 class UNet:
@@ -92,9 +34,9 @@ class UNet:
     def from_config(cls, config: dict[str, Any], weights: Mapping, device="auto", dtype=None) -> "UNet":
         """config: a diffusers config.json dict (unknown keys ignored, missing keys at the class defaults; svdc adds
         'resnet_eps' ('diffusers' | 'sgm') and 'added_id_widths'); weights: Mapping diffusers name -> ndarray."""
-        dev = _device_and_dtype(device, dtype)
+        dev = cpu_device(device, dtype, "UNet")
         cfg = unet_configs.from_diffusers(config)
-        native = _C.UNet(unet_configs.to_native(cfg), _Float32Weights(weights))
+        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights))
         return cls(native, cfg, dev)
 
     @classmethod
@@ -103,7 +45,7 @@ class UNet:
         sv3d_*.safetensors). Single files get the sgm preset picked by label_emb.0.0.weight's input width, with the
         sgm res-block epsilon (1e-5). `config` (a diffusers config dict) overrides config.json / the preset; for a
         single file its resnet_eps defaults to "sgm"."""
-        dev = _device_and_dtype(device, dtype)
+        dev = cpu_device(device, dtype, "UNet")
         from .. import CheckpointError
         from . import _loading
 
@@ -165,6 +107,16 @@ class UNet:
     def num_parameters(self) -> int:
         return self._native.num_parameters
 
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: dict[str, Any] | None = None) -> dict:
+        """{diffusers name: shape} of the declared weight table: UNet.weight_shapes(config) for a diffusers config
+        dict (no weights needed), unet.weight_shapes() for this model's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("UNet.weight_shapes(config): config is required when called on the class")
+            return _C.UNet.weight_shapes(unet_configs.to_native(unet_configs.from_diffusers(config)))
+        return _C.UNet.weight_shapes(self_or_cls._nativecfg)
+
     def __repr__(self):
         c = self._nativecfg
         return (f"svdc.UNet(block_out_channels={c['block_out_channels']}, in={c['in_channels']}, "
@@ -175,7 +127,7 @@ class UNet:
         from .. import ShapeError
 
         c = self._nativecfg
-        x = _as_float32(sample, "sample")
+        x = as_float32(sample, "sample", integers=True)
         if x.ndim != 5:
             raise ShapeError(f"sample: expected shape (B, F, {c['in_channels']}, h, w), got {x.shape}")
         b, f, ch, h, w = x.shape
@@ -184,23 +136,23 @@ class UNet:
                              f"got {ch} (shape {x.shape})")
         if min(b, f, h, w) < 1:
             raise ShapeError(f"sample: every dimension must be >= 1, got shape {x.shape}")
-        _check_finite(x, "sample")
+        check_finite(x, "sample")
 
-        t = _as_float32(timestep, "timestep")
+        t = as_float32(timestep, "timestep", integers=True)
         if t.ndim == 0 or t.shape == (1,):
             t = np.full((b,), t.reshape(()), dtype=np.float32)
         elif t.shape != (b,):
             raise ShapeError(f"timestep: expected a scalar or shape ({b},) (one per video), got shape {t.shape}")
-        _check_finite(t, "timestep")
+        check_finite(t, "timestep")
 
-        e = _as_float32(encoder_hidden_states, "encoder_hidden_states")
+        e = as_float32(encoder_hidden_states, "encoder_hidden_states", integers=True)
         d = c["cross_attention_dim"]
         if e.ndim != 3 or e.shape[0] != b or e.shape[1] < 1 or e.shape[2] != d:
             raise ShapeError(f"encoder_hidden_states: expected shape ({b}, L, {d}) with L >= 1, got {e.shape}")
-        _check_finite(e, "encoder_hidden_states")
+        check_finite(e, "encoder_hidden_states")
 
         n = len(c["id_widths"])
-        ids = _as_float32(added_time_ids, "added_time_ids")
+        ids = as_float32(added_time_ids, "added_time_ids", integers=True)
         if ids.ndim == 2 and ids.shape == (b, n):
             ids = np.repeat(ids, f, axis=0)  # per video -> per frame: (B, n) -> (B*F, n), frames minor
         elif ids.ndim == 3 and ids.shape == (b, f, n):
@@ -208,7 +160,7 @@ class UNet:
         else:
             raise ShapeError(f"added_time_ids: expected shape ({b}, {n}) per video or ({b}, {f}, {n}) per frame, "
                              f"got {ids.shape}")
-        _check_finite(ids, "added_time_ids")
+        check_finite(ids, "added_time_ids")
         return x.reshape(b * f, ch, h, w), f, t, e, ids
 
     def __call__(self, sample, timestep, encoder_hidden_states, added_time_ids) -> np.ndarray:
@@ -219,7 +171,7 @@ class UNet:
     def embedding(self, timestep, added_time_ids, num_frames: int, batch: int | None = None) -> np.ndarray:
         """The per-frame conditioning vector emb (B*F, 4*C0) that every res block receives (time embedding +
         added-id embedding), for inspection and tests."""
-        ids = _as_float32(added_time_ids, "added_time_ids")
+        ids = as_float32(added_time_ids, "added_time_ids", integers=True)
         b = batch if batch is not None else ids.shape[0]
         dummy = np.zeros((b, num_frames, self.in_channels, 1, 1), np.float32)
         ctx = np.zeros((b, 1, self._nativecfg["cross_attention_dim"]), np.float32)

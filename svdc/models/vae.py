@@ -9,33 +9,17 @@ import numpy as np
 
 from .._native import _C
 from ..configs import vae as vae_configs
-from ..runtime import resolve_device
+from ._checks import as_float32, check_finite, check_mapping, cpu_device
+from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
 
 ShapeError = _C.ShapeError
-DeviceUnavailableError = _C.DeviceUnavailableError
-
-
-def _resolve(device, dtype) -> str:
-    dev = resolve_device(device)
-    if dev != "cpu":
-        raise DeviceUnavailableError(f"device={device!r} resolved to {dev}: the CUDA backend for the VAE is not "
-                                     f"implemented yet; use device='cpu'")
-    if dtype not in (None, "fp32", "float32"):
-        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
-    return dev
 
 
 def _as_input(array, name: str, channels: int, multiple: int) -> np.ndarray:
     """A float32 C-contiguous (N, channels, H, W) array with H, W multiples of `multiple` and finite values."""
-    if not isinstance(array, np.ndarray):
-        if hasattr(array, "__array__") or isinstance(array, (list, tuple)):
-            array = np.asarray(array)
-        else:
-            raise TypeError(f"{name}: expected a numpy array, got {type(array).__name__}")
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name}: expected a floating-point array, got dtype {array.dtype}")
+    array = as_float32(array, name)
     if array.ndim != 4:
         raise ShapeError(f"{name}: expected shape (N, {channels}, H, W), got {array.shape}")
     n, c, h, w = array.shape
@@ -43,10 +27,15 @@ def _as_input(array, name: str, channels: int, multiple: int) -> np.ndarray:
         raise ShapeError(f"{name}: expected shape (N >= 1, {channels}, H, W), got {array.shape}")
     if h < 1 or w < 1 or h % multiple or w % multiple:
         raise ShapeError(f"{name}: H and W must be positive multiples of {multiple}, got shape {array.shape}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: contains NaN or Inf values (expected finite numbers)")
-    return array
+    return check_finite(array, name)
+
+
+def _native_config(cfg: dict) -> dict:
+    """The keys svdc._C.VAE reads, from a normalised diffusers config."""
+    native = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
+                                  "latent_channels")}
+    native["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
+    return native
 
 
 def _positive_int(value, name: str) -> int:
@@ -75,21 +64,16 @@ class VAE:
     def from_config(cls, config: dict, weights: Mapping, device="auto", dtype=None) -> "VAE":
         """config: a diffusers config.json dict (unknown keys ignored); weights: name -> float32 array under
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
-        dev = _resolve(device, dtype)
+        dev = cpu_device(device, dtype, "VAE")
         cfg = vae_configs.normalize(config)
-        native_cfg = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
-                                          "latent_channels")}
-        native_cfg["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights: expected a mapping of name -> numpy array, got {type(weights).__name__}")
-        return cls(_C.VAE(native_cfg, weights), cfg, dev)
+        return cls(_C.VAE(_native_config(cfg), check_mapping(weights)), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
         """path: a diffusers vae/ folder, a diffusers pipeline folder, or a Stability single .safetensors file
         (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE). `config` overrides the
         preset used for single files (default: the SVD VAE)."""
-        _resolve(device, dtype)
+        cpu_device(device, dtype, "VAE")
         from ..naming import vae as naming
         from ._loading import resolve
 
@@ -162,6 +146,16 @@ class VAE:
             peak = max(peak, int(self._native.last_peak_bytes))
         self._peak = peak
         return out
+
+    @instance_or_class_method
+    def weight_shapes(self_or_cls, config: dict | None = None) -> dict:
+        """{diffusers name: shape} of the declared weight table: VAE.weight_shapes(config) for a diffusers config
+        dict (no weights needed), vae.weight_shapes() for this model's."""
+        if isinstance(self_or_cls, type):
+            if config is None:
+                raise TypeError("VAE.weight_shapes(config): config is required when called on the class")
+            return _C.VAE.weight_shapes(_native_config(vae_configs.normalize(config)))
+        return _C.VAE.weight_shapes(_native_config(self_or_cls.config))
 
     def __repr__(self):
         c = self.config

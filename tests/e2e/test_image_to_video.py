@@ -210,16 +210,6 @@ def test_keyboard_interrupt_between_steps(tiny_pipe):
     assert tiny_pipe(tiny.test_image(), **BASE).frames.shape == (2, 64, 64, 3)
 
 
-def test_tiny_tables_match_the_reference_classes(torch_cpu):
-    from tests.e2e._make_tiny_tables import tables
-    from svdc import _tiny_tables
-
-    unet, vae, enc = tables()
-    assert unet == _tiny_tables.UNET_SHAPES
-    assert vae == _tiny_tables.VAE_SHAPES
-    assert enc == _tiny_tables.IMAGE_ENCODER_SHAPES
-
-
 def test_sgm_preset_defaults_and_truncation():
     """preset="sgm": arguments left at diffusers' defaults take sgm's (SVD: 25 steps, guidance 1 -> 2.5, decode
     chunks of 14, fps_id 6 fed directly, so the video plays at 7 fps) and frames are truncated, not rounded."""

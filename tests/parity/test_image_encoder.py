@@ -70,7 +70,7 @@ def test_weight_table_is_transformers_state_dict(torch_cpu):
     enc = svdc.ImageEncoder.from_config(config, state_dict_float32(model), device="cpu")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()
                 if k not in naming.IGNORED_TRANSFORMERS_KEYS}
-    assert enc.parameter_shapes() == expected
+    assert enc.weight_shapes() == expected
 
 
 def test_fp16_and_float64_weights_are_converted(torch_cpu):

@@ -1,0 +1,67 @@
+/* model_object.h — the scaffolding every model binding type (UNet, VAE, ImageEncoder) shares: construction from
+ * (config, weights), the per-object arena and mutex, dealloc, readiness, one model call run with the GIL released
+ * under the object's lock, the common getters and the weight_shapes(config) classmethod. A py_<model>.c file
+ * supplies an svdc_py_model_kind (how to parse its config and create/free/inspect its C model) and its methods. */
+#ifndef SVDC_PY_MODEL_OBJECT_H
+#define SVDC_PY_MODEL_OBJECT_H
+
+#include "util.h"
+
+#include <pythread.h>
+
+#include "../core/backend.h"
+
+typedef struct svdc_py_model_kind {
+    const char *name;   /* "UNet": messages, and the weight loader's model name */
+    size_t config_size; /* sizeof the model's C config struct */
+    int (*parse_config)(PyObject *config, void *cfg); /* fills *cfg; -1 with a Python exception */
+    svdc_status (*create)(void **model, const void *cfg, const svdc_backend *backend, int device);
+    void (*destroy)(void *model); /* accepts NULL */
+    svdc_params *(*params)(void *model);
+    int trim_after_call; /* give the arena's memory back after every call (few, large calls: the VAE) */
+} svdc_py_model_kind;
+
+typedef struct {
+    PyObject_HEAD const svdc_py_model_kind *kind;
+    void *model; /* NULL until construction succeeded */
+    svdc_ctx ctx;
+    PyThread_type_lock lock; /* one call at a time per object: the arena is per object */
+    size_t last_peak;        /* arena high-water mark of the last call that records it, bytes */
+    PyObject *config;        /* a dict copy of the config it was built from */
+} svdc_py_model;
+
+/* tp_init body: Type(config, weights). Parses the config, creates the model, loads the weights by name, sets up
+ * the arena and the lock. On failure the object stays unusable (every method raises). Returns 0 or -1. */
+int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs);
+
+/* tp_dealloc of every model type. */
+void svdc_py_model_dealloc(PyObject *self);
+
+/* 1 when constructed; else 0 with RuntimeError "<Name>: not initialised". */
+int svdc_py_model_ready(svdc_py_model *self);
+
+/* One model call. Called with the GIL held; releases it, takes the object's lock, resets the arena, runs
+ * call(ctx, model, args), records the arena peak in last_peak when `record_peak`, resets (and for trimming kinds
+ * trims) the arena, and returns the call's status. `args` must not hold Python objects that need the GIL. */
+typedef svdc_status (*svdc_py_model_call)(svdc_ctx *ctx, void *model, void *args);
+svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak);
+
+/* The usual ending of a method that filled the new array `out`: returns it, or on failure drops it and raises
+ * the status's exception (returns NULL). */
+PyObject *svdc_py_model_result(svdc_status status, PyArrayObject *out);
+
+/* classmethod weight_shapes(config) -> {name: shape}: the table a model of that config declares (the model is
+ * built and freed; its weight block is allocated, never read or written). */
+PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *config);
+
+PyObject *svdc_py_model_get_last_peak(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_num_parameters(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_config(PyObject *self, void *closure);
+
+/* The getset entries every model type has (put first in its PyGetSetDef table). */
+#define SVDC_PY_MODEL_GETSET                                                                                         \
+    {"last_peak_bytes", svdc_py_model_get_last_peak, NULL, "arena high-water mark of the last call, bytes", NULL},  \
+        {"num_parameters", svdc_py_model_get_num_parameters, NULL, "number of weights (elements)", NULL},            \
+        {"config", svdc_py_model_get_config, NULL, "a copy of the config dict it was built from", NULL}
+
+#endif

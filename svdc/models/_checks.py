@@ -1,0 +1,86 @@
+"""Input checks shared by the model wrappers (svdc.UNet, svdc.VAE, svdc.ImageEncoder): device/dtype choice, array
+conversion to float32 C-contiguous, NaN/Inf refusal and the float32 view of weight mappings. Every message names
+the argument, what was expected and what was given."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from .._native import _C
+from ..runtime import resolve_device
+
+
+def cpu_device(device, dtype, model: str) -> str:
+    """The resolved device, which must be the CPU for now, and a dtype of None / 'fp32' / 'float32'."""
+    dev = resolve_device(device)
+    if dev != "cpu":
+        raise _C.DeviceUnavailableError(f"{model}: device={device!r} resolved to {dev}: the CUDA backend for this "
+                                        f"model is not implemented yet; use device='cpu'")
+    if dtype not in (None, "fp32", "float32"):
+        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
+    return dev
+
+
+def as_float32(x, name: str, *, integers: bool = False, ndarray_only: bool = False,
+               dtype_error: type = TypeError) -> np.ndarray:
+    """`x` as a float32, C-contiguous, aligned array; float16/float64 and non-contiguous input are converted
+    explicitly (integers too when `integers`). Other dtypes raise `dtype_error`; with `ndarray_only`, anything but
+    a numpy.ndarray raises TypeError."""
+    if ndarray_only and not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of floats, got {type(x).__name__}")
+    a = np.asarray(x)
+    if a.dtype.kind not in ("fiu" if integers else "f"):
+        what = "a real numeric" if integers else "a floating-point"
+        raise dtype_error(f"{name}: expected {what} array (computed in float32), got dtype {a.dtype}")
+    if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
+        a = np.array(a, dtype=np.float32, order="C")
+    return a
+
+
+def check_finite(a: np.ndarray, name: str) -> np.ndarray:
+    """Refuses NaN/Inf with a ValueError naming the argument and the count; returns `a`."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise ValueError(f"{name}: expected finite values, found {bad} NaN/Inf element(s)")
+    return a
+
+
+def check_mapping(weights) -> Mapping:
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights: expected a Mapping of name -> numpy array, got {type(weights).__name__}")
+    return weights
+
+
+class Float32Weights(Mapping):
+    """A read-only view of a weight mapping that converts floating arrays (float16/float64, non-contiguous) to
+    float32 C-contiguous on access, refuses other dtypes with svdc.CheckpointError, and hides the `ignored` names
+    (buffers a checkpoint may carry that are not weights)."""
+
+    def __init__(self, weights: Mapping, ignored: frozenset = frozenset()):
+        self._w = check_mapping(weights)
+        self._ignored = ignored
+        self._keys = [k for k in weights.keys() if k not in ignored] if ignored else None
+
+    def __getitem__(self, name):
+        if name in self._ignored:
+            raise KeyError(name)
+        a = self._w[name]
+        if hasattr(a, "detach"):  # a torch tensor passed by mistake: say how to convert it
+            raise TypeError(f"weights[{name!r}]: expected a numpy array, got a torch tensor (use .numpy())")
+        a = np.asarray(a)
+        if a.dtype.kind != "f":
+            raise _C.CheckpointError(f"weights[{name!r}]: expected a floating array, got dtype {a.dtype}")
+        if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
+            a = np.array(a, dtype=np.float32, order="C")
+        return a
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys if self._keys is not None else self._w)
+
+    def __len__(self) -> int:
+        return len(self._keys) if self._keys is not None else len(self._w)
+
+    def __contains__(self, name) -> bool:
+        return name in self._w and name not in self._ignored
