@@ -12,6 +12,8 @@
 #define IM2COL_BUDGET ((int64_t)4 << 20)
 /* Output columns per GEMM task at least this many (so each GEMM amortises packing its weight matrix). */
 #define MIN_TASK_COLS 256
+/* 3x3 stride-1 convs with at least this many input and output channels take the Winograd path. */
+#define WINO_MIN_CHANNELS 16
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -63,6 +65,161 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) for 3x3 stride-1 convs (any zero padding) ----
+ * Each 2x2 output tile comes from a 4x4 input patch d: Y = A^T [ (G g G^T) .* (B^T d B) ] A, so the 9*C*O multiply-
+ * adds per output pixel become 16*C*O per 2x2 tile (2.25x fewer), done as 16 GEMMs (one per transform position xi):
+ *   M[xi] (O, tiles) = U[xi] (O, C) · V[xi] (C, tiles).
+ * Transforms (Lavin & Gray 2015):  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5;
+ * 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]. Their entries are 0, +-1, +-0.5, so fp32 rounding stays close to direct. */
+
+/* U[xi][o - o0][c] = (G g G^T)[xi] for g = w[o, c] (3x3), o in [o0, o0 + on). */
+static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, float *U, int64_t oc) {
+    const int64_t o = o0 + oc / C, c = oc % C;
+    const float *g = wd + (o * C + c) * 9;
+    float t[4][3];                                            /* t = G g (4x3) */
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+    }
+    const int64_t stride = on * C; /* between transform positions */
+    float *u = U + (o - o0) * C + c;
+    for (int i = 0; i < 4; i++) { /* u = t G^T (4x4) */
+        u[(i * 4 + 0) * stride] = t[i][0];
+        u[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(i * 4 + 3) * stride] = t[i][2];
+    }
+}
+
+/* V[xi][c][t] = (B^T d B)[xi] for the tiles of tile rows [r0, r0 + nr) (tw tiles each, nt = nr * tw) of image xn;
+ * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. */
+static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                       int64_t r0, int64_t nr, float *V) {
+    const int64_t nt = nr * tw, stride = C * nt;
+    for (int64_t c = 0; c < C; c++) {
+        const float *plane = xn + c * H * W;
+        for (int64_t r = 0; r < nr; r++) {
+            const int64_t iy0 = 2 * (r0 + r) - pt;
+            const int rows_inside = iy0 >= 0 && iy0 + 4 <= H;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                const int64_t ix0 = 2 * tx - pl;
+                float d[4][4];
+                if (rows_inside && ix0 >= 0 && ix0 + 4 <= W) {
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) d[i][j] = plane[(iy0 + i) * W + ix0 + j];
+                } else {
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) {
+                            const int64_t iy = iy0 + i, ix = ix0 + j;
+                            d[i][j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.0f;
+                        }
+                }
+                float t[4][4]; /* t = B^T d */
+                for (int j = 0; j < 4; j++) {
+                    t[0][j] = d[0][j] - d[2][j];
+                    t[1][j] = d[1][j] + d[2][j];
+                    t[2][j] = d[2][j] - d[1][j];
+                    t[3][j] = d[1][j] - d[3][j];
+                }
+                float *v = V + c * nt + r * tw + tx;
+                for (int i = 0; i < 4; i++) { /* v = t B */
+                    v[(i * 4 + 0) * stride] = t[i][0] - t[i][2];
+                    v[(i * 4 + 1) * stride] = t[i][1] + t[i][2];
+                    v[(i * 4 + 2) * stride] = t[i][2] - t[i][1];
+                    v[(i * 4 + 3) * stride] = t[i][1] - t[i][3];
+                }
+            }
+        }
+    }
+}
+
+/* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). */
+static void wino_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
+                        int64_t r0, int64_t nr, float *yn) {
+    const int64_t nt = nr * tw, stride = on * nt;
+    for (int64_t o = 0; o < on; o++) {
+        const float bv = bias ? bias[o0 + o] : 0.0f;
+        float *plane = yn + (o0 + o) * Ho * Wo;
+        for (int64_t t = 0; t < nt; t++) {
+            const float *m = M + o * nt + t;
+            float s[2][4]; /* s = A^T m */
+            for (int j = 0; j < 4; j++) {
+                const float m0 = m[j * stride], m1 = m[(4 + j) * stride], m2 = m[(8 + j) * stride],
+                            m3 = m[(12 + j) * stride];
+                s[0][j] = m0 + m1 + m2;
+                s[1][j] = m1 - m2 - m3;
+            }
+            const int64_t oy = 2 * (r0 + t / tw), ox = 2 * (t % tw);
+            for (int i = 0; i < 2 && oy + i < Ho; i++) { /* y = s A */
+                float *row = plane + (oy + i) * Wo + ox;
+                row[0] = bv + s[i][0] + s[i][1] + s[i][2];
+                if (ox + 1 < Wo) row[1] = bv + s[i][1] - s[i][2] - s[i][3];
+            }
+        }
+    }
+}
+
+static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const float *wd, const float *bd,
+                                    int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t Ho, int64_t Wo,
+                                    int64_t pt, int64_t pl, float *yd) {
+    const int threads = omp_get_max_threads();
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
+    /* Output channels in blocks whose transformed weights (16 * on * C floats) fit the budget; the input transform
+     * is redone per block, which costs little next to the GEMMs. */
+    int64_t nblk = (16 * O * C + IM2COL_BUDGET - 1) / IM2COL_BUDGET;
+    if (nblk < 1) nblk = 1;
+    int64_t ob = (O + nblk - 1) / nblk;
+    if (ob < O) ob = (ob + 15) / 16 * 16;
+    if (ob > O) ob = O;
+    if (16 * ob * C > IM2COL_BUDGET && ob > 16) ob = IM2COL_BUDGET / (16 * C) / 16 * 16;
+    if (ob < 1) ob = 1;
+    /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
+    int64_t rows = IM2COL_BUDGET / (16 * (C + ob) * tw);
+    const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
+    if (rows > balanced) rows = balanced;
+    if (rows * tw < 64) rows = (64 + tw - 1) / tw;
+    if (rows * 16 * (C + ob) * tw > IM2COL_BUDGET) rows = IM2COL_BUDGET / (16 * (C + ob) * tw);
+    if (rows < 1) rows = 1;
+    if (rows > th) rows = th;
+    const int64_t per = (th + rows - 1) / rows, tasks = N * per;
+    const int nbuf = threads; /* any thread may take a task */
+    const size_t scratch = (size_t)(16 * (C + ob) * rows * tw);
+    const size_t mark = svdc_arena_mark(ctx->arena);
+    float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * ob * C) * sizeof(float));
+    float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
+    if (!bufs) {
+        svdc_arena_release(ctx->arena, mark);
+        return SVDC_ERR_MEMORY;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        const int tid = omp_get_thread_num();
+        float *V = bufs + (size_t)tid * scratch;
+        for (int64_t o0 = 0; o0 < O; o0 += ob) {
+            const int64_t on = O - o0 < ob ? O - o0 : ob;
+#pragma omp for schedule(static)
+            for (int64_t oc = 0; oc < on * C; oc++) wino_weights(wd, C, o0, on, U, oc);
+            /* (implicit barrier: U complete) */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t task = 0; task < tasks; task++) {
+                const int64_t n = task / per, r0 = (task % per) * rows;
+                const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
+                float *M = V + 16 * C * nt;
+                wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V);
+                for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
+                    svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * on * C, C, V + xi * C * nt, nt, 0.0f,
+                               M + xi * on * nt, nt);
+                wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo);
+            }
+            /* (implicit barrier: U free for the next block) */
+        }
+    }
+    svdc_arena_release(ctx->arena, mark);
+    return SVDC_OK;
+}
+
 svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                             const svdc_conv2d_params *p, svdc_tensor *y) {
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -90,6 +247,9 @@ svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svd
         }
         return SVDC_OK;
     }
+
+    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && C >= WINO_MIN_CHANNELS && O >= WINO_MIN_CHANNELS)
+        return conv3x3_winograd(ctx, xd, wd, bd, N, C, H, W, O, Ho, Wo, pt, pl, yd);
 
     /* Tasks of whole output rows of one image, each with its own im2col buffer (at most IM2COL_BUDGET floats). */
     int64_t rows = IM2COL_BUDGET / (K * Wo > 0 ? K * Wo : 1);
