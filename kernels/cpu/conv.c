@@ -14,6 +14,15 @@
 #define MIN_TASK_COLS 256
 /* 3x3 stride-1 convs with at least this many input and output channels take the Winograd path. */
 #define WINO_MIN_CHANNELS 16
+#ifndef WINO_BUDGET
+#define WINO_BUDGET ((int64_t)8 << 20)
+#endif
+#ifndef WINO_MIN_TILES
+#define WINO_MIN_TILES 144
+#endif
+#ifndef WINO_U_BUDGET
+#define WINO_U_BUDGET ((int64_t)32 << 20)
+#endif
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -72,6 +81,10 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
  * Transforms (Lavin & Gray 2015):  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5;
  * 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]. Their entries are 0, +-1, +-0.5, so fp32 rounding stays close to direct. */
 
+/* Floats between the 16 transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
+ * 16 streams that each transform reads or writes do not all map to the same L1 set (a 4 KiB multiple thrashes). */
+static int64_t wino_stride(int64_t n) { return (n + 15) / 32 * 32 + 16; }
+
 /* U[xi][o - o0][c] = (G g G^T)[xi] for g = w[o, c] (3x3), o in [o0, o0 + on). */
 static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, float *U, int64_t oc) {
     const int64_t o = o0 + oc / C, c = oc % C;
@@ -83,7 +96,7 @@ static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, flo
         t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
         t[3][j] = g[6 + j];
     }
-    const int64_t stride = on * C; /* between transform positions */
+    const int64_t stride = wino_stride(on * C); /* between transform positions */
     float *u = U + (o - o0) * C + c;
     for (int i = 0; i < 4; i++) { /* u = t G^T (4x4) */
         u[(i * 4 + 0) * stride] = t[i][0];
@@ -97,7 +110,7 @@ static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, flo
  * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. */
 static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
                        int64_t r0, int64_t nr, float *V) {
-    const int64_t nt = nr * tw, stride = C * nt;
+    const int64_t nt = nr * tw, stride = wino_stride(C * nt);
     for (int64_t c = 0; c < C; c++) {
         const float *plane = xn + c * H * W;
         for (int64_t r = 0; r < nr; r++) {
@@ -138,7 +151,7 @@ static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t
 /* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). */
 static void wino_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
                         int64_t r0, int64_t nr, float *yn) {
-    const int64_t nt = nr * tw, stride = on * nt;
+    const int64_t nt = nr * tw, stride = wino_stride(on * nt);
     for (int64_t o = 0; o < on; o++) {
         const float bv = bias ? bias[o0 + o] : 0.0f;
         float *plane = yn + (o0 + o) * Ho * Wo;
@@ -168,26 +181,26 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
     const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
     /* Output channels in blocks whose transformed weights (16 * on * C floats) fit the budget; the input transform
      * is redone per block, which costs little next to the GEMMs. */
-    int64_t nblk = (16 * O * C + IM2COL_BUDGET - 1) / IM2COL_BUDGET;
+    int64_t nblk = (16 * O * C + WINO_U_BUDGET - 1) / WINO_U_BUDGET;
     if (nblk < 1) nblk = 1;
     int64_t ob = (O + nblk - 1) / nblk;
     if (ob < O) ob = (ob + 15) / 16 * 16;
     if (ob > O) ob = O;
-    if (16 * ob * C > IM2COL_BUDGET && ob > 16) ob = IM2COL_BUDGET / (16 * C) / 16 * 16;
+    if (16 * ob * C > WINO_U_BUDGET && ob > 16) ob = WINO_U_BUDGET / (16 * C) / 16 * 16;
     if (ob < 1) ob = 1;
     /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
-    int64_t rows = IM2COL_BUDGET / (16 * (C + ob) * tw);
+    int64_t rows = WINO_BUDGET / (16 * (C + ob) * tw);
     const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
     if (rows > balanced) rows = balanced;
-    if (rows * tw < 64) rows = (64 + tw - 1) / tw;
-    if (rows * 16 * (C + ob) * tw > IM2COL_BUDGET) rows = IM2COL_BUDGET / (16 * (C + ob) * tw);
+    if (rows * tw < WINO_MIN_TILES) rows = (WINO_MIN_TILES + tw - 1) / tw;
+    if (rows * 16 * (C + ob) * tw > WINO_BUDGET) rows = WINO_BUDGET / (16 * (C + ob) * tw);
     if (rows < 1) rows = 1;
     if (rows > th) rows = th;
     const int64_t per = (th + rows - 1) / rows, tasks = N * per;
     const int nbuf = threads; /* any thread may take a task */
-    const size_t scratch = (size_t)(16 * (C + ob) * rows * tw);
+    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16;
     const size_t mark = svdc_arena_mark(ctx->arena);
-    float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * ob * C) * sizeof(float));
+    float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * wino_stride(ob * C)) * sizeof(float));
     float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
     if (!bufs) {
         svdc_arena_release(ctx->arena, mark);
@@ -206,11 +219,11 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
             for (int64_t task = 0; task < tasks; task++) {
                 const int64_t n = task / per, r0 = (task % per) * rows;
                 const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
-                float *M = V + 16 * C * nt;
+                const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt), su = wino_stride(on * C);
+                float *M = V + 16 * sv;
                 wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V);
                 for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
-                    svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * on * C, C, V + xi * C * nt, nt, 0.0f,
-                               M + xi * on * nt, nt);
+                    svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * su, C, V + xi * sv, nt, 0.0f, M + xi * sm, nt);
                 wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo);
             }
             /* (implicit barrier: U free for the next block) */
