@@ -107,69 +107,81 @@ static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, flo
 }
 
 /* V[xi][c][t] = (B^T d B)[xi] for the tiles of tile rows [r0, r0 + nr) (tw tiles each, nt = nr * tw) of image xn;
- * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. */
+ * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. The 4 input rows of a tile row are first
+ * copied into a zero-padded buffer pad (4 rows of 2*tw + 2 floats), so the loop over tiles has no bounds tests and
+ * vectorises (stride-2 loads, contiguous stores). */
 static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
-                       int64_t r0, int64_t nr, float *V) {
-    const int64_t nt = nr * tw, stride = wino_stride(C * nt);
+                       int64_t r0, int64_t nr, float *V, float *pad) {
+    const int64_t nt = nr * tw, stride = wino_stride(C * nt), pw = 2 * tw + 2;
+    /* input columns [ix_lo, ix_hi) land in the buffer at ix + pl */
+    const int64_t ix_lo = pl > 0 ? 0 : -pl, ix_hi = W < pw - pl ? W : pw - pl;
     for (int64_t c = 0; c < C; c++) {
         const float *plane = xn + c * H * W;
         for (int64_t r = 0; r < nr; r++) {
             const int64_t iy0 = 2 * (r0 + r) - pt;
-            const int rows_inside = iy0 >= 0 && iy0 + 4 <= H;
+            for (int i = 0; i < 4; i++) {
+                float *prow = pad + i * pw;
+                const int64_t iy = iy0 + i;
+                if (iy < 0 || iy >= H || ix_hi <= ix_lo) {
+                    memset(prow, 0, (size_t)pw * sizeof(float));
+                    continue;
+                }
+                const int64_t b0 = ix_lo + pl, b1 = ix_hi + pl; /* buffer span holding image columns */
+                for (int64_t k = 0; k < b0; k++) prow[k] = 0.0f;
+                memcpy(prow + b0, plane + iy * W + ix_lo, (size_t)(b1 - b0) * sizeof(float));
+                for (int64_t k = b1; k < pw; k++) prow[k] = 0.0f;
+            }
+            const float *p0 = pad, *p1 = pad + pw, *p2 = pad + 2 * pw, *p3 = pad + 3 * pw;
+            float *v = V + c * nt + r * tw;
             for (int64_t tx = 0; tx < tw; tx++) {
-                const int64_t ix0 = 2 * tx - pl;
-                float d[4][4];
-                if (rows_inside && ix0 >= 0 && ix0 + 4 <= W) {
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++) d[i][j] = plane[(iy0 + i) * W + ix0 + j];
-                } else {
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++) {
-                            const int64_t iy = iy0 + i, ix = ix0 + j;
-                            d[i][j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.0f;
-                        }
-                }
-                float t[4][4]; /* t = B^T d */
+                const int64_t x = 2 * tx;
+                /* t = B^T d (rows), then v = t B (columns) */
+                float t[4][4];
                 for (int j = 0; j < 4; j++) {
-                    t[0][j] = d[0][j] - d[2][j];
-                    t[1][j] = d[1][j] + d[2][j];
-                    t[2][j] = d[2][j] - d[1][j];
-                    t[3][j] = d[1][j] - d[3][j];
+                    t[0][j] = p0[x + j] - p2[x + j];
+                    t[1][j] = p1[x + j] + p2[x + j];
+                    t[2][j] = p2[x + j] - p1[x + j];
+                    t[3][j] = p1[x + j] - p3[x + j];
                 }
-                float *v = V + c * nt + r * tw + tx;
-                for (int i = 0; i < 4; i++) { /* v = t B */
-                    v[(i * 4 + 0) * stride] = t[i][0] - t[i][2];
-                    v[(i * 4 + 1) * stride] = t[i][1] + t[i][2];
-                    v[(i * 4 + 2) * stride] = t[i][2] - t[i][1];
-                    v[(i * 4 + 3) * stride] = t[i][1] - t[i][3];
+                for (int i = 0; i < 4; i++) {
+                    v[(i * 4 + 0) * stride + tx] = t[i][0] - t[i][2];
+                    v[(i * 4 + 1) * stride + tx] = t[i][1] + t[i][2];
+                    v[(i * 4 + 2) * stride + tx] = t[i][2] - t[i][1];
+                    v[(i * 4 + 3) * stride + tx] = t[i][1] - t[i][3];
                 }
             }
         }
     }
 }
 
-/* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). */
+/* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). The two
+ * output rows of a tile row are built in out (2 rows of 2*tw floats) and copied clipped. */
 static void wino_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
-                        int64_t r0, int64_t nr, float *yn) {
-    const int64_t nt = nr * tw, stride = wino_stride(on * nt);
+                        int64_t r0, int64_t nr, float *yn, float *out) {
+    const int64_t nt = nr * tw, stride = wino_stride(on * nt), ow = 2 * tw;
     for (int64_t o = 0; o < on; o++) {
         const float bv = bias ? bias[o0 + o] : 0.0f;
         float *plane = yn + (o0 + o) * Ho * Wo;
-        for (int64_t t = 0; t < nt; t++) {
-            const float *m = M + o * nt + t;
-            float s[2][4]; /* s = A^T m */
-            for (int j = 0; j < 4; j++) {
-                const float m0 = m[j * stride], m1 = m[(4 + j) * stride], m2 = m[(8 + j) * stride],
-                            m3 = m[(12 + j) * stride];
-                s[0][j] = m0 + m1 + m2;
-                s[1][j] = m1 - m2 - m3;
+        for (int64_t r = 0; r < nr; r++) {
+            const float *m = M + o * nt + r * tw;
+            float *q0 = out, *q1 = out + ow;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                float s[2][4]; /* s = A^T m */
+                for (int j = 0; j < 4; j++) {
+                    const float m0 = m[j * stride + tx], m1 = m[(4 + j) * stride + tx], m2 = m[(8 + j) * stride + tx],
+                                m3 = m[(12 + j) * stride + tx];
+                    s[0][j] = m0 + m1 + m2;
+                    s[1][j] = m1 - m2 - m3;
+                }
+                /* y = s A */
+                q0[2 * tx] = bv + s[0][0] + s[0][1] + s[0][2];
+                q0[2 * tx + 1] = bv + s[0][1] - s[0][2] - s[0][3];
+                q1[2 * tx] = bv + s[1][0] + s[1][1] + s[1][2];
+                q1[2 * tx + 1] = bv + s[1][1] - s[1][2] - s[1][3];
             }
-            const int64_t oy = 2 * (r0 + t / tw), ox = 2 * (t % tw);
-            for (int i = 0; i < 2 && oy + i < Ho; i++) { /* y = s A */
-                float *row = plane + (oy + i) * Wo + ox;
-                row[0] = bv + s[i][0] + s[i][1] + s[i][2];
-                if (ox + 1 < Wo) row[1] = bv + s[i][1] - s[i][2] - s[i][3];
-            }
+            const int64_t oy = 2 * (r0 + r);
+            for (int i = 0; i < 2 && oy + i < Ho; i++)
+                memcpy(plane + (oy + i) * Wo, out + i * ow, (size_t)Wo * sizeof(float));
         }
     }
 }
@@ -198,7 +210,9 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
     if (rows > th) rows = th;
     const int64_t per = (th + rows - 1) / rows, tasks = N * per;
     const int nbuf = threads; /* any thread may take a task */
-    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16;
+    /* per thread: V, M, and the row buffers of the transforms (4 * (2*tw + 2) floats, 64-byte multiple) */
+    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16 +
+                           (size_t)((8 * tw + 8 + 15) / 16 * 16);
     const size_t mark = svdc_arena_mark(ctx->arena);
     float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * wino_stride(ob * C)) * sizeof(float));
     float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
@@ -221,10 +235,11 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
                 const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
                 const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt), su = wino_stride(on * C);
                 float *M = V + 16 * sv;
-                wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V);
+                float *rowbuf = V + scratch - (size_t)((8 * tw + 8 + 15) / 16 * 16);
+                wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V, rowbuf);
                 for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
                     svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * su, C, V + xi * sv, nt, 0.0f, M + xi * sm, nt);
-                wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo);
+                wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo, rowbuf);
             }
             /* (implicit barrier: U free for the next block) */
         }
