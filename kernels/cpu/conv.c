@@ -14,15 +14,13 @@
 #define MIN_TASK_COLS 256
 /* 3x3 stride-1 convs with at least this many input and output channels take the Winograd path. */
 #define WINO_MIN_CHANNELS 16
-#ifndef WINO_BUDGET
+/* Winograd scratch: per thread the transformed tiles V and products M of one task aim at WINO_SOFT floats, grow to
+ * hold at least WINO_MIN_TILES tiles (so each GEMM amortises packing its transformed weights) but never past
+ * WINO_BUDGET floats; the transformed weights of one output-channel block take at most WINO_U_BUDGET floats. */
+#define WINO_SOFT ((int64_t)3 << 20)
 #define WINO_BUDGET ((int64_t)8 << 20)
-#endif
-#ifndef WINO_MIN_TILES
-#define WINO_MIN_TILES 144
-#endif
-#ifndef WINO_U_BUDGET
-#define WINO_U_BUDGET ((int64_t)32 << 20)
-#endif
+#define WINO_MIN_TILES 128
+#define WINO_U_BUDGET ((int64_t)8 << 20)
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -201,7 +199,7 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
     if (16 * ob * C > WINO_U_BUDGET && ob > 16) ob = WINO_U_BUDGET / (16 * C) / 16 * 16;
     if (ob < 1) ob = 1;
     /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
-    int64_t rows = WINO_BUDGET / (16 * (C + ob) * tw);
+    int64_t rows = WINO_SOFT / (16 * (C + ob) * tw);
     const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
     if (rows > balanced) rows = balanced;
     if (rows * tw < WINO_MIN_TILES) rows = (WINO_MIN_TILES + tw - 1) / tw;
