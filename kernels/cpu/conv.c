@@ -1,6 +1,7 @@
 /* conv.c — 2-D convolution (any kernel, stride, asymmetric zero padding) and the temporal (3,1,1) convolution on the
- * CPU, both as BLAS SGEMMs: im2col in bounded chunks of output rows for conv2d (a 1x1 stride-1 conv is a GEMM on
- * the input as is), three frame-shifted GEMMs for the temporal conv. Scratch comes from the context's arena. */
+ * CPU, both as BLAS SGEMMs: Winograd F(2x2,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
+ * bounded chunks of output rows for the other conv2d shapes (a 1x1 stride-1 conv is a GEMM on the input as is),
+ * three frame-shifted GEMMs for the temporal conv. Scratch comes from the context's arena. */
 #include <omp.h>
 #include <string.h>
 
