@@ -1,6 +1,7 @@
 /* conv.c — 2-D convolution (any kernel, stride, asymmetric zero padding) and the temporal (3,1,1) convolution on the
- * CPU, both as BLAS SGEMMs: im2col in bounded chunks of output rows for conv2d (a 1x1 stride-1 conv is a GEMM on
- * the input as is), three frame-shifted GEMMs for the temporal conv. Scratch comes from the context's arena. */
+ * CPU, both as BLAS SGEMMs: Winograd F(2x2,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
+ * bounded chunks of output rows for the other conv2d shapes (a 1x1 stride-1 conv is a GEMM on the input as is),
+ * three frame-shifted GEMMs for the temporal conv. Scratch comes from the context's arena. */
 #include <omp.h>
 #include <string.h>
 
@@ -12,6 +13,15 @@
 #define IM2COL_BUDGET ((int64_t)4 << 20)
 /* Output columns per GEMM task at least this many (so each GEMM amortises packing its weight matrix). */
 #define MIN_TASK_COLS 256
+/* 3x3 stride-1 convs with at least this many input and output channels take the Winograd path. */
+#define WINO_MIN_CHANNELS 16
+/* Winograd scratch: per thread the transformed tiles V and products M of one task aim at WINO_SOFT floats, grow to
+ * hold at least WINO_MIN_TILES tiles (so each GEMM amortises packing its transformed weights) but never past
+ * WINO_BUDGET floats; the transformed weights of one output-channel block take at most WINO_U_BUDGET floats. */
+#define WINO_SOFT ((int64_t)3 << 20)
+#define WINO_BUDGET ((int64_t)8 << 20)
+#define WINO_MIN_TILES 128
+#define WINO_U_BUDGET ((int64_t)8 << 20)
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -63,6 +73,180 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) for 3x3 stride-1 convs (any zero padding) ----
+ * Each 2x2 output tile comes from a 4x4 input patch d: Y = A^T [ (G g G^T) .* (B^T d B) ] A, so the 9*C*O multiply-
+ * adds per output pixel become 16*C*O per 2x2 tile (2.25x fewer), done as 16 GEMMs (one per transform position xi):
+ *   M[xi] (O, tiles) = U[xi] (O, C) · V[xi] (C, tiles).
+ * Transforms (Lavin & Gray 2015):  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5;
+ * 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]. Their entries are 0, +-1, +-0.5, so fp32 rounding stays close to direct. */
+
+/* Floats between the 16 transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
+ * 16 streams that each transform reads or writes do not all map to the same L1 set (a 4 KiB multiple thrashes). */
+static int64_t wino_stride(int64_t n) { return (n + 15) / 32 * 32 + 16; }
+
+/* U[xi][o - o0][c] = (G g G^T)[xi] for g = w[o, c] (3x3), o in [o0, o0 + on). */
+static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, float *U, int64_t oc) {
+    const int64_t o = o0 + oc / C, c = oc % C;
+    const float *g = wd + (o * C + c) * 9;
+    float t[4][3];                                            /* t = G g (4x3) */
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+    }
+    const int64_t stride = wino_stride(on * C); /* between transform positions */
+    float *u = U + (o - o0) * C + c;
+    for (int i = 0; i < 4; i++) { /* u = t G^T (4x4) */
+        u[(i * 4 + 0) * stride] = t[i][0];
+        u[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(i * 4 + 3) * stride] = t[i][2];
+    }
+}
+
+/* V[xi][c][t] = (B^T d B)[xi] for the tiles of tile rows [r0, r0 + nr) (tw tiles each, nt = nr * tw) of image xn;
+ * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. The 4 input rows of a tile row are first
+ * copied into a zero-padded buffer pad (4 rows of 2*tw + 2 floats), so the loop over tiles has no bounds tests and
+ * vectorises (stride-2 loads, contiguous stores). */
+static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                       int64_t r0, int64_t nr, float *V, float *pad) {
+    const int64_t nt = nr * tw, stride = wino_stride(C * nt), pw = 2 * tw + 2;
+    /* input columns [ix_lo, ix_hi) land in the buffer at ix + pl */
+    const int64_t ix_lo = pl > 0 ? 0 : -pl, ix_hi = W < pw - pl ? W : pw - pl;
+    for (int64_t c = 0; c < C; c++) {
+        const float *plane = xn + c * H * W;
+        for (int64_t r = 0; r < nr; r++) {
+            const int64_t iy0 = 2 * (r0 + r) - pt;
+            for (int i = 0; i < 4; i++) {
+                float *prow = pad + i * pw;
+                const int64_t iy = iy0 + i;
+                if (iy < 0 || iy >= H || ix_hi <= ix_lo) {
+                    memset(prow, 0, (size_t)pw * sizeof(float));
+                    continue;
+                }
+                const int64_t b0 = ix_lo + pl, b1 = ix_hi + pl; /* buffer span holding image columns */
+                for (int64_t k = 0; k < b0; k++) prow[k] = 0.0f;
+                memcpy(prow + b0, plane + iy * W + ix_lo, (size_t)(b1 - b0) * sizeof(float));
+                for (int64_t k = b1; k < pw; k++) prow[k] = 0.0f;
+            }
+            const float *p0 = pad, *p1 = pad + pw, *p2 = pad + 2 * pw, *p3 = pad + 3 * pw;
+            float *v = V + c * nt + r * tw;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                const int64_t x = 2 * tx;
+                /* t = B^T d (rows), then v = t B (columns) */
+                float t[4][4];
+                for (int j = 0; j < 4; j++) {
+                    t[0][j] = p0[x + j] - p2[x + j];
+                    t[1][j] = p1[x + j] + p2[x + j];
+                    t[2][j] = p2[x + j] - p1[x + j];
+                    t[3][j] = p1[x + j] - p3[x + j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    v[(i * 4 + 0) * stride + tx] = t[i][0] - t[i][2];
+                    v[(i * 4 + 1) * stride + tx] = t[i][1] + t[i][2];
+                    v[(i * 4 + 2) * stride + tx] = t[i][2] - t[i][1];
+                    v[(i * 4 + 3) * stride + tx] = t[i][1] - t[i][3];
+                }
+            }
+        }
+    }
+}
+
+/* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). The two
+ * output rows of a tile row are built in out (2 rows of 2*tw floats) and copied clipped. */
+static void wino_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
+                        int64_t r0, int64_t nr, float *yn, float *out) {
+    const int64_t nt = nr * tw, stride = wino_stride(on * nt), ow = 2 * tw;
+    for (int64_t o = 0; o < on; o++) {
+        const float bv = bias ? bias[o0 + o] : 0.0f;
+        float *plane = yn + (o0 + o) * Ho * Wo;
+        for (int64_t r = 0; r < nr; r++) {
+            const float *m = M + o * nt + r * tw;
+            float *q0 = out, *q1 = out + ow;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                float s[2][4]; /* s = A^T m */
+                for (int j = 0; j < 4; j++) {
+                    const float m0 = m[j * stride + tx], m1 = m[(4 + j) * stride + tx], m2 = m[(8 + j) * stride + tx],
+                                m3 = m[(12 + j) * stride + tx];
+                    s[0][j] = m0 + m1 + m2;
+                    s[1][j] = m1 - m2 - m3;
+                }
+                /* y = s A */
+                q0[2 * tx] = bv + s[0][0] + s[0][1] + s[0][2];
+                q0[2 * tx + 1] = bv + s[0][1] - s[0][2] - s[0][3];
+                q1[2 * tx] = bv + s[1][0] + s[1][1] + s[1][2];
+                q1[2 * tx + 1] = bv + s[1][1] - s[1][2] - s[1][3];
+            }
+            const int64_t oy = 2 * (r0 + r);
+            for (int i = 0; i < 2 && oy + i < Ho; i++)
+                memcpy(plane + (oy + i) * Wo, out + i * ow, (size_t)Wo * sizeof(float));
+        }
+    }
+}
+
+static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const float *wd, const float *bd,
+                                    int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t Ho, int64_t Wo,
+                                    int64_t pt, int64_t pl, float *yd) {
+    const int threads = omp_get_max_threads();
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
+    /* Output channels in blocks whose transformed weights (16 * on * C floats) fit the budget; the input transform
+     * is redone per block, which costs little next to the GEMMs. */
+    int64_t nblk = (16 * O * C + WINO_U_BUDGET - 1) / WINO_U_BUDGET;
+    if (nblk < 1) nblk = 1;
+    int64_t ob = (O + nblk - 1) / nblk;
+    if (ob < O) ob = (ob + 15) / 16 * 16;
+    if (ob > O) ob = O;
+    if (16 * ob * C > WINO_U_BUDGET && ob > 16) ob = WINO_U_BUDGET / (16 * C) / 16 * 16;
+    if (ob < 1) ob = 1;
+    /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
+    int64_t rows = WINO_SOFT / (16 * (C + ob) * tw);
+    const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
+    if (rows > balanced) rows = balanced;
+    if (rows * tw < WINO_MIN_TILES) rows = (WINO_MIN_TILES + tw - 1) / tw;
+    if (rows * 16 * (C + ob) * tw > WINO_BUDGET) rows = WINO_BUDGET / (16 * (C + ob) * tw);
+    if (rows < 1) rows = 1;
+    if (rows > th) rows = th;
+    const int64_t per = (th + rows - 1) / rows, tasks = N * per;
+    const int nbuf = threads; /* any thread may take a task */
+    /* per thread: V, M, and the row buffers of the transforms (4 * (2*tw + 2) floats, 64-byte multiple) */
+    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16 +
+                           (size_t)((8 * tw + 8 + 15) / 16 * 16);
+    const size_t mark = svdc_arena_mark(ctx->arena);
+    float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * wino_stride(ob * C)) * sizeof(float));
+    float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
+    if (!bufs) {
+        svdc_arena_release(ctx->arena, mark);
+        return SVDC_ERR_MEMORY;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        const int tid = omp_get_thread_num();
+        float *V = bufs + (size_t)tid * scratch;
+        for (int64_t o0 = 0; o0 < O; o0 += ob) {
+            const int64_t on = O - o0 < ob ? O - o0 : ob;
+#pragma omp for schedule(static)
+            for (int64_t oc = 0; oc < on * C; oc++) wino_weights(wd, C, o0, on, U, oc);
+            /* (implicit barrier: U complete) */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t task = 0; task < tasks; task++) {
+                const int64_t n = task / per, r0 = (task % per) * rows;
+                const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
+                const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt), su = wino_stride(on * C);
+                float *M = V + 16 * sv;
+                float *rowbuf = V + scratch - (size_t)((8 * tw + 8 + 15) / 16 * 16);
+                wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V, rowbuf);
+                for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
+                    svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * su, C, V + xi * sv, nt, 0.0f, M + xi * sm, nt);
+                wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo, rowbuf);
+            }
+            /* (implicit barrier: U free for the next block) */
+        }
+    }
+    svdc_arena_release(ctx->arena, mark);
+    return SVDC_OK;
+}
+
 svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                             const svdc_conv2d_params *p, svdc_tensor *y) {
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -90,6 +274,9 @@ svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svd
         }
         return SVDC_OK;
     }
+
+    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && C >= WINO_MIN_CHANNELS && O >= WINO_MIN_CHANNELS)
+        return conv3x3_winograd(ctx, xd, wd, bd, N, C, H, W, O, Ho, Wo, pt, pl, yd);
 
     /* Tasks of whole output rows of one image, each with its own im2col buffer (at most IM2COL_BUDGET floats). */
     int64_t rows = IM2COL_BUDGET / (K * Wo > 0 ? K * Wo : 1);

@@ -94,3 +94,37 @@ def test_conv2d_errors_name_the_argument():
         _ops.conv_temporal(np.zeros((4, 4, 2, 2), np.float32), 2, np.zeros((4, 4, 1), np.float32))
     with pytest.raises(ValueError, match=r"conv_temporal: num_frames must be >= 1, got 0"):
         _ops.conv_temporal(np.zeros((4, 4, 2, 2), np.float32), 0, np.zeros((4, 4, 3), np.float32))
+
+
+@pytest.mark.parametrize(
+    "N,C,H,W,O,pad",
+    [
+        (2, 16, 9, 11, 17, (1, 1, 1, 1)),  # odd output sizes: clipped last tile row/column
+        (1, 20, 7, 5, 24, (0, 1, 2, 0)),  # asymmetric padding
+        (1, 32, 1, 1, 16, (1, 1, 1, 1)),  # 1x1 image, all padding
+        (1, 16, 3, 3, 16, (0, 0, 0, 0)),  # no padding: one output pixel
+        (1, 16, 4, 6, 16, (3, 0, 4, 5)),  # padding wider than the kernel
+        (3, 48, 20, 36, 40, (1, 1, 1, 1)),  # several tasks per image
+    ],
+)
+def test_conv2d_3x3_winograd_path_matches_numpy(N, C, H, W, O, pad):
+    # 3x3 stride-1 convs with >= 16 input and output channels go through Winograd F(2x2, 3x3).
+    rng = np.random.default_rng(C * 10 + O)
+    x, w, b = rand(rng, N, C, H, W), rand(rng, O, C, 3, 3, scale=0.1), rand(rng, O)
+    for bias in (b, None):
+        y = _ops.conv2d(x, w, bias, (1, 1), pad)
+        assert_close(y, conv2d_ref(x, w, bias, (1, 1), pad))
+
+
+def test_conv2d_winograd_blocks_output_channels_with_bounded_scratch():
+    # 16 * O * C = 12 Mi floats > 8 Mi: the transformed weights are built in output-channel blocks of at most 8 Mi
+    # floats (32 MiB) instead of all at once (48 MiB); the tile scratch is per thread and sized by the task.
+    rng = np.random.default_rng(2)
+    N, C, H, W, O = 1, 768, 6, 10, 1024
+    x, w, b = rand(rng, N, C, H, W), rand(rng, O, C, 3, 3, scale=0.02), rand(rng, O)
+    y = _ops.conv2d(x, w, b, (1, 1), (1, 1, 1, 1))
+    assert_close(y, conv2d_ref(x, w, b, (1, 1), (1, 1, 1, 1)))
+    threads = svdc.info()["openmp_threads"]
+    tiles = N * 3 * 5  # 2x2 output tiles
+    per_thread = 4 * (16 * (C + O) * tiles + 16 * 64 + 8 * 5 + 64) + 4096
+    assert _ops.last_arena_peak() <= 4 * 16 * (8 << 20) // 16 + 4096 + threads * per_thread
