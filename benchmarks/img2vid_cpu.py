@@ -66,10 +66,12 @@ def prepare(folder: str, config: str = "tiny") -> None:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.05)
         return m.eval()
 
-    if config == "real":  # the diffusers class defaults are the SVD configs; ViT-H/14 for the image encoder
+    if config == "real":  # the SVD VAE, the UNet class defaults (= SVD's UNet), ViT-H/14 for the image encoder
         from svdc.configs.clip import VIT_H_14
+        from svdc.configs.vae import SVD as SVD_VAE
 
-        vae_cfg, unet_cfg = {}, {}
+        vae_cfg = {k: v for k, v in SVD_VAE.items() if not k.startswith("_")}
+        unet_cfg = {}
         clip_cfg = {k: v for k, v in VIT_H_14.items() if k in CLIPVisionConfig().to_dict()}
     else:
         vae_cfg, unet_cfg, clip_cfg = tiny.VAE_CONFIG, tiny.UNET_CONFIG, tiny.IMAGE_ENCODER_CONFIG
