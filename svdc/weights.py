@@ -150,6 +150,7 @@ class SafetensorsFile:
         self.path = os.fspath(path)
         self._mmap: mmap.mmap | None = None
         self._closed = False
+        self._last_range: tuple[int, int] | None = None  # file bytes of the tensor served last (see __getitem__)
         try:
             # Refuse FIFOs, devices and folders before open(): opening a FIFO would block forever.
             if not stat.S_ISREG(os.stat(self.path).st_mode):
@@ -294,7 +295,22 @@ class SafetensorsFile:
             return out
         count = (end - begin) // np_dtype.itemsize
         flat = np.frombuffer(self._mmap, dtype=np_dtype, count=count, offset=self._data_start + begin)
+        self._drop_resident_pages(self._last_range)
+        self._last_range = (self._data_start + begin, self._data_start + end)
         return flat.reshape(shape)
+
+    def _drop_resident_pages(self, byte_range: tuple[int, int] | None) -> None:
+        """Unmaps the pages of the previously served tensor from this process (MADV_DONTNEED). Loading copies each
+        tensor into svdc's own weight block, so without this the touched file pages would double the loader's
+        resident memory. It changes no data: the mapping is a read-only shared file mapping, so a later access to
+        an old view faults the pages back in from the page cache."""
+        if byte_range is None or self._mmap is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = byte_range[0] - byte_range[0] % mmap.PAGESIZE
+        try:
+            self._mmap.madvise(mmap.MADV_DONTNEED, start, byte_range[1] - start)
+        except (OSError, ValueError):
+            pass  # advice only
 
     def get_float32(self, name: str) -> np.ndarray:
         """The tensor converted to float32 (C-contiguous; zero-copy for aligned F32)."""

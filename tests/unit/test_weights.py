@@ -608,3 +608,36 @@ def test_fuzz_agrees_with_the_safetensors_package(tmp_path):
             v = v.view(torch.int16) if v.dtype == torch.bfloat16 else v
             assert mine[k] == (v.contiguous().numpy().tobytes(), tuple(v.shape)), f"variant {i}: tensor {k}"
     assert both_accept > 50
+
+
+def _rss_file_kib():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssFile:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+@pytest.mark.skipif(_rss_file_kib() is None or not hasattr(mmap, "MADV_DONTNEED"),
+                    reason="needs Linux /proc RssFile and madvise(MADV_DONTNEED)")
+def test_sequential_reads_do_not_accumulate_resident_file_pages(tmp_path):
+    """Loading copies tensor after tensor into the model's own block; the file pages of the tensors already served
+    must not stay resident (they would double the loader's peak memory). Old views must still read correctly."""
+    tensors = {f"t{i:02d}": np.full((256, 1024), i, np.float32) for i in range(32)}  # 32 MiB of data
+    path = tmp_path / "big.safetensors"
+    svdc.weights.save_file(tensors, path)
+    del tensors
+    base = _rss_file_kib()
+    views = []
+    with svdc.weights.SafetensorsFile(path) as sf:
+        for name in sorted(sf.keys()):
+            view = sf[name]
+            assert float(view.sum()) == float(int(name[1:]) * view.size)  # touches every page
+            views.append(view)
+        growth = _rss_file_kib() - base
+    assert growth < 8 * 1024, f"resident file pages grew by {growth} KiB while reading 32 MiB tensor by tensor"
+    for i, view in enumerate(views):  # pages dropped from this process fault back in from the file
+        assert np.all(view == i)
