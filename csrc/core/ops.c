@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "try.h"
 
 /* Forwards a backend failure, copying the backend module's error text into ours. */
 static svdc_status dispatch_result(const svdc_ctx *ctx, svdc_status s) {
@@ -59,7 +60,7 @@ static svdc_status check_dtypes(const char *op, int n, const char *const *names,
 /* CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y) */
 #define SVDC_UNPAREN(...) __VA_ARGS__
 #define CHECK_DTYPES(op, names, ...)                                                                          \
-    TRY(check_dtypes(op, (int)(sizeof((const svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *)), \
+    SVDC_TRY(check_dtypes(op, (int)(sizeof((const svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *)), \
                      (const char *const[]){SVDC_UNPAREN names}, (const svdc_tensor *const[]){__VA_ARGS__}))
 
 static svdc_status check_shape(const char *op, const char *name, const svdc_tensor *t, int ndim,
@@ -72,12 +73,6 @@ static svdc_status check_shape(const char *op, const char *name, const svdc_tens
     return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has shape %s, expected %s", op, name, svdc_shape_str(t, a, sizeof a),
                      svdc_shape_str(&e, b, sizeof b));
 }
-
-#define TRY(expr)                            \
-    do {                                     \
-        svdc_status try_status_ = (expr);    \
-        if (try_status_) return try_status_; \
-    } while (0)
 
 /* check_tensor for an output that may be float32/float16/bfloat16 (convert). */
 static svdc_status check_any_dtype(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
@@ -151,9 +146,9 @@ static svdc_status check_finite_scalar(const char *op, const char *name, float v
 svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                            svdc_tensor *y) {
     static const char *op = "linear";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "w", w));
-    TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
     if (w->ndim != 2) {
         char s[128];
         return svdc_fail(SVDC_ERR_SHAPE, "%s: w has shape %s, expected 2 dimensions (out, in)", op,
@@ -164,13 +159,13 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
         return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld features in its last dim, expected %lld (w is [%lld, %lld])",
                          op, (long long)x->shape[x->ndim - 1], (long long)K, (long long)N, (long long)K);
     if (b) {
-        TRY(check_tensor(ctx, op, "b", b));
-        TRY(check_shape(op, "b", b, 1, &N));
+        SVDC_TRY(check_tensor(ctx, op, "b", b));
+        SVDC_TRY(check_shape(op, "b", b, 1, &N));
     }
     int64_t expected[SVDC_MAX_DIMS];
     memcpy(expected, x->shape, sizeof expected);
     expected[x->ndim - 1] = N;
-    TRY(check_shape(op, "y", y, x->ndim, expected));
+    SVDC_TRY(check_shape(op, "y", y, x->ndim, expected));
     if (N >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31) || svdc_tensor_numel(x) / (K ? K : 1) >= ((int64_t)1 << 31))
         return svdc_fail(SVDC_ERR_SHAPE, "%s: a matrix dimension reaches 2^31, which BLAS cannot take", op);
     CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
@@ -182,19 +177,19 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
 static svdc_status check_optional_vector(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t,
                                          int64_t n) {
     if (!t) return SVDC_OK;
-    TRY(check_tensor(ctx, op, name, t));
+    SVDC_TRY(check_tensor(ctx, op, name, t));
     return check_shape(op, name, t, 1, &n);
 }
 
 svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                            const svdc_conv2d_params *p, svdc_tensor *y) {
     static const char *op = "conv2d";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "w", w));
-    TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
     if (!p) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: params (stride, padding) are missing", op);
-    TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
-    TRY(check_ndim(op, "w", w, 4, "(O, C, kh, kw)"));
+    SVDC_TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
+    SVDC_TRY(check_ndim(op, "w", w, 4, "(O, C, kh, kw)"));
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     const int64_t O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
     if (w->shape[1] != C)
@@ -214,15 +209,15 @@ svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
                          "%s: padded input %lldx%lld is smaller than the kernel %lldx%lld (no output positions)", op,
                          (long long)hp, (long long)wp, (long long)kh, (long long)kw);
     const int64_t Ho = (hp - kh) / p->stride_h + 1, Wo = (wp - kw) / p->stride_w + 1;
-    TRY(check_optional_vector(ctx, op, "b", b, O));
+    SVDC_TRY(check_optional_vector(ctx, op, "b", b, O));
     const int64_t expected[4] = {N, O, Ho, Wo};
-    TRY(check_shape(op, "y", y, 4, expected));
-    TRY(check_no_alias(op, "y", y, "x", x));
-    TRY(check_no_alias(op, "y", y, "w", w));
-    TRY(check_blas_dim(op, "out channels", O));
-    TRY(check_blas_dim(op, "C*kh*kw", C * kh * kw));
-    TRY(check_blas_dim(op, "Ho*Wo", Ho * Wo));
-    TRY(check_blas_dim(op, "H*W", H * W));
+    SVDC_TRY(check_shape(op, "y", y, 4, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_no_alias(op, "y", y, "w", w));
+    SVDC_TRY(check_blas_dim(op, "out channels", O));
+    SVDC_TRY(check_blas_dim(op, "C*kh*kw", C * kh * kw));
+    SVDC_TRY(check_blas_dim(op, "Ho*Wo", Ho * Wo));
+    SVDC_TRY(check_blas_dim(op, "H*W", H * W));
     CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv2d);
     return dispatch_result(ctx, ctx->backend->conv2d(ctx, x, w, b, p, y));
@@ -231,26 +226,26 @@ svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
 svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
                                   const svdc_tensor *b, svdc_tensor *y) {
     static const char *op = "conv_temporal";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "w", w));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "x", x, 4, "(B*F, C, H, W)"));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "x", x, 4, "(B*F, C, H, W)"));
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     if (num_frames < 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_frames must be >= 1, got %d", op, num_frames);
     if (N % num_frames != 0)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld rows (B*F), not a multiple of num_frames = %d", op,
                          (long long)N, num_frames);
-    TRY(check_ndim(op, "w", w, 3, "(O, C, 3)"));
+    SVDC_TRY(check_ndim(op, "w", w, 3, "(O, C, 3)"));
     const int64_t O = w->shape[0];
     const int64_t wexp[3] = {O, C, 3};
-    TRY(check_shape(op, "w", w, 3, wexp));
-    TRY(check_optional_vector(ctx, op, "b", b, O));
+    SVDC_TRY(check_shape(op, "w", w, 3, wexp));
+    SVDC_TRY(check_optional_vector(ctx, op, "b", b, O));
     const int64_t expected[4] = {N, O, H, W};
-    TRY(check_shape(op, "y", y, 4, expected));
-    TRY(check_no_alias(op, "y", y, "x", x));
-    TRY(check_blas_dim(op, "channels", O > C ? O : C));
-    TRY(check_blas_dim(op, "H*W", H * W));
+    SVDC_TRY(check_shape(op, "y", y, 4, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_blas_dim(op, "channels", O > C ? O : C));
+    SVDC_TRY(check_blas_dim(op, "H*W", H * W));
     CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv_temporal);
     return dispatch_result(ctx, ctx->backend->conv_temporal(ctx, x, num_frames, w, b, y));
@@ -260,9 +255,9 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
                                const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
                                svdc_tensor *y) {
     static const char *op = "group_norm";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_min_ndim(op, "x", x, 3, "(N, C, spatial...)"));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_min_ndim(op, "x", x, 3, "(N, C, spatial...)"));
     const int64_t N = x->shape[0], C = x->shape[1];
     if (num_groups < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_groups must be >= 1, got %d", op, num_groups);
     if (C % num_groups != 0)
@@ -274,9 +269,9 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
                          frames);
     if (!(eps >= 0.0f) || eps - eps != 0.0f)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
-    TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
-    TRY(check_optional_vector(ctx, op, "beta", beta, C));
-    TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
+    SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, C));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, group_norm);
     return dispatch_result(ctx, ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps,
@@ -286,15 +281,15 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
                                const svdc_tensor *beta, float eps, svdc_tensor *y) {
     static const char *op = "layer_norm";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
     const int64_t D = x->shape[x->ndim - 1];
     if (D < 1) return svdc_fail(SVDC_ERR_SHAPE, "%s: x has an empty last dim (D = 0)", op);
     if (!(eps >= 0.0f) || eps - eps != 0.0f)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
-    TRY(check_optional_vector(ctx, op, "gamma", gamma, D));
-    TRY(check_optional_vector(ctx, op, "beta", beta, D));
-    TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, D));
+    SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, D));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, layer_norm);
     return dispatch_result(ctx, ctx->backend->layer_norm(ctx, x, gamma, beta, eps, y));
@@ -303,17 +298,17 @@ svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const 
 svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
                               int num_heads, float scale, int causal, svdc_tensor *y) {
     static const char *op = "attention";
-    TRY(check_tensor(ctx, op, "q", q));
-    TRY(check_tensor(ctx, op, "k", k));
-    TRY(check_tensor(ctx, op, "v", v));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "q", q, 3, "(B, Lq, H*D)"));
-    TRY(check_ndim(op, "k", k, 3, "(B, Lk, H*D)"));
+    SVDC_TRY(check_tensor(ctx, op, "q", q));
+    SVDC_TRY(check_tensor(ctx, op, "k", k));
+    SVDC_TRY(check_tensor(ctx, op, "v", v));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "q", q, 3, "(B, Lq, H*D)"));
+    SVDC_TRY(check_ndim(op, "k", k, 3, "(B, Lk, H*D)"));
     const int64_t B = q->shape[0], Lq = q->shape[1], E = q->shape[2], Lk = k->shape[1];
     const int64_t kexp[3] = {B, Lk, E};
-    TRY(check_shape(op, "k", k, 3, kexp));
-    TRY(check_shape(op, "v", v, 3, kexp));
-    TRY(check_same_shape(op, "y", y, "q", q));
+    SVDC_TRY(check_shape(op, "k", k, 3, kexp));
+    SVDC_TRY(check_shape(op, "v", v, 3, kexp));
+    SVDC_TRY(check_same_shape(op, "y", y, "q", q));
     if (num_heads < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_heads must be >= 1, got %d", op, num_heads);
     if (E % num_heads != 0)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: width %lld (last dim of q) is not divisible by num_heads = %d", op,
@@ -323,13 +318,13 @@ svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const s
     if (causal && Lq != Lk)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: causal attention needs Lq == Lk, got Lq = %lld, Lk = %lld", op,
                          (long long)Lq, (long long)Lk);
-    TRY(check_finite_scalar(op, "scale", scale));
-    TRY(check_no_alias(op, "y", y, "q", q));
-    TRY(check_no_alias(op, "y", y, "k", k));
-    TRY(check_no_alias(op, "y", y, "v", v));
-    TRY(check_blas_dim(op, "Lq", Lq));
-    TRY(check_blas_dim(op, "Lk", Lk));
-    TRY(check_blas_dim(op, "width", E));
+    SVDC_TRY(check_finite_scalar(op, "scale", scale));
+    SVDC_TRY(check_no_alias(op, "y", y, "q", q));
+    SVDC_TRY(check_no_alias(op, "y", y, "k", k));
+    SVDC_TRY(check_no_alias(op, "y", y, "v", v));
+    SVDC_TRY(check_blas_dim(op, "Lq", Lq));
+    SVDC_TRY(check_blas_dim(op, "Lk", Lk));
+    SVDC_TRY(check_blas_dim(op, "width", E));
     CHECK_DTYPES(op, ("q", "k", "v", "y"), q, k, v, y);
     REQUIRE_BACKEND_OP(ctx, attention);
     return dispatch_result(ctx, ctx->backend->attention(ctx, q, k, v, num_heads, scale, causal ? 1 : 0, y));
@@ -337,29 +332,29 @@ svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const s
 
 /* Shared by the one-input elementwise ops: y has x's shape (in place allowed). */
 static svdc_status check_unary(const svdc_ctx *ctx, const char *op, const svdc_tensor *x, const svdc_tensor *y) {
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "y"), x, y);
     return SVDC_OK;
 }
 
 svdc_status svdc_op_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
-    TRY(check_unary(ctx, "gelu", x, y));
+    SVDC_TRY(check_unary(ctx, "gelu", x, y));
     REQUIRE_BACKEND_OP(ctx, gelu);
     return dispatch_result(ctx, ctx->backend->gelu(ctx, x, y));
 }
 
 svdc_status svdc_op_silu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
-    TRY(check_unary(ctx, "silu", x, y));
+    SVDC_TRY(check_unary(ctx, "silu", x, y));
     REQUIRE_BACKEND_OP(ctx, silu);
     return dispatch_result(ctx, ctx->backend->silu(ctx, x, y));
 }
 
 svdc_status svdc_op_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     static const char *op = "geglu";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
     const int64_t two_n = x->shape[x->ndim - 1];
     if (two_n % 2 != 0)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: x has an odd last dim %lld, expected 2*N ([a | gate])", op,
@@ -367,8 +362,8 @@ svdc_status svdc_op_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor
     int64_t expected[SVDC_MAX_DIMS];
     memcpy(expected, x->shape, sizeof expected);
     expected[x->ndim - 1] = two_n / 2;
-    TRY(check_shape(op, "y", y, x->ndim, expected));
-    TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_shape(op, "y", y, x->ndim, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, geglu);
     return dispatch_result(ctx, ctx->backend->geglu(ctx, x, y));
@@ -377,11 +372,11 @@ svdc_status svdc_op_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor
 /* Shared by the two-input elementwise ops: a, b and y have one shape (in place allowed). */
 static svdc_status check_binary(const svdc_ctx *ctx, const char *op, const svdc_tensor *a, const char *a_name,
                                 const svdc_tensor *b, const char *b_name, const svdc_tensor *y) {
-    TRY(check_tensor(ctx, op, a_name, a));
-    TRY(check_tensor(ctx, op, b_name, b));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_same_shape(op, b_name, b, a_name, a));
-    TRY(check_same_shape(op, "y", y, a_name, a));
+    SVDC_TRY(check_tensor(ctx, op, a_name, a));
+    SVDC_TRY(check_tensor(ctx, op, b_name, b));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_same_shape(op, b_name, b, a_name, a));
+    SVDC_TRY(check_same_shape(op, "y", y, a_name, a));
     const char *names[3] = {a_name, b_name, "y"};
     const svdc_tensor *ts[3] = {a, b, y};
     return check_dtypes(op, 3, names, ts);
@@ -390,9 +385,9 @@ static svdc_status check_binary(const svdc_ctx *ctx, const char *op, const svdc_
 static svdc_status axpby_named(const svdc_ctx *ctx, const char *op, float alpha, const svdc_tensor *a,
                                const char *a_name, float beta, const svdc_tensor *b, const char *b_name,
                                svdc_tensor *y) {
-    TRY(check_binary(ctx, op, a, a_name, b, b_name, y));
-    TRY(check_finite_scalar(op, "alpha", alpha));
-    TRY(check_finite_scalar(op, "beta", beta));
+    SVDC_TRY(check_binary(ctx, op, a, a_name, b, b_name, y));
+    SVDC_TRY(check_finite_scalar(op, "alpha", alpha));
+    SVDC_TRY(check_finite_scalar(op, "beta", beta));
     REQUIRE_BACKEND_OP(ctx, axpby);
     return dispatch_result(ctx, ctx->backend->axpby(ctx, alpha, a, beta, b, y));
 }
@@ -407,7 +402,7 @@ svdc_status svdc_op_add(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_te
 }
 
 svdc_status svdc_op_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
-    TRY(check_binary(ctx, "mul", a, "a", b, "b", y));
+    SVDC_TRY(check_binary(ctx, "mul", a, "a", b, "b", y));
     REQUIRE_BACKEND_OP(ctx, mul);
     return dispatch_result(ctx, ctx->backend->mul(ctx, a, b, y));
 }
@@ -428,13 +423,13 @@ svdc_status svdc_op_alpha_blend(const svdc_ctx *ctx, const svdc_tensor *x_spatia
 svdc_status svdc_op_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
                                      svdc_tensor *y) {
     static const char *op = "add_channel_bias";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "bias", bias));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_min_ndim(op, "x", x, 2, "(N, C, spatial...)"));
-    TRY(check_shape(op, "bias", bias, 2, x->shape));
-    TRY(check_same_shape(op, "y", y, "x", x));
-    TRY(check_no_alias(op, "y", y, "bias", bias));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "bias", bias));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_min_ndim(op, "x", x, 2, "(N, C, spatial...)"));
+    SVDC_TRY(check_shape(op, "bias", bias, 2, x->shape));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_no_alias(op, "y", y, "bias", bias));
     CHECK_DTYPES(op, ("x", "bias", "y"), x, bias, y);
     REQUIRE_BACKEND_OP(ctx, add_channel_bias);
     return dispatch_result(ctx, ctx->backend->add_channel_bias(ctx, x, bias, y));
@@ -442,14 +437,14 @@ svdc_status svdc_op_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, 
 
 svdc_status svdc_op_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y) {
     static const char *op = "add_token_bias";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "v", v));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "x", x, 3, "(N, L, C)"));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "v", v));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "x", x, 3, "(N, L, C)"));
     const int64_t vexp[2] = {x->shape[0], x->shape[2]};
-    TRY(check_shape(op, "v", v, 2, vexp));
-    TRY(check_same_shape(op, "y", y, "x", x));
-    TRY(check_no_alias(op, "y", y, "v", v));
+    SVDC_TRY(check_shape(op, "v", v, 2, vexp));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_no_alias(op, "y", y, "v", v));
     CHECK_DTYPES(op, ("x", "v", "y"), x, v, y);
     REQUIRE_BACKEND_OP(ctx, add_token_bias);
     return dispatch_result(ctx, ctx->backend->add_token_bias(ctx, x, v, y));
@@ -457,12 +452,12 @@ svdc_status svdc_op_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, co
 
 svdc_status svdc_op_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     static const char *op = "upsample_nearest2x";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
     const int64_t expected[4] = {x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
-    TRY(check_shape(op, "y", y, 4, expected));
-    TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_shape(op, "y", y, 4, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, upsample_nearest2x);
     return dispatch_result(ctx, ctx->backend->upsample_nearest2x(ctx, x, y));
@@ -470,18 +465,18 @@ svdc_status svdc_op_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x
 
 svdc_status svdc_op_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
     static const char *op = "concat_channels";
-    TRY(check_tensor(ctx, op, "a", a));
-    TRY(check_tensor(ctx, op, "b", b));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_min_ndim(op, "a", a, 2, "(N, C1, spatial...)"));
+    SVDC_TRY(check_tensor(ctx, op, "a", a));
+    SVDC_TRY(check_tensor(ctx, op, "b", b));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_min_ndim(op, "a", a, 2, "(N, C1, spatial...)"));
     int64_t expected[SVDC_MAX_DIMS];
     memcpy(expected, a->shape, sizeof expected);
     expected[1] = b->ndim > 1 ? b->shape[1] : 0;
-    TRY(check_shape(op, "b", b, a->ndim, expected)); /* same N and spatial dims as a, any channel count */
+    SVDC_TRY(check_shape(op, "b", b, a->ndim, expected)); /* same N and spatial dims as a, any channel count */
     expected[1] = a->shape[1] + b->shape[1];
-    TRY(check_shape(op, "y", y, a->ndim, expected));
-    TRY(check_no_alias(op, "y", y, "a", a));
-    TRY(check_no_alias(op, "y", y, "b", b));
+    SVDC_TRY(check_shape(op, "y", y, a->ndim, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "a", a));
+    SVDC_TRY(check_no_alias(op, "y", y, "b", b));
     CHECK_DTYPES(op, ("a", "b", "y"), a, b, y);
     REQUIRE_BACKEND_OP(ctx, concat_channels);
     return dispatch_result(ctx, ctx->backend->concat_channels(ctx, a, b, y));
@@ -489,12 +484,12 @@ svdc_status svdc_op_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, c
 
 svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     static const char *op = "permute_0213";
-    TRY(check_tensor(ctx, op, "x", x));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "x", x, 4, "(A, B, C, D)"));
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "x", x, 4, "(A, B, C, D)"));
     const int64_t expected[4] = {x->shape[0], x->shape[2], x->shape[1], x->shape[3]};
-    TRY(check_shape(op, "y", y, 4, expected));
-    TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_shape(op, "y", y, 4, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, permute_0213);
     return dispatch_result(ctx, ctx->backend->permute_0213(ctx, x, y));
@@ -502,13 +497,13 @@ svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc
 
 svdc_status svdc_op_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y) {
     static const char *op = "timestep_embedding";
-    TRY(check_tensor(ctx, op, "t", t));
-    TRY(check_tensor(ctx, op, "y", y));
-    TRY(check_ndim(op, "t", t, 1, "(N,)"));
+    SVDC_TRY(check_tensor(ctx, op, "t", t));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "t", t, 1, "(N,)"));
     if (dim < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: dim must be >= 1, got %d", op, dim);
     const int64_t expected[2] = {t->shape[0], dim};
-    TRY(check_shape(op, "y", y, 2, expected));
-    TRY(check_no_alias(op, "y", y, "t", t));
+    SVDC_TRY(check_shape(op, "y", y, 2, expected));
+    SVDC_TRY(check_no_alias(op, "y", y, "t", t));
     CHECK_DTYPES(op, ("t", "y"), t, y);
     REQUIRE_BACKEND_OP(ctx, timestep_embedding);
     return dispatch_result(ctx, ctx->backend->timestep_embedding(ctx, t, dim, y));
@@ -516,10 +511,10 @@ svdc_status svdc_op_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t
 
 svdc_status svdc_op_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     static const char *op = "convert";
-    TRY(check_any_dtype(ctx, op, "x", x));
-    TRY(check_any_dtype(ctx, op, "y", y));
-    TRY(check_same_shape(op, "y", y, "x", x));
-    if (x->data != y->data || x->dtype != y->dtype) TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_any_dtype(ctx, op, "x", x));
+    SVDC_TRY(check_any_dtype(ctx, op, "y", y));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
+    if (x->data != y->data || x->dtype != y->dtype) SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     REQUIRE_BACKEND_OP(ctx, convert);
     return dispatch_result(ctx, ctx->backend->convert(ctx, x, y));
 }
@@ -527,30 +522,30 @@ svdc_status svdc_op_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tens
 /* Any dtype (a byte copy); y may be x itself (a no-op) but must not partly overlap it. */
 svdc_status svdc_op_copy(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     static const char *op = "copy";
-    TRY(check_any_dtype(ctx, op, "x", x));
-    TRY(check_any_dtype(ctx, op, "y", y));
-    TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_any_dtype(ctx, op, "x", x));
+    SVDC_TRY(check_any_dtype(ctx, op, "y", y));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
     if (x->dtype != y->dtype)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: y has dtype %s, expected %s (the dtype of x; use convert)", op,
                          svdc_dtype_name(y->dtype), svdc_dtype_name(x->dtype));
     if (x->data == y->data) return SVDC_OK;
-    TRY(check_no_alias(op, "y", y, "x", x));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     REQUIRE_BACKEND_OP(ctx, copy);
     return dispatch_result(ctx, ctx->backend->copy(ctx, x, y));
 }
 
 svdc_status svdc_op_fill(const svdc_ctx *ctx, svdc_tensor *y, float value) {
-    TRY(check_tensor(ctx, "fill", "y", y));
+    SVDC_TRY(check_tensor(ctx, "fill", "y", y));
     REQUIRE_BACKEND_OP(ctx, fill);
     return dispatch_result(ctx, ctx->backend->fill(ctx, y, value));
 }
 
 svdc_status svdc_op_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, const char *what) {
     const char *name = what && what[0] ? what : "x";
-    TRY(check_tensor(ctx, "check_finite", name, x));
+    SVDC_TRY(check_tensor(ctx, "check_finite", name, x));
     REQUIRE_BACKEND_OP(ctx, check_finite);
     int all_finite = 1;
-    TRY(dispatch_result(ctx, ctx->backend->check_finite(ctx, x, &all_finite)));
+    SVDC_TRY(dispatch_result(ctx, ctx->backend->check_finite(ctx, x, &all_finite)));
     if (!all_finite) {
         char s[128];
         return svdc_fail(SVDC_ERR_VALUE, "%s contains NaN or Inf values (shape %s); expected only finite numbers",

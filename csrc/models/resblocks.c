@@ -10,28 +10,13 @@
 #include "../core/arena.h"
 #include "../core/backend.h"
 #include "../core/tensor.h"
-
-#define TRY(expr)                            \
-    do {                                     \
-        svdc_status try_status_ = (expr);    \
-        if (try_status_) return try_status_; \
-    } while (0)
-
-/* Runs `expr`; on failure releases the arena to `mark` and returns the status. */
-#define TRY_REL(ctx, mark, expr)                          \
-    do {                                                  \
-        svdc_status try_status_ = (expr);                 \
-        if (try_status_) {                                \
-            svdc_arena_release((ctx)->arena, (mark));     \
-            return try_status_;                           \
-        }                                                 \
-    } while (0)
+#include "../core/try.h"
 
 /* An arena tensor with x's dtype/device and the given 4-D / 2-D shape. */
 static svdc_status alloc_like4(const svdc_ctx *ctx, const svdc_tensor *like, int64_t n, int64_t c, int64_t h,
                                int64_t w, svdc_tensor *out) {
     int64_t shape[4] = {n, c, h, w};
-    TRY(svdc_arena_tensor(ctx->arena, like->dtype, 4, shape, out));
+    SVDC_TRY(svdc_arena_tensor(ctx->arena, like->dtype, 4, shape, out));
     out->device = ctx->device;
     return SVDC_OK;
 }
@@ -39,7 +24,7 @@ static svdc_status alloc_like4(const svdc_ctx *ctx, const svdc_tensor *like, int
 static svdc_status alloc_like2(const svdc_ctx *ctx, const svdc_tensor *like, int64_t n, int64_t c,
                                svdc_tensor *out) {
     int64_t shape[2] = {n, c};
-    TRY(svdc_arena_tensor(ctx->arena, like->dtype, 2, shape, out));
+    SVDC_TRY(svdc_arena_tensor(ctx->arena, like->dtype, 2, shape, out));
     out->device = ctx->device;
     return SVDC_OK;
 }
@@ -84,11 +69,11 @@ static svdc_status add_temb(const svdc_ctx *ctx, const svdc_tensor *temb, const 
                             svdc_tensor *a) {
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor act, proj;
-    TRY_REL(ctx, m, alloc_like2(ctx, a, temb->shape[0], temb->shape[1], &act));
-    TRY_REL(ctx, m, svdc_op_silu(ctx, temb, &act));
-    TRY_REL(ctx, m, alloc_like2(ctx, a, a->shape[0], a->shape[1], &proj));
-    TRY_REL(ctx, m, svdc_op_linear(ctx, &act, w, b, &proj));
-    TRY_REL(ctx, m, svdc_op_add_channel_bias(ctx, a, &proj, a));
+    SVDC_TRY_RELEASE(ctx, m, alloc_like2(ctx, a, temb->shape[0], temb->shape[1], &act));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_silu(ctx, temb, &act));
+    SVDC_TRY_RELEASE(ctx, m, alloc_like2(ctx, a, a->shape[0], a->shape[1], &proj));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &act, w, b, &proj));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_add_channel_bias(ctx, a, &proj, a));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
@@ -113,8 +98,8 @@ static svdc_status check_groups(const char *block, int channels, int groups) {
 
 svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *prefix, int in_channels,
                                   int out_channels, int temb_channels, int groups, float eps) {
-    TRY(check_groups(prefix, in_channels, groups));
-    TRY(check_groups(prefix, out_channels, groups));
+    SVDC_TRY(check_groups(prefix, in_channels, groups));
+    SVDC_TRY(check_groups(prefix, out_channels, groups));
     if (temb_channels < 0) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: temb_channels %d < 0", prefix, temb_channels);
     memset(r, 0, sizeof *r);
     r->in_channels = in_channels;
@@ -125,22 +110,22 @@ svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *
     int64_t ci = in_channels, co = out_channels;
     int64_t s_ci[1] = {ci}, s_co[1] = {co};
     int64_t s_c1[4] = {co, ci, 3, 3}, s_c2[4] = {co, co, 3, 3}, s_sc[4] = {co, ci, 1, 1};
-    TRY(svdc_params_add(p, &r->norm1_w, 1, s_ci, "%s.norm1.weight", prefix));
-    TRY(svdc_params_add(p, &r->norm1_b, 1, s_ci, "%s.norm1.bias", prefix));
-    TRY(svdc_params_add(p, &r->conv1_w, 4, s_c1, "%s.conv1.weight", prefix));
-    TRY(svdc_params_add(p, &r->conv1_b, 1, s_co, "%s.conv1.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm1_w, 1, s_ci, "%s.norm1.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm1_b, 1, s_ci, "%s.norm1.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv1_w, 4, s_c1, "%s.conv1.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv1_b, 1, s_co, "%s.conv1.bias", prefix));
     if (temb_channels > 0) {
         int64_t s_t[2] = {co, temb_channels};
-        TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
-        TRY(svdc_params_add(p, &r->temb_b, 1, s_co, "%s.time_emb_proj.bias", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->temb_b, 1, s_co, "%s.time_emb_proj.bias", prefix));
     }
-    TRY(svdc_params_add(p, &r->norm2_w, 1, s_co, "%s.norm2.weight", prefix));
-    TRY(svdc_params_add(p, &r->norm2_b, 1, s_co, "%s.norm2.bias", prefix));
-    TRY(svdc_params_add(p, &r->conv2_w, 4, s_c2, "%s.conv2.weight", prefix));
-    TRY(svdc_params_add(p, &r->conv2_b, 1, s_co, "%s.conv2.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm2_w, 1, s_co, "%s.norm2.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm2_b, 1, s_co, "%s.norm2.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv2_w, 4, s_c2, "%s.conv2.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv2_b, 1, s_co, "%s.conv2.bias", prefix));
     if (in_channels != out_channels) {
-        TRY(svdc_params_add(p, &r->shortcut_w, 4, s_sc, "%s.conv_shortcut.weight", prefix));
-        TRY(svdc_params_add(p, &r->shortcut_b, 1, s_co, "%s.conv_shortcut.bias", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->shortcut_w, 4, s_sc, "%s.conv_shortcut.weight", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->shortcut_b, 1, s_co, "%s.conv_shortcut.bias", prefix));
     }
     return SVDC_OK;
 }
@@ -148,9 +133,9 @@ svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *
 svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, const svdc_tensor *x,
                                   const svdc_tensor *temb, svdc_tensor *y) {
     static const char *block = "ResnetBlock2D";
-    TRY(check_4d(block, "x", x, r->in_channels));
-    TRY(check_same_nhw(block, x, y, r->out_channels));
-    TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
+    SVDC_TRY(check_4d(block, "x", x, r->in_channels));
+    SVDC_TRY(check_same_nhw(block, x, y, r->out_channels));
+    SVDC_TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
     const int64_t n = x->shape[0], h = x->shape[2], w = x->shape[3];
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
     const svdc_conv2d_params one1 = {1, 1, 0, 0, 0, 0};
@@ -158,7 +143,7 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
 
     /* a: the residual branch (N, Cout, H, W), the only full-size temporary. */
     svdc_tensor a;
-    TRY_REL(ctx, m, alloc_like4(ctx, x, n, r->out_channels, h, w, &a));
+    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, n, r->out_channels, h, w, &a));
     /* a = conv1(silu(gn1(x))). gn1 and conv1 act on each row alone, so silu(gn1(x)) (rows, Cin, H, W) goes through
      * y's storage (free until conv2) in chunks of as many rows as fit: all of them when Cin <= Cout. Only a single
      * row wider than y (N = 1 and Cin > Cout) needs its own temporary. */
@@ -167,7 +152,7 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     if (chunk > n) chunk = n;
     if (chunk < 1) {
         svdc_tensor h1;
-        TRY_REL(ctx, m, alloc_like4(ctx, x, 1, r->in_channels, h, w, &h1));
+        SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, 1, r->in_channels, h, w, &h1));
         h1_data = h1.data;
         chunk = 1;
     }
@@ -178,18 +163,18 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
         svdc_tensor xv = view_rows(x, r0, rows, esize), av = view_rows(&a, r0, rows, esize);
         svdc_tensor h1 = xv;
         h1.data = h1_data;
-        TRY_REL(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &r->norm1_w, &r->norm1_b, r->eps, 1, &h1));
-        TRY_REL(ctx, m, svdc_op_conv2d(ctx, &h1, &r->conv1_w, &r->conv1_b, &same3, &av));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &r->norm1_w, &r->norm1_b, r->eps, 1, &h1));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &h1, &r->conv1_w, &r->conv1_b, &same3, &av));
     }
-    if (r->temb_channels > 0) TRY_REL(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, &a, &r->conv2_w, &r->conv2_b, &same3, y));
+    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &a, &r->conv2_w, &r->conv2_b, &same3, y));
     if (r->in_channels != r->out_channels) {
         /* a is dead: reuse it for the 1x1 shortcut (N, Cin, H, W) -> (N, Cout, H, W). */
-        TRY_REL(ctx, m, svdc_op_conv2d(ctx, x, &r->shortcut_w, &r->shortcut_b, &one1, &a));
-        TRY_REL(ctx, m, svdc_op_add(ctx, y, &a, y));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, x, &r->shortcut_w, &r->shortcut_b, &one1, &a));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, y, &a, y));
     } else {
-        TRY_REL(ctx, m, svdc_op_add(ctx, y, x, y));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, y, x, y));
     }
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
@@ -199,7 +184,7 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
 
 svdc_status svdc_temporal_resnet_declare(svdc_temporal_resnet *r, svdc_params *p, const char *prefix, int channels,
                                          int temb_channels, int groups, float eps) {
-    TRY(check_groups(prefix, channels, groups));
+    SVDC_TRY(check_groups(prefix, channels, groups));
     if (temb_channels < 0) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: temb_channels %d < 0", prefix, temb_channels);
     memset(r, 0, sizeof *r);
     r->channels = channels;
@@ -208,19 +193,19 @@ svdc_status svdc_temporal_resnet_declare(svdc_temporal_resnet *r, svdc_params *p
     r->eps = eps;
     int64_t c = channels;
     int64_t s_c[1] = {c}, s_conv[5] = {c, c, 3, 1, 1};
-    TRY(svdc_params_add(p, &r->norm1_w, 1, s_c, "%s.norm1.weight", prefix));
-    TRY(svdc_params_add(p, &r->norm1_b, 1, s_c, "%s.norm1.bias", prefix));
-    TRY(svdc_params_add(p, &r->conv1_w, 5, s_conv, "%s.conv1.weight", prefix));
-    TRY(svdc_params_add(p, &r->conv1_b, 1, s_c, "%s.conv1.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm1_w, 1, s_c, "%s.norm1.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm1_b, 1, s_c, "%s.norm1.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv1_w, 5, s_conv, "%s.conv1.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv1_b, 1, s_c, "%s.conv1.bias", prefix));
     if (temb_channels > 0) {
         int64_t s_t[2] = {c, temb_channels};
-        TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
-        TRY(svdc_params_add(p, &r->temb_b, 1, s_c, "%s.time_emb_proj.bias", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
+        SVDC_TRY(svdc_params_add(p, &r->temb_b, 1, s_c, "%s.time_emb_proj.bias", prefix));
     }
-    TRY(svdc_params_add(p, &r->norm2_w, 1, s_c, "%s.norm2.weight", prefix));
-    TRY(svdc_params_add(p, &r->norm2_b, 1, s_c, "%s.norm2.bias", prefix));
-    TRY(svdc_params_add(p, &r->conv2_w, 5, s_conv, "%s.conv2.weight", prefix));
-    TRY(svdc_params_add(p, &r->conv2_b, 1, s_c, "%s.conv2.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm2_w, 1, s_c, "%s.norm2.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->norm2_b, 1, s_c, "%s.norm2.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv2_w, 5, s_conv, "%s.conv2.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, &r->conv2_b, 1, s_c, "%s.conv2.bias", prefix));
     return SVDC_OK;
 }
 
@@ -242,24 +227,24 @@ static svdc_status check_frames(const char *block, const svdc_tensor *x, int num
 svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_temporal_resnet *r, const svdc_tensor *x,
                                          int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
     static const char *block = "TemporalResnetBlock";
-    TRY(check_4d(block, "x", x, r->channels));
-    TRY(check_same_nhw(block, x, y, r->channels));
-    TRY(check_frames(block, x, num_frames));
-    TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
+    SVDC_TRY(check_4d(block, "x", x, r->channels));
+    SVDC_TRY(check_same_nhw(block, x, y, r->channels));
+    SVDC_TRY(check_frames(block, x, num_frames));
+    SVDC_TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
     /* The 5-D (B, C, F, H, W) tensor of diffusers is our (B*F, C, H, W) with frames minor: the group norm pools
      * `num_frames` consecutive rows, the temporal conv runs over them with zero padding at each video's edge. */
     svdc_tensor w1 = temporal_weight_view(&r->conv1_w), w2 = temporal_weight_view(&r->conv2_w);
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor a;
-    TRY_REL(ctx, m, alloc_like4(ctx, x, x->shape[0], r->channels, x->shape[2], x->shape[3], &a));
+    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, x->shape[0], r->channels, x->shape[2], x->shape[3], &a));
     /* y's storage holds silu(gn1(x)) until conv2 overwrites it. */
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, x, r->groups, num_frames, &r->norm1_w, &r->norm1_b, r->eps, 1, y));
-    TRY_REL(ctx, m, svdc_op_conv_temporal(ctx, y, num_frames, &w1, &r->conv1_b, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, x, r->groups, num_frames, &r->norm1_w, &r->norm1_b, r->eps, 1, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, y, num_frames, &w1, &r->conv1_b, &a));
     /* temb (B*F, T) -> (B*F, C): one projected row per frame (diffusers' (B, C, F, 1, 1) after its permute). */
-    if (r->temb_channels > 0) TRY_REL(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, num_frames, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
-    TRY_REL(ctx, m, svdc_op_conv_temporal(ctx, &a, num_frames, &w2, &r->conv2_b, y));
-    TRY_REL(ctx, m, svdc_op_add(ctx, y, x, y));
+    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, num_frames, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, &a, num_frames, &w2, &r->conv2_b, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, y, x, y));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
@@ -277,30 +262,30 @@ svdc_status svdc_st_resblock_declare(svdc_st_resblock *b, svdc_params *p, const 
     char sub[512];
     int len = snprintf(sub, sizeof sub, "%s.spatial_res_block", prefix);
     if (len < 0 || (size_t)len >= sizeof sub) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: prefix too long", prefix);
-    TRY(svdc_resnet2d_declare(&b->spatial, p, sub, in_channels, out_channels, temb_channels, groups, eps_spatial));
+    SVDC_TRY(svdc_resnet2d_declare(&b->spatial, p, sub, in_channels, out_channels, temb_channels, groups, eps_spatial));
     snprintf(sub, sizeof sub, "%s.temporal_res_block", prefix);
-    TRY(svdc_temporal_resnet_declare(&b->temporal, p, sub, out_channels, temb_channels, groups, eps_temporal));
+    SVDC_TRY(svdc_temporal_resnet_declare(&b->temporal, p, sub, out_channels, temb_channels, groups, eps_temporal));
     int64_t s1[1] = {1};
-    TRY(svdc_params_add(p, &b->mix_factor, 1, s1, "%s.time_mixer.mix_factor", prefix));
+    SVDC_TRY(svdc_params_add(p, &b->mix_factor, 1, s1, "%s.time_mixer.mix_factor", prefix));
     return SVDC_OK;
 }
 
 svdc_status svdc_st_resblock_forward(const svdc_ctx *ctx, const svdc_st_resblock *b, const svdc_tensor *x,
                                      int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
     static const char *block = "SpatioTemporalResBlock";
-    TRY(check_4d(block, "x", x, b->spatial.in_channels));
-    TRY(check_same_nhw(block, x, y, b->spatial.out_channels));
-    TRY(check_frames(block, x, num_frames));
+    SVDC_TRY(check_4d(block, "x", x, b->spatial.in_channels));
+    SVDC_TRY(check_same_nhw(block, x, y, b->spatial.out_channels));
+    SVDC_TRY(check_frames(block, x, num_frames));
     float sig;
-    TRY(svdc_read_mix_alpha(ctx, &b->mix_factor, &sig));
+    SVDC_TRY(svdc_read_mix_alpha(ctx, &b->mix_factor, &sig));
     /* alpha weighs the spatial branch: UNet σ(m), VAE (switch_spatial_to_temporal_mix) 1 - σ(m). */
     const float alpha = b->direction == SVDC_BLEND_SPATIAL_WEIGHT ? sig : 1.0f - sig;
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor hs;
-    TRY_REL(ctx, m, alloc_like4(ctx, x, x->shape[0], b->spatial.out_channels, x->shape[2], x->shape[3], &hs));
-    TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &b->spatial, x, temb, &hs));
-    TRY_REL(ctx, m, svdc_temporal_resnet_forward(ctx, &b->temporal, &hs, num_frames, temb, y));
-    TRY_REL(ctx, m, svdc_op_alpha_blend(ctx, &hs, y, alpha, y));
+    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, x->shape[0], b->spatial.out_channels, x->shape[2], x->shape[3], &hs));
+    SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &b->spatial, x, temb, &hs));
+    SVDC_TRY_RELEASE(ctx, m, svdc_temporal_resnet_forward(ctx, &b->temporal, &hs, num_frames, temb, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_alpha_blend(ctx, &hs, y, alpha, y));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
@@ -331,7 +316,7 @@ svdc_status svdc_read_mix_alpha(const svdc_ctx *ctx, const svdc_tensor *mix_fact
     if (mix_factor->device == SVDC_DEVICE_CPU) {
         memcpy(raw, mix_factor->data, bytes);
     } else {
-        TRY(ctx->backend->copy_to_host(mix_factor->device, raw, mix_factor->data, bytes));
+        SVDC_TRY(ctx->backend->copy_to_host(mix_factor->device, raw, mix_factor->data, bytes));
     }
     float m;
     if (mix_factor->dtype == SVDC_DTYPE_F32) {

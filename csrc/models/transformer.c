@@ -24,10 +24,10 @@ static svdc_status attention_declare(svdc_attention *a, svdc_params *p, const ch
     a->query_dim = c;
     a->context_dim = ckv;
     a->heads = heads;
-    UTRY(u_param2(p, &a->q_w, c, c, prefix, "to_q.weight"));
-    UTRY(u_param2(p, &a->k_w, c, ckv, prefix, "to_k.weight"));
-    UTRY(u_param2(p, &a->v_w, c, ckv, prefix, "to_v.weight"));
-    UTRY(u_param2(p, &a->out_w, c, c, prefix, "to_out.0.weight"));
+    SVDC_TRY(u_param2(p, &a->q_w, c, c, prefix, "to_q.weight"));
+    SVDC_TRY(u_param2(p, &a->k_w, c, ckv, prefix, "to_k.weight"));
+    SVDC_TRY(u_param2(p, &a->v_w, c, ckv, prefix, "to_v.weight"));
+    SVDC_TRY(u_param2(p, &a->out_w, c, c, prefix, "to_out.0.weight"));
     return u_param1(p, &a->out_b, c, prefix, "to_out.0.bias");
 }
 
@@ -35,9 +35,9 @@ static svdc_status ff_declare(svdc_geglu_ff *f, svdc_params *p, const char *pref
     f->dim = dim;
     f->inner = 4 * dim;
     f->dim_out = dim;
-    UTRY(u_param2(p, &f->proj_w, 2 * f->inner, dim, prefix, "net.0.proj.weight"));
-    UTRY(u_param1(p, &f->proj_b, 2 * f->inner, prefix, "net.0.proj.bias"));
-    UTRY(u_param2(p, &f->out_w, f->dim_out, f->inner, prefix, "net.2.weight"));
+    SVDC_TRY(u_param2(p, &f->proj_w, 2 * f->inner, dim, prefix, "net.0.proj.weight"));
+    SVDC_TRY(u_param1(p, &f->proj_b, 2 * f->inner, prefix, "net.0.proj.bias"));
+    SVDC_TRY(u_param2(p, &f->out_w, f->dim_out, f->inner, prefix, "net.2.weight"));
     return u_param1(p, &f->out_b, f->dim_out, prefix, "net.2.bias");
 }
 
@@ -45,7 +45,7 @@ static svdc_status norm_declare(svdc_params *p, svdc_tensor *w, svdc_tensor *b, 
                                 const char *name) {
     char n[64];
     snprintf(n, sizeof n, "%s.weight", name);
-    UTRY(u_param1(p, w, c, prefix, n));
+    SVDC_TRY(u_param1(p, w, c, prefix, n));
     snprintf(n, sizeof n, "%s.bias", name);
     return u_param1(p, b, c, prefix, n);
 }
@@ -72,44 +72,44 @@ svdc_status svdc_st_transformer_declare(svdc_st_transformer *t, svdc_params *p, 
     const int c = channels;
     char pre[512];
 
-    UTRY(norm_declare(p, &t->norm_w, &t->norm_b, c, prefix, "norm"));
-    UTRY(u_param2(p, &t->proj_in_w, c, c, prefix, "proj_in.weight"));
-    UTRY(u_param1(p, &t->proj_in_b, c, prefix, "proj_in.bias"));
+    SVDC_TRY(norm_declare(p, &t->norm_w, &t->norm_b, c, prefix, "norm"));
+    SVDC_TRY(u_param2(p, &t->proj_in_w, c, c, prefix, "proj_in.weight"));
+    SVDC_TRY(u_param1(p, &t->proj_in_b, c, prefix, "proj_in.bias"));
     for (int l = 0; l < num_layers; l++) {
         svdc_spatial_block *s = &t->blocks[l];
         snprintf(pre, sizeof pre, "%s.transformer_blocks.%d", prefix, l);
-        UTRY(norm_declare(p, &s->norm1_w, &s->norm1_b, c, pre, "norm1"));
-        UTRY(norm_declare(p, &s->norm2_w, &s->norm2_b, c, pre, "norm2"));
-        UTRY(norm_declare(p, &s->norm3_w, &s->norm3_b, c, pre, "norm3"));
+        SVDC_TRY(norm_declare(p, &s->norm1_w, &s->norm1_b, c, pre, "norm1"));
+        SVDC_TRY(norm_declare(p, &s->norm2_w, &s->norm2_b, c, pre, "norm2"));
+        SVDC_TRY(norm_declare(p, &s->norm3_w, &s->norm3_b, c, pre, "norm3"));
         snprintf(pre, sizeof pre, "%s.transformer_blocks.%d.attn1", prefix, l);
-        UTRY(attention_declare(&s->attn1, p, pre, c, c, heads));
+        SVDC_TRY(attention_declare(&s->attn1, p, pre, c, c, heads));
         snprintf(pre, sizeof pre, "%s.transformer_blocks.%d.attn2", prefix, l);
-        UTRY(attention_declare(&s->attn2, p, pre, c, context_dim, heads));
+        SVDC_TRY(attention_declare(&s->attn2, p, pre, c, context_dim, heads));
         snprintf(pre, sizeof pre, "%s.transformer_blocks.%d.ff", prefix, l);
-        UTRY(ff_declare(&s->ff, p, pre, c));
+        SVDC_TRY(ff_declare(&s->ff, p, pre, c));
     }
     for (int l = 0; l < num_layers; l++) {
         svdc_temporal_block *s = &t->temporal[l];
         snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d", prefix, l);
-        UTRY(norm_declare(p, &s->norm_in_w, &s->norm_in_b, c, pre, "norm_in"));
-        UTRY(norm_declare(p, &s->norm1_w, &s->norm1_b, c, pre, "norm1"));
-        UTRY(norm_declare(p, &s->norm2_w, &s->norm2_b, c, pre, "norm2"));
-        UTRY(norm_declare(p, &s->norm3_w, &s->norm3_b, c, pre, "norm3"));
+        SVDC_TRY(norm_declare(p, &s->norm_in_w, &s->norm_in_b, c, pre, "norm_in"));
+        SVDC_TRY(norm_declare(p, &s->norm1_w, &s->norm1_b, c, pre, "norm1"));
+        SVDC_TRY(norm_declare(p, &s->norm2_w, &s->norm2_b, c, pre, "norm2"));
+        SVDC_TRY(norm_declare(p, &s->norm3_w, &s->norm3_b, c, pre, "norm3"));
         snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d.ff_in", prefix, l);
-        UTRY(ff_declare(&s->ff_in, p, pre, c));
+        SVDC_TRY(ff_declare(&s->ff_in, p, pre, c));
         snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d.attn1", prefix, l);
-        UTRY(attention_declare(&s->attn1, p, pre, c, c, heads));
+        SVDC_TRY(attention_declare(&s->attn1, p, pre, c, c, heads));
         snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d.attn2", prefix, l);
-        UTRY(attention_declare(&s->attn2, p, pre, c, context_dim, heads));
+        SVDC_TRY(attention_declare(&s->attn2, p, pre, c, context_dim, heads));
         snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d.ff", prefix, l);
-        UTRY(ff_declare(&s->ff, p, pre, c));
+        SVDC_TRY(ff_declare(&s->ff, p, pre, c));
     }
-    UTRY(u_param2(p, &t->pos1_w, 4 * c, c, prefix, "time_pos_embed.linear_1.weight"));
-    UTRY(u_param1(p, &t->pos1_b, 4 * c, prefix, "time_pos_embed.linear_1.bias"));
-    UTRY(u_param2(p, &t->pos2_w, c, 4 * c, prefix, "time_pos_embed.linear_2.weight"));
-    UTRY(u_param1(p, &t->pos2_b, c, prefix, "time_pos_embed.linear_2.bias"));
-    UTRY(u_param1(p, &t->mix_factor, 1, prefix, "time_mixer.mix_factor"));
-    UTRY(u_param2(p, &t->proj_out_w, c, c, prefix, "proj_out.weight"));
+    SVDC_TRY(u_param2(p, &t->pos1_w, 4 * c, c, prefix, "time_pos_embed.linear_1.weight"));
+    SVDC_TRY(u_param1(p, &t->pos1_b, 4 * c, prefix, "time_pos_embed.linear_1.bias"));
+    SVDC_TRY(u_param2(p, &t->pos2_w, c, 4 * c, prefix, "time_pos_embed.linear_2.weight"));
+    SVDC_TRY(u_param1(p, &t->pos2_b, c, prefix, "time_pos_embed.linear_2.bias"));
+    SVDC_TRY(u_param1(p, &t->mix_factor, 1, prefix, "time_mixer.mix_factor"));
+    SVDC_TRY(u_param2(p, &t->proj_out_w, c, c, prefix, "proj_out.weight"));
     return u_param1(p, &t->proj_out_b, c, prefix, "proj_out.bias");
 }
 
@@ -266,56 +266,56 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_st_transformer *
     const int64_t bf = x->shape[0], c = t->channels, hh = x->shape[2], ww = x->shape[3];
     const int64_t b = bf / num_frames, f = num_frames, hw = hh * ww, s_tok = bf * hw;
     svdc_tensor Hs, Tt, Wb, pos;
-    UTRY(u_alloc2(ctx, &Hs, s_tok, c)); /* spatial token stream (B*F, hw, C) */
-    UTRY(u_alloc2(ctx, &Tt, s_tok, c)); /* temporal token stream (B, hw, F, C) */
-    UTRY(u_alloc2(ctx, &Wb, s_tok, c)); /* layout changes */
-    UTRY(u_alloc2(ctx, &pos, f, c));
+    SVDC_TRY(u_alloc2(ctx, &Hs, s_tok, c)); /* spatial token stream (B*F, hw, C) */
+    SVDC_TRY(u_alloc2(ctx, &Tt, s_tok, c)); /* temporal token stream (B, hw, F, C) */
+    SVDC_TRY(u_alloc2(ctx, &Wb, s_tok, c)); /* layout changes */
+    SVDC_TRY(u_alloc2(ctx, &pos, f, c));
     float *h = Hs.data, *tt = Tt.data, *wb = Wb.data;
 
     /* input: per-frame group norm, (BF, C, h, w) -> (BF, hw, C), proj_in */
     svdc_tensor w4 = u_view4(ctx, wb, bf, c, hh, ww);
-    UTRY(svdc_op_group_norm(ctx, x, GN_GROUPS, 1, &t->norm_w, &t->norm_b, GN_EPS, 0, &w4));
+    SVDC_TRY(svdc_op_group_norm(ctx, x, GN_GROUPS, 1, &t->norm_w, &t->norm_b, GN_EPS, 0, &w4));
     svdc_tensor wchw = u_view4(ctx, wb, bf, c, hw, 1), thwc = u_view4(ctx, tt, bf, hw, c, 1);
-    UTRY(svdc_op_permute_0213(ctx, &wchw, &thwc)); /* (BF, C, hw) -> (BF, hw, C) */
+    SVDC_TRY(svdc_op_permute_0213(ctx, &wchw, &thwc)); /* (BF, C, hw) -> (BF, hw, C) */
     svdc_tensor T2 = u_view2(ctx, tt, s_tok, c);
-    UTRY(svdc_op_linear(ctx, &T2, &t->proj_in_w, &t->proj_in_b, &Hs));
+    SVDC_TRY(svdc_op_linear(ctx, &T2, &t->proj_in_w, &t->proj_in_b, &Hs));
 
-    UTRY(frame_pos_embedding(ctx, t, f, &pos));
+    SVDC_TRY(frame_pos_embedding(ctx, t, f, &pos));
     float alpha;
-    UTRY(svdc_read_mix_alpha(ctx, &t->mix_factor, &alpha)); /* σ(m); image_only_indicator is 0 at inference */
+    SVDC_TRY(svdc_read_mix_alpha(ctx, &t->mix_factor, &alpha)); /* σ(m); image_only_indicator is 0 at inference */
 
     for (int l = 0; l < t->num_layers; l++) {
         const svdc_spatial_block *sb = &t->blocks[l];
         const svdc_temporal_block *tb = &t->temporal[l];
         /* spatial block on (BF, hw, C): attention over the hw tokens of each frame */
-        UTRY(self_attn_residual(ctx, &sb->attn1, &sb->norm1_w, &sb->norm1_b, h, bf, hw));
+        SVDC_TRY(self_attn_residual(ctx, &sb->attn1, &sb->norm1_w, &sb->norm1_b, h, bf, hw));
         /* (BF, hw, C) viewed (B, F*hw, C): every token of video b attends to its context */
-        UTRY(cross_attn_residual(ctx, &sb->attn2, &sb->norm2_w, &sb->norm2_b, h, b, f * hw, context));
-        UTRY(ff_residual(ctx, &sb->ff, &sb->norm3_w, &sb->norm3_b, h, s_tok));
+        SVDC_TRY(cross_attn_residual(ctx, &sb->attn2, &sb->norm2_w, &sb->norm2_b, h, b, f * hw, context));
+        SVDC_TRY(ff_residual(ctx, &sb->ff, &sb->norm3_w, &sb->norm3_b, h, s_tok));
 
         /* temporal branch: (B, F, hw, C) -> (B, hw, F, C), + frame position embedding (only this branch gets it):
          * viewed (1, B*hw, F*C), pos (F, C) = (1, F*C) is added to every (b, location) row */
         svdc_tensor hbf = u_view4(ctx, h, b, f, hw, c), tbf = u_view4(ctx, tt, b, hw, f, c);
-        UTRY(svdc_op_permute_0213(ctx, &hbf, &tbf));
+        SVDC_TRY(svdc_op_permute_0213(ctx, &hbf, &tbf));
         svdc_tensor trows = u_view3(ctx, tt, 1, b * hw, f * c), prow = u_view2(ctx, pos.data, 1, f * c);
-        UTRY(svdc_op_add_token_bias(ctx, &trows, &prow, &trows));
+        SVDC_TRY(svdc_op_add_token_bias(ctx, &trows, &prow, &trows));
 
-        UTRY(ff_residual(ctx, &tb->ff_in, &tb->norm_in_w, &tb->norm_in_b, tt, s_tok)); /* is_res: dim == inner */
-        UTRY(self_attn_residual(ctx, &tb->attn1, &tb->norm1_w, &tb->norm1_b, tt, b * hw, f)); /* over F */
+        SVDC_TRY(ff_residual(ctx, &tb->ff_in, &tb->norm_in_w, &tb->norm_in_b, tt, s_tok)); /* is_res: dim == inner */
+        SVDC_TRY(self_attn_residual(ctx, &tb->attn1, &tb->norm1_w, &tb->norm1_b, tt, b * hw, f)); /* over F */
         /* (B*hw, F, C) viewed (B, hw*F, C): cross-attention to frame 0's context = the video's context */
-        UTRY(cross_attn_residual(ctx, &tb->attn2, &tb->norm2_w, &tb->norm2_b, tt, b, hw * f, context));
-        UTRY(ff_residual(ctx, &tb->ff, &tb->norm3_w, &tb->norm3_b, tt, s_tok));
+        SVDC_TRY(cross_attn_residual(ctx, &tb->attn2, &tb->norm2_w, &tb->norm2_b, tt, b, hw * f, context));
+        SVDC_TRY(ff_residual(ctx, &tb->ff, &tb->norm3_w, &tb->norm3_b, tt, s_tok));
 
         svdc_tensor wbf = u_view4(ctx, wb, b, f, hw, c);
-        UTRY(svdc_op_permute_0213(ctx, &tbf, &wbf)); /* (B, hw, F, C) -> (B, F, hw, C) */
+        SVDC_TRY(svdc_op_permute_0213(ctx, &tbf, &wbf)); /* (B, hw, F, C) -> (B, F, hw, C) */
         svdc_tensor W2 = u_view2(ctx, wb, s_tok, c);
-        UTRY(svdc_op_alpha_blend(ctx, &Hs, &W2, alpha, &Hs)); /* σ(m)·spatial + (1-σ(m))·temporal */
+        SVDC_TRY(svdc_op_alpha_blend(ctx, &Hs, &W2, alpha, &Hs)); /* σ(m)·spatial + (1-σ(m))·temporal */
     }
 
     /* output: proj_out, (BF, hw, C) -> (BF, C, h, w), + residual */
-    UTRY(svdc_op_linear(ctx, &Hs, &t->proj_out_w, &t->proj_out_b, &T2));
+    SVDC_TRY(svdc_op_linear(ctx, &Hs, &t->proj_out_w, &t->proj_out_b, &T2));
     svdc_tensor whwc = u_view4(ctx, wb, bf, c, hw, 1);
-    UTRY(svdc_op_permute_0213(ctx, &thwc, &whwc)); /* (BF, hw, C) -> (BF, C, hw) */
+    SVDC_TRY(svdc_op_permute_0213(ctx, &thwc, &whwc)); /* (BF, hw, C) -> (BF, C, hw) */
     return svdc_op_add(ctx, &w4, x, y);
 }
 

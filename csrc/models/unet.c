@@ -79,16 +79,16 @@ static svdc_status declare(svdc_unet *u) {
     const int n = c->num_levels, c0 = c->block_out_channels[0], temb = 4 * c0;
     char pre[256];
 
-    UTRY(u_param4(p, &u->conv_in_w, c0, c->in_channels, 3, 3, "", "conv_in.weight"));
-    UTRY(u_param1(p, &u->conv_in_b, c0, "", "conv_in.bias"));
-    UTRY(u_param2(p, &u->time1_w, temb, c0, "", "time_embedding.linear_1.weight"));
-    UTRY(u_param1(p, &u->time1_b, temb, "", "time_embedding.linear_1.bias"));
-    UTRY(u_param2(p, &u->time2_w, temb, temb, "", "time_embedding.linear_2.weight"));
-    UTRY(u_param1(p, &u->time2_b, temb, "", "time_embedding.linear_2.bias"));
-    UTRY(u_param2(p, &u->add1_w, temb, c->projection_input_dim, "", "add_embedding.linear_1.weight"));
-    UTRY(u_param1(p, &u->add1_b, temb, "", "add_embedding.linear_1.bias"));
-    UTRY(u_param2(p, &u->add2_w, temb, temb, "", "add_embedding.linear_2.weight"));
-    UTRY(u_param1(p, &u->add2_b, temb, "", "add_embedding.linear_2.bias"));
+    SVDC_TRY(u_param4(p, &u->conv_in_w, c0, c->in_channels, 3, 3, "", "conv_in.weight"));
+    SVDC_TRY(u_param1(p, &u->conv_in_b, c0, "", "conv_in.bias"));
+    SVDC_TRY(u_param2(p, &u->time1_w, temb, c0, "", "time_embedding.linear_1.weight"));
+    SVDC_TRY(u_param1(p, &u->time1_b, temb, "", "time_embedding.linear_1.bias"));
+    SVDC_TRY(u_param2(p, &u->time2_w, temb, temb, "", "time_embedding.linear_2.weight"));
+    SVDC_TRY(u_param1(p, &u->time2_b, temb, "", "time_embedding.linear_2.bias"));
+    SVDC_TRY(u_param2(p, &u->add1_w, temb, c->projection_input_dim, "", "add_embedding.linear_1.weight"));
+    SVDC_TRY(u_param1(p, &u->add1_b, temb, "", "add_embedding.linear_1.bias"));
+    SVDC_TRY(u_param2(p, &u->add2_w, temb, temb, "", "add_embedding.linear_2.weight"));
+    SVDC_TRY(u_param1(p, &u->add2_b, temb, "", "add_embedding.linear_2.bias"));
 
     for (int i = 0; i < n; i++) {
         svdc_unet_down *d = &u->down[i];
@@ -105,29 +105,29 @@ static svdc_status declare(svdc_unet *u) {
             return svdc_fail(SVDC_ERR_MEMORY, "unet: out of host memory");
         for (int j = 0; j < d->num_layers; j++) {
             snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", i, j);
-            UTRY(svdc_st_resblock_declare(&d->resnets[j], p, pre, j == 0 ? cin : cout, cout, temb, GN_GROUPS, eps,
+            SVDC_TRY(svdc_st_resblock_declare(&d->resnets[j], p, pre, j == 0 ? cin : cout, cout, temb, GN_GROUPS, eps,
                                           eps, SVDC_BLEND_SPATIAL_WEIGHT));
             if (d->has_attention) {
                 snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, j);
-                UTRY(svdc_st_transformer_declare(&d->attentions[j], p, pre, cout, c->num_attention_heads[i],
+                SVDC_TRY(svdc_st_transformer_declare(&d->attentions[j], p, pre, cout, c->num_attention_heads[i],
                                                  c->transformer_layers[i], c->cross_attention_dim));
             }
         }
         if (d->has_downsample) {
             snprintf(pre, sizeof pre, "down_blocks.%d.downsamplers.0.conv", i);
-            UTRY(u_param4(p, &d->down_w, cout, cout, 3, 3, pre, "weight"));
-            UTRY(u_param1(p, &d->down_b, cout, pre, "bias"));
+            SVDC_TRY(u_param4(p, &d->down_w, cout, cout, 3, 3, pre, "weight"));
+            SVDC_TRY(u_param1(p, &d->down_b, cout, pre, "bias"));
         }
     }
 
     { /* mid: R, T, R at the deepest level; diffusers builds these res blocks with eps 1e-5 */
         const int cm = c->block_out_channels[n - 1];
-        UTRY(svdc_st_resblock_declare(&u->mid_resnets[0], p, "mid_block.resnets.0", cm, cm, temb, GN_GROUPS, 1e-5f,
+        SVDC_TRY(svdc_st_resblock_declare(&u->mid_resnets[0], p, "mid_block.resnets.0", cm, cm, temb, GN_GROUPS, 1e-5f,
                                       1e-5f, SVDC_BLEND_SPATIAL_WEIGHT));
-        UTRY(svdc_st_transformer_declare(&u->mid_attention, p, "mid_block.attentions.0", cm,
+        SVDC_TRY(svdc_st_transformer_declare(&u->mid_attention, p, "mid_block.attentions.0", cm,
                                          c->num_attention_heads[n - 1], c->transformer_layers[n - 1],
                                          c->cross_attention_dim));
-        UTRY(svdc_st_resblock_declare(&u->mid_resnets[1], p, "mid_block.resnets.1", cm, cm, temb, GN_GROUPS, 1e-5f,
+        SVDC_TRY(svdc_st_resblock_declare(&u->mid_resnets[1], p, "mid_block.resnets.1", cm, cm, temb, GN_GROUPS, 1e-5f,
                                       1e-5f, SVDC_BLEND_SPATIAL_WEIGHT));
     }
 
@@ -148,30 +148,30 @@ static svdc_status declare(svdc_unet *u) {
             const int res_skip = j == up->num_layers - 1 ? cskip_last : cout;
             const int res_in = j == 0 ? prev : cout;
             snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, j);
-            UTRY(svdc_st_resblock_declare(&up->resnets[j], p, pre, res_in + res_skip, cout, temb, GN_GROUPS, eps,
+            SVDC_TRY(svdc_st_resblock_declare(&up->resnets[j], p, pre, res_in + res_skip, cout, temb, GN_GROUPS, eps,
                                           eps, SVDC_BLEND_SPATIAL_WEIGHT));
             if (up->has_attention) {
                 snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
-                UTRY(svdc_st_transformer_declare(&up->attentions[j], p, pre, cout, c->num_attention_heads[rev],
+                SVDC_TRY(svdc_st_transformer_declare(&up->attentions[j], p, pre, cout, c->num_attention_heads[rev],
                                                  c->transformer_layers[rev], c->cross_attention_dim));
             }
         }
         if (up->has_upsample) {
             snprintf(pre, sizeof pre, "up_blocks.%d.upsamplers.0.conv", i);
-            UTRY(u_param4(p, &up->up_w, cout, cout, 3, 3, pre, "weight"));
-            UTRY(u_param1(p, &up->up_b, cout, pre, "bias"));
+            SVDC_TRY(u_param4(p, &up->up_w, cout, cout, 3, 3, pre, "weight"));
+            SVDC_TRY(u_param1(p, &up->up_b, cout, pre, "bias"));
         }
     }
 
-    UTRY(u_param1(p, &u->norm_out_w, c0, "", "conv_norm_out.weight"));
-    UTRY(u_param1(p, &u->norm_out_b, c0, "", "conv_norm_out.bias"));
-    UTRY(u_param4(p, &u->conv_out_w, c->out_channels, c0, 3, 3, "", "conv_out.weight"));
+    SVDC_TRY(u_param1(p, &u->norm_out_w, c0, "", "conv_norm_out.weight"));
+    SVDC_TRY(u_param1(p, &u->norm_out_b, c0, "", "conv_norm_out.bias"));
+    SVDC_TRY(u_param4(p, &u->conv_out_w, c->out_channels, c0, 3, 3, "", "conv_out.weight"));
     return u_param1(p, &u->conv_out_b, c->out_channels, "", "conv_out.bias");
 }
 
 svdc_status svdc_unet_init(svdc_unet **out, const svdc_unet_config *cfg, const svdc_backend *backend, int device) {
     *out = NULL;
-    UTRY(check_config(cfg));
+    SVDC_TRY(check_config(cfg));
     svdc_unet *u = calloc(1, sizeof *u);
     if (!u) return svdc_fail(SVDC_ERR_MEMORY, "unet: out of host memory");
     u->cfg = *cfg;
@@ -213,51 +213,51 @@ static svdc_status embedding_body(const svdc_ctx *ctx, const svdc_unet *u, const
     const int64_t c0 = c->block_out_channels[0], temb = 4 * c0;
     svdc_tensor te, t1, t2;
     /* time: cos-first sinusoid(t, C0) -> linear_1 -> SiLU -> linear_2, per video */
-    UTRY(u_alloc2(ctx, &te, b, c0));
-    UTRY(u_alloc2(ctx, &t1, b, temb));
-    UTRY(u_alloc2(ctx, &t2, b, temb));
-    UTRY(svdc_op_timestep_embedding(ctx, timesteps, (int)c0, &te));
-    UTRY(svdc_op_linear(ctx, &te, &u->time1_w, &u->time1_b, &t1));
-    UTRY(svdc_op_silu(ctx, &t1, &t1));
-    UTRY(svdc_op_linear(ctx, &t1, &u->time2_w, &u->time2_b, &t2));
+    SVDC_TRY(u_alloc2(ctx, &te, b, c0));
+    SVDC_TRY(u_alloc2(ctx, &t1, b, temb));
+    SVDC_TRY(u_alloc2(ctx, &t2, b, temb));
+    SVDC_TRY(svdc_op_timestep_embedding(ctx, timesteps, (int)c0, &te));
+    SVDC_TRY(svdc_op_linear(ctx, &te, &u->time1_w, &u->time1_b, &t1));
+    SVDC_TRY(svdc_op_silu(ctx, &t1, &t1));
+    SVDC_TRY(svdc_op_linear(ctx, &t1, &u->time2_w, &u->time2_b, &t2));
 
     /* added ids, per frame: each column j -> sinusoid(width_j); concatenated in id order -> add_embedding */
     svdc_tensor idsT;
-    UTRY(u_alloc2(ctx, &idsT, nid, bf));
+    SVDC_TRY(u_alloc2(ctx, &idsT, nid, bf));
     svdc_tensor ids4 = u_view4(ctx, ids->data, 1, bf, nid, 1), idsT4 = u_view4(ctx, idsT.data, 1, nid, bf, 1);
-    UTRY(svdc_op_permute_0213(ctx, &ids4, &idsT4)); /* (BF, n) -> (n, BF): each id's column becomes contiguous */
+    SVDC_TRY(svdc_op_permute_0213(ctx, &ids4, &idsT4)); /* (BF, n) -> (n, BF): each id's column becomes contiguous */
     svdc_tensor cat = {0};
     int64_t width = 0;
     for (int64_t j = 0; j < nid; j++) {
         const int64_t wj = c->id_widths[j];
         svdc_tensor col = u_view1(ctx, u_at(idsT.data, j * bf), bf), e;
-        UTRY(u_alloc2(ctx, &e, bf, wj));
-        UTRY(svdc_op_timestep_embedding(ctx, &col, (int)wj, &e));
+        SVDC_TRY(u_alloc2(ctx, &e, bf, wj));
+        SVDC_TRY(svdc_op_timestep_embedding(ctx, &col, (int)wj, &e));
         if (j == 0) {
             cat = e;
         } else { /* [cat | e] along the feature axis, viewed as channels of (BF, C, 1) */
             svdc_tensor next;
-            UTRY(u_alloc2(ctx, &next, bf, width + wj));
+            SVDC_TRY(u_alloc2(ctx, &next, bf, width + wj));
             svdc_tensor a3 = u_view3(ctx, cat.data, bf, width, 1), b3 = u_view3(ctx, e.data, bf, wj, 1);
             svdc_tensor y3 = u_view3(ctx, next.data, bf, width + wj, 1);
-            UTRY(svdc_op_concat_channels(ctx, &a3, &b3, &y3));
+            SVDC_TRY(svdc_op_concat_channels(ctx, &a3, &b3, &y3));
             cat = next;
         }
         width += wj;
     }
     svdc_tensor a1, a2;
-    UTRY(u_alloc2(ctx, &a1, bf, temb));
-    UTRY(u_alloc2(ctx, &a2, bf, temb));
-    UTRY(svdc_op_linear(ctx, &cat, &u->add1_w, &u->add1_b, &a1));
-    UTRY(svdc_op_silu(ctx, &a1, &a1));
-    UTRY(svdc_op_linear(ctx, &a1, &u->add2_w, &u->add2_b, &a2));
+    SVDC_TRY(u_alloc2(ctx, &a1, bf, temb));
+    SVDC_TRY(u_alloc2(ctx, &a2, bf, temb));
+    SVDC_TRY(svdc_op_linear(ctx, &cat, &u->add1_w, &u->add1_b, &a1));
+    SVDC_TRY(svdc_op_silu(ctx, &a1, &a1));
+    SVDC_TRY(svdc_op_linear(ctx, &a1, &u->add2_w, &u->add2_b, &a2));
 
     /* emb[b*F + f] = time[b] + aug[b*F + f]  (diffusers: (time + aug).repeat_interleave(F) when rows are equal) */
     for (int64_t v = 0; v < b; v++)
         for (int64_t f = 0; f < num_frames; f++) {
             svdc_tensor src = u_view1(ctx, u_at(t2.data, v * temb), temb);
             svdc_tensor dst = u_view1(ctx, u_at(emb->data, (v * num_frames + f) * temb), temb);
-            UTRY(svdc_op_copy(ctx, &src, &dst));
+            SVDC_TRY(svdc_op_copy(ctx, &src, &dst));
         }
     return svdc_op_add(ctx, emb, &a2, emb);
 }
@@ -337,13 +337,13 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
     int nskip = 0;
 
     svdc_tensor emb;
-    UTRY(u_alloc2(ctx, &emb, bf, 4 * c0));
-    UTRY(svdc_unet_embedding(ctx, u, timesteps, ids, num_frames, &emb));
+    SVDC_TRY(u_alloc2(ctx, &emb, bf, 4 * c0));
+    SVDC_TRY(svdc_unet_embedding(ctx, u, timesteps, ids, num_frames, &emb));
 
     /* conv_in, pushed */
     svdc_conv2d_params same = {1, 1, 1, 1, 1, 1}, down2 = {2, 2, 1, 1, 1, 1};
-    UTRY(u_alloc4(ctx, &skips[nskip], bf, c0, hh, ww));
-    UTRY(svdc_op_conv2d(ctx, sample, &u->conv_in_w, &u->conv_in_b, &same, &skips[nskip]));
+    SVDC_TRY(u_alloc4(ctx, &skips[nskip], bf, c0, hh, ww));
+    SVDC_TRY(svdc_op_conv2d(ctx, sample, &u->conv_in_w, &u->conv_in_b, &same, &skips[nskip]));
     svdc_tensor cur = skips[nskip++];
 
     /* down path: every res(+attn) output and every downsample output is pushed */
@@ -351,16 +351,16 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
         const svdc_unet_down *d = &u->down[i];
         const int64_t cout = c->block_out_channels[i];
         for (int j = 0; j < d->num_layers; j++) {
-            UTRY(u_alloc4(ctx, &skips[nskip], bf, cout, hh, ww));
-            UTRY(res_then_attn(ctx, &d->resnets[j], d->has_attention ? &d->attentions[j] : NULL, &cur, num_frames,
+            SVDC_TRY(u_alloc4(ctx, &skips[nskip], bf, cout, hh, ww));
+            SVDC_TRY(res_then_attn(ctx, &d->resnets[j], d->has_attention ? &d->attentions[j] : NULL, &cur, num_frames,
                                &emb, context, &skips[nskip]));
             cur = skips[nskip++];
         }
         if (d->has_downsample) { /* k3 s2 p1: ceil(h/2) x ceil(w/2) */
             hh = (hh + 1) / 2;
             ww = (ww + 1) / 2;
-            UTRY(u_alloc4(ctx, &skips[nskip], bf, cout, hh, ww));
-            UTRY(svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down2, &skips[nskip]));
+            SVDC_TRY(u_alloc4(ctx, &skips[nskip], bf, cout, hh, ww));
+            SVDC_TRY(svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down2, &skips[nskip]));
             cur = skips[nskip++];
         }
     }
@@ -382,7 +382,7 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
         }
     }
     svdc_tensor hb;
-    UTRY(u_alloc2(ctx, &hb, bf, hbuf));
+    SVDC_TRY(u_alloc2(ctx, &hb, bf, hbuf));
     const int64_t cm = c->block_out_channels[n - 1];
     svdc_tensor h = u_view4(ctx, hb.data, bf, cm, hh, ww);
 
@@ -393,7 +393,7 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
         if (!s) s = res_then_attn(ctx, &u->mid_resnets[0], &u->mid_attention, &cur, num_frames, &emb, context, &t);
         if (!s) s = svdc_st_resblock_forward(ctx, &u->mid_resnets[1], &t, num_frames, &emb, &h);
         svdc_arena_release(ctx->arena, mark);
-        UTRY(s);
+        SVDC_TRY(s);
     }
 
     /* up path: per layer concat [h, skip] (current map first), res(+attn) back into the buffer */
@@ -415,7 +415,7 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
                 s = res_then_attn(ctx, &up->resnets[j], up->has_attention ? &up->attentions[j] : NULL, &cat,
                                   num_frames, &emb, context, &hn);
             svdc_arena_release(ctx->arena, mark);
-            UTRY(s);
+            SVDC_TRY(s);
             h = hn;
         }
         if (up->has_upsample) {
@@ -425,7 +425,7 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
             /* upsample() reads h only into its x2 temporary, so the conv may write back into the same buffer */
             svdc_tensor hin = h;
             h = u_view4(ctx, hb.data, bf, cout, th, tw);
-            UTRY(upsample(ctx, up, &hin, th, tw, &h));
+            SVDC_TRY(upsample(ctx, up, &hin, th, tw, &h));
             hh = th;
             ww = tw;
         }
@@ -434,8 +434,8 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_unet *u, const s
 
     /* output head: GroupNorm(32, eps 1e-5) + SiLU, conv_out */
     svdc_tensor g;
-    UTRY(u_alloc4(ctx, &g, bf, c0, hh, ww));
-    UTRY(svdc_op_group_norm(ctx, &h, GN_GROUPS, 1, &u->norm_out_w, &u->norm_out_b, OUT_GN_EPS, 1, &g));
+    SVDC_TRY(u_alloc4(ctx, &g, bf, c0, hh, ww));
+    SVDC_TRY(svdc_op_group_norm(ctx, &h, GN_GROUPS, 1, &u->norm_out_w, &u->norm_out_b, OUT_GN_EPS, 1, &g));
     return svdc_op_conv2d(ctx, &g, &u->conv_out_w, &u->conv_out_b, &same, y);
 }
 

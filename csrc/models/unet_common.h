@@ -1,4 +1,4 @@
-/* unet_common.h — small helpers shared by unet.c and transformer.c: the TRY macro, arena tensors and re-shaped views
+/* unet_common.h — small helpers shared by unet.c and transformer.c: arena tensors and re-shaped views
  * of existing memory (device-agnostic: only pointer arithmetic on .data). */
 #ifndef SVDC_UNET_COMMON_H
 #define SVDC_UNET_COMMON_H
@@ -6,12 +6,7 @@
 #include "../core/arena.h"
 #include "../core/ops.h"
 #include "../core/tensor.h"
-
-#define UTRY(expr)                           \
-    do {                                     \
-        svdc_status utry_status_ = (expr);   \
-        if (utry_status_) return utry_status_; \
-    } while (0)
+#include "../core/try.h"
 
 /* A float32 view of `data` (on the ctx device) with the given shape. */
 static inline svdc_tensor u_view(const svdc_ctx *ctx, void *data, int ndim, const int64_t *shape) {

@@ -11,21 +11,7 @@
 
 #include "../core/arena.h"
 #include "../core/tensor.h"
-
-#define TRY(expr)                            \
-    do {                                     \
-        svdc_status try_status_ = (expr);    \
-        if (try_status_) return try_status_; \
-    } while (0)
-
-#define TRY_REL(ctx, mark, expr)                      \
-    do {                                              \
-        svdc_status try_status_ = (expr);             \
-        if (try_status_) {                            \
-            svdc_arena_release((ctx)->arena, (mark)); \
-            return try_status_;                       \
-        }                                             \
-    } while (0)
+#include "../core/try.h"
 
 void svdc_vae_config_default(svdc_vae_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -43,23 +29,23 @@ void svdc_vae_config_default(svdc_vae_config *cfg) {
 static svdc_status add_conv(svdc_params *p, svdc_tensor *w, svdc_tensor *b, int64_t out, int64_t in, int64_t k,
                             const char *prefix) {
     int64_t sw[4] = {out, in, k, k}, sb[1] = {out};
-    TRY(svdc_params_add(p, w, 4, sw, "%s.weight", prefix));
-    TRY(svdc_params_add(p, b, 1, sb, "%s.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, w, 4, sw, "%s.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, b, 1, sb, "%s.bias", prefix));
     return SVDC_OK;
 }
 
 static svdc_status add_norm(svdc_params *p, svdc_tensor *w, svdc_tensor *b, int64_t c, const char *prefix) {
     int64_t s[1] = {c};
-    TRY(svdc_params_add(p, w, 1, s, "%s.weight", prefix));
-    TRY(svdc_params_add(p, b, 1, s, "%s.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, w, 1, s, "%s.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, b, 1, s, "%s.bias", prefix));
     return SVDC_OK;
 }
 
 static svdc_status add_linear(svdc_params *p, svdc_tensor *w, svdc_tensor *b, int64_t out, int64_t in,
                               const char *prefix) {
     int64_t sw[2] = {out, in}, sb[1] = {out};
-    TRY(svdc_params_add(p, w, 2, sw, "%s.weight", prefix));
-    TRY(svdc_params_add(p, b, 1, sb, "%s.bias", prefix));
+    SVDC_TRY(svdc_params_add(p, w, 2, sw, "%s.weight", prefix));
+    SVDC_TRY(svdc_params_add(p, b, 1, sb, "%s.bias", prefix));
     return SVDC_OK;
 }
 
@@ -70,15 +56,15 @@ static svdc_status attention_declare(svdc_vae_attention *a, svdc_params *p, cons
     a->groups = groups;
     a->eps = 1e-6f;
     snprintf(name, sizeof name, "%s.group_norm", prefix);
-    TRY(add_norm(p, &a->norm_w, &a->norm_b, channels, name));
+    SVDC_TRY(add_norm(p, &a->norm_w, &a->norm_b, channels, name));
     snprintf(name, sizeof name, "%s.to_q", prefix);
-    TRY(add_linear(p, &a->q_w, &a->q_b, channels, channels, name));
+    SVDC_TRY(add_linear(p, &a->q_w, &a->q_b, channels, channels, name));
     snprintf(name, sizeof name, "%s.to_k", prefix);
-    TRY(add_linear(p, &a->k_w, &a->k_b, channels, channels, name));
+    SVDC_TRY(add_linear(p, &a->k_w, &a->k_b, channels, channels, name));
     snprintf(name, sizeof name, "%s.to_v", prefix);
-    TRY(add_linear(p, &a->v_w, &a->v_b, channels, channels, name));
+    SVDC_TRY(add_linear(p, &a->v_w, &a->v_b, channels, channels, name));
     snprintf(name, sizeof name, "%s.to_out.0", prefix);
-    TRY(add_linear(p, &a->out_w, &a->out_b, channels, channels, name));
+    SVDC_TRY(add_linear(p, &a->out_w, &a->out_b, channels, channels, name));
     return SVDC_OK;
 }
 
@@ -105,7 +91,7 @@ static svdc_status check_config(const svdc_vae_config *c) {
 
 svdc_status svdc_vae_create(svdc_vae **out, const svdc_vae_config *cfg, const svdc_backend *backend, int device) {
     *out = NULL;
-    TRY(check_config(cfg));
+    SVDC_TRY(check_config(cfg));
     svdc_vae *v = calloc(1, sizeof *v);
     if (!v) return svdc_fail(SVDC_ERR_MEMORY, "VAE: out of host memory");
     v->cfg = *cfg;
@@ -248,7 +234,7 @@ static svdc_status slabs_alloc(const svdc_ctx *ctx, const svdc_tensor *like, sla
     for (int i = 0; i < 2; i++) {
         int64_t shape[1] = {s->cap[i] > 0 ? s->cap[i] : 1};
         svdc_tensor t;
-        TRY(svdc_arena_tensor(ctx->arena, like->dtype, 1, shape, &t));
+        SVDC_TRY(svdc_arena_tensor(ctx->arena, like->dtype, 1, shape, &t));
         s->buf[i] = t.data;
     }
     s->cur = 0;
@@ -279,12 +265,12 @@ static svdc_status upsample_conv(const svdc_ctx *ctx, const svdc_tensor *x, cons
     const size_t m = svdc_arena_mark(ctx->arena);
     int64_t shape[4] = {1, x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
     svdc_tensor up;
-    TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, shape, &up));
+    SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, shape, &up));
     up.device = ctx->device;
     for (int64_t r = 0; r < x->shape[0]; r++) {
         svdc_tensor xr = row_view(x, r), yr = row_view(y, r);
-        TRY_REL(ctx, m, svdc_op_upsample_nearest2x(ctx, &xr, &up));
-        TRY_REL(ctx, m, svdc_op_conv2d(ctx, &up, w, b, &same3, &yr));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_upsample_nearest2x(ctx, &xr, &up));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &up, w, b, &same3, &yr));
     }
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
@@ -301,29 +287,29 @@ static svdc_status attention_forward(const svdc_ctx *ctx, const svdc_vae_attenti
         svdc_tensor xr = row_view(x, r), yr = row_view(y, r);
         svdc_tensor t, tt, q, k, v;
         int64_t s_cf[4] = {1, c, hw, 1}, s_tok[3] = {1, hw, c};
-        TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, s_cf, &t));
-        TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &tt));
-        TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &q));
-        TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &k));
-        TRY_REL(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &v));
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, s_cf, &t));
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &tt));
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &q));
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &k));
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 3, s_tok, &v));
         t.device = tt.device = q.device = k.device = v.device = ctx->device;
         /* gn over the row: (1, C, h, w) viewed as (1, C, hw, 1) */
         svdc_tensor xr4 = view4(xr.data, x, 1, c, hw, 1);
-        TRY_REL(ctx, m, svdc_op_group_norm(ctx, &xr4, a->groups, 1, &a->norm_w, &a->norm_b, a->eps, 0, &t));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xr4, a->groups, 1, &a->norm_w, &a->norm_b, a->eps, 0, &t));
         /* (1, C, hw, 1) -> (1, hw, C, 1): tokens by channels */
         svdc_tensor tt4 = view4(tt.data, x, 1, hw, c, 1);
-        TRY_REL(ctx, m, svdc_op_permute_0213(ctx, &t, &tt4));
-        TRY_REL(ctx, m, svdc_op_linear(ctx, &tt, &a->q_w, &a->q_b, &q));
-        TRY_REL(ctx, m, svdc_op_linear(ctx, &tt, &a->k_w, &a->k_b, &k));
-        TRY_REL(ctx, m, svdc_op_linear(ctx, &tt, &a->v_w, &a->v_b, &v));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_permute_0213(ctx, &t, &tt4));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &tt, &a->q_w, &a->q_b, &q));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &tt, &a->k_w, &a->k_b, &k));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &tt, &a->v_w, &a->v_b, &v));
         /* t (dead) takes the attention output (1, hw, C); tt (dead) the projection */
         svdc_tensor o = svdc_tensor_view(t.data, x->dtype, ctx->device, 3, s_tok);
-        TRY_REL(ctx, m, svdc_op_attention(ctx, &q, &k, &v, 1, scale, 0, &o));
-        TRY_REL(ctx, m, svdc_op_linear(ctx, &o, &a->out_w, &a->out_b, &tt));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_attention(ctx, &q, &k, &v, 1, scale, 0, &o));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &o, &a->out_w, &a->out_b, &tt));
         /* (1, hw, C, 1) -> (1, C, hw, 1) into y's row, then the residual */
         svdc_tensor yr4 = view4(yr.data, x, 1, c, hw, 1);
-        TRY_REL(ctx, m, svdc_op_permute_0213(ctx, &tt4, &yr4));
-        TRY_REL(ctx, m, svdc_op_add(ctx, &yr4, &xr4, &yr4));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_permute_0213(ctx, &tt4, &yr4));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, &yr4, &xr4, &yr4));
         svdc_arena_release(ctx->arena, m);
     }
     return SVDC_OK;
@@ -384,61 +370,61 @@ svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     const svdc_vae_config *cfg = &v->cfg;
     const int L = cfg->num_levels, lpb = cfg->layers_per_block;
     const int *ch = cfg->block_out_channels;
-    TRY(check_input("encode", x, cfg->in_channels, v->down_factor));
+    SVDC_TRY(check_input("encode", x, cfg->in_channels, v->down_factor));
     const int64_t n = x->shape[0], H = x->shape[2], W = x->shape[3];
     const int64_t h = H / v->down_factor, w = W / v->down_factor, lat = cfg->latent_channels;
-    TRY(check_output("encode", mean, x, lat, h, w));
-    TRY(svdc_op_check_finite(ctx, x, "VAE encode input"));
+    SVDC_TRY(check_output("encode", mean, x, lat, h, w));
+    SVDC_TRY(svdc_op_check_finite(ctx, x, "VAE encode input"));
 
     const size_t m = svdc_arena_mark(ctx->arena);
     slabs s;
     encode_plan(v, n, H, W, &s);
-    TRY_REL(ctx, m, slabs_alloc(ctx, x, &s));
+    SVDC_TRY_RELEASE(ctx, m, slabs_alloc(ctx, x, &s));
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1}, one1 = {1, 1, 0, 0, 0, 0};
     /* The downsampler pads right and bottom by one, none left/top, then a stride-2 k3 conv (diffusers padding=0). */
     const svdc_conv2d_params down = {2, 2, 0, 1, 0, 1};
 
     int64_t c = ch[0], hh = H, ww = W;
     svdc_tensor cur, nxt;
-    TRY_REL(ctx, m, slab_view(&s, 0, x, n, c, hh, ww, &cur));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, x, &v->enc_conv_in_w, &v->enc_conv_in_b, &same3, &cur));
+    SVDC_TRY_RELEASE(ctx, m, slab_view(&s, 0, x, n, c, hh, ww, &cur));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, x, &v->enc_conv_in_w, &v->enc_conv_in_b, &same3, &cur));
     for (int i = 0; i < L; i++) {
         const svdc_vae_down_level *d = &v->down[i];
         c = ch[i];
         for (int j = 0; j < lpb; j++) {
-            TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
-            TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &d->resnets[j], &cur, NULL, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &d->resnets[j], &cur, NULL, &nxt));
             ADVANCE(s, cur, nxt);
         }
         if (d->has_downsample) {
             /* (N, c, hh, ww) -> (N, c, hh/2, ww/2) */
-            TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh / 2, ww / 2, &nxt));
-            TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh / 2, ww / 2, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down, &nxt));
             ADVANCE(s, cur, nxt);
             hh /= 2;
             ww /= 2;
         }
     }
     /* mid: res, attention, res */
-    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
-    TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[0], &cur, NULL, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[0], &cur, NULL, &nxt));
     ADVANCE(s, cur, nxt);
-    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
-    TRY_REL(ctx, m, attention_forward(ctx, &v->enc_mid_attn, &cur, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, attention_forward(ctx, &v->enc_mid_attn, &cur, &nxt));
     ADVANCE(s, cur, nxt);
-    TRY_REL(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
-    TRY_REL(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[1], &cur, NULL, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &v->enc_mid_res[1], &cur, NULL, &nxt));
     ADVANCE(s, cur, nxt);
     /* silu(conv_norm_out) in place, conv_out -> moments (N, 2L, h, w) */
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->enc_norm_out_w, &v->enc_norm_out_b,
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->enc_norm_out_w, &v->enc_norm_out_b,
                                        1e-6f, 1, &cur));
-    TRY_REL(ctx, m, slabs_next(&s, x, n, 2 * lat, hh, ww, &nxt));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &v->enc_conv_out_w, &v->enc_conv_out_b, &same3, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, 2 * lat, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &v->enc_conv_out_w, &v->enc_conv_out_b, &same3, &nxt));
     /* quant_conv, mean only: the first L rows of the (2L, 2L, 1, 1) weight are contiguous -> (L, 2L, 1, 1). */
     svdc_tensor qw = v->quant_w, qb = v->quant_b;
     qw.shape[0] = lat;
     qb.shape[0] = lat;
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, &nxt, &qw, &qb, &one1, mean));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &nxt, &qw, &qb, &one1, mean));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
@@ -473,50 +459,50 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     const svdc_vae_config *cfg = &v->cfg;
     const int L = cfg->num_levels, lpb = cfg->layers_per_block;
     const int *ch = cfg->block_out_channels;
-    TRY(check_input("decode", z, cfg->latent_channels, 1));
+    SVDC_TRY(check_input("decode", z, cfg->latent_channels, 1));
     const int64_t n = z->shape[0], h = z->shape[2], w = z->shape[3];
     const int64_t H = h * v->down_factor, W = w * v->down_factor;
     if (num_frames < 1 || n % num_frames != 0)
         return svdc_fail(SVDC_ERR_SHAPE, "VAE decode: %lld latent rows are not a whole number of videos of "
                                          "num_frames = %d", (long long)n, num_frames);
-    TRY(check_output("decode", y, z, cfg->out_channels, H, W));
-    TRY(svdc_op_check_finite(ctx, z, "VAE decode input"));
+    SVDC_TRY(check_output("decode", y, z, cfg->out_channels, H, W));
+    SVDC_TRY(svdc_op_check_finite(ctx, z, "VAE decode input"));
 
     const size_t m = svdc_arena_mark(ctx->arena);
     slabs s;
     decode_plan(v, n, h, w, &s);
-    TRY_REL(ctx, m, slabs_alloc(ctx, z, &s));
+    SVDC_TRY_RELEASE(ctx, m, slabs_alloc(ctx, z, &s));
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
     const int F = num_frames;
 
     int64_t c = ch[L - 1], hh = h, ww = w;
     svdc_tensor cur, nxt;
-    TRY_REL(ctx, m, slab_view(&s, 0, z, n, c, hh, ww, &cur));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, z, &v->dec_conv_in_w, &v->dec_conv_in_b, &same3, &cur));
+    SVDC_TRY_RELEASE(ctx, m, slab_view(&s, 0, z, n, c, hh, ww, &cur));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, z, &v->dec_conv_in_w, &v->dec_conv_in_b, &same3, &cur));
     /* mid: diffusers runs resnets[0], then (attention, resnets[1]) once; further resnets are declared but unused. */
-    TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-    TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[0], &cur, F, NULL, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[0], &cur, F, NULL, &nxt));
     ADVANCE(s, cur, nxt);
     if (v->num_dec_mid_res >= 2) {
-        TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-        TRY_REL(ctx, m, attention_forward(ctx, &v->dec_mid_attn, &cur, &nxt));
+        SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
+        SVDC_TRY_RELEASE(ctx, m, attention_forward(ctx, &v->dec_mid_attn, &cur, &nxt));
         ADVANCE(s, cur, nxt);
-        TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-        TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[1], &cur, F, NULL, &nxt));
+        SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
+        SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[1], &cur, F, NULL, &nxt));
         ADVANCE(s, cur, nxt);
     }
     for (int i = 0; i < L; i++) {
         const svdc_vae_up_level *u = &v->up[i];
         c = ch[L - 1 - i];
         for (int j = 0; j < lpb + 1; j++) {
-            TRY_REL(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-            TRY_REL(ctx, m, svdc_st_resblock_forward(ctx, &u->resnets[j], &cur, F, NULL, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &u->resnets[j], &cur, F, NULL, &nxt));
             ADVANCE(s, cur, nxt);
         }
         if (u->has_upsample) {
             /* nearest x2 then conv 3x3: (N, c, hh, ww) -> (N, c, 2hh, 2ww) */
-            TRY_REL(ctx, m, slabs_next(&s, z, n, c, 2 * hh, 2 * ww, &nxt));
-            TRY_REL(ctx, m, upsample_conv(ctx, &cur, &u->up_w, &u->up_b, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, 2 * hh, 2 * ww, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, upsample_conv(ctx, &cur, &u->up_w, &u->up_b, &nxt));
             ADVANCE(s, cur, nxt);
             hh *= 2;
             ww *= 2;
@@ -524,13 +510,13 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     }
     /* silu(conv_norm_out) in place, conv_out (N, out, H, W), then time_conv_out over each video's frames:
      * (b f) c h w is diffusers' b c f h w with frames minor; the Conv3d (3,1,1) weight viewed as (O, C, 3). */
-    TRY_REL(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->dec_norm_out_w, &v->dec_norm_out_b,
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->dec_norm_out_w, &v->dec_norm_out_b,
                                        1e-6f, 1, &cur));
-    TRY_REL(ctx, m, slabs_next(&s, z, n, cfg->out_channels, hh, ww, &nxt));
-    TRY_REL(ctx, m, svdc_op_conv2d(ctx, &cur, &v->dec_conv_out_w, &v->dec_conv_out_b, &same3, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, cfg->out_channels, hh, ww, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &v->dec_conv_out_w, &v->dec_conv_out_b, &same3, &nxt));
     svdc_tensor tw = v->time_conv_out_w;
     tw.ndim = 3;
-    TRY_REL(ctx, m, svdc_op_conv_temporal(ctx, &nxt, F, &tw, &v->time_conv_out_b, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, &nxt, F, &tw, &v->time_conv_out_b, y));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
