@@ -13,7 +13,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,27 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's svdc (built in place)
 
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {os.environ.get('OMP_NUM_THREADS', 'default')} OpenMP threads"
-
-
-def commit() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" (dirty)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from benchmarks._report import commit, machine, version as _version  # noqa: E402
 
 
 def prepare(folder: str, config: str = "tiny") -> None:
@@ -167,7 +146,8 @@ def main():
             ("process total (s)", "total_s"), ("peak RSS (MiB)", "rss_mb")]
     lines = [
         f"# img2vid on the CPU: svdc vs diffusers ({a.config} random-weight SVD pipeline)", "",
-        f"- machine: {machine()}", f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- machine: {machine()}, {os.environ.get('OMP_NUM_THREADS', 'default')} OpenMP threads",
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- commit: {commit()}",
         f"- reference: diffusers StableVideoDiffusionPipeline (torch {_version('torch')}, diffusers "
         f"{_version('diffusers')}), fp32 CPU, same folder, same seed",
@@ -182,15 +162,6 @@ def main():
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))
-
-
-def _version(name: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return "?"
 
 
 if __name__ == "__main__":

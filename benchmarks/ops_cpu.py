@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,17 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's svdc (built in place), not another one on the path
 
-
-def machine() -> str:
-    model, cores = platform.processor() or "unknown CPU", os.cpu_count()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return f"{model}, {cores} logical CPUs"
+from benchmarks._report import commit, machine  # noqa: E402
 
 
 def openblas_core() -> str:
@@ -43,17 +31,6 @@ def openblas_core() -> str:
         lib.scipy_openblas_get_corename.restype = ctypes.c_char_p
         return lib.scipy_openblas_get_corename().decode()
     except (OSError, AttributeError):
-        return "unknown"
-
-
-def commit() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
