@@ -9,8 +9,8 @@
 /* Below this many elements a loop runs on one thread (thread start-up costs more than the work). */
 #define PARALLEL_MIN 32768
 
-svdc_status svdc_cpu_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
-    (void)ctx;
+/* y = fn(x) elementwise over blocks of 4096, the blocks spread over threads for large tensors. */
+static void map_blocks(void (*fn)(const float *, float *, int64_t), const svdc_tensor *x, svdc_tensor *y) {
     const int64_t n = svdc_tensor_numel(x), block = 4096;
     const int64_t nblocks = (n + block - 1) / block;
     const float *xd = x->data;
@@ -18,22 +18,19 @@ svdc_status svdc_cpu_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor
 #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
     for (int64_t bi = 0; bi < nblocks; bi++) {
         const int64_t i0 = bi * block, len = n - i0 < block ? n - i0 : block;
-        svdc_vgelu(xd + i0, yd + i0, len);
+        fn(xd + i0, yd + i0, len);
     }
+}
+
+svdc_status svdc_cpu_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+    (void)ctx;
+    map_blocks(svdc_vgelu, x, y);
     return SVDC_OK;
 }
 
 svdc_status svdc_cpu_silu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
-    const int64_t n = svdc_tensor_numel(x), block = 4096;
-    const int64_t nblocks = (n + block - 1) / block;
-    const float *xd = x->data;
-    float *yd = y->data;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
-    for (int64_t bi = 0; bi < nblocks; bi++) {
-        const int64_t i0 = bi * block, len = n - i0 < block ? n - i0 : block;
-        svdc_vsilu(xd + i0, yd + i0, len);
-    }
+    map_blocks(svdc_vsilu, x, y);
     return SVDC_OK;
 }
 
