@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .._validate import check_native_ints
+
 # diffusers UNetSpatioTemporalConditionModel.__init__ defaults (diffusers 0.42).
 DIFFUSERS_DEFAULTS: dict[str, Any] = {
     "sample_size": None,
@@ -157,7 +159,7 @@ def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
     if eps not in ("diffusers", "sgm"):
         raise ValueError(f"unet config: resnet_eps must be 'diffusers' or 'sgm', got {eps!r}")
     widths = added_id_widths(cfg)
-    return {
+    return check_native_ints({
         "in_channels": int(cfg["in_channels"]),
         "out_channels": int(cfg["out_channels"]),
         "block_out_channels": blocks,
@@ -170,4 +172,4 @@ def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
         "id_widths": widths,
         "projection_input_dim": int(cfg["projection_class_embeddings_input_dim"]),
         "sgm_eps": 1 if eps == "sgm" else 0,
-    }
+    }, "unet config")

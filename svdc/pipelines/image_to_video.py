@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import schedules
+from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
 from ..video import Video
 from . import base
 
@@ -99,7 +100,7 @@ class ImageToVideo:
             if os.path.isfile(sched):
                 from ..models._loading import read_json
 
-                scheduler_config = read_json(sched, "the scheduler config")
+                scheduler_config = check_scheduler_config(read_json(sched, "the scheduler config"), sched)
         from ..runtime import resolve_device
 
         device = resolve_device(device)  # once, so "auto" warns once rather than per component
@@ -172,6 +173,7 @@ class ImageToVideo:
         if not images:
             raise ValueError("image: expected at least one image, got an empty list")
         b = len(images)
+        check_video_memory(b, num_frames, height, width, self.vae.config["block_out_channels"][0])
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
         c = int(getattr(self.unet, "in_channels", 8)) // 2  # noisy latents | concat condition
         latent_shape = (b, num_frames, c, h, w)
@@ -221,6 +223,7 @@ class ImageToVideo:
         z = final.reshape(b * num_frames, c, h, w) * np.float32(1.0 / self.vae.scaling_factor)
         frames = np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32), num_frames=num_frames,
                                             chunk_size=chunk), dtype=np.float32)
+        check_decoded_video(frames)
         uint8 = base.to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
         video_fps = fps + 1 if sgm else fps
         videos = [Video(uint8[i], fps=video_fps) for i in range(b)]
