@@ -3,6 +3,7 @@ from ._native import _C
 from .runtime import devices, info
 from . import weights
 from .random import Generator
+from .tokenizer import CLIPTokenizer
 from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .models.image_encoder import ImageEncoder
@@ -21,6 +22,7 @@ __all__ = [
     "devices",
     "info",
     "Generator",
+    "CLIPTokenizer",
     "Video",
     "export_to_video",
     "ImageToVideo",
