@@ -236,6 +236,40 @@ class CLIPTokenizer:
                 options["model_max_length"] = length
         return cls(_read_json(files["vocab.json"]), _read_merges(files["merges.txt"]), **options)
 
+    @classmethod
+    def from_bpe_file(cls, path: str, pad_token: str = "!", num_merges: int = 48894) -> "CLIPTokenizer":
+        """Builds the tokenizer from OpenAI/open_clip's merges file (`bpe_simple_vocab_16e6.txt[.gz]`, MIT), for
+        Stability single-file users whose checkpoint carries no tokenizer folder: vocab = the 256 byte symbols, the
+        same with "</w>", the first `num_merges` merges joined, then <|startoftext|> and <|endoftext|> — the
+        layout of the vocab.json in SD 2.x's tokenizer/ folder. pad_token="!" as SD 2.x declares."""
+        path = os.fspath(path)
+        try:
+            if path.endswith(".gz"):
+                import gzip
+
+                with gzip.open(path, "rt", encoding="utf-8") as f:
+                    lines = f.read().split("\n")
+            else:
+                with open(path, encoding="utf-8") as f:
+                    lines = f.read().split("\n")
+        except (OSError, UnicodeDecodeError, EOFError) as e:
+            raise TokenizerError(f"path: cannot read the BPE merges file {path!r}: {e}") from None
+        merge_lines = [line for line in lines[1:] if line][:num_merges]  # line 0 is a version header
+        if len(merge_lines) < num_merges:
+            raise TokenizerError(f"{path}: expected at least {num_merges} merge lines after the header, "
+                                 f"got {len(merge_lines)}")
+        merges = []
+        for number, line in enumerate(merge_lines, 2):
+            parts = line.split(" ")
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                raise TokenizerError(f"{path}:{number}: expected a merge 'left right', got {line!r}")
+            merges.append((parts[0], parts[1]))
+        symbols = [s for s in _BYTE_SYMBOLS if ord(s) < 256] + [s for s in _BYTE_SYMBOLS if ord(s) >= 256]
+        tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+        tokens += ["<|startoftext|>", "<|endoftext|>"]
+        vocab = {t: i for i, t in enumerate(tokens)}
+        return cls(vocab, merges, pad_token=pad_token)
+
     # -- the pipeline of steps ------------------------------------------------------------------------------------
 
     def _split_specials(self, text: str) -> list[tuple[bool, str]]:

@@ -143,3 +143,18 @@ def test_pipeline_folder_finds_its_tokenizer_subfolder(tmp_path, folder):
     (tmp_path / "model_index.json").write_text("{}")
     assert CLIPTokenizer.from_pretrained(tmp_path).encode("a red fox") == \
         CLIPTokenizer.from_pretrained(folder).encode("a red fox")
+
+
+def test_open_clip_bpe_file_gives_the_folder_tokenizer(tmp_path, folder):
+    import gzip
+
+    lines = open(f"{folder}/merges.txt", encoding="utf-8").read().splitlines()[1:]
+    with gzip.open(tmp_path / "bpe.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("bpe_simple_vocab_16e6.txt#version: 0.2\n" + "\n".join(lines) + "\n")
+    from_file = CLIPTokenizer.from_bpe_file(str(tmp_path / "bpe.txt.gz"), num_merges=len(lines))
+    from_folder = CLIPTokenizer.from_pretrained(folder)
+    assert from_file.encoder == from_folder.encoder
+    for prompt in _prompts(100, seed=4):
+        assert from_file.encode(prompt) == from_folder.encode(prompt)
+    with pytest.raises(TokenizerError, match="merge lines"):
+        CLIPTokenizer.from_bpe_file(str(tmp_path / "bpe.txt.gz"), num_merges=len(lines) + 1)
