@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .._native import _C
+from ..image import load_image  # noqa: F401  (decoding lives in svdc/image.py)
 from ..random import Generator
 
 
@@ -49,50 +50,6 @@ def make_generator(seed) -> Generator:
 
 
 # --- images ----------------------------------------------------------------------------------------------------
-def load_image(image, arg: str = "image"):
-    """A PIL RGB image from a path, a PIL image or an array (H, W, 3) (uint8, or float in [0, 1]).
-    Unreadable or corrupt files raise ValueError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not os.path.isfile(path):
-            raise ValueError(f"{arg}: no such image file: {path!r}")
-        try:
-            with Image.open(path) as im:
-                im.load()  # decode now: a truncated file fails here, not later
-                return _to_rgb(im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f"{arg}: cannot read image file {path!r}: {e}") from None
-    if isinstance(image, Image.Image):
-        return _to_rgb(image)
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-            raise ValueError(f"{arg}: expected an array of shape (H, W, 3), got {image.shape}")
-        if image.dtype == np.uint8:
-            return Image.fromarray(image, "RGB")
-        if image.dtype.kind == "f":
-            f = image.astype(np.float64)
-            if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
-                raise ValueError(f"{arg}: float images must be finite and in [0, 1]")
-            return Image.fromarray(np.round(f * 255).astype(np.uint8), "RGB")
-        raise TypeError(f"{arg}: expected uint8 or float array, got dtype {image.dtype}")
-    raise TypeError(f"{arg}: expected a file path, a PIL image or an (H, W, 3) array, got {type(image).__name__}")
-
-
-def _to_rgb(im):
-    if im.mode == "RGB":
-        return im.copy()
-    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-        # composite transparent images on white (what users of SVD/SV3D expect), not on black garbage
-        from PIL import Image
-
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(bg, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
 def vae_image(image, height: int, width: int) -> np.ndarray:
     """diffusers' VideoProcessor.preprocess for a PIL image: LANCZOS resize to width×height when the size differs,
     /255, ·2 − 1 -> float32 (1, 3, H, W)."""
