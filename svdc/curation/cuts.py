@@ -230,6 +230,6 @@ def detect_cuts(s: SignalSeries, fps: float, times: np.ndarray, params: CutParam
     for g in detect_gradual(s, p, fps, [i for i, _ in hard], flashed):
         start, end = max(0, g["start"]), min(n - 1, g["end"])
         frame = min(max(g["frame"], start), end)
-        cuts.append(Cut(frame=frame, time=float(times[frame]), level=min(g["levels"]), kind="gradual",
-                        score=g["score"], start=start, end=end, levels=g["levels"]))
+        cuts.append(Cut(frame=int(frame), time=float(times[frame]), level=min(g["levels"]), kind="gradual",
+                        score=g["score"], start=int(start), end=int(end), levels=[int(x) for x in g["levels"]]))
     return sorted(cuts, key=lambda c: c.frame)
