@@ -70,8 +70,7 @@ def _cmd_export(args) -> int:
     clips = read_table(args.out, "clips")
     os.makedirs(args.clips_dir, exist_ok=True)
     for row in tqdm(clips, unit="clip", disable=args.quiet):
-        clip = Clip(**{k: row[k] for k in ("index", "start_frame", "end_frame", "start_time", "end_time",
-                                           "shot_start_frame", "snapped_seconds")})
+        clip = Clip.from_row(row)
         ext = os.path.splitext(videos[row["video_id"]])[1] or ".mp4"
         target = os.path.join(args.clips_dir, f"{row['clip_id']}{ext}")
         if not os.path.exists(target):
