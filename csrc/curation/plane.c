@@ -1,5 +1,5 @@
-/* plane.c — box-average downscaling of 8-bit planes (see plane.h). Rows are summed into a 32-bit column
- * accumulator first (a contiguous loop the compiler vectorises), then groups of fx columns are summed. */
+/* plane.c — box-average downscaling of 8-bit planes and lag differences (see plane.h). Downscaling sums rows into a
+ * 32-bit column accumulator first (a contiguous loop the compiler vectorises), then groups of fx columns. */
 #include "plane.h"
 
 #include <stdlib.h>
@@ -38,5 +38,21 @@ svdc_status svdc_plane_downscale(const uint8_t *src, int64_t stride, int width, 
         }
     }
     free(cols);
+    return SVDC_OK;
+}
+
+svdc_status svdc_plane_lag_mad(const uint8_t *frames, int64_t n, int64_t plane_size, int64_t lag, float *out) {
+    if (!frames || !out) return svdc_fail(SVDC_ERR_ARGUMENT, "plane_lag_mad: frames and out must not be NULL");
+    if (n < 0 || plane_size < 1 || plane_size > (INT64_C(1) << 24) || lag < 1)
+        return svdc_fail(SVDC_ERR_ARGUMENT,
+                         "plane_lag_mad: expected n >= 0, 1 <= plane_size <= 2^24 and lag >= 1, got n=%lld "
+                         "plane_size=%lld lag=%lld",
+                         (long long)n, (long long)plane_size, (long long)lag);
+    for (int64_t i = lag; i < n; i++) {
+        const uint8_t *a = frames + i * plane_size, *b = frames + (i - lag) * plane_size;
+        uint32_t sum = 0; /* 255 * 2^24 fits */
+        for (int64_t k = 0; k < plane_size; k++) sum += (uint32_t)(a[k] > b[k] ? a[k] - b[k] : b[k] - a[k]);
+        out[i - lag] = (float)((double)sum / (double)plane_size);
+    }
     return SVDC_OK;
 }

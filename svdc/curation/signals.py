@@ -2,12 +2,14 @@
 every lag L in a set (1 for hard cuts, 2..4 for the flash test, the coarse cascade steps), distances between frame
 i-L and frame i — a YUV frame difference, a colour-histogram distance and a perceptual-hash distance — plus mean and
 spread of luma (uniform black/white frames in fades). Frames are buffered in chunks and processed with vectorised
-NumPy, keeping only the last max(lag) frames between chunks."""
+NumPy (the full-size frame differences in C), keeping only the last max(lag) frames between chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._native import _C
 
 HIST_BINS_Y, HIST_BINS_C = 32, 16
 HASH_SIZE = 8  # the low-frequency DCT block of the perceptual hash is HASH_SIZE x HASH_SIZE
@@ -81,10 +83,10 @@ class SignalAccumulator:
         if self._dct is None or self._dct[0].shape[1] != h or self._dct[1].shape[1] != w:
             self._dct = (_dct_rows(h, HASH_SIZE), _dct_rows(w, HASH_SIZE))
         dr, dc = self._dct
-        coef = np.einsum("ah,nhw,bw->nab", dr, yf, dc).reshape(n, -1)  # (N, 64)
+        coef = (np.matmul(dr, yf) @ dc.T).reshape(n, -1)  # (8, h) @ (N, h, w) @ (w, 8) -> (N, 8, 8) -> (N, 64)
         bits = coef > np.median(coef[:, 1:], axis=1, keepdims=True)
-        return {"y": yf, "u": uf, "v": vf, "cy": coarse(yf), "cu": coarse(uf, fc), "cv": coarse(vf, fc),
-                "hist": hist, "bits": bits}
+        return {"y": y, "u": u, "v": v, "cy": coarse(yf), "cu": coarse(uf, fc), "cv": coarse(vf, fc),
+                "hist": hist, "bits": bits, "mean": yf.mean(axis=(1, 2)), "std": yf.std(axis=(1, 2))}
 
     def _flush(self) -> None:
         if not self._y:
@@ -92,8 +94,8 @@ class SignalAccumulator:
         y, u, v = np.stack(self._y), np.stack(self._u), np.stack(self._v)
         self._y, self._u, self._v = [], [], []
         feats = self._features(y, u, v)
-        self._mean.append(feats["y"].mean(axis=(1, 2)))
-        self._std.append(feats["y"].std(axis=(1, 2)))
+        self._mean.append(feats.pop("mean"))
+        self._std.append(feats.pop("std"))
         if self._prev is not None:  # prepend the carried history: index k of `all_` is frame (start - hist + k)
             all_ = {k: np.concatenate([self._prev[k], feats[k]]) for k in feats}
         else:
@@ -108,7 +110,10 @@ class SignalAccumulator:
                 ref = slice(offset + first - L, offset + n_new - L)
                 def mad(a):
                     return np.abs(all_[a][cur] - all_[a][ref]).mean(axis=(1, 2))
-                out["pixel"][first:] = (mad("y") + mad("u") + mad("v")) / 3
+
+                def mad_u8(a):  # frame differences of the uint8 planes in C: rows offset+first .. offset+n_new-1
+                    return _C._plane_lag_mad(all_[a][offset + first - L:], L)
+                out["pixel"][first:] = (mad_u8("y") + mad_u8("u") + mad_u8("v")) / 3
                 out["coarse"][first:] = (mad("cy") + mad("cu") + mad("cv")) / 3
                 out["hist"][first:] = np.abs(all_["hist"][cur] - all_["hist"][ref]).sum(axis=1) / 6
                 out["phash"][first:] = (all_["bits"][cur] != all_["bits"][ref]).mean(axis=1)
