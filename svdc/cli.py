@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .curation.cli import add_parser as add_curate_parser
+
+    add_curate_parser(sub)
     return parser
 
 
