@@ -14,7 +14,6 @@
 #define LN_EPS 1e-5f      /* nn.LayerNorm default, every LN of both blocks */
 #define GN_EPS 1e-6f      /* the transformer's input GroupNorm */
 #define GN_GROUPS 32
-#define SCRATCH_BYTES ((size_t)8 << 20) /* cap on each per-chunk scratch buffer of a sub-layer */
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Declarations (diffusers names) */
@@ -123,12 +122,15 @@ void svdc_st_transformer_free(svdc_st_transformer *t) {
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Residual sub-layers. Each updates the token stream x in place. Every sub-layer is independent across rows (LN, FF)
- * or across batch entries (attention), so it runs in chunks whose scratch is capped near SCRATCH_BYTES: the stream
+ * or across batch entries (attention), so it runs in chunks whose scratch is capped near the backend's chunk budget: the stream
  * itself is the only full-size buffer a sub-layer touches. Scratch comes from the arena and is released on return. */
 
-/* Rows per chunk when each row needs `row_floats` floats of the largest scratch buffer (at least 1). */
-static int64_t chunk_rows(int64_t row_floats, int64_t total) {
-    int64_t r = (int64_t)(SCRATCH_BYTES / ((size_t)row_floats * sizeof(float)));
+/* Rows per chunk when each row needs `row_floats` floats of the largest scratch buffer (at least 1): capped near the
+ * backend's chunk budget (8 MiB on the CPU), all rows at once where the backend sets none (a GPU: one op per layer). */
+static int64_t chunk_rows(const svdc_ctx *ctx, int64_t row_floats, int64_t total) {
+    const size_t budget = svdc_ctx_chunk_budget(ctx);
+    if (!budget) return total;
+    int64_t r = (int64_t)(budget / ((size_t)row_floats * sizeof(float)));
     if (r < 1) r = 1;
     return r < total ? r : total;
 }
@@ -137,7 +139,7 @@ static int64_t chunk_rows(int64_t row_floats, int64_t total) {
 static svdc_status ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, const svdc_tensor *nw,
                                const svdc_tensor *nb, float *x, int64_t rows) {
     const int64_t c = ff->dim, inner = ff->inner, co = ff->dim_out;
-    const int64_t chunk = chunk_rows(2 * inner, rows);
+    const int64_t chunk = chunk_rows(ctx, 2 * inner, rows);
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor N, H, G, O;
     svdc_status s = u_alloc2(ctx, &N, chunk, c);
@@ -163,7 +165,7 @@ static svdc_status ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, con
 static svdc_status self_attn_residual(const svdc_ctx *ctx, const svdc_attention *a, const svdc_tensor *nw,
                                       const svdc_tensor *nb, float *x, int64_t batch, int64_t len) {
     const int64_t c = a->query_dim;
-    const int64_t chunk = chunk_rows(len * c, batch);
+    const int64_t chunk = chunk_rows(ctx, len * c, batch);
     const float scale = 1.0f / sqrtf((float)(c / a->heads));
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor N, Q, K, V;
@@ -209,7 +211,7 @@ static svdc_status cross_attn_residual(const svdc_ctx *ctx, const svdc_attention
         if (!s) s = svdc_op_add_token_bias(ctx, &X, &Ov, &X);
     } else {
         /* keys/values once per video; queries in chunks of tokens of one video */
-        const int64_t chunk = chunk_rows(c, tokens);
+        const int64_t chunk = chunk_rows(ctx, c, tokens);
         svdc_tensor K, V, N, Q;
         s = u_alloc3(ctx, &K, batch, len, c);
         if (!s) s = u_alloc3(ctx, &V, batch, len, c);

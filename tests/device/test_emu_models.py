@@ -94,3 +94,14 @@ def test_auto_picks_cuda_when_usable_and_the_models_accept_it(monkeypatch):
     assert pipe.unet._native.device == "emu:0"
     video = pipe(tiny.test_image(), **BASE)
     assert np.array_equal(video.frames, tiny.tiny_pipeline(device="cpu")(tiny.test_image(), **BASE).frames)
+
+
+def test_unet_on_emu_with_the_cpu_chunk_budget_is_bit_identical(components):
+    """The 1e-6 bound above covers only the chunking: with the CPU's budget the same kernels see the same chunks."""
+    budget = next(b["chunk_budget"] for b in _C.backends() if b["name"] == "cpu")
+    ops.emu_set_chunk_budget(budget)
+    try:
+        args = unet_inputs(seed=5, batch=2)
+        np.testing.assert_array_equal(components["emu"][0](*args), components["cpu"][0](*args))
+    finally:
+        ops.emu_set_chunk_budget(0)
