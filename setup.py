@@ -161,6 +161,8 @@ if cuda_home is not None:
 class BuildExt(build_ext):
     """Compiles .cu sources with nvcc into objects and hands them to the normal link step."""
 
+    skipped = ()  # extensions whose build failed and was allowed to (SVDC_CUDA=auto)
+
     def build_extension(self, ext):
         if ext.name == "svdc._C_cuda" and mode == "auto":
             try:
@@ -168,8 +170,18 @@ class BuildExt(build_ext):
             except Exception as exc:  # noqa: BLE001 - any compiler/linker failure: keep the CPU build usable
                 print(f"svdc: building svdc._C_cuda failed ({exc}); continuing with the CPU backend only "
                       "(set SVDC_CUDA=1 to make this an error, SVDC_CUDA=0 to skip CUDA)")
+                self.skipped = (*self.skipped, ext.name)
                 return None
         return self._build(ext)
+
+    def copy_extensions_to_source(self):
+        """--inplace: copy what was built (a skipped CUDA module has nothing to copy)."""
+        kept = self.extensions
+        self.extensions = [e for e in kept if e.name not in self.skipped]
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = kept
 
     def _build(self, ext):
         cu_sources = [s for s in ext.sources if s.endswith(".cu")]
