@@ -250,7 +250,8 @@ def main(argv=None) -> int:
         f"{ours['gradual_recall']:.1f} %, precision {ours['precision']:.1f} % — "
         f"{verdict(ours['gradual_recall'] >= 85 and ours['precision'] >= 80)}",
         f"- False positives in traps at most half of ContentDetector's ({content['trap_false_positives']}): svdc "
-        f"{ours['trap_false_positives']} — {verdict(ours['trap_false_positives'] * 2 <= content['trap_false_positives'])}",
+        f"{ours['trap_false_positives']} — "
+        f"{verdict(ours['trap_false_positives'] * 2 <= content['trap_false_positives'])}",
         f"- Full cascade >= 4x PySceneDetect's cascade (one decode per level): {r_cascade:.2f}x at 360p, "
         f"{r_cascade_1080:.2f}x at 1080p — {verdict(r_cascade >= 4 and r_cascade_1080 >= 4)}",
         f"- Single level >= 1.5x ContentDetector at 1080p: {r_single_1080:.2f}x — {verdict(r_single_1080 >= 1.5)}; "
