@@ -40,7 +40,9 @@ class CutParams:
     """All thresholds of the cascade (defaults chosen on the development half of benchmarks/curation's set)."""
     levels_fps: tuple = (8.0, 4.0, 2.0)  # coarse levels, frames per second
     hist_thresholds: tuple = (0.30, 0.30, 0.30)  # per coarse level: endpoint histogram distance (0..1)
-    gradual_hash: float = 0.5  # or instead: endpoint perceptual-hash distance (0..1), all coarse levels
+    gradual_hash: float = 0.5  # or instead: endpoint perceptual-hash distance (0..1; unrelated frames ~0.5)
+    gradual_hash_min_hist: float = 0.15  # ... with at least this histogram distance
+    persist_hash: float = 0.35  # a transition's outside frames differ by this hash distance or the histogram one
     linearity: float = 0.55  # endpoint difference / accumulated per-frame difference, per window
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
@@ -172,7 +174,7 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
         has_hard = np.zeros(n, bool)
         has_hard[k:] = (hcount[k + 1:] - hcount[1:n - k + 1]) > 0  # a marked frame in i-k+1..i
         with np.errstate(all="ignore"):
-            endpoints_differ = (hk >= thr) | (qk >= p.gradual_hash)
+            endpoints_differ = (hk >= thr) | ((qk >= p.gradual_hash) & (hk >= p.gradual_hash_min_hist))
             ok = (endpoints_differ & (dk >= p.min_gradual_pixel) & (dk >= p.linearity * acc)
                   & (step <= p.max_step_fraction * dk) & ~has_hard)
         ok[:k] = False
@@ -247,8 +249,14 @@ def detect_cuts(s: SignalSeries, fps: float, times: np.ndarray, params: CutParam
     cuts = [Cut(frame=i, time=float(times[i]), level=0, kind="hard", score=sc, start=i, end=i, levels=[0])
             for i, sc in hard]
     n = s.num_frames
+    thr = min(p.hist_thresholds) if p.hist_thresholds else math.inf
     for g in detect_gradual(s, p, fps, [i for i, _ in hard], flashed):
         start, end = max(0, g["start"]), min(n - 1, g["end"])
+        # the scene must change: the frames just outside the transition differ like the windows' endpoints did
+        # (a flash, or a fade out and back into the same shot, leaves them alike)
+        before, after = max(0, start - 1), min(n - 1, end + 1)
+        if s.hist_distance(before, after) < thr and s.hash_distance(before, after) < p.persist_hash:
+            continue
         frame = min(max(g["frame"], start), end)
         cuts.append(Cut(frame=int(frame), time=float(times[frame]), level=min(g["levels"]), kind="gradual",
                         score=g["score"], start=int(start), end=int(end), levels=[int(x) for x in g["levels"]]))
