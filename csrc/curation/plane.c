@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 svdc_status svdc_plane_downscale(const uint8_t *src, int64_t stride, int width, int height, int fx, int fy,
-                                 uint8_t *dst) {
+                                 int rows, uint8_t *dst) {
     if (!src || !dst) return svdc_fail(SVDC_ERR_ARGUMENT, "plane_downscale: src and dst must not be NULL");
     if (width < 1 || height < 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "plane_downscale: size must be positive, got %dx%d", width, height);
@@ -14,6 +14,8 @@ svdc_status svdc_plane_downscale(const uint8_t *src, int64_t stride, int width, 
                          width);
     if (fx < 1 || fx > 255 || fy < 1 || fy > 255)
         return svdc_fail(SVDC_ERR_ARGUMENT, "plane_downscale: factors must be in [1, 255], got fx=%d fy=%d", fx, fy);
+    if (rows < 1 || rows > fy)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "plane_downscale: rows must be in [1, fy=%d], got %d", fy, rows);
     const int out_w = width / fx, out_h = height / fy;
     if (out_w < 1 || out_h < 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "plane_downscale: factors %dx%d exceed the plane size %dx%d", fx, fy,
@@ -21,13 +23,14 @@ svdc_status svdc_plane_downscale(const uint8_t *src, int64_t stride, int width, 
     const int used_w = out_w * fx;
     uint32_t *cols = malloc((size_t)used_w * sizeof *cols);
     if (!cols) return svdc_fail(SVDC_ERR_MEMORY, "plane_downscale: cannot allocate %d column sums", used_w);
-    const uint32_t area = (uint32_t)fx * (uint32_t)fy, half = area / 2;
+    const uint32_t area = (uint32_t)fx * (uint32_t)rows, half = area / 2;
     for (int r = 0; r < out_h; r++) {
-        const uint8_t *row = src + (int64_t)r * fy * stride;
-        for (int x = 0; x < used_w; x++) cols[x] = row[x];
-        for (int k = 1; k < fy; k++) {
-            const uint8_t *next = row + (int64_t)k * stride;
-            for (int x = 0; x < used_w; x++) cols[x] += next[x];
+        const uint8_t *block = src + (int64_t)r * fy * stride;
+        for (int x = 0; x < used_w; x++) cols[x] = 0;
+        for (int k = 0; k < rows; k++) {
+            const int offset = (int)(((2 * (int64_t)k + 1) * fy) / (2 * rows)); /* centres of rows equal parts */
+            const uint8_t *line = block + (int64_t)offset * stride;
+            for (int x = 0; x < used_w; x++) cols[x] += line[x];
         }
         uint8_t *out = dst + (int64_t)r * out_w;
         for (int c = 0; c < out_w; c++) {

@@ -8,10 +8,12 @@
 
 #include "svdc.h"
 
-/* dst[r][c] = rounded mean of src[r*fy .. r*fy+fy-1][c*fx .. c*fx+fx-1] for r < height/fy, c < width/fx (the
- * remainder rows and columns are dropped). dst is (height/fy) x (width/fx), C-contiguous. Factors 1..255. */
+/* dst[r][c] = rounded mean of the block src[r*fy .. r*fy+fy-1][c*fx .. c*fx+fx-1] for r < height/fy,
+ * c < width/fx (the remainder rows and columns are dropped), reading `rows` of the block's fy rows, evenly spaced
+ * (rows = fy: the exact box mean; fewer rows read less memory, which is what this costs on a decoded frame).
+ * dst is (height/fy) x (width/fx), C-contiguous. Factors 1..255, 1 <= rows <= fy. */
 svdc_status svdc_plane_downscale(const uint8_t *src, int64_t stride, int width, int height, int fx, int fy,
-                                 uint8_t *dst);
+                                 int rows, uint8_t *dst);
 
 /* out[i - lag] = mean |frames[i] - frames[i - lag]| over plane_size bytes, for i = lag .. n-1: the frame difference
  * at a lag, over n planes of plane_size bytes stored back to back. */

@@ -9,15 +9,18 @@
 static PyObject *plane_downscale(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
-    int width, height, fx, fy;
+    int width, height, fx, fy, rows = 0;
     Py_ssize_t stride;
-    if (!PyArg_ParseTuple(args, "y*iinii:_plane_downscale", &view, &width, &height, &stride, &fx, &fy)) return NULL;
-    if (width < 1 || height < 1 || stride < width || fx < 1 || fy < 1 || width / fx < 1 || height / fy < 1) {
+    if (!PyArg_ParseTuple(args, "y*iinii|i:_plane_downscale", &view, &width, &height, &stride, &fx, &fy, &rows))
+        return NULL;
+    if (rows == 0) rows = fy;
+    if (width < 1 || height < 1 || stride < width || fx < 1 || fy < 1 || width / fx < 1 || height / fy < 1 ||
+        rows < 1 || rows > fy) {
         PyBuffer_Release(&view);
         return PyErr_Format(PyExc_ValueError,
-                            "_plane_downscale: expected width, height >= 1, stride >= width and factors within the "
-                            "plane, got %dx%d stride %zd factors %dx%d",
-                            width, height, stride, fx, fy);
+                            "_plane_downscale: expected width, height >= 1, stride >= width, factors within the "
+                            "plane and 1 <= rows <= fy, got %dx%d stride %zd factors %dx%d rows %d",
+                            width, height, stride, fx, fy, rows);
     }
     if (view.len < (Py_ssize_t)(stride * (height - 1) + width)) {
         PyBuffer_Release(&view);
@@ -33,7 +36,7 @@ static PyObject *plane_downscale(PyObject *self, PyObject *args) {
     }
     svdc_status s;
     Py_BEGIN_ALLOW_THREADS s = svdc_plane_downscale((const uint8_t *)view.buf, stride, width, height, fx, fy,
-                                                    (uint8_t *)PyArray_DATA(out));
+                                                    rows, (uint8_t *)PyArray_DATA(out));
     Py_END_ALLOW_THREADS PyBuffer_Release(&view);
     if (s != SVDC_OK) {
         Py_DECREF(out);
@@ -71,7 +74,8 @@ static PyObject *plane_lag_mad(PyObject *self, PyObject *args) {
 
 static PyMethodDef curation_methods[] = {
     {"_plane_downscale", plane_downscale, METH_VARARGS,
-     "_plane_downscale(buffer, width, height, stride, fx, fy) -> uint8 ndarray (height//fy, width//fx): box means."},
+     "_plane_downscale(buffer, width, height, stride, fx, fy, rows=fy) -> uint8 (height//fy, width//fx): block "
+     "means over `rows` evenly spaced rows of each block."},
     {"_plane_lag_mad", plane_lag_mad, METH_VARARGS,
      "_plane_lag_mad(frames uint8 (N, ...), lag) -> float32 (N - lag,): mean |frames[i] - frames[i - lag]|."},
     {NULL, NULL, 0, NULL},

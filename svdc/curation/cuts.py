@@ -6,11 +6,13 @@ Level 0, frame i (the first frame of the new shot) is a hard cut when its percep
 stands out from the median of its neighbours (so camera motion, which raises every frame's score, does not fire) and
 it is not a flash: a flash is a jump whose frames return to the pre-jump frame within `flash_frames`.
 
-Coarse level k, window [i-k, i] is a gradual candidate when its endpoints' colour histograms differ by at least the
-level's threshold, the window's frame difference accumulates consistently (endpoint difference / summed per-frame
-differences >= `linearity`, i.e. a blend rather than motion), and no single step dominates (no hard cut or flash
-inside). Runs of candidates form transition intervals; intervals of all levels that overlap, or that touch a run of
-uniform (black/white) frames, merge into one transition, reported at its strongest window's centre."""
+Coarse level k, window [i-k, i] is a gradual candidate when its endpoints differ (colour histograms by at least the
+level's threshold, or perceptual hashes by `gradual_hash`), the window's frame difference accumulates consistently
+(endpoint difference / summed per-frame differences >= `linearity`, i.e. a blend rather than motion), and no single
+step dominates (no hard cut or flash inside). Runs of candidates form transition intervals. A short run of uniform
+black or white frames between textured ones is a fade's hold and forms one too (fades from dark shots change too
+little per step for the twin test). Intervals of all levels that overlap, or that touch one uniform run, merge into
+one transition, reported at its strongest window's centre."""
 from __future__ import annotations
 
 import math
@@ -38,6 +40,9 @@ class CutParams:
     """All thresholds of the cascade (defaults chosen on the development half of benchmarks/curation's set)."""
     levels_fps: tuple = (8.0, 4.0, 2.0)  # coarse levels, frames per second
     hist_thresholds: tuple = (0.30, 0.30, 0.30)  # per coarse level: endpoint histogram distance (0..1)
+    gradual_hash: float = 0.5  # or instead: endpoint perceptual-hash distance (0..1; unrelated frames ~0.5)
+    gradual_hash_min_hist: float = 0.15  # ... with at least this histogram distance
+    persist_hash: float = 0.35  # a transition's outside frames differ by this hash distance or the histogram one
     linearity: float = 0.55  # endpoint difference / accumulated per-frame difference, per window
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
@@ -49,6 +54,9 @@ class CutParams:
     flash_frames: int = 3  # a jump that returns to the pre-jump frame within this many frames is a flash
     flash_return: float = 0.5  # ... "returns" = difference to the pre-jump frame below this fraction of the jump
     uniform_std: float = 4.0  # luma spread below which a frame is uniform (black/white)
+    max_fade_hold_seconds: float = 2.0  # a uniform run up to this long between textured frames is a fade's hold
+    black_luma: float = 40.0  # ... when its mean luma (limited range: black 16, white 235) is below this
+    white_luma: float = 210.0  # ... or above this
     hash_min_std: float = 8.0  # level 0 uses the hash only between frames with at least this luma spread
     min_gap_frames: int = 8  # hard cuts closer than this merge (the stronger one stays)
     merge_gap_frames: int = 2  # transition intervals closer than this merge
@@ -155,6 +163,7 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
             continue
         hk = np.nan_to_num(s.hist[k])
         dk = np.nan_to_num(s.pixel[k])
+        qk = np.nan_to_num(s.phash[k])
         csum = np.concatenate([[0.0], np.cumsum(d1)])
         acc = np.zeros(n)
         acc[k:] = csum[k + 1:] - csum[1:n - k + 1]  # sum of d1[i-k+1..i]
@@ -165,7 +174,8 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
         has_hard = np.zeros(n, bool)
         has_hard[k:] = (hcount[k + 1:] - hcount[1:n - k + 1]) > 0  # a marked frame in i-k+1..i
         with np.errstate(all="ignore"):
-            ok = ((hk >= thr) & (dk >= p.min_gradual_pixel) & (dk >= p.linearity * acc)
+            endpoints_differ = (hk >= thr) | ((qk >= p.gradual_hash) & (hk >= p.gradual_hash_min_hist))
+            ok = (endpoints_differ & (dk >= p.min_gradual_pixel) & (dk >= p.linearity * acc)
                   & (step <= p.max_step_fraction * dk) & ~has_hard)
         ok[:k] = False
         for a, b in _runs(ok):
@@ -173,6 +183,18 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
             intervals.append({"start": a - k, "end": b, "core_start": a - k // 2, "core_end": b - k // 2,
                               "frame": best - k // 2, "score": float(hk[best] / thr), "levels": [level]})
     uniform = s.luma_std < p.uniform_std
+    steps = p.steps(fps)
+    reach = max(steps) if steps else 0
+    if reach:
+        # a short uniform run between textured frames is the hold of a fade through black or white, however
+        # dark the shots around it (the twin test can miss a fade from a dark shot: its steps are at noise level)
+        longest = max(1, int(round(p.max_fade_hold_seconds * fps)))
+        black_or_white = (s.luma_mean < p.black_luma) | (s.luma_mean > p.white_luma)
+        for a, b in _runs(uniform & black_or_white & ~flashed):
+            if 0 < a and b < n - 1 and b - a + 1 <= longest:
+                intervals.append({"start": a - reach, "end": b + reach, "core_start": a - reach // 2,
+                                  "core_end": b + reach // 2, "frame": (a + b) // 2, "score": 1.0,
+                                  "levels": [len(steps)]})
     return _merge(intervals, uniform, p.merge_gap_frames)
 
 
@@ -227,8 +249,14 @@ def detect_cuts(s: SignalSeries, fps: float, times: np.ndarray, params: CutParam
     cuts = [Cut(frame=i, time=float(times[i]), level=0, kind="hard", score=sc, start=i, end=i, levels=[0])
             for i, sc in hard]
     n = s.num_frames
+    thr = min(p.hist_thresholds) if p.hist_thresholds else math.inf
     for g in detect_gradual(s, p, fps, [i for i, _ in hard], flashed):
         start, end = max(0, g["start"]), min(n - 1, g["end"])
+        # the scene must change: the frames just outside the transition differ like the windows' endpoints did
+        # (a flash, or a fade out and back into the same shot, leaves them alike)
+        before, after = max(0, start - 1), min(n - 1, end + 1)
+        if s.hist_distance(before, after) < thr and s.hash_distance(before, after) < p.persist_hash:
+            continue
         frame = min(max(g["frame"], start), end)
         cuts.append(Cut(frame=int(frame), time=float(times[frame]), level=min(g["levels"]), kind="gradual",
                         score=g["score"], start=int(start), end=int(end), levels=[int(x) for x in g["levels"]]))

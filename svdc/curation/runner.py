@@ -3,9 +3,9 @@ saved as a manifest part at once, finished videos skipped on a rerun, the tables
 the per-video work so that another backend (e.g. Ray) can drive the same function."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 from .manifest import Manifest
 from .pipeline import CurationParams, process_video, video_id
@@ -28,6 +28,9 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
     """Curates `videos` into the manifest folder `out_dir`; returns {"done", "skipped", "failed", "tables"}."""
     params = params or CurationParams()
     params.validate()
+    if workers > 1 and params.decoder_threads == 0:
+        # the pool already fills the cores: one decoder thread per video is the cheapest per frame
+        params = dataclasses.replace(params, decoder_threads=1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
     paths = _check_inputs(videos)

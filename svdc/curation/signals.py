@@ -33,6 +33,14 @@ class SignalSeries:
     phash: dict[int, np.ndarray]  # Hamming distance of 64-bit DCT hashes / 64 (0..1)
     luma_mean: np.ndarray
     luma_std: np.ndarray
+    histograms: np.ndarray  # (N, 64) float32: every frame's Y/U/V histograms, to compare any two frames later
+    hashes: np.ndarray  # (N, 8) uint8: every frame's 64-bit perceptual hash, packed
+
+    def hist_distance(self, a: int, b: int) -> float:
+        return float(np.abs(self.histograms[a] - self.histograms[b]).sum() / 6)
+
+    def hash_distance(self, a: int, b: int) -> float:
+        return float(np.unpackbits(self.hashes[a] ^ self.hashes[b]).sum() / 64)
 
     @property
     def num_frames(self) -> int:
@@ -51,7 +59,7 @@ class SignalAccumulator:
         self._y, self._u, self._v = [], [], []
         self._prev = None  # (features of the last `history` frames) carried between chunks
         self._out = {name: {L: [] for L in lags} for name in ("pixel", "coarse", "hist", "phash")}
-        self._mean, self._std = [], []
+        self._mean, self._std, self._hist, self._bits = [], [], [], []
         self._dct = None
         self._count = 0
 
@@ -96,6 +104,8 @@ class SignalAccumulator:
         feats = self._features(y, u, v)
         self._mean.append(feats.pop("mean"))
         self._std.append(feats.pop("std"))
+        self._hist.append(feats["hist"])
+        self._bits.append(np.packbits(feats["bits"], axis=1))
         if self._prev is not None:  # prepend the carried history: index k of `all_` is frame (start - hist + k)
             all_ = {k: np.concatenate([self._prev[k], feats[k]]) for k in feats}
         else:
@@ -123,6 +133,7 @@ class SignalAccumulator:
         self._count += n_new
 
     def finish(self) -> SignalSeries:
+        """All signals; also keeps each frame's histogram and packed hash (264 bytes a frame)."""
         self._flush()
         def cat(parts):
             return np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -132,4 +143,6 @@ class SignalAccumulator:
             coarse={L: cat(p) for L, p in self._out["coarse"].items()},
             hist={L: cat(p) for L, p in self._out["hist"].items()},
             phash={L: cat(p) for L, p in self._out["phash"].items()},
-            luma_mean=cat(self._mean), luma_std=cat(self._std))
+            luma_mean=cat(self._mean), luma_std=cat(self._std),
+            histograms=np.concatenate(self._hist) if self._hist else np.zeros((0, 64), np.float32),
+            hashes=np.concatenate(self._bits) if self._bits else np.zeros((0, 8), np.uint8))

@@ -54,9 +54,9 @@ def test_hard_cuts_exact_gradual_found_flash_ignored(labelled_video):
 
 
 def test_single_native_level_misses_the_gradual_transitions(labelled_video):
-    """The cascade's reason to exist: without coarse levels (thresholds out of reach) only hard cuts remain."""
+    """The cascade's reason to exist: without the coarse levels only the hard cuts are found."""
     path, labels = labelled_video
-    params = CutParams(hist_thresholds=(1e9, 1e9, 1e9))
+    params = CutParams(levels_fps=(), hist_thresholds=())
     signals, times, fps = signals_of(path, params)
     cuts = detect_cuts(signals, fps, times, params)
     assert [c.frame for c in cuts] == labels["cuts"]
