@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import schedules
 from ..image import load_image, to_uint8, vae_image
+from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
 from ..video import Video
 from . import base
 
@@ -99,7 +100,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
             if os.path.isfile(sched):
                 from ..models._loading import read_json
 
-                scheduler_config = read_json(sched, "the scheduler config")
+                scheduler_config = check_scheduler_config(read_json(sched, "the scheduler config"), sched)
         from ..runtime import resolve_device
 
         device = resolve_device(device)  # once, so "auto" warns once rather than per component
@@ -182,6 +183,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         if not images:
             raise ValueError("image: expected at least one image, got an empty list")
         b = len(images)
+        check_video_memory(b, num_frames, height, width, self.vae.config["block_out_channels"][0])
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
         latent_shape = (b, num_frames, self.latent_channels, h, w)
         if latents is not None:
@@ -208,6 +210,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
                             self.guidance(gmin, gmax, num_frames) if cfg else None, generator, callback, progress)
         # 9. decode in chunks of `chunk` rows, as diffusers' decode_latents.
         frames = self.decode(final, chunk)
+        check_decoded_video(frames)
         uint8 = to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
         video_fps = fps + 1 if sgm else fps
         videos = [Video(uint8[i], fps=video_fps) for i in range(b)]
