@@ -1,4 +1,5 @@
-"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`."""
+"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`,
+`svdc batch JOBS --out DIR` (svdc/runner/cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .runner.cli import add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 

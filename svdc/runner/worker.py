@@ -1,0 +1,64 @@
+"""A runner worker: the process-side state of one pool slot or Ray actor. It fixes the CPU thread count, loads each
+task's pipeline once (on its first job), and runs a job into its output file under a temporary name that is renamed
+only when complete, returning a result row; a failing job becomes a "failed" row, never an exception."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from .tasks import Job, get_task
+
+PARTIAL_MARK = ".partial-"
+
+
+def partial_name(name: str) -> str:
+    """The temporary name of an output being written (same suffix, so writers pick the same format)."""
+    stem, suffix = os.path.splitext(name)
+    return f".{stem}{PARTIAL_MARK}{os.getpid()}{suffix}"
+
+
+class Worker:
+    """out_dir: the run's output folder (absolute). options: {workflow: checked run-level options}. threads: the CPU
+    (OpenMP and BLAS) threads of this worker; results are bit-identical for a given thread count."""
+
+    def __init__(self, out_dir: str, options: dict[str, dict], threads: int):
+        from .._native import _C
+
+        _C.set_num_threads(int(threads))
+        self.out_dir = out_dir
+        self.options = options
+        self.threads = int(threads)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._states = {}
+
+    def run(self, job: Job) -> dict:
+        task = get_task(job.workflow)
+        opts = self.options[job.workflow]
+        name = task.output_name(job, opts)
+        row = {"id": job.id, "workflow": job.workflow, "worker": self.name, "threads": self.threads}
+        start = time.perf_counter()
+        tmp = os.path.join(self.out_dir, partial_name(name))
+        try:
+            if job.workflow not in self._states:
+                self._states[job.workflow] = task.load(opts)
+                row["load_seconds"] = round(time.perf_counter() - start, 3)
+                start = time.perf_counter()
+            extra = task.run(self._states[job.workflow], job, tmp, opts)
+            os.replace(tmp, os.path.join(self.out_dir, name))
+            row.update(extra)
+            row.update(status="ok", output=name, error=None)
+        except Exception as e:  # the job's failure is its result; the worker lives on
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            # bad job input (an unreadable image, an impossible size) fails the same way every time: not retried
+            row.update(status="failed", output=None, error=f"{type(e).__name__}: {e}",
+                       retryable=not isinstance(e, (ValueError, TypeError)))
+        row["seconds"] = round(time.perf_counter() - start, 3)
+        return row
+
+
+def lost_result(job: Job, error: str) -> dict:
+    """The result row of an attempt whose worker died or whose result never came back (retryable)."""
+    return {"id": job.id, "workflow": job.workflow, "status": "failed", "output": None, "error": error,
+            "retryable": True, "worker": None, "seconds": None}
