@@ -16,7 +16,7 @@ class Job:
     id: str
     workflow: str
     args: dict = field(default_factory=dict)
-    source: str = ""  # "jobs.csv row 3", for error messages
+    source: str = field(default="", compare=False)  # "jobs.csv row 3", for error messages
 
 
 class Task:

@@ -1,0 +1,59 @@
+"""The Ray backend on one module-wide `ray.init(num_cpus=2)`: Worker actors asking for half a CPU each reproduce the
+one-by-one outputs byte for byte, a corrupt image is a failed row while the other jobs finish, and settings the
+cluster cannot satisfy are refused up front."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from svdc.runner import run_batch
+from tests.runner._jobs import COLUMNS, OPTIONS, THREADS, assert_same_as_reference, job_rows, outputs, write_csv
+
+if not os.environ.get("CI"):
+    pytest.importorskip("ray", reason="the Ray backend needs pip install 'svdc[ray]'")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    # the workers must import this checkout's svdc, as the runner arranges for a Ray it starts itself
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_equals_local_and_records_a_corrupt_image(ray_session, jobs_dir, reference, tmp_path):
+    rows = job_rows() + [{"id": "corrupt", "image": "corrupt.png", "num_frames": 3, "num_inference_steps": 2}]
+    manifest = write_csv(jobs_dir / "with_corrupt.csv", rows, COLUMNS)
+    out = tmp_path / "out"
+    summary = run_batch(manifest, out, backend="ray", workers=2, cpus_per_worker=0.5, threads_per_worker=THREADS,
+                        options=OPTIONS, progress=False)
+    assert (summary.ok, summary.failed) == (12, 1), summary.results
+    assert_same_as_reference(outputs(out), reference)
+    bad = summary.results["corrupt"]
+    assert bad["status"] == "failed" and "cannot read image file" in bad["error"] and bad["output"] is None
+    workers = {r["worker"] for r in summary.results.values()}
+    assert len(workers) == 2 and os.getpid() not in {int(w.rsplit(":", 1)[1]) for w in workers}
+    assert ray_session.is_initialized()  # the runner leaves a session it did not start running
+
+    again = run_batch(manifest, out, backend="ray", workers=2, cpus_per_worker=0.5, threads_per_worker=THREADS,
+                      options=OPTIONS, progress=False)
+    assert (again.skipped, again.ok, again.failed) == (12, 0, 1)  # the failed job was tried again, the rest kept
+
+
+def test_ray_refuses_what_the_cluster_cannot_fit(ray_session, jobs_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"workers=3: .* fits 2"):
+        run_batch(jobs_dir / "jobs.csv", tmp_path, backend="ray", workers=3, cpus_per_worker=1.0, options=OPTIONS,
+                  progress=False)
+    with pytest.raises(ValueError, match="gpus_per_worker=1: the Ray cluster has 2 CPU.* 0 GPU"):
+        run_batch(jobs_dir / "jobs.csv", tmp_path, backend="ray", gpus_per_worker=1, options=OPTIONS,
+                  progress=False)
+    with pytest.raises(ValueError, match="already initialised"):
+        run_batch(jobs_dir / "jobs.csv", tmp_path, backend="ray", address="127.0.0.1:1", options=OPTIONS,
+                  progress=False)
