@@ -1,5 +1,6 @@
 """svdc: Stable Video Diffusion in C and CUDA with a NumPy front end (no PyTorch at run time)."""
 from ._native import _C
+from . import _fork  # noqa: F401  (fork safety: registers the child's one-thread reset)
 from .runtime import devices, info
 from . import weights
 from .random import Generator

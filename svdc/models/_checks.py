@@ -9,6 +9,7 @@ import numpy as np
 
 from .._native import _C
 from ..runtime import resolve_device
+from ..weights import check_finite_tensor
 
 
 def cpu_device(device, dtype, model: str) -> str:
@@ -56,7 +57,7 @@ def check_mapping(weights) -> Mapping:
 class Float32Weights(Mapping):
     """A read-only view of a weight mapping that converts floating arrays (float16/float64, non-contiguous) to
     float32 C-contiguous on access, refuses other dtypes with svdc.CheckpointError, and hides the `ignored` names
-    (buffers a checkpoint may carry that are not weights)."""
+    (buffers a checkpoint may carry that are not weights), and refuses NaN/Inf (svdc.weights.check_finite_tensor)."""
 
     def __init__(self, weights: Mapping, ignored: frozenset = frozenset()):
         self._w = check_mapping(weights)
@@ -74,7 +75,7 @@ class Float32Weights(Mapping):
             raise _C.CheckpointError(f"weights[{name!r}]: expected a floating array, got dtype {a.dtype}")
         if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
             a = np.array(a, dtype=np.float32, order="C")
-        return a
+        return check_finite_tensor(a, f"weights[{name!r}]")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys if self._keys is not None else self._w)

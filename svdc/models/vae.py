@@ -9,7 +9,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs import vae as vae_configs
-from ._checks import as_float32, check_finite, check_mapping, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, cpu_device
 from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
@@ -66,7 +66,7 @@ class VAE:
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
         dev = cpu_device(device, dtype, "VAE")
         cfg = vae_configs.normalize(config)
-        return cls(_C.VAE(_native_config(cfg), check_mapping(weights)), cfg, dev)
+        return cls(_C.VAE(_native_config(cfg), Float32Weights(weights)), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":

@@ -17,13 +17,11 @@ from .tasks import Job, get_task
 from .worker import PARTIAL_MARK
 
 BACKENDS = ("local", "ray")
-# run-level options that cannot change a job's output (excluded from its parameter hash)
-_NOT_IN_HASH = ("device",)
-
 
 @dataclass
 class BatchSummary:
-    """What a run did. results: the latest result row of every job of the manifest (finished earlier or now)."""
+    """What a run did. results: the latest result row of every job of the manifest (finished earlier or now);
+    ran: the ids this run attempted, in the order they finished."""
     out: str
     total: int
     skipped: int
@@ -32,6 +30,7 @@ class BatchSummary:
     seconds: float
     backend: str = ""
     results: dict = field(default_factory=dict)
+    ran: list = field(default_factory=list)
 
     @property
     def jobs_per_minute(self) -> float:
@@ -72,7 +71,8 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     out_dir = prepare_output_folder(out)
 
     start = time.perf_counter()
-    params = {job.id: _params_hash(job, checked[job.workflow]) for job in job_list}
+    params = {job.id: _params_hash(job, get_task(job.workflow).options_key(checked[job.workflow]))
+              for job in job_list}
     latest = read_results(out_dir)
     done = {i for i in finished_ids(out_dir, latest) if latest[i].get("params") == params.get(i)}
     todo = [job for job in job_list if job.id not in done]
@@ -119,6 +119,7 @@ def _drive(runner, todo: list[Job], params: dict, retries: int, log: ResultsLog,
             if retry:
                 pending.append(by_id[row["id"]])
                 continue
+            summary.ran.append(row["id"])
             if row["status"] == "ok":
                 summary.ok += 1
             else:
@@ -147,11 +148,10 @@ def prepare_output_folder(out) -> str:
         os.remove(probe)
     except OSError as e:
         raise ValueError(f"out: cannot write to the output folder {out_dir!r}: {e.strerror or e}") from None
-    for name in os.listdir(out_dir):
-        if name.startswith(".") and PARTIAL_MARK in name:
-            path = os.path.join(out_dir, name)
-            if os.path.isfile(path):
-                os.remove(path)
+    for folder, _, names in os.walk(out_dir):
+        for name in names:
+            if name.startswith(".") and PARTIAL_MARK in name:
+                os.remove(os.path.join(folder, name))
     return out_dir
 
 
@@ -168,10 +168,9 @@ def _check_options(job_list: list[Job], options: dict) -> dict[str, dict]:
     return {wf: get_task(wf).check_options(options) for wf in workflows}
 
 
-def _params_hash(job: Job, options: dict) -> str:
-    """What a job's output depends on: its workflow, its arguments and the run-level options (not the device)."""
-    relevant = {k: v for k, v in options.items() if k not in _NOT_IN_HASH}
-    text = json.dumps([job.workflow, job.args, relevant], sort_keys=True, default=str)
+def _params_hash(job: Job, options_key) -> str:
+    """What a job's output depends on: its workflow, its arguments and the task's options key."""
+    text = json.dumps([job.workflow, job.args, options_key], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

@@ -45,6 +45,9 @@ class ImageToVideoTask(Task):
             raise ValueError(f"format: expected one of {FORMATS}, got {opts['format']!r}")
         return opts
 
+    def options_key(self, options: dict):
+        return {k: v for k, v in options.items() if k != "device"}  # where it runs does not change what it makes
+
     def output_name(self, job: Job, options: dict) -> str:
         return f"{job.id}.{options['format']}"
 

@@ -32,8 +32,12 @@ class Task:
         """Validates the run-level options cheaply (before any worker starts); returns them with defaults filled."""
         return {k: options.get(k, v) for k, v in self.options.items()}
 
+    def options_key(self, options: dict):
+        """The part of the checked options a job's output depends on (JSON-able): in its parameter hash."""
+        return options
+
     def output_name(self, job: Job, options: dict) -> str:
-        """The job's output file name inside the output folder."""
+        """The job's output file name inside the output folder (may name a subfolder: "parts/<id>.json")."""
         raise NotImplementedError
 
     def load(self, options: dict):
@@ -52,9 +56,10 @@ def seed_from_id(job_id: str) -> int:
 
 
 def _builtin_tasks() -> dict[str, Task]:
+    from .task_curation import CurationTask
     from .task_image_to_video import ImageToVideoTask
 
-    return {t.name: t for t in (ImageToVideoTask(),)}
+    return {t.name: t for t in (ImageToVideoTask(), CurationTask())}
 
 
 TASKS: dict[str, Task] = _builtin_tasks()

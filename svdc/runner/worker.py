@@ -13,9 +13,11 @@ PARTIAL_MARK = ".partial-"
 
 
 def partial_name(name: str) -> str:
-    """The temporary name of an output being written (same suffix, so writers pick the same format)."""
-    stem, suffix = os.path.splitext(name)
-    return f".{stem}{PARTIAL_MARK}{os.getpid()}{suffix}"
+    """The temporary name of an output being written, in the same folder and with the same suffix (writers pick
+    the format from it)."""
+    folder, base = os.path.split(name)
+    stem, suffix = os.path.splitext(base)
+    return os.path.join(folder, f".{stem}{PARTIAL_MARK}{os.getpid()}{suffix}")
 
 
 class Worker:
@@ -40,6 +42,7 @@ class Worker:
         start = time.perf_counter()
         tmp = os.path.join(self.out_dir, partial_name(name))
         try:
+            os.makedirs(os.path.dirname(tmp), exist_ok=True)
             if job.workflow not in self._states:
                 self._states[job.workflow] = task.load(opts)
                 row["load_seconds"] = round(time.perf_counter() - start, 3)

@@ -57,3 +57,32 @@ def test_ray_refuses_what_the_cluster_cannot_fit(ray_session, jobs_dir, tmp_path
     with pytest.raises(ValueError, match="already initialised"):
         run_batch(jobs_dir / "jobs.csv", tmp_path, backend="ray", address="127.0.0.1:1", options=OPTIONS,
                   progress=False)
+
+
+def test_curation_on_ray_equals_the_local_manifest(ray_session, tmp_path):
+    import numpy as np
+
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from svdc.curation import read_table, run
+    from svdc.curation.manifest import TABLES
+    from tests.curation._videos import Shot, encode
+
+    videos = []
+    for k in range(3):
+        a, b = Shot(300 + k, 96, 160, (200, 40, 40)), Shot(400 + k, 96, 160, (40, 40, 200))
+        frames = (np.clip((a if i < 20 + k else b).frame(i), 0, 255).astype(np.uint8) for i in range(40))
+        videos.append(encode(tmp_path / f"v{k}.mp4", frames, 24))
+    (tmp_path / "broken.mp4").write_text("not a video\n" * 20)
+    videos.append(str(tmp_path / "broken.mp4"))
+
+    local = run(videos, tmp_path / "local", workers=1, progress=False)
+    on_ray = run(videos, tmp_path / "ray", workers=2, backend="ray", cpus_per_worker=0.5, progress=False)
+    assert (on_ray["done"], on_ray["failed"], on_ray["skipped"]) == (local["done"], local["failed"], 0) == (4, 1, 0)
+    want = {t: read_table(tmp_path / "local", t) for t in TABLES}
+    got = {t: read_table(tmp_path / "ray", t) for t in TABLES}
+    assert got == want
+    assert [c["frame"] for c in got["cuts"]] and len(got["videos"]) == 4
+    again = run(videos, tmp_path / "ray", workers=2, backend="ray", cpus_per_worker=0.5, progress=False)
+    assert (again["done"], again["skipped"]) == (0, 4)
+    assert {t: read_table(tmp_path / "ray", t) for t in TABLES} == want
