@@ -36,6 +36,8 @@ def read_manifest(jobs, workflow: str = "image_to_video") -> list[Job]:
                              f"job ids must be unique")
         first_row[job.id] = job.source
         out.append(job)
+    if not out:
+        raise ValueError(f"jobs: {label} has no rows; expected at least one job")
     return out
 
 

@@ -162,7 +162,7 @@ def _check_options(job_list: list[Job], options: dict) -> dict[str, dict]:
     for wf in workflows:
         known |= set(get_task(wf).options)
     unknown = sorted(set(options) - known)
-    if unknown and workflows:
+    if unknown:
         raise ValueError(f"options: unknown setting(s) {unknown} for workflow(s) {workflows}; expected among "
                          f"{sorted(known)}")
     return {wf: get_task(wf).check_options(options) for wf in workflows}

@@ -64,6 +64,11 @@ def test_bad_manifest_files(tmp_path):
         read_manifest(tmp_path / "j.jsonl")
     with pytest.raises(TypeError, match=r"jobs: expected a manifest path"):
         read_manifest(42)
+    (tmp_path / "empty.csv").write_text("id,image\n")
+    with pytest.raises(ValueError, match=r"jobs: empty.csv has no rows"):
+        read_manifest(tmp_path / "empty.csv")
+    with pytest.raises(ValueError, match=r"jobs: jobs has no rows"):
+        read_manifest([])
 
 
 def test_bad_settings(jobs_dir, tmp_path):

@@ -95,3 +95,38 @@ def test_failed_job_recorded_others_finish(jobs_dir, tmp_path):
     assert "cannot read image file" in res["broken"]["error"] and "corrupt.png" in res["broken"]["error"]
     assert "no such image file" in res["missing"]["error"]
 
+
+
+def _kill_first_worker_after_first_result(out, killed: list) -> None:
+    """Waits for the first result row, then SIGKILLs the process that wrote it (a worker dying mid-run)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.exists(out / "results.jsonl"):
+            with open(out / "results.jsonl") as f:
+                lines = [json.loads(line) for line in f if line.endswith("\n")]
+            if lines:
+                pid = int(lines[0]["worker"].rsplit(":", 1)[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        time.sleep(0.02)
+
+
+def test_dead_worker_process_is_retried_on_a_fresh_pool(jobs_dir, reference, tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    killed: list = []
+    killer = threading.Thread(target=_kill_first_worker_after_first_result, args=(out, killed))
+    killer.start()
+    summary = run_batch(jobs_dir / "jobs.csv", out, workers=2, threads_per_worker=THREADS, retries=1,
+                        options=OPTIONS, progress=False)
+    killer.join()
+    assert killed and summary.ok == 12 and summary.failed == 0
+    assert_same_as_reference(outputs(out), reference)
+    with open(out / "results.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    lost = [r for r in rows if r["status"] == "failed"]
+    assert lost and all("a worker process died" in r["error"] for r in lost)
+    assert all(read_results(out)[r["id"]]["attempt"] == 2 for r in lost)  # each retried once, then ok
+    assert str(killed[0]) not in {r["worker"].rsplit(":", 1)[1] for r in rows if r["attempt"] == 2}

@@ -59,6 +59,43 @@ def test_ray_refuses_what_the_cluster_cannot_fit(ray_session, jobs_dir, tmp_path
                   progress=False)
 
 
+
+def test_dead_actor_is_replaced_and_its_jobs_retried(ray_session, jobs_dir, reference, tmp_path):
+    import json
+    import signal
+    import threading
+    import time
+
+    manifest = write_csv(jobs_dir / "six.csv", job_rows()[:6], COLUMNS)
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_first_writer():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if os.path.exists(out / "results.jsonl"):
+                with open(out / "results.jsonl") as f:
+                    rows = [json.loads(line) for line in f if line.endswith("\n")]
+                if rows:
+                    pid = int(rows[0]["worker"].rsplit(":", 1)[1])
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_writer)
+    killer.start()
+    summary = run_batch(manifest, out, backend="ray", workers=2, cpus_per_worker=0.5, threads_per_worker=THREADS,
+                        retries=2, options=OPTIONS, progress=False)
+    killer.join()
+    assert killed and (summary.ok, summary.failed) == (6, 0), summary.results
+    assert_same_as_reference(outputs(out), reference, ids=[r["id"] for r in job_rows()[:6]])
+    with open(out / "results.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert str(killed[0]) not in {r["worker"].rsplit(":", 1)[1] for r in rows if r["worker"] and r["attempt"] > 1}
+    if any(r["status"] == "failed" for r in rows):  # the actor held queued jobs when it died
+        assert all("actor died" in r["error"] for r in rows if r["status"] == "failed")
+
+
 def test_curation_on_ray_equals_the_local_manifest(ray_session, tmp_path):
     import numpy as np
 
