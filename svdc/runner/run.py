@@ -61,7 +61,8 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     workers = _optional_int("workers", workers, 1)
     threads_per_worker = _optional_int("threads_per_worker", threads_per_worker, 1)
-    retries = _optional_int("retries", retries, 0)
+    if retries is None or _optional_int("retries", retries, 0) is None:
+        raise ValueError(f"retries: expected an integer >= 0, got {retries!r}")
     if options is None:
         options = {}
     if not isinstance(options, Mapping):

@@ -45,8 +45,9 @@ class Task:
         raise NotImplementedError
 
     def run(self, state, job: Job, output_path: str, options: dict) -> dict:
-        """Writes the job's output to output_path (a temporary name the worker renames when run returns) and returns extra
-        result fields (JSON-able). Raises on failure; ValueError/TypeError mean bad job input (not retried)."""
+        """Writes the job's output to output_path (a temporary name the worker renames when run returns) and
+        returns extra result fields (JSON-able). Raises on failure; ValueError/TypeError mean bad job input (not
+        retried)."""
         raise NotImplementedError
 
 

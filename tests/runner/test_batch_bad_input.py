@@ -11,7 +11,7 @@ import pytest
 
 from svdc.cli import main
 from svdc.runner import read_manifest, run_batch
-from tests.runner._jobs import COLUMNS, OPTIONS, job_rows, write_csv
+from tests.runner._jobs import OPTIONS, job_rows, write_csv
 
 
 def _csv(tmp_path, rows, columns=None):
