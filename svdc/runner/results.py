@@ -29,10 +29,10 @@ def read_results(out_dir) -> dict[str, dict]:
 
 
 def finished_ids(out_dir, latest: dict[str, dict]) -> set[str]:
-    """Jobs whose latest result is "ok" and whose output file is still there."""
+    """Jobs whose latest result is "ok" and whose output (a file or a folder) is still there."""
     out_dir = os.fspath(out_dir)
     return {i for i, r in latest.items()
-            if r.get("status") == "ok" and r.get("output") and os.path.isfile(os.path.join(out_dir, r["output"]))}
+            if r.get("status") == "ok" and r.get("output") and os.path.exists(os.path.join(out_dir, r["output"]))}
 
 
 class ResultsLog:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .manifest import read_manifest
 from .results import ResultsLog, finished_ids, read_results
 from .tasks import Job, get_task
-from .worker import PARTIAL_MARK
+from .worker import PARTIAL_MARK, discard
 
 BACKENDS = ("local", "ray")
 
@@ -149,10 +149,11 @@ def prepare_output_folder(out) -> str:
         os.remove(probe)
     except OSError as e:
         raise ValueError(f"out: cannot write to the output folder {out_dir!r}: {e.strerror or e}") from None
-    for folder, _, names in os.walk(out_dir):
-        for name in names:
+    for folder, subfolders, names in os.walk(out_dir):
+        for name in names + subfolders:
             if name.startswith(".") and PARTIAL_MARK in name:
-                os.remove(os.path.join(folder, name))
+                discard(os.path.join(folder, name))
+        subfolders[:] = [d for d in subfolders if not (d.startswith(".") and PARTIAL_MARK in d)]
     return out_dir
 
 

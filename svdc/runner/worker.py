@@ -4,6 +4,7 @@ only when complete, returning a result row; a failing job becomes a "failed" row
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 
@@ -48,17 +49,36 @@ class Worker:
                 row["load_seconds"] = round(time.perf_counter() - start, 3)
                 start = time.perf_counter()
             extra = task.run(self._states[job.workflow], job, tmp, opts)
-            os.replace(tmp, os.path.join(self.out_dir, name))
+            publish(tmp, os.path.join(self.out_dir, name))
             row.update(extra)
             row.update(status="ok", output=name, error=None)
         except Exception as e:  # the job's failure is its result; the worker lives on
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            discard(tmp)
             # bad job input (an unreadable image, an impossible size) fails the same way every time: not retried
             row.update(status="failed", output=None, error=f"{type(e).__name__}: {e}",
                        retryable=not isinstance(e, (ValueError, TypeError)))
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row
+
+
+def publish(tmp: str, final: str) -> None:
+    """Renames a finished output (a file, or a folder such as a multiview orbit) to its final name; an older
+    folder there is moved aside first (a rename cannot replace a non-empty folder) and then deleted."""
+    if os.path.isdir(tmp) and os.path.isdir(final):
+        aside = os.path.join(os.path.dirname(final), partial_name(os.path.basename(final) + ".old"))
+        os.replace(final, aside)
+        os.replace(tmp, final)
+        discard(aside)
+    else:
+        os.replace(tmp, final)
+
+
+def discard(path: str) -> None:
+    """Removes a temporary output, file or folder, if it is there."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def lost_result(job: Job, error: str) -> dict:
