@@ -89,8 +89,8 @@ openblas_lib = scipy_openblas32.get_lib_dir()
 
 cpu_extension = Extension(
     "svdc._C",
-    sources=rel_sources("csrc/core/*.c", "csrc/models/*.c", "csrc/python/*.c", "kernels/cpu/*.c", "kernels/emu/*.c",
-                        "csrc/curation/*.c"),
+    sources=rel_sources("csrc/core/*.c", "csrc/models/*.c", "csrc/models/blocks/*.c", "csrc/python/*.c",
+                        "kernels/cpu/*.c", "kernels/emu/*.c", "csrc/curation/*.c"),
     include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],

@@ -92,7 +92,6 @@ static void *emu_alloc(int device, size_t bytes) {
         goto done;
     }
     if (fail_countdown == 0) {
-        fail_countdown = -1;
         svdc_fail(SVDC_ERR_MEMORY, "emu: injected allocation failure");
         goto done;
     }

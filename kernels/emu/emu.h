@@ -15,7 +15,8 @@ typedef struct svdc_emu_stats {
 void svdc_emu_get_stats(svdc_emu_stats *out);
 void svdc_emu_reset_counters(void); /* allocs, frees, op_calls and the byte counts back to 0 */
 
-/* The allocation `nth` allocations from now (0 = the next one) fails as out-of-memory; -1 disarms. */
+/* From the allocation `nth` allocations from now (0 = the next one) on, every allocation fails as out-of-memory
+ * (a device that has run out, so a retry with fewer bytes fails too) until -1 disarms it. */
 void svdc_emu_fail_allocation(long long nth);
 
 /* Marks the device unusable after a (simulated) fault: every later call fails with SVDC_ERR_DEVICE quoting
