@@ -1,4 +1,5 @@
-"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`."""
+"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`,
+`svdc batch JOBS --out DIR` (svdc/runner/cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.set_defaults(func=_cmd_demo)
 
     from .curation.cli import add_parser as add_curate_parser
+    from .runner.cli import add_batch_parser
 
     add_curate_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 
