@@ -3,8 +3,10 @@ from ._native import _C
 from .runtime import devices, info
 from . import weights
 from .random import Generator
-from .video import Video, export_to_video
+from .video import Video
+from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
 from .models.vae import VAE
@@ -24,6 +26,8 @@ __all__ = [
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "StableVideoDiffusionPipeline",
+    "StableVideoDiffusionPipelineOutput",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc.video import Video, export_to_video
+from svdc.utils import export_to_video
+from svdc.video import Video
 
 
 def _frames(f=5, h=32, w=48, seed=0):
@@ -102,7 +103,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="'.avi'"):
         Video(frames).save(tmp_path / "x.avi")
     with pytest.raises(TypeError, match="uint8"):
-        Video(frames.astype(np.float32))
+        Video(frames.astype(np.int32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Video(frames.astype(np.float32))  # 0..255 floats are not float frames
     with pytest.raises(ValueError, match="shape"):
         Video(frames[..., :2])
     with pytest.raises(ValueError, match="fps"):
