@@ -122,8 +122,8 @@ def _cmd_img2vid(args) -> int:
 
     # Everything cheap is checked before the (slow) model load.
     _check_output(args.output)
-    _check_image(args.image)
     model = _check_model(args.model)
+    _check_image(args.image)
     stages = _Stages(args.quiet)
     stages.say(f"loading {args.model}")
     if model == "tiny":
