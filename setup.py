@@ -6,6 +6,7 @@ nvcc is looked up in $CUDA_HOME/bin, then PATH, then /usr/local/cuda/bin. SVDC_C
 architectures (default "80;90": A100 and H100/H200).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,8 @@ else:
     C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
 
 openblas_lib = scipy_openblas32.get_lib_dir()
+# The version lives in svdc/_version.py only; the C core gets it as SVDC_VERSION.
+VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "svdc" / "_version.py").read_text()).group(1)
 
 cpu_extension = Extension(
     "svdc._C",
@@ -79,6 +82,7 @@ cpu_extension = Extension(
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],
     runtime_library_dirs=[openblas_lib],
+    define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
 )

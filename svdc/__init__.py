@@ -11,7 +11,7 @@ from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
-__version__ = _C.build_info()["version"]
+from ._version import __version__
 
 SvdcError = _C.SvdcError
 ShapeError = _C.ShapeError
