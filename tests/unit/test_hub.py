@@ -205,3 +205,8 @@ def test_download_patterns_match_diffusers_file_names():
     assert all(any(fnmatch(f, p) for p in fp16) for f in wanted16)
     assert not any(fnmatch(f, p) for f in wanted16 for p in fp32 if f.endswith(".safetensors"))
     assert not any(fnmatch(f, p) for f in unwanted for p in fp32 + fp16)
+
+
+def test_native_pipeline_takes_hub_ids(cache):
+    pipe = svdc.ImageToVideo.from_pretrained(REPO, device="cpu")
+    assert pipe.default_num_frames == tiny.UNET_CONFIG["num_frames"]
