@@ -102,7 +102,8 @@ def resolve_snapshot(repo_id: str, revision: str | None = None, cache_dir=None, 
 def _cached_snapshot(repo_id, revision, root, variant, components) -> str:
     repo = _repo_folder(repo_id, root)
     if not os.path.isdir(repo):
-        raise CheckpointError(f"{repo_id}: not in the local Hugging Face cache (looked for {repo}).\n"
+        raise CheckpointError(f"{repo_id}: no such local file or folder, and not in the local Hugging Face cache "
+                              f"(looked for {repo}).\n"
                               + _how_to_get(repo_id, revision, variant))
     if _COMMIT.fullmatch(revision):
         commit = revision
