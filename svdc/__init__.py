@@ -1,8 +1,10 @@
 """svdc: Stable Video Diffusion in C and CUDA with a NumPy front end (no PyTorch at run time)."""
 from ._native import _C
+from . import _fork  # noqa: F401  (fork safety: registers the child's one-thread reset)
 from .runtime import devices, info
 from . import weights
 from .random import Generator
+from .tokenizer import CLIPTokenizer
 from .video import Video
 from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
@@ -23,6 +25,7 @@ __all__ = [
     "devices",
     "info",
     "Generator",
+    "CLIPTokenizer",
     "Video",
     "export_to_video",
     "ImageToVideo",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .curation.cli import add_parser as add_curate_parser
+
+    add_curate_parser(sub)
     return parser
 
 
@@ -203,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, TypeError, OSError, SvdcError) as e:
         print(f"svdc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a third-party library's own exception type (Pillow, ffmpeg, NumPy...): same contract
+        if os.environ.get("SVDC_TRACEBACK"):
+            raise
+        print(f"svdc {args.command}: error: {type(e).__name__}: {e} (set SVDC_TRACEBACK=1 for the traceback)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"svdc {args.command}: interrupted", file=sys.stderr)

@@ -55,6 +55,8 @@ def render(data: dict | None = None) -> str:
     lines.append("  backends:")
     for name, status in data.get("backends", {}).items():
         lines.append(f"    {name}: {backend_line(name, status)}")
+    for name, line in data.get("backend_builds", {}).items():
+        lines.append(f"    {name} build: {line}")
     models = data.get("models")
     if models:
         lines.append("  models (device: models that run there):")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import stat
 import tempfile
 
 import numpy as np
@@ -125,6 +126,12 @@ class Video:
 
     # --- writers ------------------------------------------------------------------------------------------------
     def _write_mp4(self, tmp_path: str, rate_args: list) -> None:
+        """Pipes the frames to imageio-ffmpeg's ffmpeg and fails (OSError with ffmpeg's own message) unless ffmpeg
+        exits with status 0 and leaves a non-empty file: a full disk, a file-size limit or a frame size the encoder
+        refuses must never pass for a written video."""
+        import subprocess
+        from fractions import Fraction
+
         import imageio_ffmpeg
 
         frames = self.frames
@@ -132,16 +139,31 @@ class Video:
         if pad_h or pad_w:  # (F, H, W, 3) -> (F, H + pad_h, W + pad_w, 3), edge rows/columns repeated
             frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         height, width = frames.shape[1:3]
-        writer = imageio_ffmpeg.write_frames(
-            tmp_path, (width, height), fps=self.fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            quality=None, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=[*rate_args, "-movflags", "+faststart", "-f", "mp4"])
-        writer.send(None)  # start ffmpeg
-        try:
-            for f in frames:
-                writer.send(np.ascontiguousarray(f).tobytes())
-        finally:
-            writer.close()
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
+               "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(Fraction(self.fps).limit_denominator()),
+               "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", *rate_args,
+               "-movflags", "+faststart", "-f", "mp4", tmp_path]
+        with tempfile.TemporaryFile() as log:  # a file, not a pipe: ffmpeg can never block on a full stderr pipe
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                for f in frames:
+                    proc.stdin.write(np.ascontiguousarray(f).tobytes())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg stopped reading: its exit status and message say why
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            status = proc.wait()
+            log.seek(0)
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+        message = "; ".join(lines[:3])[:600] or "no message"  # the first lines name the cause, the rest repeat it
+        if status != 0:
+            how = f"exit status {status}" if status > 0 else f"killed by signal {-status}"
+            raise OSError(f"ffmpeg failed to write the video ({how}): {message}")
+        if os.path.getsize(tmp_path) == 0:
+            raise OSError(f"ffmpeg wrote an empty file: {message}")
 
     def _write_pillow(self, tmp_path: str, fmt: str) -> None:
         images = self.to_pil()
@@ -156,9 +178,13 @@ class Video:
     def _save_png_dir(self, path: str) -> str:
         target = path.rstrip("/" + os.sep) or path
         names = [f"frame_{i:05d}.png" for i in range(self.num_frames)]
+        if os.path.lexists(target) and not os.path.isdir(target):
+            raise ValueError(f"path: {target!r} exists and is not a folder; cannot write PNG frames into it")
         if os.path.isdir(target):
-            for f, name in zip(self.frames, names):
-                _atomic(os.path.join(target, name), _write_png, f)
+            # An existing folder: all frames are written first, then moved in, then the frames of an older,
+            # longer video that continue the numbering are removed, so the folder never mixes two videos.
+            _replace_frame_set(self.frames, [os.path.join(target, n) for n in names],
+                               lambda i: os.path.join(target, f"frame_{i:05d}.png"))
             return target
         parent = os.path.dirname(os.path.abspath(target))
         os.makedirs(parent, exist_ok=True)
@@ -175,20 +201,20 @@ class Video:
 
     def _save_png_pattern(self, path: str) -> str:
         if "%" in path:
-            names = [path % i for i in range(self.num_frames)]
+            name_of = lambda i: path % i  # noqa: E731
         elif "{}" in path:
-            names = [path.replace("{}", f"{i:05d}") for i in range(self.num_frames)]
+            name_of = lambda i: path.replace("{}", f"{i:05d}")  # noqa: E731
         elif "*" in path:
-            names = [path.replace("*", f"{i:05d}") for i in range(self.num_frames)]
+            name_of = lambda i: path.replace("*", f"{i:05d}")  # noqa: E731
         elif self.num_frames == 1:
-            names = [path]
+            name_of = None
         else:
             stem = path[: -len(".png")]
-            names = [f"{stem}_{i:05d}.png" for i in range(self.num_frames)]
+            name_of = lambda i: f"{stem}_{i:05d}.png"  # noqa: E731
+        names = [path] if name_of is None else [name_of(i) for i in range(self.num_frames)]
         if len(set(names)) != len(names):
             raise ValueError(f"path: the PNG pattern {path!r} gives the same file name to several frames")
-        for f, name in zip(self.frames, names):
-            _atomic(name, _write_png, f)
+        _replace_frame_set(self.frames, names, name_of)
         return names[0] if len(names) == 1 else (os.path.dirname(names[0]) or ".")
 
 
@@ -237,34 +263,102 @@ def _float_to_uint8(frames: np.ndarray, arg: str) -> np.ndarray:
     return np.round(f * np.float32(255.0)).astype(np.uint8)
 
 
+
+
+def _replace_frame_set(frames: np.ndarray, names: list, name_of) -> None:
+    """Writes every frame to a temporary file next to its final name, and only when all are written renames them
+    into place (a failure part-way leaves the old set untouched); then removes stale frames of an earlier, longer
+    video: the files name_of(len(names)), name_of(len(names) + 1), ... as long as they exist."""
+    targets = [_writable_target(n) for n in names]
+    written = []
+    try:
+        for f, target in zip(frames, targets):
+            written.append(_write_temporary(target, _write_png, f))
+    except BaseException:
+        for tmp in written:
+            _remove_quietly(tmp)
+        raise
+    for tmp, target in zip(written, targets):
+        os.replace(tmp, target)
+    if name_of is not None:
+        i = len(names)
+        while os.path.isfile(name_of(i)) and not os.path.islink(name_of(i)):
+            os.remove(name_of(i))
+            i += 1
 def _write_png(path: str, frame: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(frame, "RGB").save(path, format="PNG")
 
 
-def _give_normal_permissions(path: str, mode: int) -> None:
-    """mkstemp/mkdtemp create private (0600/0700) entries; the finished file gets what open() would have given it."""
+def _normal_mode(mode: int) -> int:
+    """What open() would give a new file of `mode` (mkstemp/mkdtemp create private 0600/0700 entries)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, mode & ~umask)
+    return mode & ~umask
 
 
-def _atomic(path: str, write, *args) -> str:
-    """Runs write(tmp_path, *args) on a temporary file next to `path`, then renames it over `path`; on any failure
-    (including KeyboardInterrupt) the temporary file is removed and `path` is untouched."""
-    directory = os.path.dirname(os.path.abspath(path))
+def _give_normal_permissions(path: str, mode: int) -> None:
+    os.chmod(path, _normal_mode(mode))
+
+
+def _writable_target(path: str) -> str:
+    """The file that saving to `path` must replace: a symlink is followed (the link stays and its target gets the
+    new content, as open(path, "w") would do); an existing FIFO, device, socket or folder is refused (replacing
+    /dev/null or a pipe a reader waits on with a regular file would be data loss, writing a video into it is not
+    what anyone means)."""
+    real = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.lexists(real):
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise ValueError(f"path: {path!r} is {kind}; svdc writes videos only to regular files")
+    return real
+
+
+def _write_temporary(target: str, write, *args) -> str:
+    """Runs write(tmp, *args) on a new temporary file next to `target` and gives it the permissions `target` has
+    (an existing private 0600 file stays private; a new file gets 0666 minus the umask). Returns the temporary
+    path; on failure it is removed and the exception propagates."""
+    directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", suffix=suffix, dir=directory)
+    suffix = os.path.splitext(target)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.partial-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
         write(tmp, *args)
-        _give_normal_permissions(tmp, 0o666)
-        os.replace(tmp, path)
+        if os.path.isfile(target):
+            st = os.stat(target)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except OSError:
+                pass  # only root may give a file away; the mode is kept regardless
+        else:
+            os.chmod(tmp, _normal_mode(0o666))
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
+        raise
+    return tmp
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _atomic(path: str, write, *args) -> str:
+    """Runs write(tmp_path, *args) on a temporary file next to `path`, then renames it over `path` (over a symlink's
+    target); on any failure (including KeyboardInterrupt) the temporary file is removed and `path` is untouched."""
+    target = _writable_target(path)
+    tmp = _write_temporary(target, write, *args)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        _remove_quietly(tmp)
         raise
     return path
 

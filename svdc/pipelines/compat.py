@@ -353,15 +353,19 @@ def _device_name(device) -> str:
 
 
 def _load_native(path, device: str, storage) -> ImageToVideo:
-    """ImageToVideo.from_pretrained; a half-precision storage the backend does not offer yet falls back to fp32
-    with one warning naming the reason (the numbers are then fp32's, never worse)."""
-    try:
-        return ImageToVideo.from_pretrained(path, device=device, dtype=storage)
-    except ValueError as e:
-        if storage in (None, "fp32") or not str(e).startswith("dtype:"):
-            raise
-        warnings.warn(f"svdc: {e}; loading the weights in fp32 instead", RuntimeWarning, stacklevel=3)
-        return ImageToVideo.from_pretrained(path, device=device, dtype="fp32")
+    """ImageToVideo.from_pretrained; a half-precision storage the device does not offer (yet) falls back to fp32
+    with one warning naming the reason (the numbers are then fp32's, never worse), as diffusers users pass
+    torch_dtype=torch.float16 for memory, not for different numbers."""
+    from ..runtime import resolve_device, resolve_dtype
+
+    device = resolve_device(device)
+    if storage not in (None, "fp32"):
+        try:
+            resolve_dtype(storage, device, "StableVideoDiffusionPipeline")
+        except ValueError as e:
+            warnings.warn(f"svdc: {e}; loading the weights in fp32 instead", RuntimeWarning, stacklevel=3)
+            storage = "fp32"
+    return ImageToVideo.from_pretrained(path, device=device, dtype=storage)
 
 
 def _frames(videos, output_type: str):
