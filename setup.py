@@ -97,7 +97,8 @@ cpu_extension = Extension(
     include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],
-    runtime_library_dirs=[openblas_lib],
+    # No runtime_library_dirs: pip builds in a temporary environment that is deleted afterwards; svdc/_native.py
+    # loads OpenBLAS from the installed scipy-openblas32 wheel before svdc._C instead.
     define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
