@@ -8,6 +8,7 @@ architectures (default "80;90": A100 and H100/H200). Kernels carry -lineinfo (fi
 reports, no run-time cost).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,8 @@ else:
     C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
 
 openblas_lib = scipy_openblas32.get_lib_dir()
+# The version lives in svdc/_version.py only; the C core gets it as SVDC_VERSION.
+VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "svdc" / "_version.py").read_text()).group(1)
 
 cpu_extension = Extension(
     "svdc._C",
@@ -94,7 +97,9 @@ cpu_extension = Extension(
     include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],
-    runtime_library_dirs=[openblas_lib],
+    # No runtime_library_dirs: pip builds in a temporary environment that is deleted afterwards; svdc/_native.py
+    # loads OpenBLAS from the installed scipy-openblas32 wheel before svdc._C instead.
+    define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
 )

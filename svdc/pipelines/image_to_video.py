@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import schedules
+from .. import hub, schedules
 from ..image import load_image, to_uint8, vae_image
 from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
 from ..video import Video
@@ -68,8 +68,9 @@ class ImageToVideo(base.VideoDiffusionPipeline):
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None,
                         configs: Mapping[str, dict] | None = None) -> "ImageToVideo":
-        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]) or a
-        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors).
+        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]), a
+        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors), or a hub id
+        "org/name" in the local Hugging Face cache.
 
         configs: optional component configs {"unet": ..., "vae": ..., "image_encoder": ...} (any subset), each
         passed to that component's from_pretrained(config=...): it replaces the full-size SVD preset of a single
@@ -82,6 +83,8 @@ class ImageToVideo(base.VideoDiffusionPipeline):
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
         configs = _check_configs(configs)
         p = os.fspath(path)
+        if hub.is_hub_id(p):  # "org/name": its snapshot in the local Hugging Face cache (svdc/hub.py)
+            p = hub.resolve_snapshot(p)
         if not os.path.exists(p):
             raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
                                   "single .safetensors file)")
