@@ -1,5 +1,7 @@
-"""Image decoding (files and PIL modes -> RGB as users expect), conversion, and the exact CLIP preprocessing of the SVD pipeline (spec §3.1), in vectorised NumPy:
-[0,255] -> [-1,1], Gaussian anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP mean/std."""
+"""Image I/O and preprocessing for every pipeline: decoding (one function), the one transparency policy
+(transparent pixels become white), the VAE input of SVD, the exact CLIP preprocessing of the SVD pipeline (spec
+§3.1: [0,255] -> [-1,1], Gaussian anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP
+mean/std), and SV3D's object-centred preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
 from __future__ import annotations
 
 import math
@@ -31,81 +33,6 @@ def _is_pil(obj) -> bool:
     except ImportError:
         return False
     return isinstance(obj, Image.Image)
-
-
-# --- decoding --------------------------------------------------------------------------------------------------
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def to_rgb_image(im):
-    """A PIL image of any mode -> a new RGB image, decoded as a user expects to see it:
-    - 16-bit greyscale (modes I;16*, and I holding values above 255) scaled to 8 bits (65535 -> 255), not
-      clipped (a plain convert("RGB") saturates most of such a picture to white);
-    - float greyscale (mode F) taken as [0, 1] when its values are, else as [0, 255], clipped;
-    - anything with transparency (RGBA, LA, PA, P or L/RGB with a tRNS colour) composited on white, svdc's one
-      transparency policy for SVD/SV3D inputs (what is behind transparent pixels is otherwise arbitrary).
-    """
-    from PIL import Image
-
-    if im.mode in _SIXTEEN_BIT_MODES or im.mode == "I":
-        a = np.asarray(im).astype(np.float64)
-        if im.mode in _SIXTEEN_BIT_MODES or a.max(initial=0) > 255:
-            a = a / 257.0  # 16-bit range -> 8-bit
-        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
-        if a.size and a.min() >= 0.0 and a.max() <= 1.0:
-            a = a * 255.0
-        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-    if im.mode == "RGB":
-        return im.copy()
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
-def load_image(image, arg: str = "image"):
-    """A PIL RGB image from a file path, a PIL image or an array (H, W, 3) (uint8, or float in [0, 1]).
-
-    Files are decoded like diffusers' load_image (the EXIF orientation applied, so phone photos are upright), then
-    by to_rgb_image's rules (16-bit, float and transparent images). Every decoding failure is a ValueError naming
-    the argument and the file, including Pillow's decompression-bomb refusal (images over
-    PIL.Image.MAX_IMAGE_PIXELS·2 pixels) and the odd exceptions corrupt files make Pillow's plugins raise;
-    running out of memory is a MemoryError naming the file."""
-    from PIL import Image, ImageOps
-
-    if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not os.path.exists(path):
-            raise ValueError(f"{arg}: no such image file: {path!r}")
-        if not os.path.isfile(path):  # a folder, a FIFO (open() would block), a device
-            raise ValueError(f"{arg}: {path!r} is not a regular file")
-        try:
-            with Image.open(path) as im:
-                im.load()  # decode now: a truncated file fails here, not later
-                return to_rgb_image(ImageOps.exif_transpose(im))
-        except MemoryError:
-            raise MemoryError(f"{arg}: out of memory decoding {path!r}") from None
-        except Image.DecompressionBombError as e:
-            raise ValueError(f"{arg}: {path!r} is too large to decode safely: {e}") from None
-        except Exception as e:  # Pillow's plugins raise many types on corrupt data (OSError, SyntaxError, ...)
-            raise ValueError(f"{arg}: cannot read image file {path!r}: {type(e).__name__}: {e}") from None
-    if _is_pil(image):
-        return to_rgb_image(image)
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-            raise ValueError(f"{arg}: expected an array of shape (H, W, 3), got {image.shape}")
-        if image.dtype == np.uint8:
-            return Image.fromarray(image, "RGB")
-        if image.dtype.kind == "f":
-            f = image.astype(np.float64)
-            if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
-                raise ValueError(f"{arg}: float images must be finite and in [0, 1]")
-            return Image.fromarray(np.round(f * 255).astype(np.uint8), "RGB")
-        raise TypeError(f"{arg}: expected uint8 or float array, got dtype {image.dtype}")
-    raise TypeError(f"{arg}: expected a file path, a PIL image or an (H, W, 3) array, got {type(image).__name__}")
 
 
 def to_float_images(image, arg: str = "image") -> np.ndarray:
@@ -335,3 +262,199 @@ def read_clip_normalisation(path) -> tuple[tuple[float, ...], tuple[float, ...]]
                 raise ValueError(f"{cand}: image_mean/image_std must be 3 finite values (std > 0), got {mean}, {std}")
             return mean, std
     return None
+
+
+# --- decoding and the transparency policy ----------------------------------------------------------------------
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _eight_bit(im):
+    """16-bit greyscale (modes I;16*, and I holding values above 255) scaled to 8 bits (65535 -> 255), not clipped
+    (a plain convert("RGB") saturates most of such a picture to white); float greyscale (mode F) taken as [0, 1] when
+    its values are, else as [0, 255], clipped. Other modes are returned as they are."""
+    from PIL import Image
+
+    if im.mode in _SIXTEEN_BIT_MODES or im.mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        if im.mode in _SIXTEEN_BIT_MODES or a.max(initial=0) > 255:
+            a = a / 257.0  # 16-bit range -> 8-bit
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        if a.size and a.min() >= 0.0 and a.max() <= 1.0:
+            a = a * 255.0
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+    return im
+
+
+def decode_image(image, arg: str = "image"):
+    """The one place images are decoded: a path, a PIL image or an array (H, W, 3|4) (uint8, or float in [0, 1])
+    -> a loaded 8-bit PIL image in its own mode (alpha kept).
+
+    Files are decoded like diffusers' load_image (the EXIF orientation applied, so phone photos are upright).
+    Every decoding failure is a ValueError naming the argument and the file, including Pillow's decompression-bomb
+    refusal (images over PIL.Image.MAX_IMAGE_PIXELS·2 pixels) and the odd exceptions corrupt files make Pillow's
+    plugins raise; running out of memory is a MemoryError naming the file; other types raise TypeError."""
+    from PIL import Image, ImageOps
+
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not os.path.exists(path):
+            raise ValueError(f"{arg}: no such image file: {path!r}")
+        if not os.path.isfile(path):  # a folder, a FIFO (open() would block), a device
+            raise ValueError(f"{arg}: {path!r} is not a regular file")
+        try:
+            with Image.open(path) as im:
+                im.load()  # decode now: a truncated file fails here, not later
+                return _eight_bit(ImageOps.exif_transpose(im))
+        except MemoryError:
+            raise MemoryError(f"{arg}: out of memory decoding {path!r}") from None
+        except Image.DecompressionBombError as e:
+            raise ValueError(f"{arg}: {path!r} is too large to decode safely: {e}") from None
+        except Exception as e:  # Pillow's plugins raise many types on corrupt data (OSError, SyntaxError, ...)
+            raise ValueError(f"{arg}: cannot read image file {path!r}: {type(e).__name__}: {e}") from None
+    if _is_pil(image):
+        return _eight_bit(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] not in (3, 4) or min(image.shape[:2]) < 1:
+            raise ValueError(f"{arg}: expected an array of shape (H, W, 3) or (H, W, 4), got {image.shape}")
+        mode = "RGB" if image.shape[-1] == 3 else "RGBA"
+        if image.dtype == np.uint8:
+            return Image.fromarray(np.ascontiguousarray(image), mode)
+        if image.dtype.kind == "f":
+            f = image.astype(np.float64)
+            if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
+                raise ValueError(f"{arg}: float images must be finite and in [0, 1]")
+            return Image.fromarray(np.round(f * 255).astype(np.uint8), mode)
+        raise TypeError(f"{arg}: expected uint8 or float array, got dtype {image.dtype}")
+    raise TypeError(f"{arg}: expected a file path, a PIL image or an (H, W, 3|4) array, got {type(image).__name__}")
+
+
+def has_alpha(im) -> bool:
+    """Whether a PIL image carries transparency (an alpha channel or a transparent palette/colour entry)."""
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
+def to_rgb_image(im):
+    """A PIL image -> a new RGB image; anything with transparency is composited on white: svdc's one transparency
+    policy (what users of SVD and SV3D expect, rather than whatever colour hides under alpha 0)."""
+    from PIL import Image
+
+    im = _eight_bit(im)
+    if has_alpha(im):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im.copy()
+
+
+def load_image(image, arg: str = "image"):
+    """A PIL RGB image from a file path, a PIL image or an array: decode_image, then to_rgb_image."""
+    return to_rgb_image(decode_image(image, arg))
+
+
+def vae_image(image, height: int, width: int) -> np.ndarray:
+    """diffusers' VideoProcessor.preprocess for a PIL image: LANCZOS resize to width×height when the size differs,
+    /255, ·2 − 1 -> float32 (1, 3, H, W)."""
+    from PIL import Image
+
+    if image.size != (width, height):
+        image = image.resize((width, height), resample=Image.Resampling.LANCZOS)
+    x = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # (H, W, 3)
+    x = x * np.float32(2.0) - np.float32(1.0)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # (H, W, 3) -> (1, 3, H, W)
+
+
+def to_uint8(frames: np.ndarray, truncate: bool = False) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3): (x/2 + 0.5).clamp(0, 1)·255, rounded (diffusers) or truncated
+    (sgm)."""
+    x = np.clip(frames / np.float32(2.0) + np.float32(0.5), 0.0, 1.0) * np.float32(255.0)
+    x = x if truncate else np.round(x)
+    return np.ascontiguousarray(x.astype(np.uint8).transpose(0, 2, 3, 1))  # (N, 3, H, W) -> (N, H, W, 3)
+
+
+# --- SV3D: object masks and the object-centred square input ----------------------------------------------------
+WHITE_THRESHOLD = 250  # foreground = mean RGB <= 250 (Stability's scripts/demo/sv4d_helpers.py white_thresh)
+SV3D_SIZE = 576
+
+
+def white_background_alpha(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) alpha of an object on a white background: 255 where the mean of R, G, B is <= 250, else 0."""
+    rgb = np.asarray(rgb)
+    return np.where(rgb[..., :3].mean(-1) <= WHITE_THRESHOLD, 255, 0).astype(np.uint8)
+
+
+def _matte(matting, rgb: np.ndarray, arg: str) -> np.ndarray:
+    """Calls the user's matting hook matting(rgb uint8 (H, W, 3)) -> alpha (H, W), uint8 or float in [0, 1]."""
+    alpha = np.asarray(matting(rgb))
+    if alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"matting: expected an alpha of shape {rgb.shape[:2]} for {arg}, got {alpha.shape}")
+    if alpha.dtype == np.uint8:
+        return alpha
+    if alpha.dtype.kind != "f" or not np.all(np.isfinite(alpha)) or alpha.min() < 0 or alpha.max() > 1:
+        raise ValueError(f"matting: expected a uint8 alpha or floats in [0, 1], got dtype {alpha.dtype}")
+    return np.round(alpha * 255).astype(np.uint8)
+
+
+def object_rgba(image, matting=None, arg: str = "image") -> np.ndarray:
+    """uint8 (H, W, 4) of an object: its own alpha when the image has one (the offline default); otherwise, as
+    Stability's script does before background removal, the image is first shrunk to fit 768×768 (LANCZOS), then
+    the alpha comes from `matting(rgb)` (an external background remover; svdc never downloads one) or, without a
+    hook, from the white-background mask. No foreground, or no background under the mask, is an error."""
+    from PIL import Image
+
+    im = decode_image(image, arg)
+    if has_alpha(im):
+        return np.asarray(im.convert("RGBA")).copy()
+    rgb_im = im.convert("RGB")
+    rgb_im.thumbnail((768, 768), Image.Resampling.LANCZOS)
+    rgb = np.asarray(rgb_im)
+    if matting is not None:
+        if not callable(matting):
+            raise TypeError(f"matting: expected a callable rgb (H, W, 3) uint8 -> alpha (H, W), got "
+                            f"{type(matting).__name__}")
+        alpha = _matte(matting, rgb, arg)
+    else:
+        alpha = white_background_alpha(rgb)
+        if alpha.min() > 0:
+            raise ValueError(f"{arg}: an RGB image with no white background (every pixel has mean RGB <= "
+                             f"{WHITE_THRESHOLD}), so the object cannot be separated; pass an RGBA image with a "
+                             f"transparent background, or matting=<a callable rgb -> alpha>")
+    return np.concatenate([rgb, alpha[..., None]], axis=-1)
+
+
+def sv3d_preprocess(image, size: int = SV3D_SIZE, image_frame_ratio: float | None = None, matting=None,
+                    arg: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """SV3D's input exactly as Stability's simple_video_sample.py makes it -> (rgb uint8 (size, size, 3),
+    alpha uint8 (size, size)):
+    the tight box of alpha > 0, centred on a transparent square whose side is int(max(w, h)/image_frame_ratio)
+    (without a ratio: the image height, as the script's swapped names do), resized to size×size with LANCZOS
+    (Pillow resizes RGBA premultiplied), composited on white in float64 and truncated to uint8."""
+    from PIL import Image
+
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size: expected an int >= 1, got {size!r}")
+    if image_frame_ratio is not None:
+        r = float(image_frame_ratio) if isinstance(image_frame_ratio, (int, float, np.number)) else float("nan")
+        if isinstance(image_frame_ratio, bool) or not math.isfinite(r) or r <= 0:
+            raise ValueError(f"image_frame_ratio: expected a positive number (the object's share of the frame, "
+                             f"e.g. 0.917) or None, got {image_frame_ratio!r}")
+    rgba = object_rgba(image, matting, arg)
+    rows = np.flatnonzero(rgba[..., 3].any(axis=1))
+    cols = np.flatnonzero(rgba[..., 3].any(axis=0))
+    if rows.size == 0:
+        raise ValueError(f"{arg}: the image is fully transparent (alpha 0 everywhere): no object to centre")
+    y, x = int(rows[0]), int(cols[0])
+    h, w = int(rows[-1]) - y + 1, int(cols[-1]) - x + 1
+    side = int(max(w, h) / image_frame_ratio) if image_frame_ratio is not None else rgba.shape[0]
+    if side < max(w, h):
+        how = ("image_frame_ratio must be <= 1" if image_frame_ratio is not None
+               else "pass image_frame_ratio (e.g. 0.917) to size the square from the object")
+        raise ValueError(f"{arg}: the object ({w}x{h} px) does not fit the {side}x{side} square; {how}")
+    canvas = np.zeros((side, side, 4), np.uint8)
+    c = side // 2
+    canvas[c - h // 2:c - h // 2 + h, c - w // 2:c - w // 2 + w] = rgba[y:y + h, x:x + w]
+    resized = np.asarray(Image.fromarray(canvas, "RGBA").resize((size, size), Image.Resampling.LANCZOS))
+    a = resized / 255.0  # float64, as the script
+    rgb = a[..., :3] * a[..., 3:] + (1 - a[..., 3:])
+    return (rgb * 255).astype(np.uint8), np.ascontiguousarray(resized[..., 3])

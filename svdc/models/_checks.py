@@ -8,19 +8,21 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from .._native import _C
-from ..runtime import resolve_device
+from .. import runtime
 from ..weights import check_finite_tensor
 
 
-def cpu_device(device, dtype, model: str) -> str:
-    """The resolved device, which must be the CPU for now, and a dtype of None / 'fp32' / 'float32'."""
-    dev = resolve_device(device)
-    if dev != "cpu":
-        raise _C.DeviceUnavailableError(f"{model}: device={device!r} resolved to {dev}: the CUDA backend for this "
-                                        f"model is not implemented yet; use device='cpu'")
-    if dtype not in (None, "fp32", "float32"):
-        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
+def model_device(device, dtype, model: str) -> str:
+    """The resolved device for `model` ("cpu", "cuda:N", "emu:N"; "auto"/None pick as runtime.resolve_device does),
+    after checking that `dtype` is a storage dtype the model supports there (runtime.resolve_dtype)."""
+    dev = runtime.resolve_device(device)
+    runtime.resolve_dtype(dtype, dev, model)
     return dev
+
+
+def native_device(device: str) -> str:
+    """The device string the C model is built on (runtime.native_device: the identity outside tests)."""
+    return runtime.native_device(device)
 
 
 def as_float32(x, name: str, *, integers: bool = False, ndarray_only: bool = False,

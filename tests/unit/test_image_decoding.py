@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps
 
 from svdc.cli import main
-from svdc.pipelines.base import load_image
+from svdc.image import load_image
 
 
 def test_exif_orientation_is_applied(tmp_path):
