@@ -1,12 +1,9 @@
-"""Counts the robustness probes' verdicts and prints them as one table at the end of the run."""
-from collections import Counter
-
-VERDICTS: Counter = Counter()
+"""Prints the robustness probes' verdict counts (tests/robustness/harness.py keeps them) at the end of the run."""
 
 
 def pytest_terminal_summary(terminalreporter):
-    if VERDICTS:
-        from tests.robustness.harness import DEFECTS, FINE
+    from tests.robustness.harness import DEFECTS, FINE, VERDICTS
 
+    if VERDICTS:
         line = ", ".join(f"{k}: {VERDICTS.get(k, 0)}" for k in FINE + DEFECTS)
         terminalreporter.write_line(f"robustness probes: {sum(VERDICTS.values())} ({line})")

@@ -8,6 +8,7 @@ import resource
 import signal
 import time
 import traceback
+from collections import Counter
 
 import svdc
 
@@ -15,6 +16,8 @@ FINE = ("typed error", "correct result")
 DEFECTS = ("crash", "hang", "untyped", "wrong", "half-written")
 # What a caller may catch: the project's contract (DESIGN.md) for bad input.
 TYPED = (ValueError, TypeError, OSError, MemoryError, KeyError, svdc.SvdcError)
+
+VERDICTS: Counter = Counter()  # verdict -> count over the run, printed by tests/robustness/conftest.py
 
 ADDRESS_SPACE_HEADROOM = 3 * 2**30  # above what the parent has mapped already (libraries, the tiny models)
 

@@ -16,8 +16,7 @@ from PIL import Image
 
 import svdc
 from svdc import tiny, weights
-from tests.robustness.conftest import VERDICTS
-from tests.robustness.harness import DEFECTS, Probe, run_probe
+from tests.robustness.harness import DEFECTS, VERDICTS, Probe, run_probe
 from tests.robustness.tiny_folder import write_tiny_pipeline
 
 TMP = tempfile.mkdtemp(prefix="svdc-robustness-")
@@ -159,7 +158,7 @@ def exif_jpeg(p):
 
 
 def load(p):
-    return svdc.pipelines.base.load_image(p)
+    return svdc.image.load_image(p)
 
 
 def bomb():
@@ -197,7 +196,9 @@ IMAGES = [
           lambda a: (a == 255).all()),
     Probe("image", "float out of range", lambda: load(np.full((8, 8, 3), 2.0))),
     Probe("image", "NaN array", lambda: load(np.full((8, 8, 3), np.nan))),
-    Probe("image", "4 channels", lambda: load(np.zeros((8, 8, 4), np.uint8))),
+    Probe("image", "5 channels", lambda: load(np.zeros((8, 8, 5), np.uint8))),
+    Probe("image", "RGBA array on white", lambda: np.asarray(load(np.zeros((8, 8, 4), np.uint8))),
+          lambda a: (a == 255).all()),
     Probe("image", "2-d array", lambda: load(np.zeros((8, 8), np.uint8))),
     Probe("image", "1x1 pixel clip", lambda: clip_pixels((1, 1, 3)), allowed=(ValueError,)),
     Probe("image", "20000x20 strip clip", lambda: clip_pixels((20, 20000, 3)), finite_shape((1, 3, 224, 224))),
@@ -484,7 +485,55 @@ CLI = [
                                            patch=lambda: setattr(Image, "MAX_IMAGE_PIXELS", 1000)), exit_2),
 ]
 
-ALL = MODEL + PIPELINE + IMAGES + CHECKPOINTS + OUTPUTS + CONFIGS + PROCESS + CLI
+# --- new workflows: orbits, batch manifests, the tokenizer, curation tables -----------------------------------------
+def manifest(name, text):
+    p = path("manifests", name)
+    with open(p, "w") as f:
+        f.write(text)
+    from svdc.runner.manifest import read_manifest
+
+    return read_manifest(p)
+
+
+def tokenizer_files(vocab_text, merges_text):
+    from svdc.tokenizer import CLIPTokenizer
+
+    d = path("tok", "x")[:-2]
+    with open(os.path.join(d, "vocab.json"), "w") as f:
+        f.write(vocab_text)
+    with open(os.path.join(d, "merges.txt"), "w") as f:
+        f.write(merges_text)
+    return CLIPTokenizer.from_pretrained(d)
+
+
+def orbit(*args, **kwargs):
+    from svdc.orbits import build_orbit
+
+    return build_orbit(*args, **kwargs)
+
+
+WORKFLOWS = [
+    Probe("workflow", "orbit unknown name", lambda: orbit("spiral")),
+    Probe("workflow", "orbit NaN elevation", lambda: orbit("static", elevations=float("nan"))),
+    Probe("workflow", "orbit 20 azimuths", lambda: orbit("static", azimuths=list(range(20)))),
+    Probe("workflow", "orbit string elevation", lambda: orbit("sine", elevations="high")),
+    Probe("workflow", "orbit static default", lambda: orbit("static"),
+          lambda r: len(r) == 2 and np.shape(r[0]) == np.shape(r[1]) and np.isfinite(r[0]).all()),
+    Probe("workflow", "manifest empty csv", lambda: manifest("empty.csv", "")),
+    Probe("workflow", "manifest ragged csv", lambda: manifest("ragged.csv", "image,seed\na.png,1,extra\n")),
+    Probe("workflow", "manifest broken jsonl", lambda: manifest("broken.jsonl", '{"image": "a.png"\n')),
+    Probe("workflow", "manifest jsonl not objects", lambda: manifest("list.jsonl", "[1, 2]\n")),
+    Probe("workflow", "manifest unknown suffix", lambda: manifest("jobs.txt", "x")),
+    Probe("workflow", "manifest bad seed", lambda: manifest("seed.jsonl", '{"image": "a.png", "seed": "abc"}\n')),
+    Probe("workflow", "manifest duplicate ids", lambda: manifest(
+        "dup.jsonl", '{"id": "a", "image": "a.png"}\n{"id": "a", "image": "b.png"}\n')),
+    Probe("workflow", "tokenizer broken vocab", lambda: tokenizer_files("{", "#version: 0.2\n")),
+    Probe("workflow", "tokenizer vocab a list", lambda: tokenizer_files("[]", "#version: 0.2\n")),
+    Probe("workflow", "curation table missing", lambda: __import__("svdc.curation.manifest", fromlist=["x"])
+          .read_table(path("curation-none", "x")[:-2], "clips")),
+]
+
+ALL = WORKFLOWS + MODEL + PIPELINE + IMAGES + CHECKPOINTS + OUTPUTS + CONFIGS + PROCESS + CLI
 
 
 @pytest.mark.parametrize("probe", ALL, ids=[p.id for p in ALL])
