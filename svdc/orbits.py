@@ -138,7 +138,7 @@ def build_orbit(orbit: str = "static", elevations=None, azimuths=None, seed: int
         raise ValueError(f"elevations: orbit={orbit!r} takes one elevation (the input view's), got "
                          f"{np.size(elevations)} values")
     if orbit == "static":
-        return static_orbit(DEFAULT_ELEVATION if elevations is None else elevations)
+        return static_orbit(_elevations("elevations", DEFAULT_ELEVATION if elevations is None else elevations))
     e = float(_elevations("elevations", DEFAULT_ELEVATION if elevations is None else elevations, 1)[0])
     if orbit == "sine":
         return sine_orbit(e)

@@ -122,3 +122,73 @@ def test_image(height: int = TINY_HEIGHT, width: int = TINY_WIDTH) -> np.ndarray
     img = np.stack([r, g, b], axis=-1)
     img[d] = [0.95, 0.8, 0.2]
     return np.round(img * 255).astype(np.uint8)
+
+
+# --- a tiny SV3D-like model (svdc.MultiView) --------------------------------------------------------------------
+TINY_SV3D_SIZE = 64
+TINY_SV3D_STEPS = 4
+# Two layers per block, as SD's 2-D decoder has: only then does the temporal decoder's mid block run
+# res, attention, res like the 2-D one (with one layer it runs a single res block).
+SV3D_VAE_CONFIG = {**VAE_CONFIG, "layers_per_block": 2}
+
+
+def sv3d_unet_config(kind: str = "sv3d_p") -> dict:
+    """The tiny UNet with SV3D's real added ids: sv3d_p [cond_aug, polar, azimuth] embedded at widths
+    [256, 512, 512] (projection 1280), sv3d_u [cond_aug] at 256; 21 frames."""
+    widths = {"sv3d_p": [256, 512, 512], "sv3d_u": [256]}
+    if kind not in widths:
+        raise ValueError(f"kind: expected 'sv3d_p' or 'sv3d_u', got {kind!r}")
+    return {**UNET_CONFIG, "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": sum(widths[kind]),
+            "added_id_widths": widths[kind], "num_frames": 21}
+
+
+def identity_temporal_decoder(weights: dict) -> dict:
+    """The VAE weights with every temporal part of the decoder made an exact identity (zero temporal res-block
+    convs, time_conv_out = centre tap 1), so the decoder is the plain 2-D decoder SV3D uses."""
+    out = dict(weights)
+    for name, w in weights.items():
+        if ".temporal_res_block." in name or name == "decoder.time_conv_out.bias":
+            is_norm_weight = ".norm" in name and name.endswith(".weight")
+            out[name] = np.full(w.shape, 1.0 if is_norm_weight else 0.0, np.float32)
+        elif name.endswith("time_mixer.mix_factor"):
+            out[name] = np.zeros(w.shape, np.float32)
+    w = np.zeros(weights["decoder.time_conv_out.weight"].shape, np.float32)  # (C, C, 3, 1, 1)
+    w[np.arange(w.shape[0]), np.arange(w.shape[0]), 1, 0, 0] = 1.0
+    out["decoder.time_conv_out.weight"] = w
+    return out
+
+
+def tiny_multiview_components(kind: str = "sv3d_p", device: str = "auto", seed: int = 0):
+    """(unet, vae, image_encoder) of a tiny random SV3D-like model: the SV3D-id UNet, a VAE with a 2-D decoder."""
+    from . import ImageEncoder, UNet, VAE
+    from .runtime import resolve_device
+
+    device = resolve_device(device)
+    cfg = sv3d_unet_config(kind)
+    unet = UNet.from_config(cfg, random_weights(UNet.weight_shapes(cfg), seed), device=device)
+    vae_weights = identity_temporal_decoder(random_weights(VAE.weight_shapes(SV3D_VAE_CONFIG), seed + 1))
+    vae = VAE.from_config(SV3D_VAE_CONFIG, vae_weights, device=device)
+    enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
+                                   random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
+                                   device=device)
+    return unet, vae, enc
+
+
+def tiny_multiview(kind: str = "sv3d_p", device: str = "auto", seed: int = 0):
+    """svdc.MultiView over the tiny random SV3D-like components (21 views of 64x64)."""
+    from .pipelines.multiview import MultiView
+
+    return MultiView.from_components(*tiny_multiview_components(kind, device, seed), size=TINY_SV3D_SIZE)
+
+
+def test_object(size: int = TINY_SV3D_SIZE) -> np.ndarray:
+    """A deterministic RGBA test object (size, size, 4) uint8: a shaded ball and a box, off-centre, on transparency."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    ball = np.hypot(x - 0.4, y - 0.45) < 0.22
+    box = (np.abs(x - 0.62) < 0.12) & (np.abs(y - 0.62) < 0.18)
+    shade = np.clip(1.1 - np.hypot(x - 0.33, y - 0.38) * 2.5, 0.2, 1.0)
+    rgba = np.zeros((size, size, 4), np.float32)
+    rgba[box] = [0.2, 0.35, 0.85, 1.0]
+    rgba[ball, :3] = np.stack([0.9 * shade, 0.45 * shade, 0.1 * shade], -1)[ball]
+    rgba[ball, 3] = 1.0
+    return np.round(rgba * 255).astype(np.uint8)
