@@ -5,6 +5,8 @@ from . import weights
 from .random import Generator
 from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.multiview import MultiView
+from .orbits import Orbit
 from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
 from .models.vae import VAE
@@ -24,6 +26,8 @@ __all__ = [
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "MultiView",
+    "Orbit",
     "SvdcError",
     "ShapeError",
     "CheckpointError",
