@@ -46,11 +46,11 @@ def _angles(name: str, value, length: int | None = None) -> np.ndarray:
 
 
 def _elevations(name: str, value, length: int = NUM_FRAMES) -> np.ndarray:
-    e = _angles(name, value, length)
+    e = np.atleast_1d(_angles(name, value))
     bad = np.abs(e) > 90.0
     if np.any(bad):
         raise ValueError(f"{name}: elevations must lie in [-90, 90] degrees, got {e[bad].tolist()}")
-    return e
+    return _angles(name, value, length)
 
 
 # --- orbit builders: each returns (elevations_deg, azimuths_deg), two float64 arrays of 21 -----------------------

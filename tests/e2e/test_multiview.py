@@ -299,3 +299,22 @@ def test_sv3d_u_takes_no_camera_input():
     for kwargs in (dict(orbit="sine"), dict(azimuths=list(range(21))), dict(elevations=[5.0] * 21)):
         with pytest.raises(ValueError, match="sv3d_u takes no camera input"):
             pipe(tiny.test_object(), **{**BASE, **kwargs})
+
+
+def test_cli_multiview_and_demo(tmp_path, capsys):
+    from PIL import Image
+
+    from svdc.cli import main
+
+    Image.fromarray(tiny.test_object()).save(tmp_path / "obj.png")
+    out = tmp_path / "views"
+    assert main(["multiview", str(tmp_path / "obj.png"), "--model", "tiny", "--device", "cpu", "--steps", "1",
+                 "--orbit", "sine", "--seed", "2", "-o", str(out), "-q", "--video", "none"]) == 0
+    doc = json.loads((out / "transforms.json").read_text())
+    assert len(doc["frames"]) == 21 and (out / "images" / "020.png").is_file()
+    assert main(["multiview", str(tmp_path / "obj.png"), "--model", "tiny", "--device", "cpu", "--elevation", "100",
+                 "-o", str(tmp_path / "bad"), "-q"]) == 2
+    assert "[-90, 90]" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    demo = tmp_path / "demo"
+    assert main(["demo", "--workflow", "multiview", "--device", "cpu", "--steps", "1", "-o", str(demo), "-q"]) == 0
+    assert (demo / "orbit.mp4").is_file() and (demo / "transforms.json").is_file()
