@@ -20,7 +20,6 @@ from . import base
 KINDS = {"sv3d_u": [256], "sv3d_p": [256, 512, 512]}  # the UNet's added-id sinusoid widths per model kind
 COND_AUG = 1e-5  # sgm forces it for both SV3D models
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 700.0, 7.0  # sv3d_{u,p}.yaml EDMDiscretization
-_COMPONENTS = ("unet", "vae", "image_encoder")
 
 
 def kind_of(id_widths) -> str:
