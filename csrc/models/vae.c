@@ -1,5 +1,5 @@
-/* vae.c — AutoencoderKLTemporalDecoder (spec §2): weight declaration under diffusers names, the encoder to the
- * posterior mean, and the temporal decoder. Activations live in two arena slabs that alternate layer by layer
+/* vae.c — AutoencoderKL / AutoencoderKLTemporalDecoder: weight declaration under diffusers names, the encoder to the
+ * posterior mean, and the decoder of the config's block kind. Activations live in two arena slabs that alternate layer by layer
  * (each sized, by a planning walk, for the largest activation it receives); block temporaries are taken above them
  * and released when the block returns. */
 #include "vae.h"
@@ -22,6 +22,8 @@ void svdc_vae_config_default(svdc_vae_config *cfg) {
     cfg->layers_per_block = 1;
     cfg->latent_channels = 4;
     cfg->norm_num_groups = 32;
+    cfg->decoder_kind = SVDC_BLOCK_SPATIO_TEMPORAL;
+    cfg->use_post_quant_conv = 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ declaration */
@@ -77,6 +79,8 @@ static svdc_status check_config(const svdc_vae_config *c) {
                          c->num_levels, SVDC_VAE_MAX_LEVELS);
     if (c->layers_per_block < 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: layers_per_block %d, expected >= 1", c->layers_per_block);
+    if (c->decoder_kind != SVDC_BLOCK_2D && c->decoder_kind != SVDC_BLOCK_SPATIO_TEMPORAL)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: unknown decoder kind %d", (int)c->decoder_kind);
     if (c->norm_num_groups < 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: norm_num_groups %d, expected >= 1", c->norm_num_groups);
     for (int i = 0; i < c->num_levels; i++) {
@@ -100,15 +104,16 @@ svdc_status svdc_vae_create(svdc_vae **out, const svdc_vae_config *cfg, const sv
     const int *ch = cfg->block_out_channels;
     const int last = ch[L - 1];
     v->down_factor = 1 << (L - 1);
-    v->num_dec_mid_res = lpb;
+    const svdc_block_kind kind = cfg->decoder_kind;
+    v->num_dec_mid_res = kind == SVDC_BLOCK_2D ? 2 : lpb;
     /* Block structs are allocated before any weight is declared: params keeps pointers to their slots. */
     v->resnet_storage = calloc((size_t)L * lpb, sizeof *v->resnet_storage);
-    v->st_storage = calloc((size_t)lpb + (size_t)L * (lpb + 1), sizeof *v->st_storage);
-    if (!v->resnet_storage || !v->st_storage) {
+    v->dec_storage = calloc((size_t)v->num_dec_mid_res + (size_t)L * (lpb + 1), sizeof *v->dec_storage);
+    if (!v->resnet_storage || !v->dec_storage) {
         svdc_vae_free(v);
         return svdc_fail(SVDC_ERR_MEMORY, "VAE: out of host memory");
     }
-    v->dec_mid_res = v->st_storage;
+    v->dec_mid_res = v->dec_storage;
     svdc_params *p = &v->params;
     char name[256];
     svdc_status s = SVDC_OK;
@@ -129,8 +134,8 @@ svdc_status svdc_vae_create(svdc_vae **out, const svdc_vae_config *cfg, const sv
         }
         d->has_downsample = i < L - 1;
         if (d->has_downsample) {
-            snprintf(name, sizeof name, "encoder.down_blocks.%d.downsamplers.0.conv", i);
-            DECL(add_conv(p, &d->down_w, &d->down_b, ch[i], ch[i], 3, name));
+            snprintf(name, sizeof name, "encoder.down_blocks.%d.downsamplers.0", i);
+            DECL(svdc_downsample2d_declare(&d->downsampler, p, name, ch[i], SVDC_DOWNSAMPLE_PAD_RIGHT_BOTTOM));
         }
         prev = ch[i];
     }
@@ -141,35 +146,39 @@ svdc_status svdc_vae_create(svdc_vae **out, const svdc_vae_config *cfg, const sv
     DECL(add_conv(p, &v->enc_conv_out_w, &v->enc_conv_out_b, 2 * cfg->latent_channels, last, 3, "encoder.conv_out"));
     DECL(add_conv(p, &v->quant_w, &v->quant_b, 2 * cfg->latent_channels, 2 * cfg->latent_channels, 1, "quant_conv"));
 
-    /* Temporal decoder: conv_in, MidBlockTemporalDecoder, UpBlockTemporalDecoder per level, norm, conv_out,
-     * time_conv_out. VAE STRes: no temb, spatial eps 1e-6, temporal eps 1e-5, reversed blend (spec fact 8). */
+    /* Decoder: conv_in, mid block (UNetMidBlock2D | MidBlockTemporalDecoder), up blocks (UpDecoderBlock2D |
+     * UpBlockTemporalDecoder), norm, conv_out, and for the temporal kind time_conv_out. Res blocks: no temb, spatial
+     * eps 1e-6; temporal eps 1e-5 and the reversed blend (spec fact 8). */
+    if (cfg->use_post_quant_conv)
+        DECL(add_conv(p, &v->post_quant_w, &v->post_quant_b, cfg->latent_channels, cfg->latent_channels, 1,
+                      "post_quant_conv"));
     DECL(add_conv(p, &v->dec_conv_in_w, &v->dec_conv_in_b, last, cfg->latent_channels, 3, "decoder.conv_in"));
-    for (int j = 0; j < lpb; j++) {
+    for (int j = 0; j < v->num_dec_mid_res; j++) {
         snprintf(name, sizeof name, "decoder.mid_block.resnets.%d", j);
-        DECL(svdc_st_resblock_declare(&v->dec_mid_res[j], p, name, last, last, 0, G, 1e-6f, 1e-5f,
-                                      SVDC_BLEND_TEMPORAL_WEIGHT));
+        DECL(svdc_resblock_declare(&v->dec_mid_res[j], p, name, kind, last, last, 0, G, 1e-6f, 1e-5f,
+                                   SVDC_BLEND_TEMPORAL_WEIGHT));
     }
     DECL(attention_declare(&v->dec_mid_attn, p, "decoder.mid_block.attentions.0", last, G));
     prev = last;
     for (int i = 0; i < L; i++) {
         const int c = ch[L - 1 - i];
         svdc_vae_up_level *u = &v->up[i];
-        u->resnets = v->st_storage + lpb + (size_t)i * (lpb + 1);
+        u->resnets = v->dec_storage + v->num_dec_mid_res + (size_t)i * (lpb + 1);
         for (int j = 0; j < lpb + 1; j++) {
             snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%d", i, j);
-            DECL(svdc_st_resblock_declare(&u->resnets[j], p, name, j == 0 ? prev : c, c, 0, G, 1e-6f, 1e-5f,
-                                          SVDC_BLEND_TEMPORAL_WEIGHT));
+            DECL(svdc_resblock_declare(&u->resnets[j], p, name, kind, j == 0 ? prev : c, c, 0, G, 1e-6f, 1e-5f,
+                                       SVDC_BLEND_TEMPORAL_WEIGHT));
         }
         u->has_upsample = i < L - 1;
         if (u->has_upsample) {
-            snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            DECL(add_conv(p, &u->up_w, &u->up_b, c, c, 3, name));
+            snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0", i);
+            DECL(svdc_upsample2d_declare(&u->upsampler, p, name, c));
         }
         prev = c;
     }
     DECL(add_norm(p, &v->dec_norm_out_w, &v->dec_norm_out_b, ch[0], "decoder.conv_norm_out"));
     DECL(add_conv(p, &v->dec_conv_out_w, &v->dec_conv_out_b, cfg->out_channels, ch[0], 3, "decoder.conv_out"));
-    {
+    if (kind == SVDC_BLOCK_SPATIO_TEMPORAL) {
         int64_t sw[5] = {cfg->out_channels, cfg->out_channels, 3, 1, 1}, sb[1] = {cfg->out_channels};
         DECL(svdc_params_add(p, &v->time_conv_out_w, 5, sw, "decoder.time_conv_out.weight"));
         DECL(svdc_params_add(p, &v->time_conv_out_b, 1, sb, "decoder.time_conv_out.bias"));
@@ -187,7 +196,7 @@ void svdc_vae_free(svdc_vae *v) {
     if (!v) return;
     svdc_params_free(&v->params);
     free(v->resnet_storage);
-    free(v->st_storage);
+    free(v->dec_storage);
     free(v);
 }
 
@@ -255,25 +264,6 @@ static svdc_status slab_view(const slabs *s, int i, const svdc_tensor *like, int
 static svdc_status slabs_next(const slabs *s, const svdc_tensor *like, int64_t n, int64_t c, int64_t h, int64_t w,
                               svdc_tensor *out) {
     return slab_view(s, 1 - s->cur, like, n, c, h, w, out);
-}
-
-/* y = conv3x3(nearest2x(x)) row by row: x (N, C, h, w) -> y (N, C, 2h, 2w). The upsampled tensor exists for one row
- * at a time only. */
-static svdc_status upsample_conv(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w,
-                                 const svdc_tensor *b, svdc_tensor *y) {
-    const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
-    const size_t m = svdc_arena_mark(ctx->arena);
-    int64_t shape[4] = {1, x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
-    svdc_tensor up;
-    SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, x->dtype, 4, shape, &up));
-    up.device = ctx->device;
-    for (int64_t r = 0; r < x->shape[0]; r++) {
-        svdc_tensor xr = row_view(x, r), yr = row_view(y, r);
-        SVDC_TRY_RELEASE(ctx, m, svdc_op_upsample_nearest2x(ctx, &xr, &up));
-        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &up, w, b, &same3, &yr));
-    }
-    svdc_arena_release(ctx->arena, m);
-    return SVDC_OK;
 }
 
 /* y = x + to_out(attn(to_q, to_k, to_v of gn(x))) with one head over the h*w positions, frame by frame (rows are
@@ -381,8 +371,6 @@ svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     encode_plan(v, n, H, W, &s);
     SVDC_TRY_RELEASE(ctx, m, slabs_alloc(ctx, x, &s));
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1}, one1 = {1, 1, 0, 0, 0, 0};
-    /* The downsampler pads right and bottom by one, none left/top, then a stride-2 k3 conv (diffusers padding=0). */
-    const svdc_conv2d_params down = {2, 2, 0, 1, 0, 1};
 
     int64_t c = ch[0], hh = H, ww = W;
     svdc_tensor cur, nxt;
@@ -399,7 +387,7 @@ svdc_status svdc_vae_encode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
         if (d->has_downsample) {
             /* (N, c, hh, ww) -> (N, c, hh/2, ww/2) */
             SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, x, n, c, hh / 2, ww / 2, &nxt));
-            SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &d->down_w, &d->down_b, &down, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_downsample2d_forward(ctx, &d->downsampler, &cur, &nxt));
             ADVANCE(s, cur, nxt);
             hh /= 2;
             ww /= 2;
@@ -476,19 +464,26 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
     const int F = num_frames;
 
     int64_t c = ch[L - 1], hh = h, ww = w;
-    svdc_tensor cur, nxt;
+    svdc_tensor cur, nxt, zq = *z;
+    if (cfg->use_post_quant_conv) { /* (N, L, h, w) -> (N, L, h, w), 1x1, above the slabs */
+        const svdc_conv2d_params one1 = {1, 1, 0, 0, 0, 0};
+        int64_t zs[4] = {n, cfg->latent_channels, h, w};
+        SVDC_TRY_RELEASE(ctx, m, svdc_arena_tensor(ctx->arena, z->dtype, 4, zs, &zq));
+        zq.device = ctx->device;
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, z, &v->post_quant_w, &v->post_quant_b, &one1, &zq));
+    }
     SVDC_TRY_RELEASE(ctx, m, slab_view(&s, 0, z, n, c, hh, ww, &cur));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, z, &v->dec_conv_in_w, &v->dec_conv_in_b, &same3, &cur));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &zq, &v->dec_conv_in_w, &v->dec_conv_in_b, &same3, &cur));
     /* mid: diffusers runs resnets[0], then (attention, resnets[1]) once; further resnets are declared but unused. */
     SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-    SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[0], &cur, F, NULL, &nxt));
+    SVDC_TRY_RELEASE(ctx, m, svdc_resblock_forward(ctx, &v->dec_mid_res[0], &cur, F, NULL, &nxt));
     ADVANCE(s, cur, nxt);
     if (v->num_dec_mid_res >= 2) {
         SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
         SVDC_TRY_RELEASE(ctx, m, attention_forward(ctx, &v->dec_mid_attn, &cur, &nxt));
         ADVANCE(s, cur, nxt);
         SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-        SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &v->dec_mid_res[1], &cur, F, NULL, &nxt));
+        SVDC_TRY_RELEASE(ctx, m, svdc_resblock_forward(ctx, &v->dec_mid_res[1], &cur, F, NULL, &nxt));
         ADVANCE(s, cur, nxt);
     }
     for (int i = 0; i < L; i++) {
@@ -496,13 +491,13 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
         c = ch[L - 1 - i];
         for (int j = 0; j < lpb + 1; j++) {
             SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, hh, ww, &nxt));
-            SVDC_TRY_RELEASE(ctx, m, svdc_st_resblock_forward(ctx, &u->resnets[j], &cur, F, NULL, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_resblock_forward(ctx, &u->resnets[j], &cur, F, NULL, &nxt));
             ADVANCE(s, cur, nxt);
         }
         if (u->has_upsample) {
             /* nearest x2 then conv 3x3: (N, c, hh, ww) -> (N, c, 2hh, 2ww) */
             SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, c, 2 * hh, 2 * ww, &nxt));
-            SVDC_TRY_RELEASE(ctx, m, upsample_conv(ctx, &cur, &u->up_w, &u->up_b, &nxt));
+            SVDC_TRY_RELEASE(ctx, m, svdc_upsample2d_forward(ctx, &u->upsampler, &cur, &nxt));
             ADVANCE(s, cur, nxt);
             hh *= 2;
             ww *= 2;
@@ -512,6 +507,11 @@ svdc_status svdc_vae_decode(const svdc_ctx *ctx, const svdc_vae *v, const svdc_t
      * (b f) c h w is diffusers' b c f h w with frames minor; the Conv3d (3,1,1) weight viewed as (O, C, 3). */
     SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &cur, cfg->norm_num_groups, 1, &v->dec_norm_out_w, &v->dec_norm_out_b,
                                        1e-6f, 1, &cur));
+    if (cfg->decoder_kind == SVDC_BLOCK_2D) {
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &v->dec_conv_out_w, &v->dec_conv_out_b, &same3, y));
+        svdc_arena_release(ctx->arena, m);
+        return SVDC_OK;
+    }
     SVDC_TRY_RELEASE(ctx, m, slabs_next(&s, z, n, cfg->out_channels, hh, ww, &nxt));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &cur, &v->dec_conv_out_w, &v->dec_conv_out_b, &same3, &nxt));
     svdc_tensor tw = v->time_conv_out_w;

@@ -5,7 +5,7 @@
 
 #include "../core/arena.h"
 #include "../core/backend.h"
-#include "../models/resblocks.h"
+#include "../models/blocks/resblocks.h"
 
 static int dict_int(PyObject *d, const char *key, int *out) {
     PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
@@ -51,10 +51,10 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
         return NULL;
     }
     svdc_params params;
-    svdc_st_resblock block;
+    svdc_resblock block;
     svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
     svdc_params_init(&params, ctx.backend, SVDC_DEVICE_CPU, SVDC_DTYPE_F32);
-    svdc_status s = svdc_st_resblock_declare(&block, &params, "block", cin, cout, tch, groups, eps, teps,
+    svdc_status s = svdc_resblock_declare(&block, &params, "block", SVDC_BLOCK_SPATIO_TEMPORAL, cin, cout, tch, groups, eps, teps,
                                              temporal_dir ? SVDC_BLEND_TEMPORAL_WEIGHT : SVDC_BLEND_SPATIAL_WEIGHT);
     if (!s) s = svdc_params_allocate(&params);
     if (s) {
@@ -72,7 +72,7 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
         Py_CLEAR(y);
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS s = svdc_st_resblock_forward(&ctx, &block, &xt, num_frames, t ? &tt : NULL, &yt);
+    Py_BEGIN_ALLOW_THREADS s = svdc_resblock_forward(&ctx, &block, &xt, num_frames, t ? &tt : NULL, &yt);
     Py_END_ALLOW_THREADS svdc_arena_free(ctx.arena);
     if (s) {
         svdc_py_raise(s);

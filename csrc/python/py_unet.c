@@ -1,5 +1,6 @@
-/* py_unet.c — svdc._C.UNet: the spatio-temporal UNet on the CPU backend. Takes the normalised config dict of
- * svdc/configs/unet.py and a weight Mapping (diffusers names); forward() runs one denoiser evaluation. */
+/* py_unet.c — svdc._C.UNet: the kind-generic UNet (UNetSpatioTemporalConditionModel | UNet2DConditionModel). Takes
+ * the native config dict of svdc/configs/unet.py and a weight Mapping (diffusers names); forward() runs one denoiser
+ * evaluation. */
 #include <string.h>
 
 #include "../models/unet.h"
@@ -29,6 +30,22 @@ static int get_int(PyObject *cfg, const char *key, int *out) {
     return 0;
 }
 
+static int get_float(PyObject *cfg, const char *key, float *out) {
+    PyObject *v = PyDict_GetItemString(cfg, key); /* borrowed */
+    if (!v) {
+        PyErr_Format(PyExc_KeyError, "UNet config: missing key '%s'", key);
+        return -1;
+    }
+    double x = PyFloat_AsDouble(v);
+    if (x == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "UNet config: '%s' must be a number, got %R", key, v);
+        return -1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
 /* A list of ints of exactly `n` entries (n < 0: any length up to cap, written to *n_out). */
 static int get_int_list(PyObject *cfg, const char *key, int *out, int cap, int n, int *n_out) {
     PyObject *v = PyDict_GetItemString(cfg, key);
@@ -39,7 +56,7 @@ static int get_int_list(PyObject *cfg, const char *key, int *out, int cap, int n
     PyObject *seq = PySequence_Fast(v, "UNet config: expected a list");
     if (!seq) return -1;
     Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    if ((n >= 0 && len != n) || len > cap || len < 1) {
+    if ((n >= 0 && len != n) || len > cap || (n != 0 && len < 1)) {
         PyErr_Format(PyExc_ValueError, "UNet config: '%s' has %zd entries, expected %d", key, len, n >= 0 ? n : cap);
         Py_DECREF(seq);
         return -1;
@@ -67,6 +84,9 @@ static int parse_config(PyObject *cfg, void *out) {
         return -1;
     }
     const int M = SVDC_UNET_MAX_LEVELS;
+    int kind;
+    if (get_int(cfg, "kind", &kind)) return -1;
+    c->kind = (svdc_block_kind)kind;
     if (get_int(cfg, "in_channels", &c->in_channels) || get_int(cfg, "out_channels", &c->out_channels) ||
         get_int_list(cfg, "block_out_channels", c->block_out_channels, M, -1, &c->num_levels))
         return -1;
@@ -77,7 +97,8 @@ static int parse_config(PyObject *cfg, void *out) {
         get_int_list(cfg, "num_attention_heads", c->num_attention_heads, M, n, NULL) ||
         get_int_list(cfg, "transformer_layers", c->transformer_layers, M, n, NULL) ||
         get_int(cfg, "cross_attention_dim", &c->cross_attention_dim) ||
-        get_int_list(cfg, "id_widths", c->id_widths, SVDC_UNET_MAX_IDS, -1, &c->num_ids) ||
+        get_int(cfg, "linear_projection", &c->linear_projection) || get_float(cfg, "norm_eps", &c->norm_eps) ||
+        get_int_list(cfg, "id_widths", c->id_widths, SVDC_UNET_MAX_IDS, kind == SVDC_BLOCK_2D ? 0 : -1, &c->num_ids) ||
         get_int(cfg, "projection_input_dim", &c->projection_input_dim) || get_int(cfg, "sgm_eps", &c->sgm_eps))
         return -1;
     return 0;
@@ -136,7 +157,7 @@ static PyObject *unet_forward(svdc_py_model *self, PyObject *args) {
     if (!(ya = svdc_py_new_f32(4, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
     unet_args a = {&st, &tt, &ct, &it, num_frames, &yt};
-    result = svdc_py_model_result(svdc_py_model_run(self, forward_call, &a, 1), ya);
+    result = svdc_py_model_result(svdc_py_model_run_io(self, forward_call, &a, 1, SVDC_PY_IO(&st, &tt, &ct, &it), SVDC_PY_IO(&yt)), ya);
     ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(sa);
@@ -160,7 +181,7 @@ static PyObject *unet_embedding(svdc_py_model *self, PyObject *args) {
     if (!(ya = svdc_py_new_f32(2, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
     unet_args a = {NULL, &tt, NULL, &it, num_frames, &yt};
-    result = svdc_py_model_result(svdc_py_model_run(self, embedding_call, &a, 0), ya);
+    result = svdc_py_model_result(svdc_py_model_run_io(self, embedding_call, &a, 0, SVDC_PY_IO(&tt, &it), SVDC_PY_IO(&yt)), ya);
     ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(ta);

@@ -1,4 +1,4 @@
-/* py_vae.c — svdc._C.VAE(config: dict, weights: Mapping): the C AutoencoderKLTemporalDecoder on the CPU backend;
+/* py_vae.c — svdc._C.VAE(config: dict, weights: Mapping): the C AutoencoderKL / AutoencoderKLTemporalDecoder;
  * encode(x) -> posterior mean, decode(z, num_frames) -> frames (one C call per decode chunk; Python loops chunks). */
 #include "../models/vae.h"
 #include "model_object.h"
@@ -37,6 +37,11 @@ static int parse_config(PyObject *config, void *out) {
     if (config_int(config, "layers_per_block", cfg->layers_per_block, 1, &cfg->layers_per_block) < 0) return -1;
     if (config_int(config, "latent_channels", cfg->latent_channels, 1, &cfg->latent_channels) < 0) return -1;
     if (config_int(config, "norm_num_groups", cfg->norm_num_groups, 1, &cfg->norm_num_groups) < 0) return -1;
+    int kind;
+    if (config_int(config, "decoder_kind", (int)cfg->decoder_kind, 0, &kind) < 0) return -1;
+    cfg->decoder_kind = (svdc_block_kind)kind;
+    if (config_int(config, "use_post_quant_conv", cfg->use_post_quant_conv, 0, &cfg->use_post_quant_conv) < 0)
+        return -1;
     PyObject *boc = PyMapping_GetItemString(config, "block_out_channels");
     if (!boc) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
@@ -134,7 +139,7 @@ static PyObject *vae_encode(svdc_py_model *self, PyObject *arg) {
     }
     svdc_tensor yt = svdc_py_tensor(y);
     vae_args a = {&xt, 1, &yt};
-    svdc_status s = svdc_py_model_run(self, encode_call, &a, 1);
+    svdc_status s = svdc_py_model_run_io(self, encode_call, &a, 1, SVDC_PY_IO(&xt), SVDC_PY_IO(&yt));
     Py_DECREF(x);
     return svdc_py_model_result(s, y);
 }
@@ -173,7 +178,7 @@ static PyObject *vae_decode(svdc_py_model *self, PyObject *args, PyObject *kwds)
     }
     svdc_tensor yt = svdc_py_tensor(y);
     vae_args a = {&zt, num_frames, &yt};
-    svdc_status s = svdc_py_model_run(self, decode_call, &a, 1);
+    svdc_status s = svdc_py_model_run_io(self, decode_call, &a, 1, SVDC_PY_IO(&zt), SVDC_PY_IO(&yt));
     Py_DECREF(z);
     return svdc_py_model_result(s, y);
 }

@@ -1,5 +1,6 @@
 """svdc.UNet: the SVD / SVD-XT / SV3D spatio-temporal denoiser (diffusers UNetSpatioTemporalConditionModel semantics)
-over svdc._C.UNet; input checks and (B, F) folding here, all maths in C."""
+and the SD 2.x image denoiser (UNet2DConditionModel semantics), chosen by the config, over svdc._C.UNet; input checks
+and (B, F) folding here, all maths in C."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,17 +11,20 @@ import numpy as np
 from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
-from ._checks import Float32Weights, as_float32, check_finite, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
+_SGM_SPATIAL_KEY = unet_naming.SGM_PREFIX + "input_blocks.1.1.proj_in.weight"  # any SD UNet with attention at level 0
 
 
 class UNet:
-    """UNetSpatioTemporalConditionModel on the CPU.
+    """UNetSpatioTemporalConditionModel or UNet2DConditionModel (by the config) on the CPU.
 
-    unet(sample (B,F,C_in,h,w), timestep (scalar or (B,)), encoder_hidden_states (B,L,D),
-         added_time_ids (B,n) per video or (B,F,n) per frame) -> (B,F,C_out,h,w) float32.
+    spatio-temporal: unet(sample (B,F,C_in,h,w), timestep (scalar or (B,)), encoder_hidden_states (B,L,D),
+                          added_time_ids (B,n) per video or (B,F,n) per frame) -> (B,F,C_out,h,w) float32;
+    2-D (SD 2.x):    unet(sample (B,C_in,h,w), timestep (scalar or (B,)), encoder_hidden_states (B,L,D))
+                     -> (B,C_out,h,w) float32.
     """
 
     def __init__(self, native, config: dict[str, Any], device: str = "cpu"):
@@ -34,18 +38,18 @@ class UNet:
     def from_config(cls, config: dict[str, Any], weights: Mapping, device="auto", dtype=None) -> "UNet":
         """config: a diffusers config.json dict (unknown keys ignored, missing keys at the class defaults; svdc adds
         'resnet_eps' ('diffusers' | 'sgm') and 'added_id_widths'); weights: Mapping diffusers name -> ndarray."""
-        dev = cpu_device(device, dtype, "UNet")
+        dev = model_device(device, dtype, "UNet")
         cfg = unet_configs.from_diffusers(config)
-        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights))
+        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights), device=native_device(dev))
         return cls(native, cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict[str, Any] | None = None) -> "UNet":
         """path: a diffusers unet/ folder, a pipeline folder, or a Stability single file (svd*.safetensors,
         sv3d_*.safetensors). Single files get the sgm preset picked by label_emb.0.0.weight's input width, with the
-        sgm res-block epsilon (1e-5). `config` (a diffusers config dict) overrides config.json / the preset; for a
-        single file its resnet_eps defaults to "sgm"."""
-        dev = cpu_device(device, dtype, "UNet")
+        sgm res-block epsilon (1e-5); an SD 2.x single file (no label_emb) gets the "sd2" preset. `config` (a diffusers
+        config dict) overrides config.json / the preset; for an SVD single file its resnet_eps defaults to "sgm"."""
+        dev = model_device(device, dtype, "UNet")
         from .. import CheckpointError
         from . import _loading
 
@@ -59,7 +63,7 @@ class UNet:
                 native_cfg = unet_configs.to_native(cfg)
             except ValueError as e:
                 raise CheckpointError(f"{src.path}: unsupported UNet config: {e}") from e
-            native = _C.UNet(native_cfg, weights)
+            native = _C.UNet(native_cfg, weights, device=native_device(dev))
         return cls(native, cfg, dev)
 
     @staticmethod
@@ -67,12 +71,15 @@ class UNet:
         from ..weights import LazyWeights
 
         sf = src.file
-        if _SGM_ADM_KEY not in sf:
-            raise CheckpointError(f"{src.path}: no tensor {_SGM_ADM_KEY!r}: not a Stability SVD/SV3D checkpoint with "
-                                  "a UNet")
+        if _SGM_ADM_KEY not in sf and _SGM_SPATIAL_KEY not in sf:
+            raise CheckpointError(f"{src.path}: no tensor {_SGM_ADM_KEY!r} nor {_SGM_SPATIAL_KEY!r}: not a Stability "
+                                  "SVD/SV3D/SD checkpoint with a UNet")
         try:
             if config is not None:
-                cfg = unet_configs.from_diffusers({"resnet_eps": "sgm", **config})
+                extra = {} if unet_configs.is_2d(config) else {"resnet_eps": "sgm"}
+                cfg = unet_configs.from_diffusers({**extra, **config})
+            elif _SGM_ADM_KEY not in sf:
+                cfg = unet_configs.preset("sd2")
             else:
                 cfg = unet_configs.preset(unet_configs.preset_for_adm_width(int(sf.shape_of(_SGM_ADM_KEY)[1])))
             names = unet_naming.single_file_names(sf.keys(), cfg)
@@ -93,6 +100,11 @@ class UNet:
     @property
     def out_channels(self) -> int:
         return self._nativecfg["out_channels"]
+
+    @property
+    def is_2d(self) -> bool:
+        """True for UNet2DConditionModel semantics (images), False for the spatio-temporal UNet (videos)."""
+        return self._nativecfg["kind"] == unet_configs.KIND_2D
 
     @property
     def num_added_ids(self) -> int:
@@ -128,7 +140,14 @@ class UNet:
 
         c = self._nativecfg
         x = as_float32(sample, "sample", integers=True)
-        if x.ndim != 5:
+        if self.is_2d:
+            if added_time_ids is not None:
+                raise ValueError("added_time_ids: this UNet (UNet2DConditionModel) has no added conditioning; "
+                                 "pass None")
+            if x.ndim != 4:
+                raise ShapeError(f"sample: expected shape (B, {c['in_channels']}, h, w), got {x.shape}")
+            x = x[:, None]  # (B, C, h, w) -> (B, 1, C, h, w): an image is a one-frame video
+        elif x.ndim != 5:
             raise ShapeError(f"sample: expected shape (B, F, {c['in_channels']}, h, w), got {x.shape}")
         b, f, ch, h, w = x.shape
         if ch != c["in_channels"]:
@@ -152,6 +171,8 @@ class UNet:
         check_finite(e, "encoder_hidden_states")
 
         n = len(c["id_widths"])
+        if self.is_2d:
+            return x.reshape(b * f, ch, h, w), f, t, e, np.zeros((b, 0), np.float32)
         ids = as_float32(added_time_ids, "added_time_ids", integers=True)
         if ids.ndim == 2 and ids.shape == (b, n):
             ids = np.repeat(ids, f, axis=0)  # per video -> per frame: (B, n) -> (B*F, n), frames minor
@@ -163,10 +184,10 @@ class UNet:
         check_finite(ids, "added_time_ids")
         return x.reshape(b * f, ch, h, w), f, t, e, ids
 
-    def __call__(self, sample, timestep, encoder_hidden_states, added_time_ids) -> np.ndarray:
+    def __call__(self, sample, timestep, encoder_hidden_states, added_time_ids=None) -> np.ndarray:
         x, f, t, e, ids = self._inputs(sample, timestep, encoder_hidden_states, added_time_ids)
         y = self._native.forward(x, f, t, e, ids)
-        return y.reshape(x.shape[0] // f, f, *y.shape[1:])
+        return y if self.is_2d else y.reshape(x.shape[0] // f, f, *y.shape[1:])
 
     def embedding(self, timestep, added_time_ids, num_frames: int, batch: int | None = None) -> np.ndarray:
         """The per-frame conditioning vector emb (B*F, 4*C0) that every res block receives (time embedding +

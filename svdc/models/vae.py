@@ -1,5 +1,6 @@
 """svdc.VAE: AutoencoderKLTemporalDecoder semantics (encode to the posterior mean, temporal decode with diffusers'
-chunking) over the C model svdc._C.VAE; loading from diffusers folders and Stability single files."""
+chunking) or AutoencoderKL semantics (SD 2.x: post_quant_conv, 2-D decoder), by the config, over the C model
+svdc._C.VAE; loading from diffusers folders and Stability single files."""
 from __future__ import annotations
 
 import numbers
@@ -9,7 +10,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs import vae as vae_configs
-from ._checks import as_float32, check_finite, check_mapping, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
@@ -34,7 +35,10 @@ def _native_config(cfg: dict) -> dict:
     """The keys svdc._C.VAE reads, from a normalised diffusers config."""
     native = {k: cfg[k] for k in ("in_channels", "out_channels", "block_out_channels", "layers_per_block",
                                   "latent_channels")}
-    native["norm_num_groups"] = vae_configs.NORM_NUM_GROUPS
+    kl = vae_configs.is_kl(cfg)
+    native["norm_num_groups"] = cfg["norm_num_groups"] if kl else vae_configs.NORM_NUM_GROUPS
+    native["decoder_kind"] = 0 if kl else 1  # csrc/models/blocks/common.h: SVDC_BLOCK_2D / _SPATIO_TEMPORAL
+    native["use_post_quant_conv"] = 1 if kl and cfg["use_post_quant_conv"] else 0
     return native
 
 
@@ -45,10 +49,11 @@ def _positive_int(value, name: str) -> int:
 
 
 class VAE:
-    """AutoencoderKLTemporalDecoder on the CPU.
+    """AutoencoderKLTemporalDecoder or AutoencoderKL (by the config) on the CPU.
 
     encode(images (N, 3, H, W) in [-1, 1]) -> posterior mean (N, latent, H/f, W/f), unscaled.
-    decode(latents (N, latent, h, w) already divided by scaling_factor, num_frames, chunk_size=None) -> (N, 3, H, W).
+    decode(latents (N, latent, h, w) already divided by scaling_factor, num_frames, chunk_size=None) -> (N, 3, H, W);
+    num_frames is ignored by AutoencoderKL (every row alone) and may be omitted there.
     """
 
     def __init__(self, native, config: dict, device: str = "cpu"):
@@ -59,21 +64,27 @@ class VAE:
         self.down_factor = int(native.down_factor)
         self._peak = 0
 
+    @property
+    def is_temporal(self) -> bool:
+        """True for AutoencoderKLTemporalDecoder (frames decoded together), False for AutoencoderKL."""
+        return not vae_configs.is_kl(self.config)
+
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_config(cls, config: dict, weights: Mapping, device="auto", dtype=None) -> "VAE":
         """config: a diffusers config.json dict (unknown keys ignored); weights: name -> float32 array under
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
-        dev = cpu_device(device, dtype, "VAE")
+        dev = model_device(device, dtype, "VAE")
         cfg = vae_configs.normalize(config)
-        return cls(_C.VAE(_native_config(cfg), check_mapping(weights)), cfg, dev)
+        return cls(_C.VAE(_native_config(cfg), Float32Weights(weights), device=native_device(dev)), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
-        """path: a diffusers vae/ folder, a diffusers pipeline folder, or a Stability single .safetensors file
-        (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE). `config` overrides the
-        preset used for single files (default: the SVD VAE)."""
-        cpu_device(device, dtype, "VAE")
+        """path: a diffusers vae/ folder, a diffusers pipeline folder, or a Stability single .safetensors file: SVD/SV3D
+        (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE) or SD 2.x (the AutoencoderKL
+        under first_stage_model., picked when the file has no conditioner). `config` overrides the preset used for
+        single files (default: the SVD VAE, or SD 2.x's)."""
+        model_device(device, dtype, "VAE")
         from ..naming import vae as naming
         from ._loading import resolve
 
@@ -81,12 +92,19 @@ class VAE:
         try:
             if src.kind == "folder":
                 name = (src.config or {}).get("_class_name")
-                if config is None and name not in (None, "AutoencoderKLTemporalDecoder"):
+                if config is None and name not in (None, "AutoencoderKLTemporalDecoder", "AutoencoderKL"):
                     raise _C.CheckpointError(f"{src.path}: config.json describes a {name}; svdc.VAE loads an "
-                                             f"AutoencoderKLTemporalDecoder (the SVD VAE)")
+                                             f"AutoencoderKLTemporalDecoder (SVD) or an AutoencoderKL (SD 2.x)")
                 return cls.from_config(src.config if config is None else config, src.weights, device, dtype)
-            cfg = vae_configs.normalize(config if config is not None else vae_configs.preset("svd"))
-            weights = naming.map_single_file(src.file, len(cfg["block_out_channels"]))
+            if config is None:  # SVD/SV3D files carry a conditioner; SD 2.x files keep the whole VAE in first_stage_model
+                sd2 = not any(k.startswith("conditioner.") for k in src.file.keys())
+                config = vae_configs.preset("sd2" if sd2 else "svd")
+            cfg = vae_configs.normalize(config)
+            levels = len(cfg["block_out_channels"])
+            if vae_configs.is_kl(cfg):
+                weights = naming.map_kl_single_file(src.file, levels)
+            else:
+                weights = naming.map_single_file(src.file, levels)
             return cls.from_config(cfg, weights, device, dtype)
         finally:
             src.close()
@@ -120,13 +138,17 @@ class VAE:
         self._peak = peak
         return out
 
-    def decode(self, latents, num_frames: int, chunk_size: int | None = None) -> np.ndarray:
+    def decode(self, latents, num_frames: int | None = None, chunk_size: int | None = None) -> np.ndarray:
         """latents (N, latent_channels, h, w), already divided by scaling_factor; N a multiple of num_frames, each
         run of num_frames rows one video -> frames (N, out_channels, h*f, w*f).
 
         chunk_size None decodes every video whole. An integer reproduces diffusers' pipeline `decode_latents`:
         consecutive chunks of chunk_size rows of the flattened batch, each decoded as its own clip (so with several
         videos and a chunk size that does not divide num_frames, chunks straddle videos, as diffusers' do)."""
+        if not self.is_temporal:
+            num_frames = 1  # AutoencoderKL decodes every row alone
+        elif num_frames is None:
+            raise ValueError("num_frames: required by the temporal decoder (AutoencoderKLTemporalDecoder)")
         num_frames = _positive_int(num_frames, "num_frames")
         z = _as_input(latents, "latents", self.config["latent_channels"], 1)
         n = z.shape[0]
@@ -142,7 +164,7 @@ class VAE:
         peak = 0
         for start in range(0, n, chunk_size):
             part = z[start:start + chunk_size]
-            out[start:start + part.shape[0]] = self._native.decode(part, part.shape[0])
+            out[start:start + part.shape[0]] = self._native.decode(part, part.shape[0] if self.is_temporal else 1)
             peak = max(peak, int(self._native.last_peak_bytes))
         self._peak = peak
         return out

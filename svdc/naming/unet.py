@@ -1,17 +1,24 @@
-"""UNet checkpoint naming: Stability single-file (sgm VideoUNet, `model.diffusion_model.*`) <-> diffusers
-UNetSpatioTemporalConditionModel names (spec §5.3). The block index maps are derived from the config, so any number of
-levels / layers works. Shapes are identical in both layouts (proj_in/out are linears in both)."""
+"""UNet checkpoint naming: Stability single-file (sgm VideoUNet / openaimodel UNetModel, `model.diffusion_model.*`)
+<-> diffusers UNetSpatioTemporalConditionModel / UNet2DConditionModel names. The block index maps are derived from the
+config, so any number of levels / layers works. Shapes are identical in both layouts (proj_in/out are linears in both
+where the config says use_linear_projection, 1x1 convs in both otherwise)."""
 from __future__ import annotations
 
 from typing import Any
 
-from ..configs.unet import to_native
+from ..configs.unet import KIND_2D, to_native
 
 SGM_PREFIX = "model.diffusion_model."
 
 # Everything of a Stability single file that is not the UNet: the conditioner embedders (CLIP, the conditioning VAE),
 # the first-stage VAE, the denoiser's sigma buffers and EMA copies of training checkpoints.
-IGNORE_PREFIXES = ("conditioner.", "first_stage_model.", "denoiser.", "model_ema.")
+# SD 2.x files add the text encoder (cond_stage_model) and the DDPM schedule buffers at the top level.
+IGNORE_PREFIXES = ("conditioner.", "first_stage_model.", "denoiser.", "model_ema.", "cond_stage_model.")
+IGNORE_NAMES = frozenset({
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
+    "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", "logvar", "lvlb_weights",
+})
 
 # Inside a res block (VideoResBlock), sgm suffix -> diffusers suffix.
 _RES_SUFFIXES = [
@@ -29,6 +36,10 @@ _RES_SUFFIXES = [
     ("time_mixer.", "time_mixer."),
 ]
 
+# Inside a 2-D res block (ResBlock of openaimodel), sgm suffix -> diffusers ResnetBlock2D suffix.
+_RES_2D_SUFFIXES = [(src, dst.replace("spatial_res_block.", "")) for src, dst in _RES_SUFFIXES
+                    if dst.startswith("spatial_res_block.")]
+
 # Inside a transformer (SpatialVideoTransformer); everything else keeps its name.
 _ATTN_SUFFIXES = [
     ("time_stack.", "temporal_transformer_blocks."),
@@ -40,6 +51,7 @@ _ATTN_SUFFIXES = [
 def module_map(config: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """sgm module prefix -> (diffusers module prefix, kind), kind in {"plain", "res", "attn"}, for this config."""
     native = to_native(config)
+    res = "res2d" if native["kind"] == KIND_2D else "res"
     levels = native["block_out_channels"]
     n = len(levels)
     layers = native["layers_per_block"]
@@ -47,18 +59,19 @@ def module_map(config: dict[str, Any]) -> dict[str, tuple[str, str]]:
         "input_blocks.0.0": ("conv_in", "plain"),
         "time_embed.0": ("time_embedding.linear_1", "plain"),
         "time_embed.2": ("time_embedding.linear_2", "plain"),
-        "label_emb.0.0": ("add_embedding.linear_1", "plain"),
-        "label_emb.0.2": ("add_embedding.linear_2", "plain"),
         "out.0": ("conv_norm_out", "plain"),
         "out.2": ("conv_out", "plain"),
-        "middle_block.0": ("mid_block.resnets.0", "res"),
+        "middle_block.0": ("mid_block.resnets.0", res),
         "middle_block.1": ("mid_block.attentions.0", "attn"),
-        "middle_block.2": ("mid_block.resnets.1", "res"),
+        "middle_block.2": ("mid_block.resnets.1", res),
     }
+    if native["id_widths"]:
+        m["label_emb.0.0"] = ("add_embedding.linear_1", "plain")
+        m["label_emb.0.2"] = ("add_embedding.linear_2", "plain")
     k = 1
     for i in range(n):
         for j in range(layers[i]):
-            m[f"input_blocks.{k}.0"] = (f"down_blocks.{i}.resnets.{j}", "res")
+            m[f"input_blocks.{k}.0"] = (f"down_blocks.{i}.resnets.{j}", res)
             if native["down_attention"][i]:
                 m[f"input_blocks.{k}.1"] = (f"down_blocks.{i}.attentions.{j}", "attn")
             k += 1
@@ -70,7 +83,7 @@ def module_map(config: dict[str, Any]) -> dict[str, tuple[str, str]]:
         nl = layers[n - 1 - i] + 1
         has_attn = native["up_attention"][i]
         for j in range(nl):
-            m[f"output_blocks.{k}.0"] = (f"up_blocks.{i}.resnets.{j}", "res")
+            m[f"output_blocks.{k}.0"] = (f"up_blocks.{i}.resnets.{j}", res)
             if has_attn:
                 m[f"output_blocks.{k}.1"] = (f"up_blocks.{i}.attentions.{j}", "attn")
             if i < n - 1 and j == nl - 1:  # the upsampler follows the last layer's modules
@@ -82,12 +95,12 @@ def module_map(config: dict[str, Any]) -> dict[str, tuple[str, str]]:
 def _map_suffix(suffix: str, kind: str, table_index: int) -> str | None:
     if kind == "plain":
         return suffix
-    table = _RES_SUFFIXES if kind == "res" else _ATTN_SUFFIXES
+    table = {"res": _RES_SUFFIXES, "res2d": _RES_2D_SUFFIXES}.get(kind, _ATTN_SUFFIXES)
     for pair in table:
         src, dst = pair[table_index], pair[1 - table_index]
         if suffix.startswith(src):
             return dst + suffix[len(src):]
-    if kind == "res":
+    if kind != "attn":
         return None  # every res-block weight is in the table
     return suffix
 
@@ -131,7 +144,7 @@ class UNetNames:
 
 def is_ignored(key: str) -> bool:
     """True for single-file keys that belong to other components (explicit ignore list)."""
-    return key.startswith(IGNORE_PREFIXES)
+    return key.startswith(IGNORE_PREFIXES) or key in IGNORE_NAMES
 
 
 def single_file_names(keys, config: dict[str, Any]) -> dict[str, str]:

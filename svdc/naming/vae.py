@@ -1,5 +1,6 @@
-"""VAE names: Stability single-file (sgm) -> diffusers AutoencoderKLTemporalDecoder (spec §5.4), the explicit ignore
-list, and the inverse map (diffusers -> sgm) used to write single-file layouts for tests and conversion."""
+"""VAE names: Stability single-file (sgm) -> diffusers AutoencoderKLTemporalDecoder (SVD/SV3D files) and
+AutoencoderKL (SD 2.x files: everything under first_stage_model.), the explicit ignore lists, and the inverse maps
+(diffusers -> sgm) used to write single-file layouts for tests and conversion."""
 from __future__ import annotations
 
 import re
@@ -15,6 +16,9 @@ __all__ = [
     "diffusers_to_sgm",
     "map_single_file",
     "to_single_file",
+    "kl_sgm_to_diffusers",
+    "map_kl_single_file",
+    "kl_to_single_file",
 ]
 
 DECODER_PREFIX = "first_stage_model.decoder."
@@ -290,4 +294,85 @@ def to_single_file(weights, num_levels: int, encoder_prefix: str = ENCODER_PREFI
         if _is_attn_linear(name) and a.ndim == 2:
             a = a.reshape(a.shape + (1, 1))
         out[diffusers_to_sgm(name, encoder_prefix, num_levels)] = np.ascontiguousarray(a)
+    return out
+
+
+# ---- SD 2.x: AutoencoderKL under first_stage_model. (encoder, quant_conv, post_quant_conv, 2-D decoder) ----------
+
+KL_PREFIX = "first_stage_model."
+# Everything of an SD 2.x single file that is not the VAE: the UNet, the text encoder, EMA copies, the training loss
+# and the DDPM schedule buffers at the top level.
+KL_IGNORED_PREFIXES = ("model.diffusion_model.", "cond_stage_model.", "model_ema.", "first_stage_model.loss.")
+KL_IGNORED_NAMES = frozenset({
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
+    "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", "logvar", "lvlb_weights",
+})
+_SPATIAL = "spatial_res_block."
+
+
+def kl_sgm_to_diffusers(name: str, num_levels: int) -> str | None:
+    """The AutoencoderKL name of an SD 2.x single-file tensor, None when ignored; KeyError for an unknown name. The
+    decoder's ResnetBlocks are the temporal decoder's spatial halves, so the SVD map is reused without that level."""
+    if name.startswith(KL_IGNORED_PREFIXES) or name in KL_IGNORED_NAMES:
+        return None
+    if not name.startswith(KL_PREFIX):
+        raise KeyError(name)
+    r = name[len(KL_PREFIX):]
+    if re.fullmatch(r"(post_quant_conv|quant_conv)\.(weight|bias)", r):
+        return r
+    if r.startswith("encoder."):
+        return sgm_to_diffusers("E." + r, "E.", num_levels)
+    if r.startswith("decoder."):
+        new = sgm_to_diffusers(name, ENCODER_PREFIXES[0], num_levels)
+        if new is None or "temporal_res_block." in new or "time_" in new:
+            raise KeyError(name)
+        return new.replace(_SPATIAL, "")
+    raise KeyError(name)
+
+
+def map_kl_single_file(sf, num_levels: int):
+    """LazyWeights (diffusers AutoencoderKL names) from an open SD 2.x single file; unknown names raise CheckpointError
+    naming the tensor; 1x1-conv attention weights become linear."""
+    from ..weights import CheckpointError, LazyWeights
+
+    path = getattr(sf, "path", "single file")
+    loaders, shapes, sources = {}, {}, {}
+    for name in sf.keys():
+        try:
+            new = kl_sgm_to_diffusers(name, num_levels)
+        except KeyError:
+            raise CheckpointError(f"{path}: unexpected tensor {name!r} (not an AutoencoderKL weight and not on the "
+                                  f"ignore list)") from None
+        if new is None:
+            continue
+        if new in loaders:
+            raise CheckpointError(f"{path}: tensors {sources[new]!r} and {name!r} both map to {new!r}")
+        shape = tuple(sf.shape_of(name))
+        if _is_attn_linear(new) and len(shape) == 4 and shape[2:] == (1, 1):
+            shape = shape[:2]
+            loaders[new] = (lambda n=name, s=shape: np.ascontiguousarray(sf.get_float32(n).reshape(s)))
+        else:
+            loaders[new] = (lambda n=name: sf.get_float32(n))
+        shapes[new] = shape
+        sources[new] = name
+    return LazyWeights(loaders, shapes)
+
+
+def kl_to_single_file(weights, num_levels: int) -> dict:
+    """The SD 2.x single-file layout (first_stage_model.*, 1x1-conv attention weights) of an AutoencoderKL state
+    dict."""
+    out = {}
+    for name, value in weights.items():
+        a = np.asarray(value)
+        if _is_attn_linear(name) and a.ndim == 2:
+            a = a.reshape(a.shape + (1, 1))
+        if name.startswith("post_quant_conv."):
+            key = KL_PREFIX + name
+        elif name.startswith("decoder."):
+            temporal_name = re.sub(r"(resnets\.\d+\.)", r"\1" + _SPATIAL, name)
+            key = diffusers_to_sgm(temporal_name, KL_PREFIX, num_levels)
+        else:
+            key = diffusers_to_sgm(name, KL_PREFIX, num_levels)
+        out[key] = np.ascontiguousarray(a)
     return out

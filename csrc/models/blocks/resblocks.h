@@ -1,14 +1,16 @@
-/* resblocks.h — the residual blocks shared by the UNet and the temporal VAE decoder (spec §1.5, §2.2):
- * ResnetBlock2D (diffusers naming; optional time embedding), TemporalResnetBlock ((3,1,1) convs, group norm pooled
- * over the frames of each video), and SpatioTemporalResBlock (both, mixed by the alpha blender).
+/* resblocks.h — the residual blocks of the UNets and VAE decoders (diffusers resnet.py): ResnetBlock2D (optional time
+ * embedding), TemporalResnetBlock ((3,1,1) convs, group norm pooled over the frames of each video), and svdc_resblock:
+ * one declare/forward with a kind tag, a ResnetBlock2D (2-D kind) or a SpatioTemporalResBlock (both, mixed by the alpha
+ * blender).
  *
  * Every *_declare registers the block's weights under `prefix` in diffusers naming; every *_forward takes its input
  * and a preallocated output (no aliasing), draws temporaries from ctx->arena and releases them before returning. */
-#ifndef SVDC_RESBLOCKS_H
-#define SVDC_RESBLOCKS_H
+#ifndef SVDC_BLOCKS_RESBLOCKS_H
+#define SVDC_BLOCKS_RESBLOCKS_H
 
-#include "../core/ops.h"
-#include "../core/params.h"
+#include "../../core/ops.h"
+#include "../../core/params.h"
+#include "common.h"
 
 /* diffusers ResnetBlock2D: y = shortcut(x) + conv2(silu(gn2(conv1(silu(gn1(x))) + proj(silu(temb))))). */
 typedef struct svdc_resnet2d {
@@ -49,20 +51,26 @@ typedef enum svdc_blend_direction {
     SVDC_BLEND_TEMPORAL_WEIGHT = 1 /* VAE (switch_spatial_to_temporal_mix): y = (1-σ(m))·spatial + σ(m)·temporal */
 } svdc_blend_direction;
 
-/* diffusers SpatioTemporalResBlock: keys {prefix}.spatial_res_block.*, .temporal_res_block.*, .time_mixer.mix_factor */
-typedef struct svdc_st_resblock {
+/* The res block of a UNet or VAE decoder level, by kind:
+ *   SVDC_BLOCK_2D: a ResnetBlock2D with keys {prefix}.norm1.*, .conv1.*, ... (temporal, mix_factor unused);
+ *   SVDC_BLOCK_SPATIO_TEMPORAL: diffusers SpatioTemporalResBlock, keys {prefix}.spatial_res_block.*,
+ *     .temporal_res_block.*, .time_mixer.mix_factor. */
+typedef struct svdc_resblock {
+    svdc_block_kind kind;
     svdc_resnet2d spatial;
     svdc_temporal_resnet temporal;
     svdc_tensor mix_factor; /* (1,) logit */
     svdc_blend_direction direction;
-} svdc_st_resblock;
+} svdc_resblock;
 
-svdc_status svdc_st_resblock_declare(svdc_st_resblock *b, svdc_params *p, const char *prefix, int in_channels,
-                                     int out_channels, int temb_channels, int groups, float eps_spatial,
-                                     float eps_temporal, svdc_blend_direction direction);
-/* x (B*F, Cin, H, W), temb (B*F, temb_channels) or NULL -> y (B*F, Cout, H, W). */
-svdc_status svdc_st_resblock_forward(const svdc_ctx *ctx, const svdc_st_resblock *b, const svdc_tensor *x,
-                                     int num_frames, const svdc_tensor *temb, svdc_tensor *y);
+/* eps_temporal and direction matter for the spatio-temporal kind only. */
+svdc_status svdc_resblock_declare(svdc_resblock *b, svdc_params *p, const char *prefix, svdc_block_kind kind,
+                                  int in_channels, int out_channels, int temb_channels, int groups, float eps_spatial,
+                                  float eps_temporal, svdc_blend_direction direction);
+/* x (B*F, Cin, H, W), temb (B*F, temb_channels) or NULL -> y (B*F, Cout, H, W); num_frames is used by the
+ * spatio-temporal kind only. */
+svdc_status svdc_resblock_forward(const svdc_ctx *ctx, const svdc_resblock *b, const svdc_tensor *x, int num_frames,
+                                  const svdc_tensor *temb, svdc_tensor *y);
 
 /* σ(mix_factor) read from a (1,) weight on any device. */
 svdc_status svdc_read_mix_alpha(const svdc_ctx *ctx, const svdc_tensor *mix_factor, float *sigmoid_out);

@@ -1,5 +1,5 @@
-/* resblocks.c — ResnetBlock2D, TemporalResnetBlock and SpatioTemporalResBlock (spec §1.5, §2.2) composed from the
- * svdc_op_* layer. Activations are (B*F, C, H, W) with frames minor; temporaries come from ctx->arena. */
+/* resblocks.c — ResnetBlock2D, TemporalResnetBlock and the kind-tagged res block (diffusers resnet.py) composed from
+ * the svdc_op_* layer. Activations are (B*F, C, H, W) with frames minor; temporaries come from ctx->arena. */
 #include "resblocks.h"
 
 #include <math.h>
@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/arena.h"
-#include "../core/backend.h"
-#include "../core/tensor.h"
-#include "../core/try.h"
+#include "../../core/arena.h"
+#include "../../core/backend.h"
+#include "../../core/tensor.h"
+#include "../../core/try.h"
 
 /* An arena tensor with x's dtype/device and the given 4-D / 2-D shape. */
 static svdc_status alloc_like4(const svdc_ctx *ctx, const svdc_tensor *like, int64_t n, int64_t c, int64_t h,
@@ -249,14 +249,23 @@ svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_tempora
     return SVDC_OK;
 }
 
-/* ------------------------------------------------------------------------------------------ SpatioTemporalResBlock */
+/* ----------------------------------------------------------------- kind-tagged: ResnetBlock2D | SpatioTemporalResBlock */
 
-svdc_status svdc_st_resblock_declare(svdc_st_resblock *b, svdc_params *p, const char *prefix, int in_channels,
-                                     int out_channels, int temb_channels, int groups, float eps_spatial,
-                                     float eps_temporal, svdc_blend_direction direction) {
+svdc_status svdc_resblock_declare(svdc_resblock *b, svdc_params *p, const char *prefix, svdc_block_kind kind,
+                                  int in_channels, int out_channels, int temb_channels, int groups, float eps_spatial,
+                                  float eps_temporal, svdc_blend_direction direction) {
+    if (kind == SVDC_BLOCK_2D) {
+        memset(b, 0, sizeof *b);
+        b->kind = kind;
+        return svdc_resnet2d_declare(&b->spatial, p, prefix, in_channels, out_channels, temb_channels, groups,
+                                     eps_spatial);
+    }
+    if (kind != SVDC_BLOCK_SPATIO_TEMPORAL)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown block kind %d", prefix, (int)kind);
     if (direction != SVDC_BLEND_SPATIAL_WEIGHT && direction != SVDC_BLEND_TEMPORAL_WEIGHT)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown blend direction %d", prefix, (int)direction);
     memset(b, 0, sizeof *b);
+    b->kind = kind;
     b->direction = direction;
     /* Sub-prefixes are formatted here; names longer than this are a bug in the caller. */
     char sub[512];
@@ -270,8 +279,9 @@ svdc_status svdc_st_resblock_declare(svdc_st_resblock *b, svdc_params *p, const 
     return SVDC_OK;
 }
 
-svdc_status svdc_st_resblock_forward(const svdc_ctx *ctx, const svdc_st_resblock *b, const svdc_tensor *x,
-                                     int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
+svdc_status svdc_resblock_forward(const svdc_ctx *ctx, const svdc_resblock *b, const svdc_tensor *x, int num_frames,
+                                  const svdc_tensor *temb, svdc_tensor *y) {
+    if (b->kind == SVDC_BLOCK_2D) return svdc_resnet2d_forward(ctx, &b->spatial, x, temb, y);
     static const char *block = "SpatioTemporalResBlock";
     SVDC_TRY(check_4d(block, "x", x, b->spatial.in_channels));
     SVDC_TRY(check_same_nhw(block, x, y, b->spatial.out_channels));
