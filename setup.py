@@ -8,6 +8,7 @@ architectures (default "80;90": A100 and H100/H200). Kernels carry -lineinfo (fi
 reports, no run-time cost).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,8 @@ else:
     C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
 
 openblas_lib = scipy_openblas32.get_lib_dir()
+# The version lives in svdc/_version.py only; the C core gets it as SVDC_VERSION.
+VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "svdc" / "_version.py").read_text()).group(1)
 
 cpu_extension = Extension(
     "svdc._C",
@@ -94,7 +97,9 @@ cpu_extension = Extension(
     include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],
-    runtime_library_dirs=[openblas_lib],
+    # No runtime_library_dirs: pip builds in a temporary environment that is deleted afterwards; svdc/_native.py
+    # loads OpenBLAS from the installed scipy-openblas32 wheel before svdc._C instead.
+    define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
 )
@@ -161,6 +166,8 @@ if cuda_home is not None:
 class BuildExt(build_ext):
     """Compiles .cu sources with nvcc into objects and hands them to the normal link step."""
 
+    skipped = ()  # extensions whose build failed and was allowed to (SVDC_CUDA=auto)
+
     def build_extension(self, ext):
         if ext.name == "svdc._C_cuda" and mode == "auto":
             try:
@@ -168,8 +175,18 @@ class BuildExt(build_ext):
             except Exception as exc:  # noqa: BLE001 - any compiler/linker failure: keep the CPU build usable
                 print(f"svdc: building svdc._C_cuda failed ({exc}); continuing with the CPU backend only "
                       "(set SVDC_CUDA=1 to make this an error, SVDC_CUDA=0 to skip CUDA)")
+                self.skipped = (*self.skipped, ext.name)
                 return None
         return self._build(ext)
+
+    def copy_extensions_to_source(self):
+        """--inplace: copy what was built (a skipped CUDA module has nothing to copy)."""
+        kept = self.extensions
+        self.extensions = [e for e in kept if e.name not in self.skipped]
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = kept
 
     def _build(self, ext):
         cu_sources = [s for s in ext.sources if s.endswith(".cu")]

@@ -5,13 +5,15 @@ from .runtime import devices, info
 from . import weights
 from .random import Generator
 from .tokenizer import CLIPTokenizer
-from .video import Video, export_to_video
+from .video import Video
+from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
-__version__ = _C.build_info()["version"]
+from ._version import __version__
 
 SvdcError = _C.SvdcError
 ShapeError = _C.ShapeError
@@ -27,6 +29,8 @@ __all__ = [
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "StableVideoDiffusionPipeline",
+    "StableVideoDiffusionPipelineOutput",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

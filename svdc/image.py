@@ -4,7 +4,6 @@
 mean/std), and SV3D's object-centred preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Sequence
@@ -247,13 +246,18 @@ def read_clip_normalisation(path) -> tuple[tuple[float, ...], tuple[float, ...]]
         os.path.join(os.path.dirname(os.path.abspath(p)), "feature_extractor", "preprocessor_config.json"),
     ):
         if os.path.isfile(cand):
-            with open(cand, encoding="utf-8") as f:
-                cfg = json.load(f)
+            from .models._loading import read_json
+
+            cfg = read_json(cand, "the feature extractor config")  # CheckpointError naming the file
             mean, std = cfg.get("image_mean"), cfg.get("image_std")
             if mean is None or std is None:
                 return None
-            mean = tuple(float(v) for v in mean)
-            std = tuple(float(v) for v in std)
+            try:
+                mean = tuple(float(v) for v in mean)
+                std = tuple(float(v) for v in std)
+            except (TypeError, ValueError):
+                raise ValueError(f"{cand}: image_mean/image_std must be lists of 3 numbers, got {mean!r}, "
+                                 f"{std!r}") from None
             if len(mean) != 3 or len(std) != 3 or any(not math.isfinite(v) for v in mean + std) or min(std) <= 0:
                 raise ValueError(f"{cand}: image_mean/image_std must be 3 finite values (std > 0), got {mean}, {std}")
             return mean, std

@@ -150,15 +150,3 @@ def info() -> dict:
     build["backends"] = backends
     build["backend_builds"] = {b["name"]: b["build_info"] for b in _C.backends()}
     return build
-
-
-def format_info(data: dict) -> str:
-    lines = [f"svdc {data['version']}"]
-    for key in ("compiler", "blas", "openmp", "openmp_threads"):
-        lines.append(f"  {key}: {data[key]}")
-    lines.append(f"  blas_config: {data['blas_config'].strip()}")
-    for name, status in data["backends"].items():
-        lines.append(f"  backend {name}: {status}")
-    for name, line in data.get("backend_builds", {}).items():
-        lines.append(f"  build {name}: {line}")
-    return "\n".join(lines)

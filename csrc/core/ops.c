@@ -142,6 +142,8 @@ static svdc_status check_finite_scalar(const char *op, const char *name, float v
 }
 
 
+size_t svdc_ctx_chunk_budget(const svdc_ctx *ctx) { return ctx->backend->chunk_budget; }
+
 svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                            svdc_tensor *y) {
     static const char *op = "linear";

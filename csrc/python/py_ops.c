@@ -756,6 +756,18 @@ static PyObject *py_arena_alloc(PyObject *self, PyObject *args, PyObject *kw) {
 
 /* ---- the emulated device's controls (kernels/emu/emu.h) ---- */
 
+static PyObject *py_emu_set_chunk_budget(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "emu_set_chunk_budget: expected bytes >= 0, got %zd", n);
+        return NULL;
+    }
+    svdc_emu_set_chunk_budget((size_t)n);
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_emu_stats(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -877,6 +889,7 @@ static PyMethodDef ops_methods[] = {
     {"emu_reset_counters", py_emu_reset_counters, METH_NOARGS, "emu_reset_counters(): allocs/frees/op_calls/bytes to 0"},
     {"emu_fail_allocation", py_emu_fail_allocation, METH_O, "emu_fail_allocation(n): the n-th allocation from now fails (-1: off)"},
     {"emu_set_sticky", py_emu_set_sticky, METH_O, "emu_set_sticky(reason | None): the emulated device is unusable until cleared"},
+    {"emu_set_chunk_budget", py_emu_set_chunk_budget, METH_O, "emu_set_chunk_budget(bytes): 0 = one op per layer"},
     {"emu_set_dry_run", py_emu_set_dry_run, METH_O, "emu_set_dry_run(on): count ops without computing (benchmarks)"},
     {"last_op_ms", py_last_op_ms, METH_NOARGS, "ms per run of the last staged call's repeat= runs (benchmarks)"},
     {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last CPU op call"},

@@ -405,7 +405,7 @@ static svdc_status emu_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, i
 }
 
 #define EMU_OP_ENTRY_(name, params, args) .name = emu_##name,
-static const svdc_backend emu_backend = {
+static svdc_backend emu_backend = { /* not const: svdc_emu_set_chunk_budget */
     .abi_version = SVDC_BACKEND_ABI_VERSION,
     .op_signature = SVDC_OP_SIGNATURE,
     .name = "emu",
@@ -422,3 +422,5 @@ static const svdc_backend emu_backend = {
 };
 
 const svdc_backend *svdc_backend_emu(void) { return &emu_backend; }
+
+void svdc_emu_set_chunk_budget(size_t bytes) { emu_backend.chunk_budget = bytes; }

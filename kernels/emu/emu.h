@@ -27,4 +27,8 @@ void svdc_emu_set_sticky(const char *reason);
  * counting the op calls of full-size models on a machine without their memory. */
 void svdc_emu_set_dry_run(int on);
 
+/* The chunk budget the emulated device asks models for (backend.h; default 0 = one op per layer, as a GPU). The
+ * op-count benchmark sets the CPU's budget to count the CPU-sized chunking the same way. */
+void svdc_emu_set_chunk_budget(size_t bytes);
+
 #endif

@@ -54,7 +54,10 @@ def _cmd_run(args) -> int:
                             motion=MotionParams(sample_fps=args.motion_fps),
                             buckets=MotionBucketMap(scale=args.bucket_scale))
     videos = _expand(args.videos)
-    stats = run(videos, args.out, params, workers=args.workers, fmt=args.format, progress=not args.quiet)
+    ray_settings = {} if args.backend == "local" else \
+        {k: v for k, v in (("address", args.address), ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
+    stats = run(videos, args.out, params, workers=args.workers, fmt=args.format, progress=not args.quiet,
+                backend=args.backend, **ray_settings)
     print(f"curate: {stats['done']} processed ({stats['failed']} failed), {stats['skipped']} already done; "
           f"manifest in {args.out}")
     return 0
@@ -87,6 +90,10 @@ def add_parser(sub) -> None:
     r.add_argument("videos", nargs="+", help="video files or folders of videos")
     r.add_argument("--out", required=True, help="manifest folder (created; rerun to resume)")
     r.add_argument("--workers", type=int, default=1, help="processes, one video each (default 1)")
+    r.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local process pool (default) or Ray actors through svdc.runner (svdc[ray])")
+    r.add_argument("--address", default=None, help="Ray: the cluster's address (default: a local Ray)")
+    r.add_argument("--cpus-per-worker", type=_float, default=None, help="Ray: CPUs per actor (default 1)")
     r.add_argument("--format", default="auto", choices=["auto", "parquet", "jsonl"],
                    help="table format (auto: parquet when pyarrow is installed)")
     r.add_argument("--fps-levels", type=_fps_levels, default=None,

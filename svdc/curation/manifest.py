@@ -47,6 +47,11 @@ def _json_safe(value):
     return value
 
 
+def part_json(rows: dict) -> str:
+    """The text of a video's part file (also written by svdc.runner's curation task)."""
+    return json.dumps(_json_safe(rows), sort_keys=True)
+
+
 class Manifest:
     def __init__(self, root, fmt: str = "auto"):
         self.root = Path(root)
@@ -69,7 +74,7 @@ class Manifest:
         return rows.get("videos", [{}])[0].get("params_hash") == params_hash
 
     def write_part(self, vid: str, rows: dict) -> None:
-        text = json.dumps(_json_safe(rows), sort_keys=True)
+        text = part_json(rows)
         _atomic_write(self.part_path(vid), lambda p: p.write_text(text))
 
     def rows(self, vids) -> dict[str, list[dict]]:

@@ -24,8 +24,16 @@ def _check_inputs(paths) -> list[str]:
 
 
 def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1, fmt: str = "auto",
-        progress: bool = True) -> dict:
-    """Curates `videos` into the manifest folder `out_dir`; returns {"done", "skipped", "failed", "tables"}."""
+        progress: bool = True, backend: str = "local", **ray_settings) -> dict:
+    """Curates `videos` into the manifest folder `out_dir`; returns {"done", "skipped", "failed", "tables"}.
+    backend "ray" runs process_video through svdc.runner on Ray (ray_settings: address, cpus_per_worker, ...; see
+    svdc.runner.run_batch) and writes the same tables."""
+    if backend == "ray":
+        return _run_on_ray(videos, out_dir, params, workers, fmt, progress, ray_settings)
+    if backend != "local":
+        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if ray_settings:
+        raise ValueError(f"{sorted(ray_settings)}: Ray settings need backend='ray'")
     params = params or CurationParams()
     params.validate()
     if workers > 1 and params.decoder_threads == 0:
@@ -65,5 +73,26 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
     finally:
         if bar is not None:
             bar.close()
+    stats["tables"] = {k: str(v) for k, v in manifest.write_tables(ids.values()).items()}
+    return stats
+
+
+def _run_on_ray(videos, out_dir, params, workers, fmt, progress, ray_settings) -> dict:
+    """The same videos through svdc.runner's "curation" task on Ray: each part lands in parts/ as the local runner
+    writes it, videos finished by an earlier Ray run (results.jsonl) are skipped, and the tables are rebuilt from
+    the parts."""
+    from ..runner import run_batch
+
+    params = params or CurationParams()
+    params.validate()
+    paths = _check_inputs(videos)
+    manifest = Manifest(out_dir, fmt)
+    ids = {p: video_id(p) for p in paths}
+    jobs = [{"id": ids[p], "video": os.path.abspath(p)} for p in dict.fromkeys(paths)]
+    summary = run_batch(jobs, out_dir, backend="ray", workers=workers, workflow="curation",
+                        options={"curation_params": params}, progress=progress, **ray_settings)
+    unreadable = sum(summary.results[i]["status"] == "ok" and summary.results[i].get("video_status") == "failed"
+                     for i in summary.ran)
+    stats = {"done": len(summary.ran), "skipped": summary.skipped, "failed": summary.failed + unreadable}
     stats["tables"] = {k: str(v) for k, v in manifest.write_tables(ids.values()).items()}
     return stats

@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .._native import _C
+from .._validate import check_float32
 from ..random import Generator
 
 
@@ -30,7 +31,7 @@ def check_number(name: str, value, minimum: float | None = None, strict: bool = 
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if minimum is not None and (v <= minimum if strict else v < minimum):
         raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum:g}, got {value}")
-    return v
+    return check_float32(name, v)
 
 
 def check_multiple(name: str, value, multiple: int, why: str = "") -> int:

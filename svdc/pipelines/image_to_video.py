@@ -8,8 +8,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import schedules
+from .. import hub, schedules
 from ..image import load_image, to_uint8, vae_image
+from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
 from ..video import Video
 from . import base
 
@@ -67,8 +68,9 @@ class ImageToVideo(base.VideoDiffusionPipeline):
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None,
                         configs: Mapping[str, dict] | None = None) -> "ImageToVideo":
-        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]) or a
-        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors).
+        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]), a
+        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors), or a hub id
+        "org/name" in the local Hugging Face cache.
 
         configs: optional component configs {"unet": ..., "vae": ..., "image_encoder": ...} (any subset), each
         passed to that component's from_pretrained(config=...): it replaces the full-size SVD preset of a single
@@ -81,6 +83,8 @@ class ImageToVideo(base.VideoDiffusionPipeline):
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
         configs = _check_configs(configs)
         p = os.fspath(path)
+        if hub.is_hub_id(p):  # "org/name": its snapshot in the local Hugging Face cache (svdc/hub.py)
+            p = hub.resolve_snapshot(p)
         if not os.path.exists(p):
             raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
                                   "single .safetensors file)")
@@ -99,7 +103,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
             if os.path.isfile(sched):
                 from ..models._loading import read_json
 
-                scheduler_config = read_json(sched, "the scheduler config")
+                scheduler_config = check_scheduler_config(read_json(sched, "the scheduler config"), sched)
         from ..runtime import resolve_device
 
         device = resolve_device(device)  # once, so "auto" warns once rather than per component
@@ -182,6 +186,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         if not images:
             raise ValueError("image: expected at least one image, got an empty list")
         b = len(images)
+        check_video_memory(b, num_frames, height, width, self.vae.config["block_out_channels"][0])
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
         latent_shape = (b, num_frames, self.latent_channels, h, w)
         if latents is not None:
@@ -208,6 +213,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
                             self.guidance(gmin, gmax, num_frames) if cfg else None, generator, callback, progress)
         # 9. decode in chunks of `chunk` rows, as diffusers' decode_latents.
         frames = self.decode(final, chunk)
+        check_decoded_video(frames)
         uint8 = to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
         video_fps = fps + 1 if sgm else fps
         videos = [Video(uint8[i], fps=video_fps) for i in range(b)]

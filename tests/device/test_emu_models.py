@@ -94,3 +94,41 @@ def test_auto_picks_cuda_when_usable_and_the_models_accept_it(monkeypatch):
     assert pipe.unet._native.device == "emu:0"
     video = pipe(tiny.test_image(), **BASE)
     assert np.array_equal(video.frames, tiny.tiny_pipeline(device="cpu")(tiny.test_image(), **BASE).frames)
+
+
+def test_unet_on_emu_with_the_cpu_chunk_budget_is_bit_identical(components):
+    """The 1e-6 bound above covers only the chunking: with the CPU's budget the same kernels see the same chunks."""
+    budget = next(b["chunk_budget"] for b in _C.backends() if b["name"] == "cpu")
+    ops.emu_set_chunk_budget(budget)
+    try:
+        args = unet_inputs(seed=5, batch=2)
+        np.testing.assert_array_equal(components["emu"][0](*args), components["cpu"][0](*args))
+    finally:
+        ops.emu_set_chunk_budget(0)
+
+
+SD2_UNET = {  # a tiny UNet2DConditionModel config (the SD 2.x family)
+    "_class_name": "UNet2DConditionModel", "sample_size": 8, "in_channels": 4, "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    "block_out_channels": [32, 64], "layers_per_block": 1, "cross_attention_dim": 32, "attention_head_dim": [2, 2],
+    "use_linear_projection": True, "upcast_attention": True,
+}
+KL_VAE = {"_class_name": "AutoencoderKL", "down_block_types": ["DownEncoderBlock2D"] * 2,
+          "up_block_types": ["UpDecoderBlock2D"] * 2, "block_out_channels": [32, 64], "layers_per_block": 1,
+          "latent_channels": 4}
+
+
+def test_2d_unet_and_kl_vae_on_emu_equal_cpu():
+    """The model-layer kinds (UNet2DConditionModel, AutoencoderKL) go through the same device scaffolding."""
+    rng = np.random.default_rng(4)
+    w = tiny.random_weights(svdc.UNet.weight_shapes(SD2_UNET), 0)
+    x, t = rng.standard_normal((2, 4, 7, 5)).astype(np.float32), np.array([17.0, 803.0], np.float32)
+    e = rng.standard_normal((2, 77, 32)).astype(np.float32)
+    cpu, emu = (svdc.UNet.from_config(SD2_UNET, w, device=d) for d in ("cpu", "emu"))
+    assert_same(emu(x, t, e), cpu(x, t, e), "UNet2DConditionModel")
+    w = tiny.random_weights(svdc.VAE.weight_shapes(KL_VAE), 1)
+    cpu, emu = (svdc.VAE.from_config(KL_VAE, w, device=d) for d in ("cpu", "emu"))
+    images = rng.uniform(-1, 1, (2, 3, 16, 12)).astype(np.float32)
+    latents = rng.standard_normal((2, 4, 8, 6)).astype(np.float32)
+    assert_same(emu.encode(images), cpu.encode(images), "AutoencoderKL encode")
+    assert_same(emu.decode(latents), cpu.decode(latents), "AutoencoderKL decode")

@@ -11,7 +11,7 @@ import pytest
 import svdc
 from svdc.configs import unet as unet_configs
 from svdc.naming import unet as unet_naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 from tests.parity._unet_reference import (
     random_inputs,
     reference_model,
@@ -215,9 +215,9 @@ def test_single_file_errors(saved_small, tmp_path):
         svdc.UNet.from_pretrained(tmp_path / "bad.safetensors", device="cpu", config=cfg)
     # a tensor outside the UNet and outside the ignore list is named
     bad = dict(single)
-    bad["cond_stage_model.transformer.weight"] = np.zeros(1, np.float32)
+    bad["lora_unet.transformer.weight"] = np.zeros(1, np.float32)
     svdc.weights.save_file(bad, tmp_path / "bad2.safetensors")
-    with pytest.raises(svdc.CheckpointError, match="cond_stage_model.transformer.weight"):
+    with pytest.raises(svdc.CheckpointError, match="lora_unet.transformer.weight"):
         svdc.UNet.from_pretrained(tmp_path / "bad2.safetensors", device="cpu", config=cfg)
     # a missing tensor is named
     missing = {k: v for k, v in single.items() if not k.endswith("time_stack.in_layers.2.weight")}
