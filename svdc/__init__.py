@@ -6,6 +6,7 @@ from .random import Generator
 from .video import Video, export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .models.image_encoder import ImageEncoder
+from .models.text_encoder import TextEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
@@ -29,6 +30,7 @@ __all__ = [
     "CheckpointError",
     "DeviceUnavailableError",
     "ImageEncoder",
+    "TextEncoder",
     "UNet",
     "VAE",
 ]
