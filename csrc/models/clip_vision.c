@@ -10,12 +10,6 @@
 #include "../core/arena.h"
 #include "../core/tensor.h"
 
-#define TRY(expr)                  \
-    do {                           \
-        s = (expr);                \
-        if (s != SVDC_OK) goto out; \
-    } while (0)
-
 svdc_status svdc_clip_vision_config_check(const svdc_clip_vision_config *c) {
     if (c->image_size < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "clip_vision: image_size must be >= 1, got %d", c->image_size);
     if (c->patch_size < 1 || c->patch_size > c->image_size)
@@ -49,18 +43,16 @@ static svdc_status declare(svdc_clip_vision *m) {
     const svdc_clip_vision_config *c = &m->cfg;
     svdc_params *p = &m->params;
     const int64_t C = c->hidden_size, I = c->intermediate_size, g = grid_of(c);
-    svdc_status s;
     int64_t patch[4] = {C, c->num_channels, c->patch_size, c->patch_size};
     int64_t pos[2] = {g * g + 1, C};
     int64_t proj[2] = {c->projection_dim, C};
-    if ((s = svdc_params_add(p, &m->patch_w, 4, patch, "vision_model.embeddings.patch_embedding.weight"))) return s;
-    if ((s = svdc_params_add(p, &m->class_emb, 1, &C, "vision_model.embeddings.class_embedding"))) return s;
-    if ((s = svdc_params_add(p, &m->pos_emb, 2, pos, "vision_model.embeddings.position_embedding.weight"))) return s;
-    if ((s = blk_norm(p, &m->pre_ln_w, &m->pre_ln_b, C, "", "vision_model.pre_layrnorm"))) return s; /* sic */
-    if ((s = svdc_clip_encoder_declare(&m->encoder, p, "vision_model.encoder", (int)C, (int)I, c->num_attention_heads,
-                                       c->num_hidden_layers, c->layer_norm_eps, c->hidden_act)))
-        return s;
-    if ((s = blk_norm(p, &m->post_ln_w, &m->post_ln_b, C, "", "vision_model.post_layernorm"))) return s;
+    SVDC_TRY(svdc_params_add(p, &m->patch_w, 4, patch, "vision_model.embeddings.patch_embedding.weight"));
+    SVDC_TRY(svdc_params_add(p, &m->class_emb, 1, &C, "vision_model.embeddings.class_embedding"));
+    SVDC_TRY(svdc_params_add(p, &m->pos_emb, 2, pos, "vision_model.embeddings.position_embedding.weight"));
+    SVDC_TRY(blk_norm(p, &m->pre_ln_w, &m->pre_ln_b, C, "", "vision_model.pre_layrnorm")); /* sic */
+    SVDC_TRY(svdc_clip_encoder_declare(&m->encoder, p, "vision_model.encoder", (int)C, (int)I, c->num_attention_heads,
+                                       c->num_hidden_layers, c->layer_norm_eps, c->hidden_act));
+    SVDC_TRY(blk_norm(p, &m->post_ln_w, &m->post_ln_b, C, "", "vision_model.post_layernorm"));
     return svdc_params_add(p, &m->proj_w, 2, proj, "visual_projection.weight");
 }
 
@@ -95,28 +87,26 @@ static svdc_status embed(const svdc_ctx *ctx, const svdc_clip_vision *m, const s
     const svdc_clip_vision_config *c = &m->cfg;
     const int64_t N = x->shape[0], C = c->hidden_size, g = grid_of(c), P = g * g, T = P + 1;
     size_t mark = svdc_arena_mark(ctx->arena);
-    svdc_status s;
     svdc_tensor pe, tok;
-    TRY(svdc_arena_f32(ctx->arena, &pe, 4, (int64_t)N, (int64_t)C, g, g));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &pe, 4, (int64_t)N, (int64_t)C, g, g));
     svdc_conv2d_params cp = {c->patch_size, c->patch_size, 0, 0, 0, 0};
-    TRY(svdc_op_conv2d(ctx, x, &m->patch_w, NULL, &cp, &pe)); /* (N, C, g, g); stride = kernel = patch */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_conv2d(ctx, x, &m->patch_w, NULL, &cp, &pe)); /* (N, C, g, g); stride = kernel = patch */
     int64_t pe4[4] = {N, C, P, 1};
     svdc_tensor pe_flat = view_at(&pe, 0, 4, pe4); /* (N, C, g, g) -> (N, C, P, 1) */
-    TRY(svdc_arena_f32(ctx->arena, &tok, 4, (int64_t)N, P, (int64_t)C, (int64_t)1));
-    TRY(svdc_op_permute_0213(ctx, &pe_flat, &tok)); /* (N, C, P, 1) -> (N, P, C, 1): channels-last tokens */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &tok, 4, (int64_t)N, P, (int64_t)C, (int64_t)1));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_permute_0213(ctx, &pe_flat, &tok)); /* (N, C, P, 1) -> (N, P, C, 1): channels-last tokens */
     int64_t row[1] = {C}, patches[2] = {P, C}, all[2] = {T, C};
     for (int64_t n = 0; n < N; n++) {
         svdc_tensor cls = view_at(h, n * T * C, 1, row);           /* h[n, 0, :] */
         svdc_tensor body = view_at(h, n * T * C + C, 2, patches);  /* h[n, 1:, :] */
         svdc_tensor src = view_at(&tok, n * P * C, 2, patches);    /* tok[n] (P, C) */
         svdc_tensor hn = view_at(h, n * T * C, 2, all);            /* h[n] (T, C) */
-        TRY(svdc_op_copy(ctx, &m->class_emb, &cls));
-        TRY(svdc_op_copy(ctx, &src, &body));
-        TRY(svdc_op_add(ctx, &hn, &m->pos_emb, &hn));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_op_copy(ctx, &m->class_emb, &cls));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_op_copy(ctx, &src, &body));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, &hn, &m->pos_emb, &hn));
     }
-out:
     svdc_arena_release(ctx->arena, mark);
-    return s;
+    return SVDC_OK;
 }
 
 svdc_status svdc_clip_vision_forward(const svdc_ctx *ctx, const svdc_clip_vision *m, const svdc_tensor *x,
@@ -131,28 +121,26 @@ svdc_status svdc_clip_vision_forward(const svdc_ctx *ctx, const svdc_clip_vision
     if (y->ndim != 2 || y->shape[0] != N || y->shape[1] != c->projection_dim)
         return svdc_fail(SVDC_ERR_SHAPE, "image_encoder: image_embeds must be (%lld, %d), got %s", (long long)N,
                          c->projection_dim, svdc_shape_str(y, got, sizeof got));
-    svdc_status s = svdc_op_check_finite(ctx, x, "image_encoder: pixel_values");
-    if (s) return s;
+    SVDC_TRY(svdc_op_check_finite(ctx, x, "image_encoder: pixel_values"));
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor h, cls, pooled;
-    TRY(svdc_arena_f32(ctx->arena, &h, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &cls, 3, N, (int64_t)1, C));
-    TRY(embed(ctx, m, x, &h));
-    TRY(svdc_op_layer_norm(ctx, &h, &m->pre_ln_w, &m->pre_ln_b, c->layer_norm_eps, &h));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &h, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &cls, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, embed(ctx, m, x, &h));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, &h, &m->pre_ln_w, &m->pre_ln_b, c->layer_norm_eps, &h));
     const int n = c->num_hidden_layers;
     /* every layer but the last on all tokens; the last only for the class token, the one row pooling reads */
-    TRY(svdc_clip_encoder_forward(ctx, &m->encoder, 0, n > 0 ? n - 1 : 0, 0, &h));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_forward(ctx, &m->encoder, 0, n > 0 ? n - 1 : 0, 0, &h));
     if (n > 0)
-        TRY(svdc_clip_encoder_layer_first_token(ctx, &m->encoder, n - 1, &h, &cls));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_layer_first_token(ctx, &m->encoder, n - 1, &h, &cls));
     else
-        TRY(svdc_clip_encoder_first_tokens(ctx, &h, &cls));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_first_tokens(ctx, &h, &cls));
     /* pooler_output = post_layernorm(last_hidden_state[:, 0]); image_embeds = pooled · projᵀ (no bias) */
-    TRY(svdc_arena_f32(ctx->arena, &pooled, 2, N, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &pooled, 2, N, C));
     int64_t nc[2] = {N, C};
     svdc_tensor cls2 = view_at(&cls, 0, 2, nc); /* (N, 1, C) -> (N, C) */
-    TRY(svdc_op_layer_norm(ctx, &cls2, &m->post_ln_w, &m->post_ln_b, c->layer_norm_eps, &pooled));
-    TRY(svdc_op_linear(ctx, &pooled, &m->proj_w, NULL, y));
-out:
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, &cls2, &m->post_ln_w, &m->post_ln_b, c->layer_norm_eps, &pooled));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &pooled, &m->proj_w, NULL, y));
     svdc_arena_release(ctx->arena, mark);
-    return s;
+    return SVDC_OK;
 }

@@ -1,6 +1,7 @@
 """svdc.TextEncoder: CLIPTextModel / CLIPTextModelWithProjection semantics (token + position embedding, causal CLIP
 encoder, final layer norm, EOS pooling, optional text projection) over svdc._C.TextEncoder, with loading from
-transformers folders (a pipeline's text_encoder/). Token ids come from a tokenizer (the text-to-video work)."""
+transformers folders (a pipeline's text_encoder/) and SD 2.x single files. Token ids come from a tokenizer (the
+text-to-video work)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._native import _C
-from ..configs.clip import normalize_text_config
+from ..configs.clip import OPENCLIP_VIT_H_TEXT, normalize_text_config
 from ._checks import Float32Weights, cpu_device
 from ._descriptors import instance_or_class_method
 
@@ -75,19 +76,30 @@ class TextEncoder:
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, config: Mapping | None = None,
                         variant: str | None = None) -> "TextEncoder":
-        """path: a text_encoder/ folder (config.json + model.safetensors, as save_pretrained writes it) or a
-        pipeline folder (its text_encoder/ subfolder). `config` overrides config.json."""
+        """path: a text_encoder/ folder (config.json + model.safetensors, as save_pretrained writes it), a pipeline
+        folder (its text_encoder/ subfolder), or an SD 2.x Stability single file (cond_stage_model.model.*: the
+        OpenCLIP ViT-H/14 text tower with all its layers; SD 2.x conditions on hidden_layer=-2 with
+        final_layer_norm=True). `config` overrides config.json / that preset."""
         from . import _loading
 
         dev = cpu_device(device, dtype, "TextEncoder")
         source = _loading.resolve(path, "text_encoder", variant=variant)
         try:
-            if source.kind != "folder":
-                raise _C.CheckpointError(f"{source.path}: svdc.TextEncoder loads transformers folders; Stability "
-                                         "single files come with the text-to-video work")
-            native_cfg, cfg = cls._native_config(config if config is not None else source.config,
-                                                 _PROJECTION_KEY in source.weights)
-            native = _C.TextEncoder(native_cfg, _weights(source.weights))
+            if source.kind == "folder":
+                native_cfg, cfg = cls._native_config(config if config is not None else source.config,
+                                                     _PROJECTION_KEY in source.weights)
+                native = _C.TextEncoder(native_cfg, _weights(source.weights))
+            else:  # an SD 2.x single file: the OpenCLIP ViT-H/14 text tower (all its layers) with its projection
+                from ..naming import text_encoder as naming
+                from ..weights import LazyWeights
+
+                f = source.file
+                keys = list(f.keys())
+                if config is None:
+                    config = {**OPENCLIP_VIT_H_TEXT, "num_hidden_layers": naming.num_layers(keys)}
+                native_cfg, cfg = cls._native_config(config, True)
+                loaders = naming.map_single_file(keys, f.get_float32, where=str(source.path))
+                native = _C.TextEncoder(native_cfg, LazyWeights(loaders))
         finally:
             source.close()
         return cls(native, cfg, dev)

@@ -99,3 +99,29 @@ def test_folder_and_errors(torch_cpu, tmp_path):
         enc(ids, hidden_layer=-4)
     with pytest.raises(TypeError, match="input_ids"):
         enc(ids.astype(np.float32))
+
+
+def test_sd2_single_file_layout(torch_cpu, tmp_path):
+    """An SD 2.x single file (open_clip text tower under cond_stage_model.model., fused in_proj, (C, P) projection,
+    plus the UNet / VAE / DDPM buffers, which are ignored) loads to the same model; an unknown key is named."""
+    from svdc.naming import text_encoder as naming
+    from svdc.weights import save_file
+
+    name = "gelu-4layers-legacy-eos"
+    cfg = CONFIGS[name]
+    model = reference(torch_cpu, name, True, seed=9)
+    single = naming.to_single_file(state_dict_float32(model))
+    assert "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight" in single
+    single.update({"betas": np.ones(3, np.float32), "cond_stage_model.model.logit_scale": np.ones((), np.float32),
+                   "model.diffusion_model.out.2.bias": np.ones(4, np.float32)})
+    save_file(single, tmp_path / "sd2.safetensors")
+    enc = svdc.TextEncoder.from_pretrained(tmp_path / "sd2.safetensors", device="cpu", config=cfg)
+    ids = token_ids(cfg, 2, 12)
+    with torch_cpu.no_grad():
+        ref = model(torch_cpu.from_numpy(ids), output_hidden_states=True)
+    assert_parity(enc(ids)["text_embeds"], ref.text_embeds)
+    assert_parity(enc(ids, hidden_layer=-2)["hidden_states"], ref.hidden_states[-2])
+    save_file(dict(single, **{"cond_stage_model.model.transformer.resblocks.0.ls_1.gamma": np.ones(48, np.float32)}),
+              tmp_path / "bad.safetensors")
+    with pytest.raises(svdc.CheckpointError, match="ls_1.gamma"):
+        svdc.TextEncoder.from_pretrained(tmp_path / "bad.safetensors", device="cpu", config=cfg)

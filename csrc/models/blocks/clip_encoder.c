@@ -7,12 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The error idiom of this file: TRY jumps to the one exit that releases the arena to the mark. */
-#define TRY(expr)               \
-    do {                        \
-        if ((s = (expr))) goto out; \
-    } while (0)
-
 /* A view of `ndim`/`shape` starting `offset` elements into base's data (same device and dtype). */
 static svdc_tensor view_at(const svdc_tensor *base, int64_t offset, int ndim, const int64_t *shape) {
     return svdc_tensor_view((char *)base->data + offset * (int64_t)svdc_dtype_size(base->dtype), base->dtype,
@@ -89,29 +83,27 @@ static svdc_status encoder_layer(const svdc_ctx *ctx, const svdc_clip_encoder *e
     const int heads = e->num_heads;
     const float scale = 1.0f / sqrtf((float)(C / heads)); /* head_dim^-0.5 */
     size_t mark = svdc_arena_mark(ctx->arena);
-    svdc_status s;
     svdc_tensor t, q, k, v, a, f;
-    TRY(svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &q, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &a, 3, N, T, C));
-    TRY(svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
-    TRY(svdc_op_linear(ctx, &t, &L->q_w, &L->q_b, &q));
-    TRY(svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
-    TRY(svdc_op_linear(ctx, &t, &L->v_w, &L->v_b, &v));
-    TRY(svdc_op_attention(ctx, &q, &k, &v, heads, scale, causal, &a)); /* heads split head-major in the last dim */
-    TRY(svdc_op_linear(ctx, &a, &L->o_w, &L->o_b, &q));            /* q reused as the attention output */
-    TRY(svdc_op_add(ctx, h, &q, h));
-    TRY(svdc_op_layer_norm(ctx, h, &L->ln2_w, &L->ln2_b, e->eps, &t));
-    TRY(svdc_arena_f32(ctx->arena, &f, 3, N, T, I));
-    TRY(svdc_op_linear(ctx, &t, &L->fc1_w, &L->fc1_b, &f));
-    TRY(activation(ctx, e->act, &f));
-    TRY(svdc_op_linear(ctx, &f, &L->fc2_w, &L->fc2_b, &q));
-    TRY(svdc_op_add(ctx, h, &q, h));
-out:
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &q, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &a, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->q_w, &L->q_b, &q));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->v_w, &L->v_b, &v));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_attention(ctx, &q, &k, &v, heads, scale, causal, &a)); /* heads split head-major in the last dim */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &a, &L->o_w, &L->o_b, &q));            /* q reused as the attention output */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, h, &q, h));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln2_w, &L->ln2_b, e->eps, &t));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &f, 3, N, T, I));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->fc1_w, &L->fc1_b, &f));
+    SVDC_TRY_RELEASE(ctx, mark, activation(ctx, e->act, &f));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &f, &L->fc2_w, &L->fc2_b, &q));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, h, &q, h));
     svdc_arena_release(ctx->arena, mark);
-    return s;
+    return SVDC_OK;
 }
 
 svdc_status svdc_clip_encoder_forward(const svdc_ctx *ctx, const svdc_clip_encoder *e, int first, int count,
@@ -130,33 +122,31 @@ svdc_status svdc_clip_encoder_layer_first_token(const svdc_ctx *ctx, const svdc_
     const int heads = e->num_heads;
     const float scale = 1.0f / sqrtf((float)(C / heads));
     size_t mark = svdc_arena_mark(ctx->arena);
-    svdc_status s;
     svdc_tensor t, k, v, t0, q, a, o, t2, f;
-    TRY(svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
-    TRY(svdc_arena_f32(ctx->arena, &t0, 3, N, (int64_t)1, C));
-    TRY(svdc_arena_f32(ctx->arena, &q, 3, N, (int64_t)1, C));
-    TRY(svdc_arena_f32(ctx->arena, &a, 3, N, (int64_t)1, C));
-    TRY(svdc_arena_f32(ctx->arena, &o, 3, N, (int64_t)1, C));
-    TRY(svdc_arena_f32(ctx->arena, &t2, 3, N, (int64_t)1, C));
-    TRY(svdc_arena_f32(ctx->arena, &f, 3, N, (int64_t)1, I));
-    TRY(svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
-    TRY(svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
-    TRY(svdc_op_linear(ctx, &t, &L->v_w, &L->v_b, &v));
-    TRY(svdc_clip_encoder_first_tokens(ctx, &t, &t0)); /* LN1(h)[:, 0:1] (N, 1, C) */
-    TRY(svdc_op_linear(ctx, &t0, &L->q_w, &L->q_b, &q));
-    TRY(svdc_op_attention(ctx, &q, &k, &v, heads, scale, 0, &a)); /* Lq = 1 against Lk = T */
-    TRY(svdc_op_linear(ctx, &a, &L->o_w, &L->o_b, &o));
-    TRY(svdc_clip_encoder_first_tokens(ctx, h, cls));
-    TRY(svdc_op_add(ctx, cls, &o, cls));
-    TRY(svdc_op_layer_norm(ctx, cls, &L->ln2_w, &L->ln2_b, e->eps, &t2));
-    TRY(svdc_op_linear(ctx, &t2, &L->fc1_w, &L->fc1_b, &f));
-    TRY(activation(ctx, e->act, &f));
-    TRY(svdc_op_linear(ctx, &f, &L->fc2_w, &L->fc2_b, &o));
-    TRY(svdc_op_add(ctx, cls, &o, cls));
-out:
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t0, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &q, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &a, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &o, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t2, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &f, 3, N, (int64_t)1, I));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->v_w, &L->v_b, &v));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_first_tokens(ctx, &t, &t0)); /* LN1(h)[:, 0:1] (N, 1, C) */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t0, &L->q_w, &L->q_b, &q));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_attention(ctx, &q, &k, &v, heads, scale, 0, &a)); /* Lq = 1 against Lk = T */
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &a, &L->o_w, &L->o_b, &o));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_first_tokens(ctx, h, cls));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, cls, &o, cls));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, cls, &L->ln2_w, &L->ln2_b, e->eps, &t2));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t2, &L->fc1_w, &L->fc1_b, &f));
+    SVDC_TRY_RELEASE(ctx, mark, activation(ctx, e->act, &f));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &f, &L->fc2_w, &L->fc2_b, &o));
+    SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, cls, &o, cls));
     svdc_arena_release(ctx->arena, mark);
-    return s;
+    return SVDC_OK;
 }
 
