@@ -10,6 +10,7 @@ from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
+from .models.text_encoder import TextEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
@@ -36,6 +37,7 @@ __all__ = [
     "CheckpointError",
     "DeviceUnavailableError",
     "ImageEncoder",
+    "TextEncoder",
     "UNet",
     "VAE",
 ]
