@@ -8,6 +8,7 @@ from .tokenizer import CLIPTokenizer
 from .video import Video
 from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.text_to_image import TextToImage
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
 from .models.text_encoder import TextEncoder
@@ -30,6 +31,7 @@ __all__ = [
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "TextToImage",
     "StableVideoDiffusionPipeline",
     "StableVideoDiffusionPipelineOutput",
     "SvdcError",

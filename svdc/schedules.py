@@ -140,3 +140,109 @@ def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedu
     sigmas = karras_sigmas(num_steps, sigma_min, sigma_max)
     return EulerSchedule(sigmas=sigmas, timesteps=timesteps_from_sigmas(sigmas),
                          init_noise_sigma=init_noise_sigma(sigmas, cfg.get("timestep_spacing", "leading")))
+
+
+# --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
+# Python owns these scalars; the per-step tensor work is the C sampler's (svdc._C.Sampler).
+
+SUPPORTED_SCHEDULERS = ("EulerDiscreteScheduler",)
+_SPACINGS = ("leading", "trailing", "linspace")
+_PREDICTIONS = ("epsilon", "v_prediction")
+
+
+def _betas(cfg: Mapping) -> np.ndarray:
+    """(T,) float32 betas as diffusers builds them in torch float32 (linear / scaled_linear / trained_betas)."""
+    n = int(cfg["num_train_timesteps"])
+    if cfg.get("trained_betas") is not None:
+        betas = np.asarray(cfg["trained_betas"], dtype=np.float32)
+        if betas.shape != (n,):
+            raise ValueError(f"scheduler config: trained_betas: expected {n} values, got shape {betas.shape}")
+        return betas
+    start, end = float(cfg["beta_start"]), float(cfg["beta_end"])
+    if cfg["beta_schedule"] == "linear":
+        return linspace_f32(start, end, n)
+    return linspace_f32(start ** 0.5, end ** 0.5, n) ** 2  # scaled_linear: squared in float32
+
+
+class EulerDiscreteScheduler:
+    """diffusers' EulerDiscreteScheduler for discrete-time models (SD 2.x: epsilon or v_prediction, timestep
+    spacing leading / trailing / linspace, sigmas interpolated linearly from the training table). Built from a
+    scheduler_config.json dict; options it does not implement are refused by name here, not at sampling time.
+    SVD's continuous-time Karras variant is `euler_schedule`."""
+
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, prediction_type="epsilon", interpolation_type="linear",
+                     use_karras_sigmas=False, use_exponential_sigmas=False, use_beta_sigmas=False,
+                     timestep_spacing="linspace", timestep_type="discrete", steps_offset=0,
+                     rescale_betas_zero_snr=False, final_sigmas_type="zero")
+
+    def __init__(self, config: Mapping | None = None):
+        cfg = dict(self._DEFAULTS)
+        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
+                    k == "trained_betas"})
+        unsupported = []
+        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                             ("beta_schedule", ("linear", "scaled_linear")), ("interpolation_type", ("linear",)),
+                             ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",))):
+            if cfg[key] not in allowed:
+                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
+        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"):
+            if cfg[key]:
+                unsupported.append(f"{key}=True")
+        n = cfg["num_train_timesteps"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
+        if unsupported:
+            raise ValueError("scheduler config: EulerDiscreteScheduler options svdc does not implement: "
+                             + "; ".join(unsupported))
+        self.config = cfg
+        betas = _betas(cfg)
+        # alphas_cumprod: torch's CPU cumprod accumulates float32 inputs in double, then rounds once.
+        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
+        ac = self.alphas_cumprod
+        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)  # (T,) ascending in t
+
+    @property
+    def prediction_type(self) -> str:
+        return self.config["prediction_type"]
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """(N,) float32 training timesteps visited, highest first, by the configured spacing."""
+        _check_steps(num_steps)
+        n, spacing = int(self.config["num_train_timesteps"]), self.config["timestep_spacing"]
+        if spacing == "linspace":
+            t = np.linspace(0, n - 1, num_steps, dtype=np.float32)[::-1]
+        elif spacing == "leading":
+            ratio = n // num_steps
+            t = (np.arange(0, num_steps) * ratio).round()[::-1].astype(np.float32) + np.float32(
+                self.config["steps_offset"])
+        else:  # trailing
+            t = np.arange(n, 0, -n / num_steps).round().astype(np.float32) - np.float32(1.0)
+        return np.ascontiguousarray(t, dtype=np.float32)
+
+    def schedule(self, num_steps: int) -> EulerSchedule:
+        """sigmas (N+1,) = the training sigmas interpolated at the timesteps, then 0; the UNet gets the timesteps."""
+        _check_steps(num_steps)
+        if num_steps > int(self.config["num_train_timesteps"]):
+            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = "
+                             f"{self.config['num_train_timesteps']}, got {num_steps}")
+        t = self.timesteps(num_steps)
+        table = self.train_sigmas
+        sigmas = np.interp(t, np.arange(len(table)), table)  # float64 from float32 inputs, as diffusers
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        return EulerSchedule(sigmas=sigmas, timesteps=t,
+                             init_noise_sigma=init_noise_sigma(sigmas, self.config["timestep_spacing"]))
+
+
+def scheduler_from_config(config: Mapping | None, where: str = "scheduler config"):
+    """The scheduler a diffusers scheduler_config.json names (by `_class_name`; none = EulerDiscreteScheduler).
+    Schedulers svdc does not implement are refused by name."""
+    cfg = dict(config or {})
+    name = cfg.get("_class_name") or "EulerDiscreteScheduler"
+    if name not in SUPPORTED_SCHEDULERS:
+        raise ValueError(f"{where}: _class_name={name!r} is not supported; svdc implements "
+                         f"{', '.join(SUPPORTED_SCHEDULERS)}")
+    try:
+        return EulerDiscreteScheduler(cfg)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
