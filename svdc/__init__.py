@@ -9,6 +9,7 @@ from .video import Video
 from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .pipelines.text_to_image import TextToImage
+from .pipelines.text_to_video import TextToVideo, TextToVideoOutput
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
 from .models.text_encoder import TextEncoder
@@ -32,6 +33,8 @@ __all__ = [
     "export_to_video",
     "ImageToVideo",
     "TextToImage",
+    "TextToVideo",
+    "TextToVideoOutput",
     "StableVideoDiffusionPipeline",
     "StableVideoDiffusionPipelineOutput",
     "SvdcError",
