@@ -112,6 +112,7 @@ class EulerSchedule:
     sigmas: np.ndarray
     timesteps: np.ndarray
     init_noise_sigma: np.float32
+    final_scale: np.float32 = np.float32(1.0)  # the sampled latents times this are the result (DDIM: √ᾱ_end)
 
     @property
     def num_steps(self) -> int:
@@ -145,7 +146,7 @@ def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedu
 # --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
 # Python owns these scalars; the per-step tensor work is the C sampler's (svdc._C.Sampler).
 
-SUPPORTED_SCHEDULERS = ("EulerDiscreteScheduler",)
+SUPPORTED_SCHEDULERS = ("EulerDiscreteScheduler", "DDIMScheduler")
 _SPACINGS = ("leading", "trailing", "linspace")
 _PREDICTIONS = ("epsilon", "v_prediction")
 
@@ -234,6 +235,81 @@ class EulerDiscreteScheduler:
                              init_noise_sigma=init_noise_sigma(sigmas, self.config["timestep_spacing"]))
 
 
+class DDIMScheduler:
+    """diffusers' DDIMScheduler with eta = 0 (its pipelines' default), epsilon or v_prediction. Deterministic DDIM
+    is Euler in the variable x/√ᾱ_t with σ_t = √((1 − ᾱ_t)/ᾱ_t) (Song et al. 2021, eq. 14; Karras et al. 2022,
+    table 1), so it runs on the same C sampler: the model input c_in·x̃ is x itself, the sampler starts from
+    noise·√(σ_0² + 1) and the result is scaled back by √ᾱ of the last step's target (1 with set_alpha_to_one).
+    Valid when every step lands on the next step's timestep (leading spacing; trailing when the step count divides
+    num_train_timesteps); other step counts are refused."""
+
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                     prediction_type="epsilon", thresholding=False, timestep_spacing="leading",
+                     rescale_betas_zero_snr=False)
+
+    def __init__(self, config: Mapping | None = None):
+        cfg = dict(self._DEFAULTS)
+        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
+                    k == "trained_betas"})
+        unsupported = []
+        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", ("leading", "trailing")),
+                             ("beta_schedule", ("linear", "scaled_linear"))):
+            if cfg[key] not in allowed:
+                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
+        for key in ("clip_sample", "thresholding", "rescale_betas_zero_snr"):
+            if cfg[key]:
+                unsupported.append(f"{key}=True")
+        n = cfg["num_train_timesteps"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
+        if unsupported:
+            raise ValueError("scheduler config: DDIMScheduler options svdc does not implement: "
+                             + "; ".join(unsupported))
+        self.config = cfg
+        betas = _betas(cfg)
+        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
+        ac = self.alphas_cumprod
+        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)
+        self.final_alpha_cumprod = np.float32(1.0) if cfg["set_alpha_to_one"] else ac[0]
+
+    @property
+    def prediction_type(self) -> str:
+        return self.config["prediction_type"]
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """(N,) int64 timesteps, highest first (diffusers' DDIMScheduler.set_timesteps)."""
+        _check_steps(num_steps)
+        n = int(self.config["num_train_timesteps"])
+        if num_steps > n:
+            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = {n}, got {num_steps}")
+        if self.config["timestep_spacing"] == "leading":
+            t = (np.arange(0, num_steps) * (n // num_steps)).round()[::-1].astype(np.int64)
+            return t + int(self.config["steps_offset"])
+        return np.round(np.arange(n, 0, -n / num_steps)).astype(np.int64) - 1  # trailing
+
+    def schedule(self, num_steps: int) -> EulerSchedule:
+        t = self.timesteps(num_steps)
+        prev = t - int(self.config["num_train_timesteps"]) // num_steps  # DDIM's step target
+        if np.any(prev[:-1] != t[1:]):
+            raise ValueError(f"num_inference_steps: DDIMScheduler with timestep_spacing="
+                             f"{self.config['timestep_spacing']!r} and {num_steps} steps steps to t={prev[:-1].tolist()} "
+                             f"but evaluates t={t[1:].tolist()}; svdc's sampler needs them equal (use leading "
+                             f"spacing or a step count dividing num_train_timesteps)")
+        if np.any(t < 0) or np.any(t >= len(self.train_sigmas)):
+            raise ValueError(f"scheduler config: steps_offset gives timesteps {t.tolist()} outside the table")
+        ac_end = self.alphas_cumprod[prev[-1]] if prev[-1] >= 0 else self.final_alpha_cumprod
+        sigma_end = np.sqrt((np.float32(1.0) - ac_end) / ac_end)
+        sigmas = np.concatenate([self.train_sigmas[t], [sigma_end]]).astype(np.float32)
+        s0 = sigmas[0]
+        return EulerSchedule(sigmas=sigmas, timesteps=t.astype(np.float32),
+                             init_noise_sigma=np.float32(np.sqrt(s0 * s0 + np.float32(1.0))),
+                             final_scale=np.float32(np.sqrt(ac_end)))
+
+
+_SCHEDULER_CLASSES = {"EulerDiscreteScheduler": EulerDiscreteScheduler, "DDIMScheduler": DDIMScheduler}
+
+
 def scheduler_from_config(config: Mapping | None, where: str = "scheduler config"):
     """The scheduler a diffusers scheduler_config.json names (by `_class_name`; none = EulerDiscreteScheduler).
     Schedulers svdc does not implement are refused by name."""
@@ -243,6 +319,6 @@ def scheduler_from_config(config: Mapping | None, where: str = "scheduler config
         raise ValueError(f"{where}: _class_name={name!r} is not supported; svdc implements "
                          f"{', '.join(SUPPORTED_SCHEDULERS)}")
     try:
-        return EulerDiscreteScheduler(cfg)
+        return _SCHEDULER_CLASSES[name](cfg)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None

@@ -173,5 +173,7 @@ class TextToImage:
         embeds = self.encode_prompt(prompts, (negatives or [""] * b) if cfg else None)
         x0 = generator.randn(shape) if latents is None else latents
         final = self.sample(schedule, x0, embeds, scale if cfg else None, generator, callback, progress)
+        if schedule.final_scale != 1:  # DDIM samples x/√ᾱ; its result is x
+            final = final * schedule.final_scale
         images = self.decode(final)
         return list(images) if batched else images[0]

@@ -65,6 +65,8 @@ def _compare(ours, ref_np, what):
 PROMPTS = ["a red fox in the snow!", "an astronaut riding a horse on mars, cinematic"]
 NEGATIVES = ["blurry", "low quality, watermark"]
 
+DDIM = {"_class_name": "DDIMScheduler", "clip_sample": False, "set_alpha_to_one": False}
+
 CASES = {
     # name: (scheduler config overrides, call kwargs)
     "eps-leading-cfg-batch2-neg": (dict(), dict(prompt=PROMPTS, negative_prompt=NEGATIVES, guidance_scale=7.5,
@@ -78,18 +80,29 @@ CASES = {
                                 dict(prompt=PROMPTS, guidance_scale=0.0, num_inference_steps=3)),
     "eps-trailing-cfg-default-negative": (dict(timestep_spacing="trailing"),
                                           dict(prompt=PROMPTS[1], guidance_scale=3.0, num_inference_steps=2)),
+    # DDIM (eta 0) with SD 2.x's folder settings: clip_sample off, set_alpha_to_one off
+    "ddim-eps-leading-cfg-batch2-neg": (DDIM, dict(prompt=PROMPTS, negative_prompt=NEGATIVES, guidance_scale=7.5,
+                                                   num_inference_steps=4)),
+    "ddim-v-trailing-no-cfg": ({**DDIM, "prediction_type": "v_prediction", "timestep_spacing": "trailing",
+                                "set_alpha_to_one": True}, dict(prompt=PROMPTS[0], guidance_scale=1.0,
+                                                                 num_inference_steps=4)),
+    "ddim-v-leading-cfg": ({**DDIM, "prediction_type": "v_prediction"},
+                           dict(prompt=PROMPTS[1], negative_prompt="dark", guidance_scale=5.0,
+                                num_inference_steps=3)),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_diffusers(reference, case):
+    import diffusers
     import torch
-    from diffusers import EulerDiscreteScheduler
 
     pipe, _, ours = reference
     overrides, kwargs = CASES[case]
-    sched = {**{k: v for k, v in tiny.SD_SCHEDULER_CONFIG.items() if not k.startswith("_")}, **overrides}
-    pipe.scheduler = EulerDiscreteScheduler(**sched)
+    sched = {**tiny.SD_SCHEDULER_CONFIG, **overrides}
+    sched = {k: v for k, v in sched.items() if k not in ("interpolation_type",) or "DDIM" not in sched["_class_name"]}
+    ref_class = getattr(diffusers, sched["_class_name"])
+    pipe.scheduler = ref_class(**{k: v for k, v in sched.items() if not k.startswith("_")})
     ours = svdc.TextToImage.from_components(ours.unet, ours.vae, ours.text_encoder, ours.tokenizer,
                                             scheduler_config=sched)
     seed = 4321

@@ -38,7 +38,10 @@ def test_turbo_trailing_steps():
 
 @pytest.mark.parametrize("overrides, match", [
     (dict(_class_name="LMSDiscreteScheduler"), "LMSDiscreteScheduler"),
-    (dict(_class_name="DDIMScheduler"), "DDIMScheduler"),
+    (dict(_class_name="PNDMScheduler"), "PNDMScheduler"),
+    (dict(_class_name="DDIMScheduler", clip_sample=True), "clip_sample=True"),
+    (dict(_class_name="DDIMScheduler", clip_sample=False, timestep_spacing="linspace"), "timestep_spacing"),
+    (dict(_class_name="DDIMScheduler", clip_sample=False, thresholding=True), "thresholding=True"),
     (dict(prediction_type="sample"), "prediction_type='sample'"),
     (dict(timestep_spacing="karras"), "timestep_spacing='karras'"),
     (dict(use_karras_sigmas=True), "use_karras_sigmas"),
@@ -59,3 +62,30 @@ def test_bad_step_counts():
             sched.schedule(bad)
     with pytest.raises(ValueError, match="num_inference_steps"):
         sched.schedule(1001)
+
+
+@pytest.mark.parametrize("spacing, steps", [("leading", 1), ("leading", 4), ("leading", 30), ("trailing", 4),
+                                            ("trailing", 25)])
+@pytest.mark.parametrize("set_alpha_to_one", [False, True])
+def test_ddim_schedule_is_diffusers_ddim_in_sigma_form(spacing, steps, set_alpha_to_one):
+    """DDIM's timesteps, σ(t) = √((1 − ᾱ_t)/ᾱ_t) at them and at its last target, and the final √ᾱ."""
+    diffusers = pytest.importorskip("diffusers")
+    cfg = dict(SD, clip_sample=False, set_alpha_to_one=set_alpha_to_one, timestep_spacing=spacing)
+    cfg.pop("interpolation_type")
+    ref = diffusers.DDIMScheduler(**cfg)
+    ref.set_timesteps(steps)
+    s = schedules.scheduler_from_config({"_class_name": "DDIMScheduler", **cfg})
+    sched = s.schedule(steps)
+    np.testing.assert_array_equal(sched.timesteps, ref.timesteps.numpy().astype(np.float32))
+    ac = ref.alphas_cumprod.numpy()
+    t = ref.timesteps.numpy()
+    np.testing.assert_allclose(sched.sigmas[:-1], np.sqrt((1 - ac[t]) / ac[t]), rtol=1e-6)
+    end = float(ref.final_alpha_cumprod)
+    np.testing.assert_allclose(sched.final_scale, np.sqrt(end), rtol=1e-6)
+    np.testing.assert_allclose(sched.sigmas[-1], np.sqrt((1 - end) / end), rtol=1e-6, atol=1e-7)
+
+
+def test_ddim_step_counts_the_sampler_cannot_express_are_refused():
+    s = schedules.DDIMScheduler(dict(SD, clip_sample=False, timestep_spacing="trailing"))
+    with pytest.raises(ValueError, match="3 steps"):
+        s.schedule(3)  # trailing t = 999, 666, 332 but DDIM steps 999 -> 666 -> 333
