@@ -12,6 +12,11 @@ from .. import hub, schedules
 from ..image import to_uint8
 from . import base
 
+# SD 2.x's scheduler settings (sgm's DiscreteSchedule: scaled_linear betas 0.00085..0.012 over 1000 steps).
+SD2_SCHEDULER_CONFIG = {"_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                        "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
+                        "timestep_spacing": "leading", "prediction_type": "epsilon"}
+
 # diffusers' __call__ defaults.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -31,25 +36,33 @@ class TextToImage:
 
     progress_desc = "txt2img"
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict | None = None):
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict | None = None,
+                 text_hidden_layer: int = -1):
         if not getattr(unet, "is_2d", False):
             raise ValueError("unet: expected a UNet2DConditionModel (SD 2.x) svdc.UNet, got a spatio-temporal UNet")
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
+        # -1: a diffusers text_encoder/ (already cut to SD 2.x's penultimate layer); -2: a single file's full tower
+        self.text_hidden_layer = int(text_hidden_layer)
         self.scheduler_config = dict(scheduler_config or {})
         self.scheduler = schedules.scheduler_from_config(self.scheduler_config)  # refuse unsupported ones now
         self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
 
     # ---- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path, device: str = "auto", dtype=None) -> "TextToImage":
-        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ tokenizer/ scheduler/) or
-        a hub id "org/name" in the local Hugging Face cache."""
+    def from_pretrained(cls, path, device: str = "auto", dtype=None, **single_file) -> "TextToImage":
+        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ tokenizer/ scheduler/), a
+        hub id "org/name" in the local Hugging Face cache, or a Stability single file (see from_single_file, which
+        takes the keyword arguments `single_file`)."""
         from .. import CheckpointError, TextEncoder, UNet, VAE
         from ..models._loading import read_json
         from ..runtime import resolve_device
         from ..tokenizer import CLIPTokenizer
 
         p = os.fspath(path)
+        if os.path.isfile(p):
+            return cls.from_single_file(p, device=device, dtype=dtype, **single_file)
+        if single_file:
+            raise TypeError(f"from_pretrained: {sorted(single_file)} apply to single files only")
         if hub.is_hub_id(p):
             p = hub.resolve_snapshot(p)
         if not os.path.isdir(p) or not os.path.isfile(os.path.join(p, "model_index.json")):
@@ -70,8 +83,53 @@ class TextToImage:
         return cls(unet, vae, text_encoder, tokenizer, scheduler_config=scheduler_config)
 
     @classmethod
-    def from_components(cls, unet, vae, text_encoder, tokenizer, scheduler_config: dict | None = None):
-        return cls(unet, vae, text_encoder, tokenizer, scheduler_config=scheduler_config)
+    def from_single_file(cls, path, tokenizer=None, scheduler_config: dict | None = None,
+                         configs: dict | None = None, device: str = "auto", dtype=None) -> "TextToImage":
+        """path: an SD 2.x Stability single file (model.diffusion_model.*, first_stage_model.*,
+        cond_stage_model.model.*: the whole OpenCLIP text tower, conditioned on its penultimate layer + ln_final).
+
+        tokenizer: required, since single files carry none: a tokenizer/ folder, a pipeline folder holding one, the
+        open_clip BPE file (bpe_simple_vocab_16e6.txt.gz), or a loaded svdc.CLIPTokenizer.
+        scheduler_config: a diffusers scheduler config; by default SD 2.x's Euler settings with the prediction type
+        from the file name ("768" -> v_prediction as v2-1_768-ema-pruned; else epsilon; "turbo" -> trailing
+        spacing, as SD-Turbo's one-step recipe). configs: {"unet", "vae", "text_encoder"} configs replacing the
+        full-size SD 2.x presets (for files of other sizes)."""
+        from .. import CheckpointError, TextEncoder, UNet, VAE
+        from ..runtime import resolve_device
+        from ..tokenizer import CLIPTokenizer
+
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise CheckpointError(f"{p}: no such file (expected an SD 2.x Stability .safetensors file)")
+        configs = dict(configs or {})
+        unknown = sorted(set(configs) - {"unet", "vae", "text_encoder"})
+        if unknown:
+            raise ValueError(f"configs: unknown component(s) {unknown}; expected keys among unet, vae, text_encoder")
+        if tokenizer is None:
+            raise ValueError("tokenizer: a Stability single file carries no tokenizer; pass tokenizer= a tokenizer/ "
+                             "folder, the open_clip BPE file (bpe_simple_vocab_16e6.txt.gz) or an svdc.CLIPTokenizer")
+        if not isinstance(tokenizer, CLIPTokenizer):
+            t = os.fspath(tokenizer)
+            tokenizer = CLIPTokenizer.from_pretrained(t) if os.path.isdir(t) else CLIPTokenizer.from_bpe_file(t)
+        if scheduler_config is None:
+            name = os.path.basename(p).lower()
+            scheduler_config = {**SD2_SCHEDULER_CONFIG,
+                                "prediction_type": "v_prediction" if "768" in name else "epsilon",
+                                "timestep_spacing": "trailing" if "turbo" in name else "leading"}
+        schedules.scheduler_from_config(scheduler_config, "scheduler_config")  # refuse before the weights load
+        device = resolve_device(device)
+        unet = UNet.from_pretrained(p, device=device, dtype=dtype, config=configs.get("unet"))
+        vae = VAE.from_pretrained(p, device=device, dtype=dtype, config=configs.get("vae"))
+        text_encoder = TextEncoder.from_pretrained(p, device="cpu", dtype=dtype, config=configs.get("text_encoder"))
+        return cls(unet, vae, text_encoder, tokenizer, scheduler_config=scheduler_config, text_hidden_layer=-2)
+
+    @classmethod
+    def from_components(cls, unet, vae, text_encoder, tokenizer, scheduler_config: dict | None = None,
+                        text_hidden_layer: int = -1):
+        """text_hidden_layer: -1 for a diffusers text_encoder/ (already SD 2.x's penultimate layer), -2 for a full
+        OpenCLIP tower (a single file's), always with the final layer norm."""
+        return cls(unet, vae, text_encoder, tokenizer, scheduler_config=scheduler_config,
+                   text_hidden_layer=text_hidden_layer)
 
     def __repr__(self) -> str:
         return (f"svdc.TextToImage(scheduler={type(self.scheduler).__name__}, "
@@ -92,7 +150,8 @@ class TextToImage:
         else the prompts alone. Over-long prompts are truncated with a warning, as diffusers does."""
         rows = (negatives or []) + prompts
         ids = self.tokenizer(rows).input_ids  # (R, 77)
-        return np.ascontiguousarray(self.text_encoder(ids)["hidden_states"], dtype=np.float32)
+        out = self.text_encoder(ids, hidden_layer=self.text_hidden_layer, final_layer_norm=True)
+        return np.ascontiguousarray(out["hidden_states"], dtype=np.float32)
 
     def sample(self, schedule, x0: np.ndarray, embeds: np.ndarray, guidance_scale: float | None, generator,
                callback=None, progress: bool = True) -> np.ndarray:
