@@ -12,7 +12,7 @@ import pytest
 import svdc
 from svdc import tiny
 
-from tests.conftest import perturb_parameters
+from tests.reference_helpers import perturb_parameters
 from tests.unit._clip_vocab import write_tokenizer_folder
 
 

@@ -10,7 +10,7 @@ import svdc
 from svdc import tiny
 from svdc.pipelines.text_to_video import stage_seeds
 
-from tests.conftest import perturb_parameters
+from tests.reference_helpers import perturb_parameters
 from tests.unit._clip_vocab import write_tokenizer_folder
 
 
