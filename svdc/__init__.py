@@ -10,8 +10,11 @@ from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
 from .pipelines.multiview import MultiView
 from .orbits import Orbit
+from .pipelines.text_to_image import TextToImage
+from .pipelines.text_to_video import TextToVideo, TextToVideoOutput
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
+from .models.text_encoder import TextEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
@@ -33,6 +36,9 @@ __all__ = [
     "ImageToVideo",
     "MultiView",
     "Orbit",
+    "TextToImage",
+    "TextToVideo",
+    "TextToVideoOutput",
     "StableVideoDiffusionPipeline",
     "StableVideoDiffusionPipelineOutput",
     "SvdcError",
@@ -40,6 +46,7 @@ __all__ = [
     "CheckpointError",
     "DeviceUnavailableError",
     "ImageEncoder",
+    "TextEncoder",
     "UNet",
     "VAE",
 ]

@@ -1,6 +1,6 @@
 """The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`,
-`svdc multiview IMAGE --model sv3d_p.safetensors|tiny -o out/`, `svdc demo [--workflow multiview]`,
-`svdc batch JOBS --out DIR` (svdc/runner/cli.py)."""
+`svdc multiview IMAGE --model sv3d_p.safetensors|tiny -o out/`, `svdc demo [--workflow img2vid|multiview|txt2vid]`,
+`svdc batch JOBS --out DIR` (svdc/runner/cli.py), `svdc txt2img` / `svdc txt2vid` (svdc/text_cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -171,6 +171,10 @@ def _cmd_multiview(args) -> int:
 def _cmd_demo(args) -> int:
     from . import tiny
 
+    if args.workflow == "txt2vid":
+        from .text_cli import demo_txt2vid
+
+        return demo_txt2vid(args)
     _check_output(args.output)
     stages = _Stages(args.quiet)
     print(tiny.RANDOM_WEIGHTS_NOTICE)
@@ -252,9 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
-    p_demo.add_argument("--workflow", default="img2vid", choices=["img2vid", "multiview"],
-                        help="img2vid (default) or multiview (an output folder, default demo_multiview/)")
+    p_demo.add_argument("--workflow", default="img2vid", choices=["img2vid", "multiview", "txt2vid"],
+                        help="img2vid (a built-in picture; default), multiview (an output folder, default "
+                             "demo_multiview/) or txt2vid (a prompt -> image -> video)")
+    p_demo.add_argument("--prompt", default=None, help="the txt2vid workflow's prompt")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .text_cli import add_parsers as add_text_parsers
+
+    add_text_parsers(sub, _generation_options)
 
     from .curation.cli import add_parser as add_curate_parser
     from .runner.cli import add_batch_parser

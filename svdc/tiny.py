@@ -233,3 +233,119 @@ def save_pipeline(folder, seed: int = 0, variant: str | None = None) -> str:
     with open(os.path.join(folder, "model_index.json"), "w") as fh:
         json.dump(index, fh, indent=1)
     return folder
+
+
+# --- a tiny random Stable Diffusion 2.x pipeline (text-to-image) -----------------------------------------------
+SD_UNET_CONFIG = {
+    "_class_name": "UNet2DConditionModel",
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 32,
+    "attention_head_dim": [2, 4],  # SD 2.x: the head count per level
+    "use_linear_projection": True,
+    "upcast_attention": True,
+}
+
+SD_VAE_CONFIG = {
+    "_class_name": "AutoencoderKL",
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [32, 32, 32, 32],
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "sample_size": 64,
+    "scaling_factor": 0.18215,
+}
+
+# SD 2.x's scheduler settings (scaled_linear betas, leading spacing with offset 1), epsilon prediction.
+SD_SCHEDULER_CONFIG = {
+    "_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
+    "steps_offset": 1, "timestep_spacing": "leading", "interpolation_type": "linear", "trained_betas": None,
+}
+
+
+def sd_text_encoder_config(vocab_size: int) -> dict:
+    """A tiny CLIPTextModel config (SD 2.x's gelu, 77 positions) for a vocabulary of `vocab_size` tokens whose
+    last two ids are <|startoftext|>, <|endoftext|>."""
+    return {"architectures": ["CLIPTextModel"], "vocab_size": vocab_size, "hidden_size": 32,
+            "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "max_position_embeddings": 77, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+            "bos_token_id": vocab_size - 2, "eos_token_id": vocab_size - 1, "pad_token_id": 0,
+            "projection_dim": 32}
+
+
+def write_byte_tokenizer(folder) -> int:
+    """Writes a CLIP tokenizer folder with a byte-level vocabulary and no merges (every word is spelled byte by
+    byte), laid out as CLIP's (the printable bytes first, so SD 2.x's pad token "!" is id 0). Returns its size."""
+    import json
+    import os
+
+    from .tokenizer import _BYTE_SYMBOLS
+
+    symbols = [s for s in _BYTE_SYMBOLS if ord(s) < 256] + [s for s in _BYTE_SYMBOLS if ord(s) >= 256]
+    tokens = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+    specials = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+                "pad_token": "!"}
+    with open(os.path.join(folder, "special_tokens_map.json"), "w") as f:
+        json.dump(specials, f)
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump({**specials, "model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}, f)
+    return len(vocab)
+
+
+def save_sd_pipeline(folder, seed: int = 0, prediction_type: str = "epsilon") -> str:
+    """Writes a tiny random SD 2.x pipeline as a diffusers folder (model_index.json, unet/, vae/, text_encoder/,
+    tokenizer/, scheduler/), loadable by svdc.TextToImage.from_pretrained. Returns the folder."""
+    import json
+    import os
+
+    from . import TextEncoder, UNet, VAE
+    from .weights import save_file
+
+    folder = os.fspath(folder)
+    vocab_size = write_byte_tokenizer(os.path.join(folder, "tokenizer"))
+    te_config = sd_text_encoder_config(vocab_size)
+    te_shapes = TextEncoder.weight_shapes(te_config)
+    parts = {  # component: (config, weight table, file stem, library/class)
+        "unet": (SD_UNET_CONFIG, UNet.weight_shapes(SD_UNET_CONFIG), "diffusion_pytorch_model",
+                 ["diffusers", "UNet2DConditionModel"]),
+        "vae": (SD_VAE_CONFIG, VAE.weight_shapes(SD_VAE_CONFIG), "diffusion_pytorch_model",
+                ["diffusers", "AutoencoderKL"]),
+        "text_encoder": (te_config, te_shapes, "model", ["transformers", "CLIPTextModel"]),
+    }
+    index = {"_class_name": "StableDiffusionPipeline", "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+             "tokenizer": ["transformers", "CLIPTokenizer"]}
+    for i, (name, (config, shapes, stem, cls)) in enumerate(parts.items()):
+        sub = os.path.join(folder, name)
+        os.makedirs(sub, exist_ok=True)
+        save_file(random_weights(shapes, seed + i), os.path.join(sub, f"{stem}.safetensors"))
+        with open(os.path.join(sub, "config.json"), "w") as fh:
+            json.dump(config, fh, indent=1)
+        index[name] = cls
+    os.makedirs(os.path.join(folder, "scheduler"), exist_ok=True)
+    with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as fh:
+        json.dump({**SD_SCHEDULER_CONFIG, "prediction_type": prediction_type}, fh, indent=1)
+    with open(os.path.join(folder, "model_index.json"), "w") as fh:
+        json.dump(index, fh, indent=1)
+    return folder
+
+
+def tiny_sd_pipeline(folder, seed: int = 0):
+    """svdc.TextToImage over a tiny random SD 2.x pipeline written to `folder` (64x64 images)."""
+    from .pipelines.text_to_image import TextToImage
+
+    return TextToImage.from_pretrained(save_sd_pipeline(folder, seed), device="cpu")
