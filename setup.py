@@ -1,11 +1,14 @@
 """Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32) and, when nvcc is found,
 svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
 
-SVDC_CUDA=auto (default) builds the CUDA module when nvcc is found, 0 never, 1 requires it.
+SVDC_CUDA=auto (default) builds the CUDA module when nvcc and the toolkit headers are found, and falls back to a
+CPU-only build (with a message) when that build fails; 1 requires it (a failure stops the build); 0 never builds it.
 nvcc is looked up in $CUDA_HOME/bin, then PATH, then /usr/local/cuda/bin. SVDC_CUDA_ARCHS overrides the GPU
-architectures (default "80;90": A100 and H100/H200).
+architectures (default "80;90": A100 and H100/H200). Kernels carry -lineinfo (file:line in compute-sanitizer
+reports, no run-time cost).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,11 +45,24 @@ def find_nvcc():
 
 def cuda_home_of(nvcc):
     """The toolkit root: nvcc's grandparent when it holds include/cuda_runtime.h (a wrapper script elsewhere, as in
-    /usr/local/bin, is followed through $CUDA_HOME or /usr/local/cuda)."""
+    /usr/local/bin, is followed through $CUDA_HOME or /usr/local/cuda); None when no headers are found."""
     for home in (nvcc.parent.parent, Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))):
         if (home / "include" / "cuda_runtime.h").is_file():
             return home.resolve()
-    sys.exit(f"found {nvcc} but no CUDA toolkit headers beside it; set CUDA_HOME")
+    return None
+
+
+def link_name(libdir, lib):
+    """How to link lib: "-l<lib>" when the unversioned .so exists, else "-l:lib<lib>.so.N" (NVIDIA's pip wheels ship
+    only versioned names), else the static archive; None when none exists."""
+    if (libdir / f"lib{lib}.so").exists():
+        return f"-l{lib}"
+    versioned = sorted(libdir.glob(f"lib{lib}.so.*"))
+    if versioned:
+        return f"-l:{versioned[0].name}"
+    if (libdir / f"lib{lib}_static.a").exists():
+        return f"-l:lib{lib}_static.a"
+    return None
 
 
 def find_cublas(cuda_home):
@@ -71,14 +87,19 @@ else:
     C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
 
 openblas_lib = scipy_openblas32.get_lib_dir()
+# The version lives in svdc/_version.py only; the C core gets it as SVDC_VERSION.
+VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "svdc" / "_version.py").read_text()).group(1)
 
 cpu_extension = Extension(
     "svdc._C",
-    sources=rel_sources("csrc/core/*.c", "csrc/models/*.c", "csrc/models/blocks/*.c", "csrc/python/*.c", "kernels/cpu/*.c"),
+    sources=rel_sources("csrc/core/*.c", "csrc/models/*.c", "csrc/models/blocks/*.c", "csrc/python/*.c",
+                        "kernels/cpu/*.c", "kernels/emu/*.c", "csrc/curation/*.c"),
     include_dirs=["csrc/include", "csrc/core", numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[openblas_lib],
     libraries=[scipy_openblas32.get_library()],
-    runtime_library_dirs=[openblas_lib],
+    # No runtime_library_dirs: pip builds in a temporary environment that is deleted afterwards; svdc/_native.py
+    # loads OpenBLAS from the installed scipy-openblas32 wheel before svdc._C instead.
+    define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
 )
@@ -92,8 +113,14 @@ nvcc = find_nvcc() if mode != "0" else None
 if mode == "1" and nvcc is None:
     sys.exit("SVDC_CUDA=1 but nvcc was not found in $CUDA_HOME/bin, PATH or /usr/local/cuda/bin")
 
-if nvcc is not None:
-    cuda_home = cuda_home_of(nvcc)
+cuda_home = cuda_home_of(nvcc) if nvcc is not None else None
+if nvcc is not None and cuda_home is None:
+    if mode == "1":
+        sys.exit(f"SVDC_CUDA=1: found {nvcc} but no CUDA toolkit headers beside it; set CUDA_HOME")
+    print(f"svdc: found {nvcc} but no CUDA toolkit headers (set CUDA_HOME): building the CPU backend only")
+
+if cuda_home is not None:
+    print(f"svdc: building svdc._C_cuda with {nvcc} (toolkit {cuda_home})")
     cuda_include = cuda_home / "include"
     cuda_libdir = next((d for d in (cuda_home / "lib64", cuda_home / "lib") if d.is_dir()), cuda_home / "lib64")
     cuda_include_dirs, cuda_library_dirs = [str(cuda_include)], [str(cuda_libdir)]
@@ -101,32 +128,33 @@ if nvcc is not None:
     if cublas_root is not None and cublas_root != cuda_home:
         cuda_include_dirs.append(str(cublas_root / "include"))
         cuda_library_dirs.append(str(cublas_root / "lib"))
-    cuda_libraries = ["cudart", "stdc++"]  # the .cu objects are C++ (linked here by the C compiler)
-    cuda_link_args = []
+    cudart = link_name(cuda_libdir, "cudart")
+    if cudart is None:
+        sys.exit(f"found CUDA headers under {cuda_home} but no libcudart.so* or libcudart_static.a in {cuda_libdir}")
+    cuda_link_args = [cudart, "-lstdc++"]  # the .cu objects are C++ (linked here by the C compiler)
+    if cudart.endswith("_static.a"):
+        cuda_link_args += ["-ldl", "-lrt", "-lpthread"]
     if cublas_root is not None:
-        # The nvidia-cublas wheel ships only versioned libraries (libcublas.so.13): link those by file name.
+        libdir = Path(cuda_library_dirs[-1]) if cublas_root != cuda_home else cuda_libdir
         for lib in ("cublas", "cublasLt"):
-            libdir = Path(cuda_library_dirs[-1]) if cublas_root != cuda_home else cuda_libdir
-            if (libdir / f"lib{lib}.so").exists():
-                cuda_libraries.append(lib)
-            else:
-                versioned = sorted(libdir.glob(f"lib{lib}.so.*"))
-                if not versioned:
-                    sys.exit(f"found cuBLAS headers under {cublas_root} but no lib{lib}.so* in {libdir}")
-                cuda_link_args.append(f"-l:{versioned[0].name}")
-    cuda_macros = [("SVDC_HAVE_CUBLAS", "1")] if cublas_root is not None else []
-    if cublas_root is None:
+            flag = link_name(libdir, lib)
+            if flag is None or flag.endswith("_static.a"):
+                sys.exit(f"found cuBLAS headers under {cublas_root} but no lib{lib}.so* in {libdir}")
+            cuda_link_args.append(flag)
+    archs = os.environ.get("SVDC_CUDA_ARCHS", "80;90")
+    cuda_macros = [("SVDC_CUDA_ARCH_LIST", f'"{archs}"')]
+    if cublas_root is not None:
+        cuda_macros.append(("SVDC_HAVE_CUBLAS", "1"))
+    else:
         print("svdc: cuBLAS headers not found (toolkit or the nvidia-cublas wheel): _C_cuda is built without it")
     extensions.append(
         Extension(
             "svdc._C_cuda",
-            # The kernels take scratch from the caller's arena: the module carries its own copy of the arena and
-            # tensor helpers (same source, same struct layout as in svdc._C).
-            sources=["csrc/core/status.c", "csrc/core/arena.c", "csrc/core/tensor.c"]
-            + rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
+            # No core file: the kernels reach the core's arena and error buffer through the services table the
+            # device registry hands over (kernels/cuda/core_link.c).
+            sources=rel_sources("kernels/cuda/*.c", "kernels/cuda/*.cu"),
             include_dirs=["csrc/include", "csrc/core", numpy.get_include(), *cuda_include_dirs],
             library_dirs=cuda_library_dirs,
-            libraries=cuda_libraries,
             runtime_library_dirs=cuda_library_dirs,
             define_macros=cuda_macros,
             extra_compile_args=["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall"],
@@ -138,7 +166,29 @@ if nvcc is not None:
 class BuildExt(build_ext):
     """Compiles .cu sources with nvcc into objects and hands them to the normal link step."""
 
+    skipped = ()  # extensions whose build failed and was allowed to (SVDC_CUDA=auto)
+
     def build_extension(self, ext):
+        if ext.name == "svdc._C_cuda" and mode == "auto":
+            try:
+                return self._build(ext)
+            except Exception as exc:  # noqa: BLE001 - any compiler/linker failure: keep the CPU build usable
+                print(f"svdc: building svdc._C_cuda failed ({exc}); continuing with the CPU backend only "
+                      "(set SVDC_CUDA=1 to make this an error, SVDC_CUDA=0 to skip CUDA)")
+                self.skipped = (*self.skipped, ext.name)
+                return None
+        return self._build(ext)
+
+    def copy_extensions_to_source(self):
+        """--inplace: copy what was built (a skipped CUDA module has nothing to copy)."""
+        kept = self.extensions
+        self.extensions = [e for e in kept if e.name not in self.skipped]
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = kept
+
+    def _build(self, ext):
         cu_sources = [s for s in ext.sources if s.endswith(".cu")]
         if cu_sources:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
@@ -165,8 +215,8 @@ class BuildExt(build_ext):
         cmds = []
         for src in sources:
             obj = out_dir / (Path(src).stem + ".o")
-            cmds.append([str(nvcc), "-c", src, "-o", str(obj), "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-                         "-Xcompiler", "-fPIC", *gencode, *includes, *macros])
+            cmds.append([str(nvcc), "-c", src, "-o", str(obj), "-O3", "-lineinfo", "-std=c++17",
+                         "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC", *gencode, *includes, *macros])
             objects.append(str(obj))
         # One nvcc per .cu file, in parallel (each is single-threaded and the template-heavy files take a while).
         from concurrent.futures import ThreadPoolExecutor

@@ -1,16 +1,20 @@
 """svdc: Stable Video Diffusion in C and CUDA with a NumPy front end (no PyTorch at run time)."""
 from ._native import _C
+from . import _fork  # noqa: F401  (fork safety: registers the child's one-thread reset)
 from .runtime import devices, info
 from . import weights
 from .random import Generator
-from .video import Video, export_to_video
+from .tokenizer import CLIPTokenizer
+from .video import Video
+from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
 from .models.text_encoder import TextEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
-__version__ = _C.build_info()["version"]
+from ._version import __version__
 
 SvdcError = _C.SvdcError
 ShapeError = _C.ShapeError
@@ -22,9 +26,12 @@ __all__ = [
     "devices",
     "info",
     "Generator",
+    "CLIPTokenizer",
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "StableVideoDiffusionPipeline",
+    "StableVideoDiffusionPipelineOutput",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

@@ -1,14 +1,16 @@
-"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`."""
+"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`,
+`svdc batch JOBS --out DIR` (svdc/runner/cli.py)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def _cmd_info(args) -> int:
-    from .runtime import format_info, info
+    from .info_text import render
 
-    print(format_info(info()))
+    print(render())
     return 0
 
 
@@ -18,21 +20,101 @@ def _seed(args) -> int:
     return args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
 
 
-def _run_img2vid(pipe, image, args, default_size) -> int:
+def _check_output(path: str) -> None:
+    """Refuses, before any model loads, an output whose extension svdc cannot write or whose folder cannot be
+    written: a temporary file is really created (and removed) in the nearest existing folder on the path."""
+    import os
+    import tempfile
+
+    from .video import output_kind
+
+    kind = output_kind(path)  # ValueError naming the extension and the ones that work
+    target = os.path.abspath(path)
+    folder = target if kind == "dir" else os.path.dirname(target)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"-o/--output: {path!r}: {folder!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".svdc-write-check-", dir=folder)
+    except OSError as e:
+        raise ValueError(f"-o/--output: {path!r}: cannot write in {folder!r} ({e.strerror or e})") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def _check_image(path: str) -> None:
+    """The input image exists and its header is an image PIL can decode (the full decode comes with the run)."""
+    import os
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise ValueError(f"image: no such image file: {path!r}")
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - the header is parsed by open()
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"image: cannot read image file {path!r}: {e}") from None
+
+
+def _check_model(model: str) -> str:
+    """The model path ('tiny', a local file or folder, or a hub id in the local cache) -> the path to load."""
+    import os
+
+    from . import hub
+
+    if model == "tiny" or os.path.exists(model):
+        return model
+    if hub.is_hub_id(model):
+        return hub.resolve_snapshot(model, local_files_only=True)
+    raise ValueError(f"--model: {model!r}: no such file or folder (expected a diffusers pipeline folder, a "
+                     "Stability single .safetensors file, a hub id 'org/name' in the local Hugging Face cache, or "
+                     "'tiny')")
+
+
+class _Stages:
+    """Progress lines on stderr for the stages around the per-step bar: loading, denoising, decoding, total."""
+
+    def __init__(self, quiet: bool):
+        import time
+
+        self.quiet, self.clock, self.start = quiet, time.perf_counter, time.perf_counter()
+        self.last = self.start
+
+    def say(self, text: str) -> None:
+        now = self.clock()
+        if not self.quiet:
+            print(f"[{now - self.start:7.1f}s] {text}", file=sys.stderr, flush=True)
+        self.last = now
+
+    def total(self) -> float:
+        return self.clock() - self.start
+
+
+def _run_img2vid(pipe, image, args, default_size, stages: _Stages) -> int:
     seed = _seed(args)
     height = args.height if args.height is not None else default_size[0]
     width = args.width if args.width is not None else default_size[1]
+
+    def on_step(i, total, latents):
+        if i == total - 1:
+            stages.say("decoding")
+
     kwargs = dict(num_frames=args.frames, seed=seed, height=height, width=width, decode_chunk_size=args.decode_chunk_size,
                   motion_bucket_id=args.motion_bucket_id, noise_aug_strength=args.noise_aug,
-                  progress=not args.quiet)
+                  progress=not args.quiet, callback=on_step)
     # leave the pipeline's (or the preset's) defaults alone unless given
     for key, name in (("num_inference_steps", "steps"), ("fps", "fps"), ("min_guidance_scale", "min_guidance"),
                       ("max_guidance_scale", "max_guidance")):
         if getattr(args, name) is not None:
             kwargs[key] = getattr(args, name)
+    stages.say("denoising")
     video = pipe(image, **kwargs)
+    stages.say("writing")
     path = video.save(args.output)
-    print(f"wrote {path}: {video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps (seed {seed})")
+    print(f"wrote {path}: {video.num_frames} frames, {video.width}x{video.height}, {video.fps:g} fps (seed {seed}) "
+          f"in {stages.total():.1f} s")
     return 0
 
 
@@ -40,26 +122,35 @@ def _cmd_img2vid(args) -> int:
     from . import tiny
     from .pipelines.image_to_video import ImageToVideo
 
-    if args.model == "tiny":
+    # Everything cheap is checked before the (slow) model load.
+    _check_output(args.output)
+    model = _check_model(args.model)
+    _check_image(args.image)
+    stages = _Stages(args.quiet)
+    stages.say(f"loading {args.model}")
+    if model == "tiny":
         print(tiny.RANDOM_WEIGHTS_NOTICE)
         pipe = tiny.tiny_pipeline(device=args.device)
         size = (tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
         args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
     else:
-        pipe = ImageToVideo.from_pretrained(args.model, device=args.device, dtype=args.dtype, preset=args.preset)
+        pipe = ImageToVideo.from_pretrained(model, device=args.device, dtype=args.dtype, preset=args.preset)
         size = (576, 1024)
-    return _run_img2vid(pipe, args.image, args, size)
+    return _run_img2vid(pipe, args.image, args, size, stages)
 
 
 def _cmd_demo(args) -> int:
     from . import tiny
 
+    _check_output(args.output)
+    stages = _Stages(args.quiet)
     print(tiny.RANDOM_WEIGHTS_NOTICE)
     print("(generating from a built-in test picture; use `svdc img2vid IMAGE --model PATH` for real weights)")
+    stages.say("loading the tiny model")
     pipe = tiny.tiny_pipeline(device=args.device)
     args.image = tiny.test_image(tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
     args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
-    return _run_img2vid(pipe, args.image, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH))
+    return _run_img2vid(pipe, args.image, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH), stages)
 
 
 def _generation_options(p: argparse.ArgumentParser, output_default: str | None) -> None:
@@ -90,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_i2v = sub.add_parser("img2vid", help="image-to-video with SVD / SVD-XT weights (or --model tiny)")
     p_i2v.add_argument("image", help="input image file")
     p_i2v.add_argument("--model", required=True,
-                       help="a diffusers pipeline folder, a Stability single file (svd*.safetensors), or 'tiny' "
-                            "(a tiny random-weight model, no download)")
-    p_i2v.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="compute dtype")
+                       help="a diffusers pipeline folder, a Stability single file (svd*.safetensors), a hub id "
+                            "such as stabilityai/stable-video-diffusion-img2vid-xt already in the local Hugging "
+                            "Face cache, or 'tiny' (a tiny random-weight model, no download)")
+    p_i2v.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
+                       help="weight storage dtype (computing is in fp32 on the CPU)")
     p_i2v.add_argument("--preset", default=None, choices=["diffusers", "sgm"],
                        help="default settings: diffusers' pipeline (default) or Stability's sgm scripts")
     _generation_options(p_i2v, None)
@@ -101,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .curation.cli import add_parser as add_curate_parser
+    from .runner.cli import add_batch_parser
+
+    add_curate_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 
@@ -112,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, TypeError, OSError, SvdcError) as e:
         print(f"svdc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a third-party library's own exception type (Pillow, ffmpeg, NumPy...): same contract
+        if os.environ.get("SVDC_TRACEBACK"):
+            raise
+        print(f"svdc {args.command}: error: {type(e).__name__}: {e} (set SVDC_TRACEBACK=1 for the traceback)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"svdc {args.command}: interrupted", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Device choice ("auto" | "cpu" | "cuda[:N]"), the CUDA fallback policy, and svdc.info()/svdc.devices()."""
+"""Device choice ("auto" | "cpu" | "cuda[:N]" | "emu"), dtype choice, the CUDA fallback policy, and
+svdc.info()/svdc.devices(). The backends themselves live in the C core's device registry (csrc/core/device.h):
+"cpu" and "emu" (the CPU kernels behind device semantics, used by the tests) are built in; the CUDA module
+(svdc._C_cuda) is registered here the first time it is needed."""
 from __future__ import annotations
 
 import re
@@ -8,18 +11,27 @@ from ._native import _C
 
 DeviceUnavailableError = _C.DeviceUnavailableError
 
+DTYPES = ("fp32", "fp16", "bf16")
+_DTYPE_ALIASES = {"fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "bf16": "bf16",
+                  "bfloat16": "bf16"}
+
 
 def _load_cuda():
-    """Returns (module, None) when the CUDA backend imports, else (None, reason). On the first success the CUDA
-    backend table is handed to svdc._C (which never links CUDA itself) as the capsule svdc._C_cuda exports."""
+    """Returns (module, None) when the CUDA backend imports and joins the core's registry, else (None, reason)."""
+    cached = getattr(_load_cuda, "_result", None)
+    if cached is not None:
+        return cached
     try:
-        from . import _C_cuda  # noqa: F401
+        from . import _C_cuda
     except ImportError as exc:  # not built on this machine, or the CUDA runtime library is missing
         return None, f"not available ({exc})"
-    if not getattr(_load_cuda, "_registered", False):
-        _C._ops.set_cuda_backend(_C_cuda.backend_capsule())
-        _load_cuda._registered = True
-    return _C_cuda, None
+    try:
+        _C._register_backend(_C_cuda.backend_capsule())
+    except DeviceUnavailableError as exc:  # a module from another build: refuse it with the reason
+        _load_cuda._result = (None, f"not available ({exc})")
+        return _load_cuda._result
+    _load_cuda._result = (_C_cuda, None)
+    return _load_cuda._result
 
 
 def _cuda_status():
@@ -33,15 +45,27 @@ def _cuda_status():
     return count, None
 
 
+def native_device(device: str) -> str:
+    """The registry's device string for a resolved device name (the identity; tests replace it to run the CUDA
+    choice on the emulated device)."""
+    return device
+
+
 def devices() -> list[str]:
-    """The devices that really work here: always "cpu", plus "cuda:N" for each usable GPU."""
+    """The devices that really work here: always "cpu", plus "cuda:N" for each usable GPU ("emu", the test device,
+    is accepted by every device= argument but not listed)."""
     count, _ = _cuda_status()
     return ["cpu"] + [f"cuda:{i}" for i in range(count)]
 
 
+_warned_auto = False
+
+
 def resolve_device(device: str | None) -> str:
-    """Normalises a device string. "auto" picks CUDA when it works and otherwise falls back to the CPU with one
-    warning naming the reason; an explicit "cuda" that cannot work raises DeviceUnavailableError with the reason."""
+    """Normalises a device string. "auto" (and None) picks CUDA when it works and otherwise the CPU, with one
+    warning per process naming the reason (none when CUDA was simply not built); an explicit "cuda" that cannot work
+    raises DeviceUnavailableError with the reason. "emu"/"emu:N" is the emulated device of the tests."""
+    global _warned_auto
     if device is None:
         device = "auto"
     if not isinstance(device, str):
@@ -53,9 +77,13 @@ def resolve_device(device: str | None) -> str:
         count, reason = _cuda_status()
         if count > 0:
             return "cuda:0"
-        if reason and not reason.startswith("not available"):
+        if reason and not reason.startswith("not available") and not _warned_auto:
+            _warned_auto = True
             warnings.warn(f"svdc: device='auto' falls back to the CPU: cuda {reason}", RuntimeWarning, stacklevel=3)
         return "cpu"
+    m = re.fullmatch(r"emu(?::(\d+))?", d)
+    if m:
+        return f"emu:{int(m.group(1) or 0)}"
     m = re.fullmatch(r"cuda(?::(\d+))?", d)
     if not m:
         raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
@@ -68,17 +96,39 @@ def resolve_device(device: str | None) -> str:
     return f"cuda:{index}"
 
 
+# Storage dtypes the model code supports on each backend. 16-bit storage needs dtype-aware views in the model code
+# (csrc/models), which still addresses activations as float32; until then every backend stores float32.
+_MODEL_DTYPES = {"cpu": ("fp32",), "emu": ("fp32",), "cuda": ("fp32",)}
+
+
+def resolve_dtype(dtype, device: str, model: str) -> str:
+    """The storage dtype for `model` on the resolved `device`: None picks the backend's default (fp32 on the CPU;
+    on CUDA bf16 once the model code supports 16-bit storage, fp32 until then); an unsupported dtype raises a
+    ValueError naming the device and what it supports."""
+    kind = device.split(":")[0]
+    supported = _MODEL_DTYPES[kind]
+    if dtype is None:
+        return supported[-1]
+    name = _DTYPE_ALIASES.get(dtype) if isinstance(dtype, str) else None
+    if name is None:
+        raise ValueError(f"dtype: expected None, 'fp32', 'fp16' or 'bf16', got {dtype!r}")
+    if name not in supported:
+        raise ValueError(f"dtype={dtype!r}: {model} on {device} stores {' or '.join(supported)} only (16-bit model "
+                         f"storage is not implemented yet); use dtype='fp32' or None")
+    return name
+
+
 def info() -> dict:
-    """Build information plus a PASS/FAIL line per backend with the reason."""
+    """Build information plus a PASS/FAIL line per backend with the reason; each registered backend's build line."""
     import numpy as np
 
     build = dict(_C.build_info())
     backends = {}
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    w = np.ones((2, 4), dtype=np.float32)
+    expected = x.sum(axis=1, keepdims=True).repeat(2, axis=1)
     try:
-        x = np.arange(12, dtype=np.float32).reshape(3, 4)
-        w = np.ones((2, 4), dtype=np.float32)
-        y = _C._ops.linear(x, w, None)
-        ok = np.allclose(y, x.sum(axis=1, keepdims=True).repeat(2, axis=1))
+        ok = np.allclose(_C._ops.linear(x, w, None), expected)
         backends["cpu"] = "PASS" if ok else "FAIL: linear self-check gave wrong numbers"
     except Exception as exc:  # report, never raise, from info()
         backends["cpu"] = f"FAIL: {exc}"
@@ -92,21 +142,11 @@ def info() -> dict:
         else:
             names = ", ".join(mod.device_name(i) for i in range(count))
             try:  # the same linear self-check as the CPU's, run on the first GPU
-                y = _C._ops.linear(x, w, None, device="cuda:0")
-                ok = np.allclose(y, x.sum(axis=1, keepdims=True).repeat(2, axis=1))
+                ok = np.allclose(_C._ops.linear(x, w, None, device="cuda:0"), expected)
                 backends["cuda"] = f"PASS: {count} device(s): {names}" if ok else \
                     f"FAIL: linear self-check gave wrong numbers on {names}"
             except Exception as exc:  # report, never raise, from info()
                 backends["cuda"] = f"FAIL: {names}: {exc}"
     build["backends"] = backends
+    build["backend_builds"] = {b["name"]: b["build_info"] for b in _C.backends()}
     return build
-
-
-def format_info(data: dict) -> str:
-    lines = [f"svdc {data['version']}"]
-    for key in ("compiler", "blas", "openmp", "openmp_threads"):
-        lines.append(f"  {key}: {data[key]}")
-    lines.append(f"  blas_config: {data['blas_config'].strip()}")
-    for name, status in data["backends"].items():
-        lines.append(f"  backend {name}: {status}")
-    return "\n".join(lines)

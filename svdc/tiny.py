@@ -122,3 +122,44 @@ def test_image(height: int = TINY_HEIGHT, width: int = TINY_WIDTH) -> np.ndarray
     img = np.stack([r, g, b], axis=-1)
     img[d] = [0.95, 0.8, 0.2]
     return np.round(img * 255).astype(np.uint8)
+
+
+def save_pipeline(folder, seed: int = 0, variant: str | None = None) -> str:
+    """Writes the tiny random pipeline as a diffusers pipeline folder (model_index.json, unet/, vae/,
+    image_encoder/, scheduler/ with configs and safetensors weights), so from_pretrained paths can be tried without
+    downloads. variant="fp16" stores the weights as float16 under diffusers' variant file names. Returns the folder."""
+    import json
+    import os
+
+    from . import ImageEncoder, UNet, VAE
+    from .weights import save_file
+
+    if variant not in (None, "fp16"):
+        raise ValueError(f"variant: expected None or 'fp16', got {variant!r}")
+    folder = os.fspath(folder)
+    store = np.float16 if variant == "fp16" else np.float32
+    suffix = f".{variant}" if variant else ""
+    parts = {  # component: (config, weight table, file stem, diffusers/transformers class)
+        "unet": (UNET_CONFIG, UNet.weight_shapes(UNET_CONFIG), "diffusion_pytorch_model",
+                 ["diffusers", "UNetSpatioTemporalConditionModel"]),
+        "vae": (VAE_CONFIG, VAE.weight_shapes(VAE_CONFIG), "diffusion_pytorch_model",
+                ["diffusers", "AutoencoderKLTemporalDecoder"]),
+        "image_encoder": (IMAGE_ENCODER_CONFIG, ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), "model",
+                          ["transformers", "CLIPVisionModelWithProjection"]),
+    }
+    index = {"_class_name": "StableVideoDiffusionPipeline", "scheduler": ["diffusers", "EulerDiscreteScheduler"]}
+    for i, (name, (config, shapes, stem, cls)) in enumerate(parts.items()):
+        sub = os.path.join(folder, name)
+        os.makedirs(sub, exist_ok=True)
+        weights = {k: v.astype(store) for k, v in random_weights(shapes, seed + i).items()}
+        save_file(weights, os.path.join(sub, f"{stem}{suffix}.safetensors"))
+        extra = {"architectures": [cls[1]]} if cls[0] == "transformers" else {"_class_name": cls[1]}
+        with open(os.path.join(sub, "config.json"), "w") as fh:
+            json.dump({**extra, **config}, fh, indent=1)
+        index[name] = cls
+    os.makedirs(os.path.join(folder, "scheduler"), exist_ok=True)
+    with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as fh:
+        json.dump({"_class_name": "EulerDiscreteScheduler", **SCHEDULER_CONFIG}, fh, indent=1)
+    with open(os.path.join(folder, "model_index.json"), "w") as fh:
+        json.dump(index, fh, indent=1)
+    return folder

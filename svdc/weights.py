@@ -30,7 +30,12 @@ __all__ = [
     "to_float32",
     "load_file",
     "save_file",
+    "check_finite_tensor",
 ]
+
+# Loading checks every weight tensor for NaN/Inf (one cheap pass: a float32 sum, exact counting only when it is not
+# finite). Set SVDC_CHECK_WEIGHTS=0 in the environment, or svdc.weights.CHECK_FINITE = False, to skip it.
+CHECK_FINITE = os.environ.get("SVDC_CHECK_WEIGHTS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 # safetensors dtype name -> NumPy storage dtype (little-endian). BF16 and float8 have no NumPy dtype: they are exposed
 # as raw unsigned integers of the same width (to_float32 converts BF16; float8 is exposed as bytes only).
@@ -138,7 +143,8 @@ class SafetensorsFile:
     Every problem, including a missing or unreadable file, raises svdc.CheckpointError (a ValueError) naming the
     file, the tensor or "header", and what is wrong. A missing file is deliberately not a FileNotFoundError: callers
     loading weights need to catch only one exception type, and the message carries the path and the OS error text.
-    As with any mmap, truncating the file on disk while views are alive is undefined (the OS may raise SIGBUS).
+    A file truncated on disk after opening is noticed when a tensor is next served (CheckpointError); views already
+    handed out still read the mapping directly, so reading them after a truncation may raise SIGBUS (as any mmap).
 
     Compared with the reference reader (the `safetensors` package) this one is stricter in that it rejects duplicate
     JSON keys, unknown entry fields and NaN/Infinity literals, and deliberately more lenient in two harmless ways:
@@ -151,6 +157,8 @@ class SafetensorsFile:
         self._mmap: mmap.mmap | None = None
         self._closed = False
         self._last_range: tuple[int, int] | None = None  # file bytes of the tensor served last (see __getitem__)
+        self._fd: int | None = None  # kept open to notice a file truncated on disk (see _check_not_truncated)
+        self._size = 0
         try:
             # Refuse FIFOs, devices and folders before open(): opening a FIFO would block forever.
             if not stat.S_ISREG(os.stat(self.path).st_mode):
@@ -170,7 +178,9 @@ class SafetensorsFile:
                 self._data_start = 8 + n
                 self._data_len = size - 8 - n
                 self._entries, self.metadata = self._parse_header(raw)
+                self._size = size
                 if self._data_len > 0:
+                    self._fd = os.dup(fh.fileno())
                     # ACCESS_READ makes every view read-only; the fd may be closed once the mapping exists.
                     self._mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
                     if len(self._mmap) != size:
@@ -293,11 +303,23 @@ class SafetensorsFile:
             out = np.empty(shape, dtype=np_dtype)  # zero-size: nothing to map
             out.flags.writeable = False
             return out
+        self._check_not_truncated(name, end)
         count = (end - begin) // np_dtype.itemsize
         flat = np.frombuffer(self._mmap, dtype=np_dtype, count=count, offset=self._data_start + begin)
         self._drop_resident_pages(self._last_range)
         self._last_range = (self._data_start + begin, self._data_start + end)
         return flat.reshape(shape)
+
+    def _check_not_truncated(self, name: str, end: int) -> None:
+        """Reading mapped pages beyond the end of a file truncated after it was opened kills the process with
+        SIGBUS; the size is therefore checked before each tensor is served (a truncation racing with the copy that
+        follows cannot be caught from Python: do not rewrite a checkpoint while it is being loaded)."""
+        if self._fd is None:
+            return
+        now = os.fstat(self._fd).st_size
+        if now < self._data_start + end:
+            self._fail(name, f"the file was truncated on disk after it was opened ({self._size} -> {now} bytes); "
+                             f"its data is gone (reload it once it is complete)")
 
     def _drop_resident_pages(self, byte_range: tuple[int, int] | None) -> None:
         """Unmaps the pages of the previously served tensor from this process (MADV_DONTNEED). Loading copies each
@@ -319,6 +341,9 @@ class SafetensorsFile:
     def close(self):
         """Releases this object's mapping. Views handed out earlier keep their own reference and stay valid."""
         self._closed = True
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
         mm, self._mmap = self._mmap, None
         if mm is not None:
             try:
@@ -370,6 +395,23 @@ def to_float32(array: np.ndarray, dtype_str: str, what: str = "array") -> np.nda
             raise CheckpointError(f"{what}: {int(overflow.sum())} F64 values are outside the float32 range "
                                   f"(|x| > {float(np.finfo(np.float32).max):.4g})")
     return out
+
+
+def check_finite_tensor(array: np.ndarray, what: str) -> np.ndarray:
+    """Raises CheckpointError naming `what` when a floating `array` holds NaN or Inf (one NaN in a VAE weight turns
+    every frame black with no other sign); returns `array`. Skipped when CHECK_FINITE is False."""
+    if not CHECK_FINITE or array.dtype.kind != "f" or array.size == 0:
+        return array
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(array, axis=None)  # NaN/Inf anywhere make the sum non-finite
+    if np.isfinite(total):
+        return array
+    finite = np.isfinite(array)
+    bad = int(finite.size - np.count_nonzero(finite))
+    if bad:  # (the sum of finite values may overflow: then nothing is wrong)
+        raise CheckpointError(f"{what}: {bad} of {array.size} values are NaN or Inf; the checkpoint is corrupt "
+                              f"(set SVDC_CHECK_WEIGHTS=0 to skip this check)")
+    return array
 
 
 def load_file(path: str | os.PathLike, dtype: str | None = None) -> dict[str, np.ndarray]:

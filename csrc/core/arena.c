@@ -28,6 +28,7 @@ struct svdc_arena {
     int current;  /* chunk holding the logical top */
     size_t top;   /* logical offset of the first free byte */
     size_t peak;
+    svdc_status last_status; /* why the last failed allocation failed (SVDC_ERR_MEMORY or a device error) */
 };
 
 svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int device) {
@@ -49,6 +50,17 @@ void svdc_arena_free(svdc_arena *arena) {
     if (!arena) return;
     free_chunks_from(arena, 0);
     free(arena);
+}
+
+/* After a failed backend alloc: SVDC_ERR_MEMORY for a plain out-of-memory (the alloc's text kept for the message),
+ * else the device's own failure status with its message. */
+static svdc_status failure_status(const svdc_arena *a) {
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", svdc_last_error());
+    svdc_status h = a->backend->health(a->device);
+    if (h) return h;
+    svdc_fail(SVDC_ERR_MEMORY, "%s", detail);
+    return SVDC_ERR_MEMORY;
 }
 
 static size_t align_up(size_t x) { return (x + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
@@ -75,6 +87,7 @@ void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
         free_chunks_from(a, a->current + 1);
     }
     if (a->num_chunks == ARENA_MAX_CHUNKS) {
+        a->last_status = SVDC_ERR_MEMORY;
         svdc_fail(SVDC_ERR_MEMORY, "arena: more than %d chunks needed for %zu bytes on device %d", ARENA_MAX_CHUNKS,
                   bytes, a->device);
         return NULL;
@@ -84,14 +97,18 @@ void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
     if (cap < ARENA_MIN_CHUNK) cap = ARENA_MIN_CHUNK;
     if (cap < reserved / 2) cap = align_up(reserved / 2);
     char *base = a->backend->alloc(a->device, cap);
-    if (!base && cap > bytes) {
+    svdc_status why = base ? SVDC_OK : failure_status(a);
+    if (!base && cap > bytes && why == SVDC_ERR_MEMORY) {
         cap = bytes; /* retry with exactly what is needed */
         base = a->backend->alloc(a->device, cap);
+        why = base ? SVDC_OK : failure_status(a);
     }
     if (!base) {
+        a->last_status = why;
+        if (why != SVDC_ERR_MEMORY) return NULL; /* a device fault: the backend's message stands */
         /* A device backend explains its failure (e.g. the bytes free on the GPU); the CPU backend sets no text. */
         char detail[512] = "";
-        if (strcmp(a->backend->name, "cpu") != 0) snprintf(detail, sizeof detail, "%s", a->backend->last_error());
+        if (strcmp(a->backend->name, "cpu") != 0) snprintf(detail, sizeof detail, "%s", svdc_last_error());
         svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes on %s device %d (arena holds %zu)%s%s",
                   cap, a->backend->name, a->device, reserved, detail[0] ? ": " : "", detail);
         return NULL;
@@ -111,7 +128,7 @@ svdc_status svdc_arena_tensor(svdc_arena *a, svdc_dtype dtype, int ndim, const i
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0) return svdc_fail(SVDC_ERR_SHAPE, "arena: negative dimension %lld", (long long)shape[i]);
     out->data = svdc_arena_alloc(a, svdc_tensor_bytes(out));
-    return out->data ? SVDC_OK : SVDC_ERR_MEMORY;
+    return out->data ? SVDC_OK : a->last_status;
 }
 
 svdc_status svdc_arena_f32(svdc_arena *a, svdc_tensor *out, int ndim, ...) {
@@ -150,3 +167,26 @@ void svdc_arena_trim(svdc_arena *a) {
     a->current = 0;
     free_chunks_from(a, 0);
 }
+
+svdc_status svdc_arena_last_status(const svdc_arena *a) { return a->last_status ? a->last_status : SVDC_ERR_MEMORY; }
+
+svdc_status svdc_arena_reserve(svdc_arena *a, size_t bytes) {
+    bytes = align_up(bytes ? bytes : 1);
+    if (a->num_chunks == 1 && a->chunks[0].cap >= bytes) return SVDC_OK;
+    svdc_arena_trim(a);
+    char *base = a->backend->alloc(a->device, bytes);
+    svdc_status why = base ? SVDC_OK : failure_status(a);
+    if (!base) {
+        a->last_status = why;
+        if (why != SVDC_ERR_MEMORY) return why;
+        char detail[512] = "";
+        if (strcmp(a->backend->name, "cpu") != 0) snprintf(detail, sizeof detail, "%s", svdc_last_error());
+        return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not reserve %zu bytes on %s device %d%s%s", bytes,
+                         a->backend->name, a->device, detail[0] ? ": " : "", detail);
+    }
+    a->chunks[0] = (arena_chunk){base, 0, bytes};
+    a->num_chunks = 1;
+    return SVDC_OK;
+}
+
+int svdc_arena_num_chunks(const svdc_arena *a) { return a->num_chunks; }

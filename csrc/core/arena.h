@@ -32,5 +32,11 @@ size_t svdc_arena_reserved(const svdc_arena *arena);  /* bytes held from the dev
 void svdc_arena_reset_peak(svdc_arena *arena);
 /* Returns every chunk to the device (keeps the arena usable). */
 void svdc_arena_trim(svdc_arena *arena);
+/* Holds exactly one chunk of at least `bytes` (trims first when it must grow or merge): reserved at a call's
+ * measured peak, the next calls of the same shapes neither allocate nor free device memory. Needs an empty arena. */
+svdc_status svdc_arena_reserve(svdc_arena *arena, size_t bytes);
+int svdc_arena_num_chunks(const svdc_arena *arena);
+/* The status of the last failed allocation: SVDC_ERR_MEMORY, or the device error the backend reported. */
+svdc_status svdc_arena_last_status(const svdc_arena *arena);
 
 #endif

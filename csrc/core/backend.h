@@ -1,23 +1,51 @@
-/* backend.h — the backend contract: one table of function pointers per device kind. ops.c validates and then calls
- * these with arguments already checked against the shapes documented in ops.h, so kernels check nothing but what
- * only they can know (e.g. a failed device allocation). The CPU table lives in kernels/cpu/backend_cpu.c; the CUDA
- * table in kernels/cuda/backend_cuda.cu, exported by the separate svdc._C_cuda module. */
+/* backend.h — the backend contract: one table of function pointers per device kind, registered in the core's device
+ * registry (device.h). ops.c validates and then calls the op entries with arguments already checked against the
+ * shapes documented in ops.h, so kernels check nothing but what only they can know (e.g. a failed device
+ * allocation). The op entries are generated from the op list (op_list.h). Tables: kernels/cpu/backend_cpu.c,
+ * kernels/emu/backend_emu.c (the CPU kernels behind device semantics, for CI) and kernels/cuda/backend_cuda.cu
+ * (exported by the separate svdc._C_cuda module, which links no core file: it reaches the core through
+ * svdc_core_services). */
 #ifndef SVDC_BACKEND_H
 #define SVDC_BACKEND_H
 
+#include "op_list.h"
 #include "ops.h"
 
-#define SVDC_BACKEND_ABI_VERSION 1
+/* Bumped when the non-op part of the table changes; the op part is checked through op_signature. */
+#define SVDC_BACKEND_ABI_VERSION 2
+
+/* What the core lends a backend built as a separate module: the one thread-local error buffer and scratch memory
+ * from the calling context's arena. Handed over by the registry (attach) before the backend is used. */
+typedef struct svdc_core_services {
+    svdc_status (*fail)(svdc_status status, const char *text); /* records `text` as this thread's error */
+    const char *(*last_error)(void);
+    void *(*scratch_alloc)(svdc_arena *arena, size_t bytes); /* NULL with an out-of-memory message set */
+    size_t (*scratch_mark)(const svdc_arena *arena);
+    void (*scratch_release)(svdc_arena *arena, size_t mark);
+} svdc_core_services;
+
+#define SVDC_OP_FIELD_(name, params, args) svdc_status(*name) params;
 
 struct svdc_backend {
-    int abi_version;   /* SVDC_BACKEND_ABI_VERSION */
-    const char *name;  /* "cpu", "cuda" */
-    /* The failure text of this backend's module (a separately built module has its own thread-local buffer);
-     * ops.c copies it into the caller's svdc_last_error when a backend call fails. */
-    const char *(*last_error)(void);
+    /* These two come first in every ABI version, so the registry can refuse a table from another build safely. */
+    int abi_version;          /* SVDC_BACKEND_ABI_VERSION */
+    const char *op_signature; /* SVDC_OP_SIGNATURE of the build that made the table */
+    const char *name;         /* "cpu", "emu", "cuda": the device string's prefix */
+    const char *build_info;   /* one line for svdc.info(): toolkit, libraries, architectures */
+    /* Bytes of one op's working set the model code should aim for when it splits a layer into chunks (the CPU's
+     * cache-friendly size); 0 = no limit, issue one op per layer (a GPU: fewer, larger launches). */
+    size_t chunk_budget;
 
-    /* Memory on this backend's device. alloc returns NULL when it cannot (the arena reports the bytes). */
+    /* Called once by the registry before first use (NULL when the backend is built into the core). */
+    svdc_status (*attach)(const svdc_core_services *core);
+    /* Usable devices of this kind (>= 1 for cpu/emu); 0 with a reason written into `why`. */
+    int (*device_count)(char *why, size_t why_len);
+
+    /* Memory on this backend's device. alloc returns NULL when it cannot; then health() tells a plain
+     * out-of-memory (SVDC_OK: the arena reports the bytes) from a device fault (its status and message, which the
+     * caller forwards instead of calling it out of memory). */
     void *(*alloc)(int device, size_t bytes);
+    svdc_status (*health)(int device);
     void (*free)(int device, void *ptr);
     /* Host <-> device copies (the CPU backend: memcpy). */
     svdc_status (*copy_to_device)(int device, void *dst, const void *src, size_t bytes);
@@ -25,41 +53,12 @@ struct svdc_backend {
     /* Waits for queued work; returns a sticky error if the device is unusable. */
     svdc_status (*synchronize)(int device);
 
-    /* Ops: the same arguments as the svdc_op_* of the same name, already validated. An entry may be NULL while a
-     * backend is incomplete: ops.c then fails with SVDC_ERR_DEVICE naming the op and the backend. */
-    svdc_status (*linear)(const svdc_ctx *, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
-                          svdc_tensor *y);
-    svdc_status (*conv2d)(const svdc_ctx *, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
-                          const svdc_conv2d_params *p, svdc_tensor *y);
-    svdc_status (*conv_temporal)(const svdc_ctx *, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
-                                 const svdc_tensor *b, svdc_tensor *y);
-    svdc_status (*group_norm)(const svdc_ctx *, const svdc_tensor *x, int num_groups, int frames,
-                              const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
-                              svdc_tensor *y);
-    svdc_status (*layer_norm)(const svdc_ctx *, const svdc_tensor *x, const svdc_tensor *gamma,
-                              const svdc_tensor *beta, float eps, svdc_tensor *y);
-    svdc_status (*attention)(const svdc_ctx *, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
-                             int num_heads, float scale, int causal, svdc_tensor *y);
-    svdc_status (*gelu)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*silu)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*geglu)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*axpby)(const svdc_ctx *, float alpha, const svdc_tensor *a, float beta, const svdc_tensor *b,
-                         svdc_tensor *y);
-    svdc_status (*mul)(const svdc_ctx *, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y);
-    svdc_status (*add_channel_bias)(const svdc_ctx *, const svdc_tensor *x, const svdc_tensor *bias, svdc_tensor *y);
-    svdc_status (*add_token_bias)(const svdc_ctx *, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y);
-    svdc_status (*upsample_nearest2x)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*concat_channels)(const svdc_ctx *, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y);
-    svdc_status (*permute_0213)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*timestep_embedding)(const svdc_ctx *, const svdc_tensor *t, int dim, svdc_tensor *y);
-    svdc_status (*convert)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*copy)(const svdc_ctx *, const svdc_tensor *x, svdc_tensor *y);
-    svdc_status (*fill)(const svdc_ctx *, svdc_tensor *y, float value);
-    /* Sets *all_finite to 1 or 0. */
-    svdc_status (*check_finite)(const svdc_ctx *, const svdc_tensor *x, int *all_finite);
+    /* Ops: the same arguments as the svdc_op_* of the same name, already validated. */
+    SVDC_OP_LIST(SVDC_OP_FIELD_)
 };
 
-/* The CPU backend (always built into svdc._C). */
+/* The built-in backends (always in svdc._C). */
 const svdc_backend *svdc_backend_cpu(void);
+const svdc_backend *svdc_backend_emu(void);
 
 #endif

@@ -23,6 +23,10 @@ typedef struct svdc_ctx {
     int device; /* SVDC_DEVICE_CPU or a CUDA ordinal; tensors must live here */
 } svdc_ctx;
 
+/* The bytes a model should keep one op's scratch under when it splits a layer into chunks: the CPU's cache-friendly
+ * size on the CPU, 0 where the backend asks for one op per layer (a GPU, the emulated device). */
+size_t svdc_ctx_chunk_budget(const svdc_ctx *ctx);
+
 /* y[..., N] = x[..., K] · w[N, K]ᵀ (+ b[N]). x may have any number of leading dims (rows = their product). */
 svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                            svdc_tensor *y);

@@ -72,6 +72,7 @@ svdc_status svdc_params_allocate(svdc_params *p) {
         total += ((size_t)param_numel(&p->items[i]) * esize + PARAM_ALIGN - 1) & ~(size_t)(PARAM_ALIGN - 1);
     }
     p->block = p->backend->alloc(p->device, total ? total : PARAM_ALIGN);
+    if (!p->block && p->backend->health(p->device)) return p->backend->health(p->device);
     if (!p->block)
         return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes of weights on %s device %d",
                          total, p->backend->name, p->device);

@@ -1,5 +1,6 @@
 /* status.c — the thread-local error text behind svdc_fail / svdc_last_error, and dtype facts. */
 #include "svdc.h"
+#include "tensor.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,14 +19,7 @@ svdc_status svdc_fail(svdc_status status, const char *fmt, ...) {
     return status;
 }
 
-size_t svdc_dtype_size(svdc_dtype dtype) {
-    switch (dtype) {
-    case SVDC_DTYPE_F32: return 4;
-    case SVDC_DTYPE_F16: return 2;
-    case SVDC_DTYPE_BF16: return 2;
-    }
-    return 0;
-}
+size_t svdc_dtype_size(svdc_dtype dtype) { return svdc_dtype_width(dtype); }
 
 const char *svdc_dtype_name(svdc_dtype dtype) {
     switch (dtype) {

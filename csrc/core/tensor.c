@@ -4,16 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int64_t svdc_tensor_numel(const svdc_tensor *t) {
-    int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
-    return n;
-}
-
-size_t svdc_tensor_bytes(const svdc_tensor *t) {
-    return (size_t)svdc_tensor_numel(t) * svdc_dtype_size(t->dtype);
-}
-
 svdc_tensor svdc_tensor_view(void *data, svdc_dtype dtype, int device, int ndim, const int64_t *shape) {
     svdc_tensor t;
     memset(&t, 0, sizeof t);

@@ -4,8 +4,20 @@
 
 #include "svdc.h"
 
-int64_t svdc_tensor_numel(const svdc_tensor *t);
-size_t svdc_tensor_bytes(const svdc_tensor *t);
+/* Inline (not in tensor.c) so that kernels built as a separate module use them without linking a core file. */
+static inline size_t svdc_dtype_width(svdc_dtype dtype) {
+    return dtype == SVDC_DTYPE_F32 ? 4 : (dtype == SVDC_DTYPE_F16 || dtype == SVDC_DTYPE_BF16) ? 2 : 0;
+}
+
+static inline int64_t svdc_tensor_numel(const svdc_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+static inline size_t svdc_tensor_bytes(const svdc_tensor *t) {
+    return (size_t)svdc_tensor_numel(t) * svdc_dtype_width(t->dtype);
+}
 
 /* A view of `data` with the given shape; device and dtype as given. */
 svdc_tensor svdc_tensor_view(void *data, svdc_dtype dtype, int device, int ndim, const int64_t *shape);

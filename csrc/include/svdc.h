@@ -19,7 +19,9 @@
 extern "C" {
 #endif
 
-#define SVDC_VERSION "0.1.0"
+#ifndef SVDC_VERSION /* set by setup.py from svdc/_version.py, the one place the version lives */
+#define SVDC_VERSION "unknown"
+#endif
 #define SVDC_MAX_DIMS 6
 
 typedef enum svdc_status {

@@ -2,9 +2,13 @@
  * model_object.h). */
 #include "model_object.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/arena.h"
+#include "../core/device.h"
+#include "../core/transfer.h"
 
 /* Frees everything the object holds and leaves it unusable. */
 static void model_clear(svdc_py_model *self) {
@@ -17,14 +21,14 @@ static void model_clear(svdc_py_model *self) {
     Py_CLEAR(self->config);
 }
 
-/* Parses `config` and creates the model on the CPU backend (GIL released while it builds its tables). */
-static void *create_model(const svdc_py_model_kind *kind, PyObject *config) {
+/* Parses `config` and creates the model on `backend`/`device` (GIL released while it builds its tables). */
+static void *create_model(const svdc_py_model_kind *kind, PyObject *config, const svdc_backend *backend, int device) {
     void *cfg = calloc(1, kind->config_size);
     if (!cfg) return PyErr_NoMemory();
     void *model = NULL;
     if (kind->parse_config(config, cfg) == 0) {
         svdc_status s;
-        Py_BEGIN_ALLOW_THREADS s = kind->create(&model, cfg, svdc_backend_cpu(), SVDC_DEVICE_CPU);
+        Py_BEGIN_ALLOW_THREADS s = kind->create(&model, cfg, backend, device);
         Py_END_ALLOW_THREADS if (s) {
             model = NULL;
             svdc_py_raise(s);
@@ -35,21 +39,30 @@ static void *create_model(const svdc_py_model_kind *kind, PyObject *config) {
 }
 
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"config", "weights", NULL};
+    static char *kwlist[] = {"config", "weights", "device", NULL};
     PyObject *config, *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO", kwlist, &config, &weights)) return -1;
+    const char *device = "cpu";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|s", kwlist, &config, &weights, &device)) return -1;
     if (self->model) {
         PyErr_Format(PyExc_RuntimeError, "%s: already initialised", kind->name);
         return -1;
     }
     model_clear(self); /* a previous failed construction may have left parts behind */
     self->kind = kind;
-    if (!(self->model = create_model(kind, config))) return -1;
-    svdc_status s;
+    const svdc_backend *backend;
+    int ordinal;
+    svdc_status s = svdc_device_parse(device, &backend, &ordinal);
+    if (s) {
+        svdc_py_raise(s);
+        return -1;
+    }
+    if (backend == svdc_backend_cpu()) snprintf(self->device, sizeof self->device, "cpu");
+    else snprintf(self->device, sizeof self->device, "%s:%d", backend->name, ordinal);
+    if (!(self->model = create_model(kind, config, backend, ordinal))) return -1;
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name) < 0) goto fail;
-    self->ctx.backend = svdc_backend_cpu();
-    self->ctx.device = SVDC_DEVICE_CPU;
-    if ((s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU))) {
+    self->ctx.backend = backend;
+    self->ctx.device = ordinal;
+    if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
         svdc_py_raise(s);
         goto fail;
     }
@@ -76,19 +89,63 @@ int svdc_py_model_ready(svdc_py_model *self) {
     return 0;
 }
 
-svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak) {
+/* Runs the call with the staged I/O (see model_object.h); the lock is held, the GIL released. */
+static svdc_status run_staged(svdc_py_model *self, svdc_py_model_call call, void *args, svdc_tensor *const *in,
+                              int nin, svdc_tensor *const *out, int nout) {
+    enum { MAX_IO = 8 };
+    if (nin > MAX_IO || nout > MAX_IO) return svdc_fail(SVDC_ERR_INTERNAL, "model call: more than %d inputs", MAX_IO);
+    svdc_tensor host_in[MAX_IO], host_out[MAX_IO];
+    for (int i = 0; i < nin; i++) host_in[i] = *in[i];
+    for (int o = 0; o < nout; o++) host_out[o] = *out[o];
+    svdc_status s = SVDC_OK;
+    for (int i = 0; i < nin && !s; i++) s = svdc_transfer_upload(&self->ctx, &host_in[i], host_in[i].dtype, in[i]);
+    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_output(&self->ctx, &host_out[o], host_out[o].dtype, out[o]);
+    if (!s) s = call(&self->ctx, self->model, args);
+    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_download(&self->ctx, out[o], &host_out[o]);
+    for (int i = 0; i < nin; i++) *in[i] = host_in[i];
+    for (int o = 0; o < nout; o++) *out[o] = host_out[o];
+    return s;
+}
+
+svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
+                                 svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout) {
     svdc_status s;
     size_t peak = 0;
+    const int on_host = self->ctx.backend == svdc_backend_cpu();
     Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    svdc_arena_reset(self->ctx.arena);
-    svdc_arena_reset_peak(self->ctx.arena);
-    s = call(&self->ctx, self->model, args);
-    peak = svdc_arena_peak(self->ctx.arena);
-    svdc_arena_reset(self->ctx.arena);
-    if (self->kind->trim_after_call) svdc_arena_trim(self->ctx.arena);
+    svdc_arena *arena = self->ctx.arena;
+    const size_t reserved_before = svdc_arena_reserved(arena);
+    svdc_arena_reset(arena);
+    svdc_arena_reset_peak(arena);
+    s = run_staged(self, call, args, in, nin, out, nout);
+    peak = svdc_arena_peak(arena);
+    svdc_arena_reset(arena);
+    if (on_host) {
+        if (self->kind->trim_after_call) svdc_arena_trim(arena);
+    } else if (s) {
+        /* Back to what the arena held before the call: a failure leaves no device memory behind. */
+        if (svdc_arena_reserved(arena) != reserved_before) {
+            svdc_arena_trim(arena);
+            if (reserved_before) {
+                char text[1024];
+                snprintf(text, sizeof text, "%s", svdc_last_error()); /* keep the call's message */
+                svdc_arena_reserve(arena, reserved_before);
+                svdc_fail(s, "%s", text);
+            }
+        }
+    } else if (svdc_arena_num_chunks(arena) > 1) {
+        /* One block at the measured peak: the next call of these shapes allocates and frees nothing (no
+         * cudaFree mid-forward; a precondition for capturing the call in a CUDA graph). */
+        svdc_arena_trim(arena);
+        svdc_arena_reserve(arena, peak); /* on failure the next call allocates as it goes */
+    }
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS if (record_peak) self->last_peak = peak;
     return s;
+}
+
+svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak) {
+    return svdc_py_model_run_io(self, call, args, record_peak, NULL, 0, NULL, 0);
 }
 
 PyObject *svdc_py_model_result(svdc_status status, PyArrayObject *out) {
@@ -98,7 +155,7 @@ PyObject *svdc_py_model_result(svdc_status status, PyArrayObject *out) {
 }
 
 PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *config) {
-    void *model = create_model(kind, config);
+    void *model = create_model(kind, config, svdc_backend_cpu(), SVDC_DEVICE_CPU);
     if (!model) return NULL;
     PyObject *shapes = svdc_py_params_shapes(kind->params(model));
     kind->destroy(model);
@@ -122,4 +179,18 @@ PyObject *svdc_py_model_get_config(PyObject *self, void *closure) {
     svdc_py_model *m = (svdc_py_model *)self;
     if (!svdc_py_model_ready(m)) return NULL;
     return PyDict_Copy(m->config);
+}
+
+PyObject *svdc_py_model_get_device(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyUnicode_FromString(m->device);
+}
+
+PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyLong_FromSize_t(svdc_arena_reserved(m->ctx.arena));
 }

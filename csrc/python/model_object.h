@@ -1,7 +1,9 @@
 /* model_object.h — the scaffolding every model binding type (UNet, VAE, ImageEncoder) shares: construction from
- * (config, weights), the per-object arena and mutex, dealloc, readiness, one model call run with the GIL released
- * under the object's lock, the common getters and the weight_shapes(config) classmethod. A py_<model>.c file
- * supplies an svdc_py_model_kind (how to parse its config and create/free/inspect its C model) and its methods. */
+ * (config, weights, device) on any registered backend (weights uploaded once into the model's one device block),
+ * the per-object device arena and mutex, dealloc, readiness, one model call run with the GIL released under the
+ * object's lock with its NumPy inputs and outputs staged through the core's transfer service, the common getters
+ * and the weight_shapes(config) classmethod. A py_<model>.c file supplies an svdc_py_model_kind (how to parse its
+ * config and create/free/inspect its C model) and its methods. */
 #ifndef SVDC_PY_MODEL_OBJECT_H
 #define SVDC_PY_MODEL_OBJECT_H
 
@@ -28,10 +30,12 @@ typedef struct {
     PyThread_type_lock lock; /* one call at a time per object: the arena is per object */
     size_t last_peak;        /* arena high-water mark of the last call that records it, bytes */
     PyObject *config;        /* a dict copy of the config it was built from */
+    char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
 } svdc_py_model;
 
-/* tp_init body: Type(config, weights). Parses the config, creates the model, loads the weights by name, sets up
- * the arena and the lock. On failure the object stays unusable (every method raises). Returns 0 or -1. */
+/* tp_init body: Type(config, weights, device="cpu"). Parses the config and the device (the core's registry),
+ * creates the model there, uploads the weights by name, sets up the device arena and the lock. On failure the
+ * object stays unusable (every method raises) and holds no device memory. Returns 0 or -1. */
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs);
 
 /* tp_dealloc of every model type. */
@@ -46,6 +50,17 @@ int svdc_py_model_ready(svdc_py_model *self);
 typedef svdc_status (*svdc_py_model_call)(svdc_ctx *ctx, void *model, void *args);
 svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak);
 
+/* svdc_py_model_run with host I/O: the host tensors *in[i] are uploaded to the model's device (and *out[o] given
+ * device buffers) for the call, which sees the device views through the same pointers; the outputs are copied back
+ * and every tensor is restored to its host view before returning. On the CPU nothing is copied. On a device the
+ * arena is then reserved at the call's peak in one block, so later calls of the same shapes neither allocate nor
+ * free device memory; a failed call leaves the arena as it was before the call. */
+svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
+                                 svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout);
+/* The (array, count) pair of run_io's in/out: SVDC_PY_IO(&x, &y) */
+#define SVDC_PY_IO(...) \
+    (svdc_tensor *const[]){__VA_ARGS__}, (int)(sizeof((svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *))
+
 /* The usual ending of a method that filled the new array `out`: returns it, or on failure drops it and raises
  * the status's exception (returns NULL). */
 PyObject *svdc_py_model_result(svdc_status status, PyArrayObject *out);
@@ -57,11 +72,15 @@ PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *
 PyObject *svdc_py_model_get_last_peak(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_num_parameters(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_config(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_device(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure);
 
 /* The getset entries every model type has (put first in its PyGetSetDef table). */
 #define SVDC_PY_MODEL_GETSET                                                                                         \
     {"last_peak_bytes", svdc_py_model_get_last_peak, NULL, "arena high-water mark of the last call, bytes", NULL},  \
         {"num_parameters", svdc_py_model_get_num_parameters, NULL, "number of weights (elements)", NULL},            \
-        {"config", svdc_py_model_get_config, NULL, "a copy of the config dict it was built from", NULL}
+        {"config", svdc_py_model_get_config, NULL, "a copy of the config dict it was built from", NULL},           \
+        {"device", svdc_py_model_get_device, NULL, "the device it lives on ('cpu', 'emu:0', 'cuda:0')", NULL},     \
+        {"arena_reserved_bytes", svdc_py_model_get_arena_reserved, NULL, "device memory its arena holds", NULL}
 
 #endif

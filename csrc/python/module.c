@@ -8,6 +8,7 @@
 #endif
 
 #include "../../kernels/cpu/blas.h"
+#include "../core/device.h"
 #include "registry.h"
 
 static PyObject *build_info(PyObject *self, PyObject *noargs) {
@@ -49,7 +50,44 @@ static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* _register_backend(capsule): a backend table built in another module (svdc._C_cuda.backend_capsule()) joins the
+ * core's device registry; refused with DeviceUnavailableError when it comes from another build. */
+static PyObject *register_backend(PyObject *self, PyObject *capsule) {
+    (void)self;
+    const svdc_backend *be = PyCapsule_GetPointer(capsule, "svdc.backend");
+    if (!be) return NULL;
+    svdc_status s = svdc_device_register(be);
+    if (s) return svdc_py_raise(s);
+    Py_RETURN_NONE;
+}
+
+/* backends() -> [{name, build_info, devices, reason, chunk_budget}] of the registered backends. */
+static PyObject *backends(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    const svdc_backend *b;
+    for (int i = 0; (b = svdc_device_at(i)); i++) {
+        char why[256] = "";
+        int count;
+        Py_BEGIN_ALLOW_THREADS count = b->device_count(why, sizeof why);
+        Py_END_ALLOW_THREADS
+        PyObject *d = Py_BuildValue("{s:s, s:s, s:i, s:s, s:n}", "name", b->name, "build_info", b->build_info,
+                                    "devices", count, "reason", why, "chunk_budget", (Py_ssize_t)b->chunk_budget);
+        if (!d || PyList_Append(list, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    return list;
+}
+
 static PyMethodDef module_methods[] = {
+    {"_register_backend", register_backend, METH_O, "_register_backend(capsule): add a backend to the registry"},
+    {"backends", backends, METH_NOARGS, "backends() -> [{name, build_info, devices, reason, chunk_budget}]"},
     {"build_info", build_info, METH_NOARGS, "build_info() -> dict: version, compiler, BLAS, OpenMP threads."},
     {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n): OpenMP and BLAS threads for the CPU backend."},
     {NULL, NULL, 0, NULL},

@@ -141,7 +141,7 @@ static PyObject *ie_forward(svdc_py_model *self, PyObject *args, PyObject *kwarg
     }
     svdc_tensor yt = svdc_py_tensor(y);
     ie_args a = {&xt, &yt};
-    svdc_status s = svdc_py_model_run(self, forward_call, &a, 1);
+    svdc_status s = svdc_py_model_run_io(self, forward_call, &a, 1, SVDC_PY_IO(&xt), SVDC_PY_IO(&yt));
     Py_DECREF(x);
     return svdc_py_model_result(s, y);
 }

@@ -8,12 +8,13 @@
  * fresh CPU context and arena, and maps a failure to the exception of its status. Ops marked "in place allowed" in
  * ops.h take `out=` (a float32 array of the output shape, e.g. the input itself).
  *
- * Every op also takes `device="cpu"|"cuda"|"cuda:N"` and `dtype="fp32"|"fp16"|"bf16"` (or a tuple with one dtype
- * per input, in argument order, then the output's). Off the plain CPU float32 path the call is staged (run_staged):
- * the float32 inputs are copied to the device, converted there with the convert op, the op runs into an output of
- * the chosen dtype, which is converted back to float32 and copied out. The CUDA backend comes from svdc._C_cuda as
- * a capsule handed over by svdc.runtime (set_cuda_backend); svdc._C itself never links CUDA. `repeat=N` (staged
- * calls) times N more runs on the device after the first; last_op_ms() reads the time per run. */
+ * Every op also takes `device="cpu"|"emu"|"cuda"|"cuda:N"` (resolved by the core's device registry) and
+ * `dtype="fp32"|"fp16"|"bf16"` (or a tuple with one dtype per input, in argument order, then the output's). Off the
+ * plain CPU float32 path the call is staged through the core's transfer service (run_staged): the float32 inputs
+ * are copied to the device, converted there, the op runs into an output of the chosen dtype, which is converted back
+ * to float32 and copied out. `repeat=N` (staged calls) times N more runs on the device after the first;
+ * last_op_ms() reads the time per run. OP_LIST names the ops of the core's op list; emu_* control the emulated
+ * device (kernels/emu/emu.h). */
 #include "util.h"
 
 #include <stdlib.h>
@@ -22,7 +23,10 @@
 
 #include "../core/arena.h"
 #include "../core/backend.h"
+#include "../core/device.h"
 #include "../core/ops.h"
+#include "../core/transfer.h"
+#include "../../kernels/emu/emu.h"
 #include "registry.h"
 
 #define MAX_IN 4
@@ -46,14 +50,9 @@ static size_t last_arena_peak;
 
 /* ---- where an op runs ---- */
 
-/* The CUDA backend table once svdc.runtime has handed it over (NULL before). */
-static const svdc_backend *cuda_backend;
-
-const svdc_backend *svdc_py_cuda_backend(void) { return cuda_backend; }
-
 typedef struct op_target {
     const svdc_backend *backend;
-    int device;       /* SVDC_DEVICE_CPU or a CUDA ordinal */
+    int device;       /* SVDC_DEVICE_CPU or the backend's ordinal */
     PyObject *dtype;  /* borrowed from the call's keywords: NULL/None, a str, or a tuple of str */
     int repeat;       /* repeat=N (staged calls): time N more runs of the op on the device */
 } op_target;
@@ -67,29 +66,14 @@ static _Thread_local const op_target *current_target;
 static int parse_device(PyObject *obj, op_target *t) {
     const char *d = PyUnicode_Check(obj) ? PyUnicode_AsUTF8(obj) : NULL;
     if (!d) {
-        PyErr_Format(PyExc_TypeError, "device: expected 'cpu', 'cuda' or 'cuda:N', got %R", obj);
+        PyErr_Format(PyExc_TypeError, "device: expected 'cpu', 'emu', 'cuda' or 'cuda:N', got %R", obj);
         return -1;
     }
-    if (!strcmp(d, "cpu")) return 0;
-    char *end = NULL;
-    long n = 0;
-    if (!strcmp(d, "cuda")) n = 0;
-    else if (!strncmp(d, "cuda:", 5) && d[5] >= '0' && d[5] <= '9') {
-        n = strtol(d + 5, &end, 10);
-        if (*end || n > 1023) n = -1;
-    } else n = -1;
-    if (n < 0) {
-        PyErr_Format(PyExc_ValueError, "device: expected 'cpu', 'cuda' or 'cuda:N', got '%s'", d);
+    svdc_status s = svdc_device_parse(d, &t->backend, &t->device);
+    if (s) {
+        svdc_py_raise(s);
         return -1;
     }
-    if (!cuda_backend) {
-        PyErr_Format(svdc_py_DeviceUnavailableError,
-                     "device='%s': the CUDA backend is not loaded (svdc.runtime registers it when svdc._C_cuda "
-                     "imports and sees a GPU)", d);
-        return -1;
-    }
-    t->backend = cuda_backend;
-    t->device = (int)n;
     return 0;
 }
 
@@ -168,12 +152,6 @@ static PyObject *targeted(binding_fn fn, PyObject *self, PyObject *args, PyObjec
     return r;
 }
 
-/* A failing backend call: copy the backend module's own error text into ours (ops.c does this for ops). */
-static svdc_status backend_status(const svdc_backend *be, svdc_status s) {
-    if (s != SVDC_OK && be->last_error != svdc_last_error) svdc_fail(s, "%s", be->last_error());
-    return s;
-}
-
 /* Runs `thunk` on ctx's backend with staged inputs (see the header comment). c->t / c->y hold the host tensors on
  * entry (their dtype says what the host buffers hold) and again on return. dts: each input's dtype on the device,
  * then the output's. y_alias >= 0: the output is input y_alias (in place), else a new device buffer. Runs without
@@ -189,21 +167,11 @@ static svdc_status run_staged(op_call *c, op_thunk thunk, const svdc_backend *be
     svdc_ctx ctx = {be, NULL, device};
     svdc_tensor host[MAX_IN], host_y = c->y;
     memcpy(host, c->t, sizeof host);
-    svdc_status s = backend_status(be, be->synchronize(device)); /* a device broken earlier refuses here */
+    svdc_status s = be->synchronize(device); /* a device broken earlier refuses here */
     if (s) return s;
     if ((s = svdc_arena_init(&ctx.arena, be, device))) return s;
-    for (int k = 0; k < c->nin && !s; k++) {
-        if (!c->present[k]) continue;
-        svdc_tensor raw, conv;
-        s = svdc_arena_tensor(ctx.arena, host[k].dtype, host[k].ndim, host[k].shape, &raw);
-        if (!s) s = backend_status(be, be->copy_to_device(device, raw.data, host[k].data, svdc_tensor_bytes(&raw)));
-        if (!s && dts[k] != raw.dtype) {
-            s = svdc_arena_tensor(ctx.arena, dts[k], raw.ndim, raw.shape, &conv);
-            if (!s) s = svdc_op_convert(&ctx, &raw, &conv);
-            raw = conv;
-        }
-        c->t[k] = raw;
-    }
+    for (int k = 0; k < c->nin && !s; k++)
+        if (c->present[k]) s = svdc_transfer_upload(&ctx, &host[k], dts[k], &c->t[k]);
     svdc_tensor ydev = host_y;
     if (!s && y_alias >= 0) {
         if (dts[y_alias] != dts[c->nin])
@@ -211,28 +179,21 @@ static svdc_status run_staged(op_call *c, op_thunk thunk, const svdc_backend *be
                           y_alias, svdc_dtype_name(dts[y_alias]), svdc_dtype_name(dts[c->nin]));
         ydev = c->t[y_alias];
     } else if (!s) {
-        s = svdc_arena_tensor(ctx.arena, dts[c->nin], host_y.ndim, host_y.shape, &ydev);
+        s = svdc_transfer_output(&ctx, &host_y, dts[c->nin], &ydev);
     }
     if (!s) {
         c->y = ydev;
         s = thunk(&ctx, c);
     }
     if (!s && repeat > 0) { /* the first run warmed up; time `repeat` more, synchronised at both ends */
-        s = backend_status(be, be->synchronize(device));
+        s = be->synchronize(device);
         const double t0 = now_ms();
         for (int r = 0; r < repeat && !s; r++) s = thunk(&ctx, c);
-        if (!s) s = backend_status(be, be->synchronize(device));
+        if (!s) s = be->synchronize(device);
         last_op_ms = (now_ms() - t0) / repeat;
     }
-    if (!s) {
-        svdc_tensor back = ydev;
-        if (ydev.dtype != host_y.dtype) {
-            s = svdc_arena_tensor(ctx.arena, host_y.dtype, ydev.ndim, ydev.shape, &back);
-            if (!s) s = svdc_op_convert(&ctx, &ydev, &back);
-        }
-        if (!s) s = backend_status(be, be->copy_to_host(device, host_y.data, back.data, svdc_tensor_bytes(&back)));
-    }
-    if (!s) s = backend_status(be, be->synchronize(device));
+    if (!s) s = svdc_transfer_download(&ctx, &ydev, &host_y);
+    if (!s) s = be->synchronize(device);
     memcpy(c->t, host, sizeof host);
     c->y = host_y;
     svdc_arena_free(ctx.arena);
@@ -784,28 +745,75 @@ static PyObject *py_arena_alloc(PyObject *self, PyObject *args, PyObject *kw) {
     svdc_status s;
     Py_BEGIN_ALLOW_THREADS
     svdc_arena *arena = NULL;
-    s = backend_status(be, be->synchronize(device));
+    s = be->synchronize(device);
     if (!s) s = svdc_arena_init(&arena, be, device);
-    if (!s && !svdc_arena_alloc(arena, (size_t)nbytes)) s = SVDC_ERR_MEMORY;
+    if (!s && !svdc_arena_alloc(arena, (size_t)nbytes)) s = svdc_arena_last_status(arena);
     svdc_arena_free(arena);
     Py_END_ALLOW_THREADS
     if (s) return svdc_py_raise(s);
     Py_RETURN_NONE;
 }
 
-/* set_cuda_backend(capsule): the CUDA backend table from svdc._C_cuda.backend_capsule(). */
-static PyObject *py_set_cuda_backend(PyObject *self, PyObject *capsule) {
+/* ---- the emulated device's controls (kernels/emu/emu.h) ---- */
+
+static PyObject *py_emu_set_chunk_budget(PyObject *self, PyObject *arg) {
     (void)self;
-    const svdc_backend *be = PyCapsule_GetPointer(capsule, "svdc.backend");
-    if (!be) return NULL;
-    if (be->abi_version != SVDC_BACKEND_ABI_VERSION || !be->name || strcmp(be->name, "cuda") != 0) {
-        PyErr_Format(svdc_py_DeviceUnavailableError,
-                     "set_cuda_backend: the capsule holds backend '%s' of ABI %d, expected 'cuda' of ABI %d "
-                     "(svdc._C and svdc._C_cuda come from different builds)",
-                     be->name ? be->name : "?", be->abi_version, SVDC_BACKEND_ABI_VERSION);
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "emu_set_chunk_budget: expected bytes >= 0, got %zd", n);
         return NULL;
     }
-    cuda_backend = be;
+    svdc_emu_set_chunk_budget((size_t)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_emu_stats(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    svdc_emu_stats st;
+    svdc_emu_get_stats(&st);
+    return Py_BuildValue("{s:L, s:L, s:L, s:L, s:L, s:L, s:L}", "allocs", st.allocs, "frees", st.frees, "live_count",
+                         st.live_count, "live_bytes", st.live_bytes, "op_calls", st.op_calls, "bytes_to_device",
+                         st.bytes_to_device, "bytes_to_host", st.bytes_to_host);
+}
+
+static PyObject *py_emu_reset_counters(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    svdc_emu_reset_counters();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_emu_fail_allocation(PyObject *self, PyObject *arg) {
+    (void)self;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < -1) {
+        PyErr_Format(PyExc_ValueError, "emu_fail_allocation: expected -1 (off) or an index >= 0, got %lld", n);
+        return NULL;
+    }
+    svdc_emu_fail_allocation(n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_emu_set_sticky(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (arg == Py_None) {
+        svdc_emu_set_sticky(NULL);
+        Py_RETURN_NONE;
+    }
+    const char *reason = PyUnicode_AsUTF8(arg);
+    if (!reason) return NULL;
+    svdc_emu_set_sticky(reason);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_emu_set_dry_run(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    svdc_emu_set_dry_run(on);
     Py_RETURN_NONE;
 }
 
@@ -877,21 +885,45 @@ static PyMethodDef ops_methods[] = {
     OP("fill", py_fill, "fill(like, value) -> array shaped like `like` filled with value"),
     OP("check_finite", py_check_finite, "check_finite(x, what='x'): raises ValueError on NaN/Inf"),
     OP("arena_alloc", py_arena_alloc, "arena_alloc(nbytes, device='cpu'): allocate and free; MemoryError if impossible"),
-    {"set_cuda_backend", py_set_cuda_backend, METH_O, "set_cuda_backend(capsule from svdc._C_cuda.backend_capsule())"},
+    {"emu_stats", py_emu_stats, METH_NOARGS, "emu_stats() -> dict: allocations, live bytes, op calls, bytes copied"},
+    {"emu_reset_counters", py_emu_reset_counters, METH_NOARGS, "emu_reset_counters(): allocs/frees/op_calls/bytes to 0"},
+    {"emu_fail_allocation", py_emu_fail_allocation, METH_O, "emu_fail_allocation(n): the n-th allocation from now fails (-1: off)"},
+    {"emu_set_sticky", py_emu_set_sticky, METH_O, "emu_set_sticky(reason | None): the emulated device is unusable until cleared"},
+    {"emu_set_chunk_budget", py_emu_set_chunk_budget, METH_O, "emu_set_chunk_budget(bytes): 0 = one op per layer"},
+    {"emu_set_dry_run", py_emu_set_dry_run, METH_O, "emu_set_dry_run(on): count ops without computing (benchmarks)"},
     {"last_op_ms", py_last_op_ms, METH_NOARGS, "ms per run of the last staged call's repeat= runs (benchmarks)"},
     {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last CPU op call"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops", "Single ops on the CPU or CUDA backend, for tests.", -1,
-                                     ops_methods};
+static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops",
+                                     "Single ops on any registered backend, and the emulated device's controls, for tests.",
+                                     -1, ops_methods};
+
+/* The op list's names, in table order. */
+#define OP_LIST_NAME_(name, params, args) #name,
+static const char *const op_list_names[] = {SVDC_OP_LIST(OP_LIST_NAME_) NULL};
 
 int svdc_py_register_ops(PyObject *module) {
     PyObject *ops = PyModule_Create(&ops_def);
     if (!ops) return -1;
-    if (PyModule_AddObject(module, "_ops", ops) < 0) {
-        Py_DECREF(ops);
-        return -1;
+    PyObject *names = PyTuple_New(SVDC_OP_COUNT);
+    if (!names) goto fail;
+    for (int i = 0; i < SVDC_OP_COUNT; i++) {
+        PyObject *n = PyUnicode_FromString(op_list_names[i]);
+        if (!n) {
+            Py_DECREF(names);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(names, i, n);
     }
+    if (PyModule_AddObject(ops, "OP_LIST", names) < 0) {
+        Py_DECREF(names);
+        goto fail;
+    }
+    if (PyModule_AddObject(module, "_ops", ops) < 0) goto fail;
     return 0;
+fail:
+    Py_DECREF(ops);
+    return -1;
 }

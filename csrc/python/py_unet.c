@@ -157,7 +157,7 @@ static PyObject *unet_forward(svdc_py_model *self, PyObject *args) {
     if (!(ya = svdc_py_new_f32(4, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
     unet_args a = {&st, &tt, &ct, &it, num_frames, &yt};
-    result = svdc_py_model_result(svdc_py_model_run(self, forward_call, &a, 1), ya);
+    result = svdc_py_model_result(svdc_py_model_run_io(self, forward_call, &a, 1, SVDC_PY_IO(&st, &tt, &ct, &it), SVDC_PY_IO(&yt)), ya);
     ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(sa);
@@ -181,7 +181,7 @@ static PyObject *unet_embedding(svdc_py_model *self, PyObject *args) {
     if (!(ya = svdc_py_new_f32(2, yshape))) goto done;
     svdc_tensor yt = svdc_py_tensor(ya);
     unet_args a = {NULL, &tt, NULL, &it, num_frames, &yt};
-    result = svdc_py_model_result(svdc_py_model_run(self, embedding_call, &a, 0), ya);
+    result = svdc_py_model_result(svdc_py_model_run_io(self, embedding_call, &a, 0, SVDC_PY_IO(&tt, &it), SVDC_PY_IO(&yt)), ya);
     ya = NULL; /* returned, or dropped with the error */
 done:
     Py_XDECREF(ta);

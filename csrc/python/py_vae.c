@@ -139,7 +139,7 @@ static PyObject *vae_encode(svdc_py_model *self, PyObject *arg) {
     }
     svdc_tensor yt = svdc_py_tensor(y);
     vae_args a = {&xt, 1, &yt};
-    svdc_status s = svdc_py_model_run(self, encode_call, &a, 1);
+    svdc_status s = svdc_py_model_run_io(self, encode_call, &a, 1, SVDC_PY_IO(&xt), SVDC_PY_IO(&yt));
     Py_DECREF(x);
     return svdc_py_model_result(s, y);
 }
@@ -178,7 +178,7 @@ static PyObject *vae_decode(svdc_py_model *self, PyObject *args, PyObject *kwds)
     }
     svdc_tensor yt = svdc_py_tensor(y);
     vae_args a = {&zt, num_frames, &yt};
-    svdc_status s = svdc_py_model_run(self, decode_call, &a, 1);
+    svdc_status s = svdc_py_model_run_io(self, decode_call, &a, 1, SVDC_PY_IO(&zt), SVDC_PY_IO(&yt));
     Py_DECREF(z);
     return svdc_py_model_result(s, y);
 }

@@ -58,8 +58,6 @@ int svdc_py_add_type(PyObject *module, PyTypeObject *type, const char *name);
         Py_END_ALLOW_THREADS                                                                                         \
     } while (0)
 
-/* The CUDA backend table handed over by svdc.runtime (py_ops.c: _ops.set_cuda_backend), or NULL before that. */
-const struct svdc_backend *svdc_py_cuda_backend(void);
 
 /* PyArg "O&" converter for a non-negative int that fits in int (names no argument; the caller adds context). */
 #endif

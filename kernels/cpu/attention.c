@@ -6,7 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "../../csrc/core/arena.h"
+#include "arena.h"
 #include "blas.h"
 #include "kernels.h"
 #include "vmath.h"

@@ -29,36 +29,36 @@ static svdc_status cpu_synchronize(int device) {
     return SVDC_OK;
 }
 
+/* Host memory has no faults to report: a failed allocation is always out-of-memory. */
+static svdc_status cpu_health(int device) {
+    (void)device;
+    return SVDC_OK;
+}
+
+static int cpu_device_count(char *why, size_t why_len) {
+    (void)why;
+    (void)why_len;
+    return 1;
+}
+
+/* The CPU kernels split a layer into chunks of about this many bytes (cache-friendly working sets). */
+#define CPU_CHUNK_BUDGET ((size_t)8 << 20)
+
+#define CPU_OP_ENTRY_(name, params, args) .name = svdc_cpu_##name,
 static const svdc_backend cpu_backend = {
     .abi_version = SVDC_BACKEND_ABI_VERSION,
+    .op_signature = SVDC_OP_SIGNATURE,
     .name = "cpu",
-    .last_error = svdc_last_error,
+    .build_info = "C11 kernels (OpenMP) + OpenBLAS",
+    .chunk_budget = CPU_CHUNK_BUDGET,
+    .device_count = cpu_device_count,
     .alloc = cpu_alloc,
+    .health = cpu_health,
     .free = cpu_free,
     .copy_to_device = cpu_copy,
     .copy_to_host = cpu_copy,
     .synchronize = cpu_synchronize,
-    .linear = svdc_cpu_linear,
-    .conv2d = svdc_cpu_conv2d,
-    .conv_temporal = svdc_cpu_conv_temporal,
-    .group_norm = svdc_cpu_group_norm,
-    .layer_norm = svdc_cpu_layer_norm,
-    .attention = svdc_cpu_attention,
-    .gelu = svdc_cpu_gelu,
-    .silu = svdc_cpu_silu,
-    .geglu = svdc_cpu_geglu,
-    .axpby = svdc_cpu_axpby,
-    .mul = svdc_cpu_mul,
-    .add_channel_bias = svdc_cpu_add_channel_bias,
-    .add_token_bias = svdc_cpu_add_token_bias,
-    .upsample_nearest2x = svdc_cpu_upsample_nearest2x,
-    .concat_channels = svdc_cpu_concat_channels,
-    .permute_0213 = svdc_cpu_permute_0213,
-    .timestep_embedding = svdc_cpu_timestep_embedding,
-    .convert = svdc_cpu_convert,
-    .copy = svdc_cpu_copy,
-    .fill = svdc_cpu_fill,
-    .check_finite = svdc_cpu_check_finite,
+    SVDC_OP_LIST(CPU_OP_ENTRY_)
 };
 
 const svdc_backend *svdc_backend_cpu(void) { return &cpu_backend; }

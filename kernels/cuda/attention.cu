@@ -4,6 +4,7 @@
 // Two kernels: a tiled one (32 queries x 64 keys per step, tiles in shared memory, head dim up to 128) for long key
 // sequences, and a warp-per-query-row one for short key sequences (Lk <= 64: temporal attention over frames,
 // one-token cross-attention) that also serves any head dim above 128.
+#include <atomic>
 #include <cmath>
 
 #include "common.cuh"
@@ -48,8 +49,12 @@ __global__ void __launch_bounds__(TWARPS * 32) attention_tiled_kernel(const T *_
         Qs[e] = gi < Lq ? to_f32(q[(b * Lq + gi) * E + h * D + d]) : 0.0f;
     }
     float m[ROWS], l[ROWS], acc[ROWS][NS];
+    // A NaN score must reach the output as the CPU's softmax gives it (NaN for the whole row); fmaxf would drop it
+    // and a tile of NaN scores would pass for a masked one. Warp-uniform: set from __any_sync.
+    bool nan_row[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
+        nan_row[r] = false;
         m[r] = -INFINITY;
         l[r] = 0.0f;
 #pragma unroll
@@ -96,6 +101,7 @@ __global__ void __launch_bounds__(TWARPS * 32) attention_tiled_kernel(const T *_
             const int64_t gi = q0 + warp * ROWS + r;
             float sa = ja < Lk && !(causal && ja > gi) ? s[r][0] * scale : -INFINITY;
             float sb = jb < Lk && !(causal && jb > gi) ? s[r][1] * scale : -INFINITY;
+            if (__any_sync(0xffffffffu, isnan(sa) || isnan(sb))) nan_row[r] = true;
             const float mx = fmaxf(m[r], warp_max(fmaxf(sa, sb)));
             float pa = 0.0f, pb = 0.0f, corr = 1.0f;
             if (mx != -INFINITY) {  // a row with every key so far masked keeps its (empty) state
@@ -136,7 +142,7 @@ __global__ void __launch_bounds__(TWARPS * 32) attention_tiled_kernel(const T *_
     for (int r = 0; r < ROWS; r++) {
         const int64_t gi = q0 + warp * ROWS + r;
         if (gi >= Lq) continue;
-        const float inv = 1.0f / l[r];
+        const float inv = nan_row[r] ? NAN : 1.0f / l[r];
         T *out = y + (b * Lq + gi) * E + h * D;
 #pragma unroll
         for (int t = 0; t < NS; t++) {
@@ -192,13 +198,28 @@ __global__ void attention_row_kernel(const T *__restrict__ q, const T *__restric
     }
 }
 
+size_t tiled_smem_bytes(int D) { return (size_t)(TQ * D + TK * (D + 1) + TK * D + TQ * TK) * sizeof(float); }
+
+// The dynamic shared-memory limit of one instantiation, raised once per device to its bucket's maximum
+// (D = 32 * NS): a per-launch value would race between host threads launching different D of one bucket.
+template <typename T, int NS>
+svdc_status allow_tiled_smem(svdc_cuda_device *dev) {
+    static std::atomic<unsigned long long> done{0};  // bit i: set on device i (ordinals >= 64 set it every time)
+    const unsigned long long bit = dev->ordinal < 64 ? 1ull << dev->ordinal : 0;
+    if (bit && (done.load(std::memory_order_acquire) & bit)) return SVDC_OK;
+    SVDC_CUDA_TRY(dev, cudaFuncSetAttribute(attention_tiled_kernel<T, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)tiled_smem_bytes(32 * NS)));
+    done.fetch_or(bit, std::memory_order_release);
+    return SVDC_OK;
+}
+
 template <typename T, int NS>
 svdc_status launch_tiled(svdc_cuda_device *dev, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
                          svdc_tensor *y, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int D, float scale,
                          int causal) {
-    const size_t smem = (size_t)(TQ * D + TK * (D + 1) + TK * D + TQ * TK) * sizeof(float);
-    SVDC_CUDA_TRY(dev, cudaFuncSetAttribute(attention_tiled_kernel<T, NS>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const size_t smem = tiled_smem_bytes(D);
+    const svdc_status smem_ok = allow_tiled_smem<T, NS>(dev);
+    if (smem_ok != SVDC_OK) return smem_ok;
     const int64_t blocks = ((Lq + TQ - 1) / TQ) * H * B;
     attention_tiled_kernel<T, NS><<<(unsigned)blocks, TWARPS * 32, smem, dev->stream>>>(
         static_cast<const T *>(q->data), static_cast<const T *>(k->data), static_cast<const T *>(v->data),

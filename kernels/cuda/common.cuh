@@ -100,8 +100,8 @@ static inline unsigned svdc_cuda_blocks(int64_t n, int threads) {
     return (unsigned)b;
 }
 
-// Scratch from the context's (device) arena; the caller releases to a mark when done. NULL on failure with the
-// arena's out-of-memory message set.
+// Scratch from the context's (device) arena, through the core's services (core_link.c); the caller releases to a
+// mark when done. NULL on failure with the arena's message set.
 static inline void *svdc_cuda_scratch(const svdc_ctx *ctx, size_t bytes) { return svdc_arena_alloc(ctx->arena, bytes); }
 
 // ---- GEMM (gemm.cu): row-major, strided-batched, fp32 accumulation, storage type `dtype` for A, B and C ----
@@ -115,45 +115,12 @@ svdc_status svdc_cuda_gemm(svdc_cuda_device *dev, svdc_dtype dtype, int trans_b,
 svdc_status svdc_cuda_fill_bias(svdc_cuda_device *dev, const svdc_tensor *bias, void *y, int64_t rows, int64_t O,
                                 int64_t P);
 
-// ---- backend entries, file for file with kernels/cpu ----
+// ---- backend entries: one svdc_cuda_<name> per op of the op list (op_list.h), file for file with kernels/cpu
+// (gemm.cu, conv.cu, norm.cu, attention.cu, elementwise.cu, resample.cu) ----
+#define SVDC_CUDA_PROTOTYPE_(name, params, args) svdc_status svdc_cuda_##name params;
 extern "C" {
-/* gemm.cu */
-svdc_status svdc_cuda_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
-                             svdc_tensor *y);
-/* conv.cu */
-svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
-                             const svdc_conv2d_params *p, svdc_tensor *y);
-svdc_status svdc_cuda_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
-                                    const svdc_tensor *b, svdc_tensor *y);
-/* norm.cu */
-svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
-                                 const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
-                                 svdc_tensor *y);
-svdc_status svdc_cuda_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
-                                 const svdc_tensor *beta, float eps, svdc_tensor *y);
-/* attention.cu */
-svdc_status svdc_cuda_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
-                                int num_heads, float scale, int causal, svdc_tensor *y);
-/* elementwise.cu */
-svdc_status svdc_cuda_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_silu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *a, float beta, const svdc_tensor *b,
-                            svdc_tensor *y);
-svdc_status svdc_cuda_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y);
-svdc_status svdc_cuda_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
-                                       svdc_tensor *y);
-svdc_status svdc_cuda_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y);
-svdc_status svdc_cuda_fill(const svdc_ctx *ctx, svdc_tensor *y, float value);
-svdc_status svdc_cuda_copy(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, int *all_finite);
-svdc_status svdc_cuda_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y);
-/* resample.cu */
-svdc_status svdc_cuda_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
-svdc_status svdc_cuda_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b,
-                                      svdc_tensor *y);
-svdc_status svdc_cuda_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
+SVDC_OP_LIST(SVDC_CUDA_PROTOTYPE_)
 }
+#undef SVDC_CUDA_PROTOTYPE_
 
 #endif

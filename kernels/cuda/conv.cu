@@ -4,30 +4,42 @@
 // is three frame-shifted batched GEMMs accumulating into the output.
 #include "common.cuh"
 
-// The im2col buffer of one chunk holds at most this many bytes, whatever the layer size.
+#include <cstdlib>
+
+// The im2col buffer of one chunk holds at most this many bytes, whatever the layer size. SVDC_CUDA_IM2COL_BUDGET
+// (bytes) lowers it so tests reach the row-run and multi-chunk paths with small convs.
 #define IM2COL_BUDGET_BYTES ((int64_t)256 << 20)
+
+static int64_t im2col_budget_bytes() {
+    const char *env = getenv("SVDC_CUDA_IM2COL_BUDGET");
+    const long long v = env ? atoll(env) : 0;
+    return v > 0 && v < IM2COL_BUDGET_BYTES ? (int64_t)v : IM2COL_BUDGET_BYTES;
+}
 
 namespace {
 
 // col (nimg, K, nr*Wo) for output rows [oh0, oh0 + nr) of images x[0..nimg):
 // col[img, (c*kh + i)*kw + j, r*Wo + ow] = x[img, c, (oh0 + r)*sh - pt + i, ow*sw - pl + j] (zero outside).
+// One block per col row ((img*K + kk)*nr + r, grid-stride): the 64-bit divisions happen once per row, and the
+// threads walk the row's Wo outputs with 32-bit index maths.
 template <typename T>
 __global__ void im2col_kernel(const T *__restrict__ x, T *__restrict__ col, int64_t C, int64_t H, int64_t W, int kh,
-                              int kw, int sh, int sw, int pt, int pl, int64_t Wo, int64_t oh0, int64_t nr,
-                              int64_t total) {
+                              int kw, int sh, int sw, int pt, int pl, int Wo, int64_t oh0, int64_t nr, int64_t rows) {
     const int64_t K = C * kh * kw;
-    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
-         idx += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t ow = idx % Wo;
-        int64_t t = idx / Wo;
-        const int64_t r = t % nr;
-        t /= nr;
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        const int64_t r = row % nr, t = row / nr;
         const int64_t kk = t % K, img = t / K;
-        const int64_t c = kk / (kh * kw), i = (kk / kw) % kh, j = kk % kw;
-        const int64_t ih = (oh0 + r) * sh - pt + i, iw = ow * sw - pl + j;
-        T v = from_f32<T>(0.0f);
-        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[((img * C + c) * H + ih) * W + iw];
-        col[idx] = v;
+        const int64_t c = kk / (kh * kw);
+        const int i = (int)((kk / kw) % kh), j = (int)(kk % kw);
+        const int64_t ih = (oh0 + r) * sh - pt + i;
+        const bool row_inside = ih >= 0 && ih < H;
+        const T *src = x + ((img * C + c) * H + (row_inside ? ih : 0)) * W;
+        T *dst = col + row * Wo;
+        const int Wi = (int)W;
+        for (int ow = threadIdx.x; ow < Wo; ow += blockDim.x) {
+            const int iw = ow * sw - pl + j;
+            dst[ow] = row_inside && iw >= 0 && iw < Wi ? src[iw] : from_f32<T>(0.0f);
+        }
     }
 }
 
@@ -53,7 +65,7 @@ svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const sv
     const int64_t Ho = y->shape[2], Wo = y->shape[3];
     const int64_t K = C * kh * kw, P = Ho * Wo;
     const svdc_dtype dt = y->dtype;
-    const size_t es = svdc_dtype_size(dt);
+    const size_t es = svdc_dtype_width(dt);
     if (N == 0 || O == 0 || P == 0) return SVDC_OK;
     if (b) SVDC_TRY(svdc_cuda_fill_bias(dev, b, y->data, N, O, P));
     const float beta = b ? 1.0f : 0.0f;
@@ -65,18 +77,20 @@ svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const sv
                               N);
     }
 
-    const int64_t budget = IM2COL_BUDGET_BYTES / (int64_t)es;
+    const int64_t budget = im2col_budget_bytes() / (int64_t)es;
     const size_t mark = svdc_arena_mark(ctx->arena);
     svdc_status s = SVDC_OK;
     const char *xd = static_cast<const char *>(x->data);
     char *yd = static_cast<char *>(y->data);
     auto im2col = [&](const char *xn, int64_t nimg, int64_t oh0, int64_t nr, void *col) -> svdc_status {
-        const int64_t total = nimg * K * nr * Wo;
+        const int64_t rows = nimg * K * nr;
+        const int threads = Wo >= 256 ? 256 : Wo > 64 ? 128 : 64;
+        const unsigned blocks = (unsigned)(rows < (1 << 20) ? rows : (1 << 20));
         return svdc_cuda_dispatch(dt, "conv2d", [&](auto tag) -> svdc_status {
             using T = decltype(tag);
-            im2col_kernel<T><<<svdc_cuda_blocks(total, 256), 256, 0, dev->stream>>>(
+            im2col_kernel<T><<<blocks, threads, 0, dev->stream>>>(
                 reinterpret_cast<const T *>(xn), static_cast<T *>(col), C, H, W, (int)kh, (int)kw, p->stride_h,
-                p->stride_w, p->pad_top, p->pad_left, Wo, oh0, nr, total);
+                p->stride_w, p->pad_top, p->pad_left, (int)Wo, oh0, nr, rows);
             SVDC_CUDA_LAUNCHED(dev, "im2col_kernel");
             return SVDC_OK;
         });
@@ -121,7 +135,7 @@ svdc_status svdc_cuda_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, i
     const int64_t N = x->shape[0], C = x->shape[1], S = x->shape[2] * x->shape[3], O = w->shape[0];
     const int64_t F = num_frames, videos = N / F;
     const svdc_dtype dt = y->dtype;
-    const size_t es = svdc_dtype_size(dt);
+    const size_t es = svdc_dtype_width(dt);
     if (N == 0 || O == 0 || S == 0) return SVDC_OK;
     const size_t mark = svdc_arena_mark(ctx->arena);
     void *wk = svdc_cuda_scratch(ctx, (size_t)(3 * O * C + 1) * es);

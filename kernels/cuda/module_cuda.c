@@ -1,5 +1,6 @@
 /* module_cuda.c — svdc._C_cuda: a separate module so that a machine without the CUDA libraries still imports the CPU
- * path. It reports the devices and hands svdc._C the CUDA backend table as a capsule. */
+ * path. It reports the devices and hands svdc._C the CUDA backend table as a capsule, which svdc.runtime registers
+ * in the core's device registry (svdc._C._register_backend). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -8,7 +9,7 @@
 const svdc_backend *svdc_backend_cuda(void);
 int svdc_cuda_device_count(const char **error);
 int svdc_cuda_device_name(int device, char *buf, int len);
-int svdc_cuda_uses_cublas(int device);
+int svdc_cuda_uses_cublas(int device, const char **why);
 svdc_status svdc_cuda_debug_fault(int device);
 
 static PyObject *device_count(PyObject *self, PyObject *noargs) {
@@ -43,13 +44,30 @@ static PyObject *uses_cublas(PyObject *self, PyObject *arg) {
     long device = PyLong_AsLong(arg);
     if (device == -1 && PyErr_Occurred()) return NULL;
     int r;
-    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device);
+    const char *why = "";
+    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device, &why);
     Py_END_ALLOW_THREADS
     if (r < 0) {
         PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
         return NULL;
     }
     return PyBool_FromLong(r);
+}
+
+/* cublas_status(i) -> (uses cuBLAS, reason when not): a cuBLAS that failed to start leaves the device usable. */
+static PyObject *cublas_status(PyObject *self, PyObject *arg) {
+    (void)self;
+    long device = PyLong_AsLong(arg);
+    if (device == -1 && PyErr_Occurred()) return NULL;
+    int r;
+    const char *why = "";
+    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device, &why);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
+        return NULL;
+    }
+    return Py_BuildValue("(Os)", r ? Py_True : Py_False, why);
 }
 
 /* Test hook: an illegal memory access on `device`, which destroys the process's CUDA context for good (run it in a
@@ -69,6 +87,7 @@ static PyMethodDef methods[] = {
     {"device_name", device_name, METH_O, "device_name(i) -> 'NAME (sm_XY, N GiB)'"},
     {"backend_capsule", backend_capsule, METH_NOARGS, "the CUDA backend table as a capsule named 'svdc.backend'"},
     {"uses_cublas", uses_cublas, METH_O, "uses_cublas(i) -> whether GEMMs on device i go through cuBLAS"},
+    {"cublas_status", cublas_status, METH_O, "cublas_status(i) -> (uses cuBLAS, reason when not)"},
     {"_debug_fault", debug_fault, METH_O, "_debug_fault(i): deliberate illegal address on device i (tests only)"},
     {NULL, NULL, 0, NULL},
 };

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .._validate import check_native_ints
+
 # diffusers UNetSpatioTemporalConditionModel.__init__ defaults (diffusers 0.42).
 DIFFUSERS_DEFAULTS: dict[str, Any] = {
     "sample_size": None,
@@ -226,7 +228,7 @@ def _to_native_2d(cfg: dict[str, Any]) -> dict[str, Any]:
     # count "attention_head_dim"); the transformer's inner width is the level's channel count.
     heads = cfg["num_attention_heads"] if cfg["num_attention_heads"] is not None else cfg["attention_head_dim"]
     eps = float(cfg["norm_eps"])
-    return {
+    return check_native_ints({
         "kind": KIND_2D,
         "in_channels": int(cfg["in_channels"]),
         "out_channels": int(cfg["out_channels"]),
@@ -242,7 +244,7 @@ def _to_native_2d(cfg: dict[str, Any]) -> dict[str, Any]:
         "id_widths": [],
         "projection_input_dim": 0,
         "sgm_eps": 0,
-    }
+    }, "unet config")
 
 
 def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +275,7 @@ def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
     if eps not in ("diffusers", "sgm"):
         raise ValueError(f"unet config: resnet_eps must be 'diffusers' or 'sgm', got {eps!r}")
     widths = added_id_widths(cfg)
-    return {
+    return check_native_ints({
         "kind": KIND_SPATIO_TEMPORAL,
         "in_channels": int(cfg["in_channels"]),
         "out_channels": int(cfg["out_channels"]),
@@ -289,4 +291,4 @@ def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
         "id_widths": widths,
         "projection_input_dim": int(cfg["projection_class_embeddings_input_dim"]),
         "sgm_eps": 1 if eps == "sgm" else 0,
-    }
+    }, "unet config")

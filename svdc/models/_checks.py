@@ -8,18 +8,21 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from .._native import _C
-from ..runtime import resolve_device
+from .. import runtime
+from ..weights import check_finite_tensor
 
 
-def cpu_device(device, dtype, model: str) -> str:
-    """The resolved device, which must be the CPU for now, and a dtype of None / 'fp32' / 'float32'."""
-    dev = resolve_device(device)
-    if dev != "cpu":
-        raise _C.DeviceUnavailableError(f"{model}: device={device!r} resolved to {dev}: the CUDA backend for this "
-                                        f"model is not implemented yet; use device='cpu'")
-    if dtype not in (None, "fp32", "float32"):
-        raise ValueError(f"dtype: the CPU backend computes in float32; expected None or 'fp32', got {dtype!r}")
+def model_device(device, dtype, model: str) -> str:
+    """The resolved device for `model` ("cpu", "cuda:N", "emu:N"; "auto"/None pick as runtime.resolve_device does),
+    after checking that `dtype` is a storage dtype the model supports there (runtime.resolve_dtype)."""
+    dev = runtime.resolve_device(device)
+    runtime.resolve_dtype(dtype, dev, model)
     return dev
+
+
+def native_device(device: str) -> str:
+    """The device string the C model is built on (runtime.native_device: the identity outside tests)."""
+    return runtime.native_device(device)
 
 
 def as_float32(x, name: str, *, integers: bool = False, ndarray_only: bool = False,
@@ -56,7 +59,7 @@ def check_mapping(weights) -> Mapping:
 class Float32Weights(Mapping):
     """A read-only view of a weight mapping that converts floating arrays (float16/float64, non-contiguous) to
     float32 C-contiguous on access, refuses other dtypes with svdc.CheckpointError, and hides the `ignored` names
-    (buffers a checkpoint may carry that are not weights)."""
+    (buffers a checkpoint may carry that are not weights), and refuses NaN/Inf (svdc.weights.check_finite_tensor)."""
 
     def __init__(self, weights: Mapping, ignored: frozenset = frozenset()):
         self._w = check_mapping(weights)
@@ -74,7 +77,7 @@ class Float32Weights(Mapping):
             raise _C.CheckpointError(f"weights[{name!r}]: expected a floating array, got dtype {a.dtype}")
         if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
             a = np.array(a, dtype=np.float32, order="C")
-        return a
+        return check_finite_tensor(a, f"weights[{name!r}]")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys if self._keys is not None else self._w)

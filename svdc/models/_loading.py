@@ -1,11 +1,13 @@
 """Locates a component's checkpoint for from_pretrained: a diffusers component folder, a pipeline folder
-(model_index.json -> <component>/), or a Stability single .safetensors file. Only safetensors is read; pickle never."""
+(model_index.json -> <component>/), a Stability single .safetensors file, or a hub id "org/name" already in the
+local Hugging Face cache (svdc/hub.py). Only safetensors is read; pickle never."""
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
 
+from .. import hub
 from ..weights import CheckpointError, LazyWeights, SafetensorsFile
 
 __all__ = ["COMPONENTS", "Source", "resolve", "read_json"]
@@ -82,7 +84,7 @@ def resolve(path: str | os.PathLike, component: str, variant: str | None = None)
 
     path: a component folder (config.json + [diffusion_pytorch_model|model][.<variant>].safetensors or a sharded
     *.safetensors[.<variant>].index.json), a pipeline folder (model_index.json; its `<component>/` subfolder is used),
-    or a single .safetensors file. variant=None prefers the fp32 files and falls back to a variant (fp16 first) when
+    a single .safetensors file, or a hub id in the local cache. variant=None prefers the fp32 files and falls back to a variant (fp16 first) when
     only that exists; variant="fp16" requires the fp16 files.
     """
     if component not in COMPONENTS:
@@ -93,9 +95,11 @@ def resolve(path: str | os.PathLike, component: str, variant: str | None = None)
         p = os.fspath(path)
     except TypeError:
         raise TypeError(f"resolve: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if hub.is_hub_id(p):  # "org/name" that is no local path: its snapshot in the local cache, no network
+        p = hub.resolve_snapshot(p, local_files_only=True, variant=variant, components=(component,))
     if not os.path.exists(p):
-        raise CheckpointError(f"{p}: no such file or folder (expected a diffusers folder or a .safetensors file "
-                              f"for the {component})")
+        raise CheckpointError(f"{p}: no such file or folder (expected a diffusers folder, a .safetensors file or a "
+                              f"cached hub id 'org/name' for the {component})")
     if os.path.isfile(p):
         if p.lower().endswith(_PICKLE_SUFFIXES):
             _refuse_pickle(p)

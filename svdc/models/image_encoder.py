@@ -11,7 +11,7 @@ from .._native import _C
 from ..configs.clip import VIT_H_14, normalize_config
 from ..image import CLIP_MEAN, CLIP_STD, clip_preprocess, read_clip_normalisation
 from ..naming import clip as naming
-from ._checks import Float32Weights, as_float32, check_finite, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 __all__ = ["ImageEncoder"]
@@ -37,9 +37,10 @@ class ImageEncoder:
         weights: name -> float array under transformers names (float16/float64 converted to float32;
         vision_model.embeddings.position_ids ignored). Missing, unknown or mis-shaped weights raise
         svdc.CheckpointError naming the tensor."""
-        dev = cpu_device(device, dtype, "ImageEncoder")
+        dev = model_device(device, dtype, "ImageEncoder")
         cfg = normalize_config(config)
-        native = _C.ImageEncoder(cfg, Float32Weights(weights, naming.IGNORED_TRANSFORMERS_KEYS))
+        native = _C.ImageEncoder(cfg, Float32Weights(weights, naming.IGNORED_TRANSFORMERS_KEYS),
+                                 device=native_device(dev))
         return cls(native, cfg, dev, image_mean, image_std)
 
     @classmethod
@@ -51,20 +52,21 @@ class ImageEncoder:
         A single file is read with the ViT-H/14 preset unless `config` gives another architecture."""
         from . import _loading
 
-        dev = cpu_device(device, dtype, "ImageEncoder")
+        dev = model_device(device, dtype, "ImageEncoder")
         norm = read_clip_normalisation(path) or (CLIP_MEAN, CLIP_STD)
         source = _loading.resolve(path, "image_encoder", variant=variant)
         try:
             if source.kind == "folder":
                 cfg = normalize_config(config if config is not None else source.config)
-                native = _C.ImageEncoder(cfg, Float32Weights(source.weights, naming.IGNORED_TRANSFORMERS_KEYS))
+                native = _C.ImageEncoder(cfg, Float32Weights(source.weights, naming.IGNORED_TRANSFORMERS_KEYS),
+                                         device=native_device(dev))
             else:
                 cfg = _single_file_config(source, config)
                 from ..weights import LazyWeights
 
                 f = source.file
                 loaders = naming.map_single_file(f.keys(), f.get_float32, where=str(source.path))
-                native = _C.ImageEncoder(cfg, LazyWeights(loaders))
+                native = _C.ImageEncoder(cfg, LazyWeights(loaders), device=native_device(dev))
         finally:
             source.close()
         return cls(native, cfg, dev, *norm)

@@ -11,7 +11,7 @@ import numpy as np
 from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
-from ._checks import Float32Weights, as_float32, check_finite, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
@@ -38,9 +38,9 @@ class UNet:
     def from_config(cls, config: dict[str, Any], weights: Mapping, device="auto", dtype=None) -> "UNet":
         """config: a diffusers config.json dict (unknown keys ignored, missing keys at the class defaults; svdc adds
         'resnet_eps' ('diffusers' | 'sgm') and 'added_id_widths'); weights: Mapping diffusers name -> ndarray."""
-        dev = cpu_device(device, dtype, "UNet")
+        dev = model_device(device, dtype, "UNet")
         cfg = unet_configs.from_diffusers(config)
-        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights))
+        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights), device=native_device(dev))
         return cls(native, cfg, dev)
 
     @classmethod
@@ -49,7 +49,7 @@ class UNet:
         sv3d_*.safetensors). Single files get the sgm preset picked by label_emb.0.0.weight's input width, with the
         sgm res-block epsilon (1e-5); an SD 2.x single file (no label_emb) gets the "sd2" preset. `config` (a diffusers
         config dict) overrides config.json / the preset; for an SVD single file its resnet_eps defaults to "sgm"."""
-        dev = cpu_device(device, dtype, "UNet")
+        dev = model_device(device, dtype, "UNet")
         from .. import CheckpointError
         from . import _loading
 
@@ -63,7 +63,7 @@ class UNet:
                 native_cfg = unet_configs.to_native(cfg)
             except ValueError as e:
                 raise CheckpointError(f"{src.path}: unsupported UNet config: {e}") from e
-            native = _C.UNet(native_cfg, weights)
+            native = _C.UNet(native_cfg, weights, device=native_device(dev))
         return cls(native, cfg, dev)
 
     @staticmethod

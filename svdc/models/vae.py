@@ -10,7 +10,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs import vae as vae_configs
-from ._checks import as_float32, check_finite, check_mapping, cpu_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
@@ -74,9 +74,9 @@ class VAE:
     def from_config(cls, config: dict, weights: Mapping, device="auto", dtype=None) -> "VAE":
         """config: a diffusers config.json dict (unknown keys ignored); weights: name -> float32 array under
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
-        dev = cpu_device(device, dtype, "VAE")
+        dev = model_device(device, dtype, "VAE")
         cfg = vae_configs.normalize(config)
-        return cls(_C.VAE(_native_config(cfg), check_mapping(weights)), cfg, dev)
+        return cls(_C.VAE(_native_config(cfg), Float32Weights(weights), device=native_device(dev)), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
@@ -84,7 +84,7 @@ class VAE:
         (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE) or SD 2.x (the AutoencoderKL
         under first_stage_model., picked when the file has no conditioner). `config` overrides the preset used for
         single files (default: the SVD VAE, or SD 2.x's)."""
-        cpu_device(device, dtype, "VAE")
+        model_device(device, dtype, "VAE")
         from ..naming import vae as naming
         from ._loading import resolve
 

@@ -1,5 +1,6 @@
-"""Shared pieces of the svdc pipelines: argument checks with clear messages, image loading, and the denoising loop
-(one bounded C call per step, so the progress bar, the callback and Ctrl-C all work between steps)."""
+"""The staged video-diffusion pipeline that ImageToVideo and MultiView build on (encode the condition, added ids,
+guidance, sample, decode: one method each), plus the shared pieces: argument checks with clear messages and the
+denoising loop (one bounded C call per step, so the progress bar, the callback and Ctrl-C all work between steps)."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .._native import _C
+from .._validate import check_float32
 from ..random import Generator
 
 
@@ -29,7 +31,7 @@ def check_number(name: str, value, minimum: float | None = None, strict: bool = 
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if minimum is not None and (v <= minimum if strict else v < minimum):
         raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum:g}, got {value}")
-    return v
+    return check_float32(name, v)
 
 
 def check_multiple(name: str, value, multiple: int, why: str = "") -> int:
@@ -46,71 +48,6 @@ def make_generator(seed) -> Generator:
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "little") >> 1
     return Generator(seed)
-
-
-# --- images ----------------------------------------------------------------------------------------------------
-def load_image(image, arg: str = "image"):
-    """A PIL RGB image from a path, a PIL image or an array (H, W, 3) (uint8, or float in [0, 1]).
-    Unreadable or corrupt files raise ValueError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not os.path.isfile(path):
-            raise ValueError(f"{arg}: no such image file: {path!r}")
-        try:
-            with Image.open(path) as im:
-                im.load()  # decode now: a truncated file fails here, not later
-                return _to_rgb(im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f"{arg}: cannot read image file {path!r}: {e}") from None
-    if isinstance(image, Image.Image):
-        return _to_rgb(image)
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-            raise ValueError(f"{arg}: expected an array of shape (H, W, 3), got {image.shape}")
-        if image.dtype == np.uint8:
-            return Image.fromarray(image, "RGB")
-        if image.dtype.kind == "f":
-            f = image.astype(np.float64)
-            if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
-                raise ValueError(f"{arg}: float images must be finite and in [0, 1]")
-            return Image.fromarray(np.round(f * 255).astype(np.uint8), "RGB")
-        raise TypeError(f"{arg}: expected uint8 or float array, got dtype {image.dtype}")
-    raise TypeError(f"{arg}: expected a file path, a PIL image or an (H, W, 3) array, got {type(image).__name__}")
-
-
-def _to_rgb(im):
-    if im.mode == "RGB":
-        return im.copy()
-    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-        # composite transparent images on white (what users of SVD/SV3D expect), not on black garbage
-        from PIL import Image
-
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(bg, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
-def vae_image(image, height: int, width: int) -> np.ndarray:
-    """diffusers' VideoProcessor.preprocess for a PIL image: LANCZOS resize to width×height when the size differs,
-    /255, ·2 − 1 -> float32 (1, 3, H, W)."""
-    from PIL import Image
-
-    if image.size != (width, height):
-        image = image.resize((width, height), resample=Image.Resampling.LANCZOS)
-    x = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # (H, W, 3)
-    x = x * np.float32(2.0) - np.float32(1.0)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # (H, W, 3) -> (1, 3, H, W)
-
-
-def to_uint8(frames: np.ndarray, truncate: bool = False) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3): (x/2 + 0.5).clamp(0, 1)·255, rounded (diffusers) or truncated
-    (sgm)."""
-    x = np.clip(frames / np.float32(2.0) + np.float32(0.5), 0.0, 1.0) * np.float32(255.0)
-    x = x if truncate else np.round(x)
-    return np.ascontiguousarray(x.astype(np.uint8).transpose(0, 2, 3, 1))  # (N, 3, H, W) -> (N, H, W, 3)
 
 
 # --- the denoising loop ----------------------------------------------------------------------------------------
@@ -145,3 +82,69 @@ def denoise(sampler, model: Callable[[int, np.ndarray], np.ndarray], *, cfg: boo
 def new_sampler(shape, sigmas: np.ndarray, churn: dict | None = None):
     b, f, c, h, w = (int(d) for d in shape)
     return _C.Sampler(b, f, c, h, w, np.ascontiguousarray(sigmas, dtype=np.float32), **(churn or {}))
+
+
+# --- the staged pipeline ---------------------------------------------------------------------------------------
+class VideoDiffusionPipeline:
+    """An image-conditioned latent video diffusion run with an SVD-family UNet (noisy latents ⊕ the image latent on
+    the channels, the CLIP image embedding as cross-attention context, v-prediction EDM sampling with per-frame
+    guidance). Subclasses parse their arguments in __call__ and implement added_ids and guidance; the other
+    stages are shared and may be overridden."""
+
+    progress_desc = "denoising"
+
+    def __init__(self, unet, vae, image_encoder):
+        self.unet = unet
+        self.vae = vae
+        self.image_encoder = image_encoder
+        self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
+
+    @property
+    def latent_channels(self) -> int:
+        return int(getattr(self.unet, "in_channels", 8)) // 2  # noisy latents | concat condition
+
+    # ---- stages ------------------------------------------------------------------------------------------------
+    def encode_condition(self, clip_images, pixels: np.ndarray, cfg: bool):
+        """(embeds (R, 1, D), cond (B, C, h, w)): the CLIP image embedding of `clip_images` (one image or a list,
+        as image_encoder.preprocess takes them) with zero uncond rows first when cfg (R = 2B, else B), and the VAE
+        posterior mean (unscaled) of `pixels` (B, 3, H, W) in [-1, 1]."""
+        embeds = np.asarray(self.image_encoder(self.image_encoder.preprocess(clip_images)), dtype=np.float32)
+        embeds = embeds[:, None, :]  # (B, D) -> (B, 1, D)
+        if cfg:
+            embeds = np.concatenate([np.zeros_like(embeds), embeds])
+        cond = np.ascontiguousarray(self.vae.encode(pixels), dtype=np.float32)  # (B, C, h, w)
+        return embeds, cond
+
+    def added_ids(self, *args, **kwargs) -> np.ndarray:
+        """The UNet's added ids: (R, n) per video or (R, F, n) per frame, uncond rows first when cfg."""
+        raise NotImplementedError
+
+    def guidance(self, *args, **kwargs) -> np.ndarray:
+        """(F,) float32 per-frame guidance scales."""
+        raise NotImplementedError
+
+    def sample(self, latent_shape, schedule, x0: np.ndarray, cond: np.ndarray, embeds: np.ndarray, ids: np.ndarray,
+               guidance: np.ndarray | None, generator: Generator, callback: Optional[Callable] = None,
+               progress: bool = True) -> np.ndarray:
+        """Euler sampling over `schedule` (sigmas, timesteps, init_noise_sigma) from x = x0·init_noise_sigma with
+        the concat condition `cond`; CFG (uncond rows first) when `guidance` is given. -> latents (B, F, C, h, w)."""
+        cfg = guidance is not None
+        sampler = new_sampler(latent_shape, schedule.sigmas)
+        sampler.set_latents(x0, float(schedule.init_noise_sigma))
+        sampler.set_cond(cond)
+        rows = (2 if cfg else 1) * int(latent_shape[0])
+
+        def model(i, u):
+            t = np.full((rows,), schedule.timesteps[i], dtype=np.float32)
+            return self.unet(u, t, embeds, ids)
+
+        return denoise(sampler, model, cfg=cfg, guidance=guidance, generator=generator, callback=callback,
+                       progress=progress, desc=self.progress_desc)
+
+    def decode(self, latents: np.ndarray, chunk_size: int | None = None) -> np.ndarray:
+        """latents (B, F, C, h, w) -> frames (B·F, 3, H, W) in about [-1, 1]: divided by the VAE scaling factor and
+        decoded in chunks of `chunk_size` rows of the flattened batch (None: every video whole)."""
+        b, f, c, h, w = latents.shape
+        z = latents.reshape(b * f, c, h, w) * np.float32(1.0 / self.vae.scaling_factor)  # (B, F, ...) -> (B·F, ...)
+        return np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32), num_frames=f,
+                                          chunk_size=chunk_size), dtype=np.float32)

@@ -8,7 +8,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import schedules
+from .. import hub, schedules
+from ..image import load_image, to_uint8, vae_image
+from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
 from ..video import Video
 from . import base
 
@@ -45,30 +47,30 @@ def _check_configs(configs) -> dict:
     return out
 
 
-class ImageToVideo:
+class ImageToVideo(base.VideoDiffusionPipeline):
     """Image-to-video with SVD-family weights. Build with from_pretrained(path) or from_components(...), then
     ``video = pipe(image, ...)`` -> svdc.Video."""
+
+    progress_desc = "img2vid"
 
     def __init__(self, unet, vae, image_encoder, scheduler_config: dict | None = None, preset: str | None = None,
                  default_num_frames: int | None = None):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
-        self.unet = unet
-        self.vae = vae
-        self.image_encoder = image_encoder
+        super().__init__(unet, vae, image_encoder)
         self.scheduler_config = dict(scheduler_config or {})
         schedules.euler_schedule(1, self.scheduler_config)  # refuse an unsupported scheduler now, not mid-call
         self.preset = preset
         cfg = getattr(unet, "config", {}) or {}
         self.default_num_frames = int(default_num_frames or cfg.get("num_frames") or 14)
-        self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
 
     # ---- construction ------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None,
                         configs: Mapping[str, dict] | None = None) -> "ImageToVideo":
-        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]) or a
-        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors).
+        """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]), a
+        Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors), or a hub id
+        "org/name" in the local Hugging Face cache.
 
         configs: optional component configs {"unet": ..., "vae": ..., "image_encoder": ...} (any subset), each
         passed to that component's from_pretrained(config=...): it replaces the full-size SVD preset of a single
@@ -81,6 +83,8 @@ class ImageToVideo:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
         configs = _check_configs(configs)
         p = os.fspath(path)
+        if hub.is_hub_id(p):  # "org/name": its snapshot in the local Hugging Face cache (svdc/hub.py)
+            p = hub.resolve_snapshot(p)
         if not os.path.exists(p):
             raise CheckpointError(f"{p}: no such file or folder (expected a diffusers pipeline folder or a Stability "
                                   "single .safetensors file)")
@@ -99,7 +103,7 @@ class ImageToVideo:
             if os.path.isfile(sched):
                 from ..models._loading import read_json
 
-                scheduler_config = read_json(sched, "the scheduler config")
+                scheduler_config = check_scheduler_config(read_json(sched, "the scheduler config"), sched)
         from ..runtime import resolve_device
 
         device = resolve_device(device)  # once, so "auto" warns once rather than per component
@@ -118,6 +122,17 @@ class ImageToVideo:
 
     def __repr__(self) -> str:
         return f"svdc.ImageToVideo(num_frames={self.default_num_frames}, preset={self.preset!r})"
+
+    # ---- stages (the others come from base.VideoDiffusionPipeline) -------------------------------------------
+    def added_ids(self, fps_id: float, motion_bucket_id: float, noise_aug_strength: float, batch: int,
+                  cfg: bool) -> np.ndarray:
+        """(R, 3) per video: [fps_id, motion_bucket_id, noise_aug_strength]; the uncond rows get the same ids."""
+        ids = np.tile(np.array([[fps_id, motion_bucket_id, noise_aug_strength]], dtype=np.float32), (batch, 1))
+        return np.concatenate([ids, ids]) if cfg else ids
+
+    def guidance(self, min_guidance_scale: float, max_guidance_scale: float, num_frames: int) -> np.ndarray:
+        """(F,) linspace(min, max, F), the diffusers and sgm SVD schedule."""
+        return schedules.linear_guidance(min_guidance_scale, max_guidance_scale, num_frames)
 
     # ---- the call ----------------------------------------------------------------------------------------------
     def __call__(self, image, num_frames: int | None = None, num_inference_steps: int = 25, fps: float = 7,
@@ -167,14 +182,13 @@ class ImageToVideo:
             raise TypeError(f"callback: expected a callable (step, total, latents), got {type(callback).__name__}")
 
         batched = isinstance(image, (list, tuple))
-        images = [base.load_image(im, f"image[{i}]") for i, im in enumerate(image)] if batched \
-            else [base.load_image(image)]
+        images = [load_image(im, f"image[{i}]") for i, im in enumerate(image)] if batched else [load_image(image)]
         if not images:
             raise ValueError("image: expected at least one image, got an empty list")
         b = len(images)
+        check_video_memory(b, num_frames, height, width, self.vae.config["block_out_channels"][0])
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
-        c = int(getattr(self.unet, "in_channels", 8)) // 2  # noisy latents | concat condition
-        latent_shape = (b, num_frames, c, h, w)
+        latent_shape = (b, num_frames, self.latent_channels, h, w)
         if latents is not None:
             latents = np.asarray(latents)
             if latents.shape != latent_shape:
@@ -186,42 +200,21 @@ class ImageToVideo:
         generator = base.make_generator(seed)
         cfg = gmax > 1.0  # diffusers' do_classifier_free_guidance with the scalar max_guidance_scale
 
-        # 1. CLIP image embedding (B, 1, D); the uncond rows are zeros.
-        pixels = self.image_encoder.preprocess(images if b > 1 else images[0])
-        embeds = np.asarray(self.image_encoder(pixels), dtype=np.float32)[:, None, :]  # (B, D) -> (B, 1, D)
-        if cfg:
-            embeds = np.concatenate([np.zeros_like(embeds), embeds])
-        # 2.-4. the noise-augmented image (noise drawn BEFORE the latents) and its VAE latent (posterior mean).
-        pix = np.concatenate([base.vae_image(im, height, width) for im in images])  # (B, 3, H, W)
-        noise = generator.randn(pix.shape)
-        pix = pix + np.float32(aug) * noise
-        cond = np.ascontiguousarray(self.vae.encode(pix), dtype=np.float32)  # (B, 4, h, w), unscaled
-        # 5. added ids [fps_id, motion_bucket_id, noise_aug_strength]; the uncond rows get the same ids.
-        fps_id = fps if sgm else fps - 1
-        ids = np.tile(np.array([[fps_id, motion, aug]], dtype=np.float32), (b, 1))
-        if cfg:
-            ids = np.concatenate([ids, ids])
-        # 6. schedule and the initial latents x = N(0, I)·init_noise_sigma.
+        # 1.-4. the noise-augmented image (noise drawn BEFORE the latents), its VAE latent and the CLIP embedding.
+        pix = np.concatenate([vae_image(im, height, width) for im in images])  # (B, 3, H, W)
+        pix = pix + np.float32(aug) * generator.randn(pix.shape)
+        embeds, cond = self.encode_condition(images if b > 1 else images[0], pix, cfg)
+        # 5. added ids [fps_id, motion_bucket_id, noise_aug_strength] (sgm feeds fps_id, diffusers fps − 1).
+        ids = self.added_ids(fps if sgm else fps - 1, motion, aug, b, cfg)
+        # 6.-8. Karras/Euler sampling from x = N(0, I)·init_noise_sigma, guidance linspace(min, max, F).
         sched = schedules.euler_schedule(steps, self.scheduler_config)
         x0 = generator.randn(latent_shape) if latents is None else latents
-        sampler = base.new_sampler(latent_shape, sched.sigmas)
-        sampler.set_latents(x0, float(sched.init_noise_sigma))
-        sampler.set_cond(cond)
-        # 7. per-frame guidance w_f = linspace(min, max, F).
-        guidance = schedules.linear_guidance(gmin, gmax, num_frames)
-        rows = 2 * b if cfg else b
-
-        def model(i, u):
-            t = np.full((rows,), sched.timesteps[i], dtype=np.float32)
-            return self.unet(u, t, embeds, ids)
-
-        final = base.denoise(sampler, model, cfg=cfg, guidance=guidance if cfg else None, generator=generator,
-                             callback=callback, progress=progress, desc="img2vid")
-        # 9. decode (B·F, 4, h, w)/scaling_factor in chunks of `chunk` rows, as diffusers' decode_latents.
-        z = final.reshape(b * num_frames, c, h, w) * np.float32(1.0 / self.vae.scaling_factor)
-        frames = np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32), num_frames=num_frames,
-                                            chunk_size=chunk), dtype=np.float32)
-        uint8 = base.to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
+        final = self.sample(latent_shape, sched, x0, cond, embeds, ids,
+                            self.guidance(gmin, gmax, num_frames) if cfg else None, generator, callback, progress)
+        # 9. decode in chunks of `chunk` rows, as diffusers' decode_latents.
+        frames = self.decode(final, chunk)
+        check_decoded_video(frames)
+        uint8 = to_uint8(frames, truncate=sgm).reshape(b, num_frames, height, width, 3)
         video_fps = fps + 1 if sgm else fps
         videos = [Video(uint8[i], fps=video_fps) for i in range(b)]
         return videos if batched else videos[0]

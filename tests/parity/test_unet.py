@@ -215,9 +215,9 @@ def test_single_file_errors(saved_small, tmp_path):
         svdc.UNet.from_pretrained(tmp_path / "bad.safetensors", device="cpu", config=cfg)
     # a tensor outside the UNet and outside the ignore list is named
     bad = dict(single)
-    bad["cond_stage_model.transformer.weight"] = np.zeros(1, np.float32)
+    bad["lora_unet.transformer.weight"] = np.zeros(1, np.float32)
     svdc.weights.save_file(bad, tmp_path / "bad2.safetensors")
-    with pytest.raises(svdc.CheckpointError, match="cond_stage_model.transformer.weight"):
+    with pytest.raises(svdc.CheckpointError, match="lora_unet.transformer.weight"):
         svdc.UNet.from_pretrained(tmp_path / "bad2.safetensors", device="cpu", config=cfg)
     # a missing tensor is named
     missing = {k: v for k, v in single.items() if not k.endswith("time_stack.in_layers.2.weight")}

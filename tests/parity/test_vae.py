@@ -329,12 +329,15 @@ def test_sv3d_plain_decoder_single_file(torch_cpu, tmp_path):
     assert_parity(vae.encode(x), ref_mean, what="SV3D encoder")
 
 
-def test_plain_autoencoderkl_folder_is_refused(torch_cpu, tmp_path):
+def test_plain_autoencoderkl_folder_loads_as_the_2d_vae(torch_cpu, tmp_path):
+    """AutoencoderKL folders were refused before the model layer had the 2-D decoder; now they load as that kind
+    (its numbers are checked in the AutoencoderKL parity tests)."""
     from diffusers import AutoencoderKL
 
     AutoencoderKL(block_out_channels=[32], latent_channels=4).save_pretrained(tmp_path)
-    with pytest.raises(svdc.CheckpointError, match="AutoencoderKL;"):
-        svdc.VAE.from_pretrained(tmp_path, device="cpu")
+    vae = svdc.VAE.from_pretrained(tmp_path, device="cpu")
+    z = vae.encode(np.zeros((1, 3, 16, 16), np.float32))
+    assert z.shape == (1, 4, 16, 16) and vae.decode(z).shape == (1, 3, 16, 16)
 
 
 def test_encode_per_image_equals_batched_native(torch_cpu):

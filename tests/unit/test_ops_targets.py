@@ -31,7 +31,7 @@ def test_cpu_refuses_half_precision():
 
 def test_bad_device_and_dtype_arguments():
     x = np.ones((3, 4), np.float32)
-    with pytest.raises(ValueError, match=r"device: expected 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+    with pytest.raises(ValueError, match=r"device: expected 'cpu', 'emu\[:N\]' or 'cuda\[:N\]', got 'gpu'"):
         _ops.add(x, x, device="gpu")
     with pytest.raises(TypeError, match=r"device: expected"):
         _ops.add(x, x, device=0)

@@ -27,7 +27,7 @@ def test_cli_info_runs(capsys):
 
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "backend cpu: PASS" in out
+    assert "cpu: PASS" in out
 
 
 def test_linear_smoke():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc.video import Video, export_to_video
+from svdc.utils import export_to_video
+from svdc.video import Video
 
 
 def _frames(f=5, h=32, w=48, seed=0):
@@ -102,7 +103,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="'.avi'"):
         Video(frames).save(tmp_path / "x.avi")
     with pytest.raises(TypeError, match="uint8"):
-        Video(frames.astype(np.float32))
+        Video(frames.astype(np.int32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Video(frames.astype(np.float32))  # 0..255 floats are not float frames
     with pytest.raises(ValueError, match="shape"):
         Video(frames[..., :2])
     with pytest.raises(ValueError, match="fps"):
@@ -146,3 +149,63 @@ def test_saved_files_get_normal_permissions(tmp_path):
             assert out.stat().st_mode & 0o777 == expected, name
     finally:
         os.umask(umask)
+
+
+def test_indexing_iteration_and_arrays():
+    frames = _frames(4)
+    v = Video(frames, fps=6)
+    np.testing.assert_array_equal(v[1], frames[1])
+    np.testing.assert_array_equal(v[-1], frames[3])
+    part = v[1:3]
+    assert isinstance(part, Video) and part.num_frames == 2 and part.fps == 6
+    assert v[[0, 2]].num_frames == 2
+    assert [f.shape for f in v] == [(32, 48, 3)] * 4
+    np.testing.assert_array_equal(np.asarray(v), frames)
+    assert np.asarray(v, dtype=np.float32).dtype == np.float32
+    np.testing.assert_array_equal(v.float_frames * 255, frames.astype(np.float32))
+    with pytest.raises(IndexError, match="out of range"):
+        v[4]
+    with pytest.raises(IndexError, match="no frames"):
+        v[2:2]
+    with pytest.raises(TypeError, match="pixel"):
+        v[0, 1]
+
+
+def test_float_frames_round_trip():
+    frames = _frames(2)
+    v = Video(frames.astype(np.float64) / 255)
+    np.testing.assert_array_equal(v.frames, frames)
+    with pytest.raises(ValueError, match="NaN"):
+        Video(np.full((1, 2, 2, 3), np.nan, np.float32))
+
+
+def test_repr_html_embeds_a_playable_video():
+    import base64
+    import re
+
+    html = Video(_frames(3), fps=5)._repr_html_()
+    assert html.startswith("<video") and "autoplay loop" in html
+    data = base64.b64decode(re.search(r'base64,([^"]+)"', html).group(1))
+    assert data[4:8] == b"ftyp"  # an mp4 file
+
+
+def test_save_fps_crf_bitrate(tmp_path):
+    import imageio_ffmpeg
+
+    v = Video(_frames(6), fps=7)
+    p = v.save(tmp_path / "a.mp4", fps=12)
+    meta = next(imageio_ffmpeg.read_frames(p))
+    assert abs(meta["fps"] - 12) < 1e-6 and v.fps == 7
+    small = os.path.getsize(v.save(tmp_path / "b.mp4", crf=45))
+    big = os.path.getsize(v.save(tmp_path / "c.mp4", crf=5))
+    assert small < big  # the rate control reaches the encoder
+    assert os.path.getsize(v.save(tmp_path / "d.mp4", bitrate="2M")) > 0
+    with pytest.raises(ValueError, match="crf"):
+        v.save(tmp_path / "e.mp4", crf=60)
+    with pytest.raises(ValueError, match="bitrate"):
+        v.save(tmp_path / "e.mp4", bitrate="fast")
+    with pytest.raises(ValueError, match="one rate control"):
+        v.save(tmp_path / "e.mp4", crf=20, bitrate="1M")
+    with pytest.raises(ValueError, match="quality"):
+        v.save(tmp_path / "e.mp4", quality=11)
+    assert not os.path.exists(tmp_path / "e.mp4")

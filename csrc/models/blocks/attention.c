@@ -1,6 +1,6 @@
 /* attention.c — BasicTransformerBlock's residual sub-layers (diffusers attention.py / attention_processor.py): each
- * runs in chunks of rows or batch entries whose scratch is capped near SCRATCH_BYTES, so the token stream is the only
- * full-size buffer it touches. */
+ * runs in chunks of rows or batch entries whose scratch is capped near the backend's chunk budget (8 MiB on the CPU;
+ * none on a GPU, which gets one op per layer), so the token stream is the only full-size buffer it touches. */
 #include "attention.h"
 
 #include <math.h>
@@ -9,7 +9,6 @@
 #include "common.h"
 
 #define LN_EPS 1e-5f                     /* nn.LayerNorm default: norm1..3 of every transformer block */
-#define SCRATCH_BYTES ((size_t)8 << 20) /* cap on each per-chunk scratch buffer of a sub-layer */
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Declarations (diffusers names) */
@@ -51,9 +50,12 @@ svdc_status svdc_basic_block_declare(svdc_basic_block *b, svdc_params *p, const 
 /* ---------------------------------------------------------------------------------------------------------------
  * Residual sub-layers */
 
-/* Rows per chunk when each row needs `row_floats` floats of the largest scratch buffer (at least 1). */
-static int64_t chunk_rows(int64_t row_floats, int64_t total) {
-    int64_t r = (int64_t)(SCRATCH_BYTES / ((size_t)row_floats * sizeof(float)));
+/* Rows per chunk when each row needs `row_floats` floats of the largest scratch buffer (at least 1), under the
+ * backend's chunk budget; all rows at once where the backend sets none. */
+static int64_t chunk_rows(const svdc_ctx *ctx, int64_t row_floats, int64_t total) {
+    const size_t budget = svdc_ctx_chunk_budget(ctx);
+    if (!budget) return total;
+    int64_t r = (int64_t)(budget / ((size_t)row_floats * sizeof(float)));
     if (r < 1) r = 1;
     return r < total ? r : total;
 }
@@ -62,7 +64,7 @@ static int64_t chunk_rows(int64_t row_floats, int64_t total) {
 svdc_status svdc_ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, const svdc_tensor *nw,
                              const svdc_tensor *nb, float *x, int64_t rows) {
     const int64_t c = ff->dim, inner = ff->inner, co = ff->dim;
-    const int64_t chunk = chunk_rows(2 * inner, rows);
+    const int64_t chunk = chunk_rows(ctx, 2 * inner, rows);
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor N, H, G, O;
     svdc_status s = blk_alloc2(ctx, &N, chunk, c);
@@ -88,7 +90,7 @@ svdc_status svdc_ff_residual(const svdc_ctx *ctx, const svdc_geglu_ff *ff, const
 svdc_status svdc_self_attn_residual(const svdc_ctx *ctx, const svdc_attention *a, const svdc_tensor *nw,
                                       const svdc_tensor *nb, float *x, int64_t batch, int64_t len) {
     const int64_t c = a->query_dim;
-    const int64_t chunk = chunk_rows(len * c, batch);
+    const int64_t chunk = chunk_rows(ctx, len * c, batch);
     const float scale = 1.0f / sqrtf((float)(c / a->heads));
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor N, Q, K, V;
@@ -134,7 +136,7 @@ svdc_status svdc_cross_attn_residual(const svdc_ctx *ctx, const svdc_attention *
         if (!s) s = svdc_op_add_token_bias(ctx, &X, &Ov, &X);
     } else {
         /* keys/values once per video; queries in chunks of tokens of one video */
-        const int64_t chunk = chunk_rows(c, tokens);
+        const int64_t chunk = chunk_rows(ctx, c, tokens);
         svdc_tensor K, V, N, Q;
         s = blk_alloc3(ctx, &K, batch, len, c);
         if (!s) s = blk_alloc3(ctx, &V, batch, len, c);

@@ -1,0 +1,77 @@
+"""Cut detection on a generated video with known hard cuts, a fade, a dissolve and a flash."""
+import numpy as np
+import pytest
+
+from svdc import _C
+from svdc.curation.cuts import CutParams, detect_cuts
+from svdc.curation.io import SmallFrames
+from svdc.curation.signals import SignalAccumulator
+
+
+def signals_of(path, params):
+    with SmallFrames(path, sample_fps=0) as frames:
+        acc = SignalAccumulator(params.lags(frames.info.fps), chunk=50)  # small chunks: the carry-over is used
+        times = []
+        for f in frames:
+            acc.add(f.y, f.u, f.v)
+            times.append(f.time)
+        fps = frames.info.fps
+    return acc.finish(), np.array(times), fps
+
+
+def test_plane_downscale_matches_box_mean():
+    rng = np.random.default_rng(0)
+    plane = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    stride = 64
+    buf = np.zeros((37, stride), np.uint8)
+    buf[:, :53] = plane
+    out = _C._plane_downscale(buf.tobytes(), 53, 37, stride, 5, 3)
+    expect = plane[:36, :50].reshape(12, 3, 10, 5).mean(axis=(1, 3))
+    assert out.shape == (12, 10) and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - expect).max() <= 0.5 + 1e-9
+    with pytest.raises(ValueError, match="too small"):
+        _C._plane_downscale(b"\0" * 10, 53, 37, stride, 5, 3)
+
+
+def test_hard_cuts_exact_gradual_found_flash_ignored(labelled_video):
+    path, labels = labelled_video
+    params = CutParams()
+    signals, times, fps = signals_of(path, params)
+    assert signals.num_frames == labels["num_frames"]
+    cuts = detect_cuts(signals, fps, times, params)
+    hard = [c.frame for c in cuts if c.kind == "hard"]
+    gradual = [c for c in cuts if c.kind == "gradual"]
+    assert hard == labels["cuts"]
+    assert len(gradual) == len(labels["gradual"]), [(c.frame, c.start, c.end) for c in gradual]
+    for (kind, start, end), c in zip(labels["gradual"], gradual):
+        assert start <= c.frame <= end, f"{kind} [{start}, {end}] reported at {c.frame}"
+        assert c.start <= start + 2 and c.end >= end - 2, f"{kind} interval [{c.start}, {c.end}] too short"
+        assert c.level >= 1 and c.levels
+    f0, f1 = labels["flash"]
+    assert not [c for c in cuts if f0 - 1 <= c.frame <= f1 + 1], "the flash was reported as a cut"
+    for c in cuts:
+        assert c.time == pytest.approx(times[c.frame])
+
+
+def test_single_native_level_misses_the_gradual_transitions(labelled_video):
+    """The cascade's reason to exist: without the coarse levels only the hard cuts are found."""
+    path, labels = labelled_video
+    params = CutParams(levels_fps=(), hist_thresholds=())
+    signals, times, fps = signals_of(path, params)
+    cuts = detect_cuts(signals, fps, times, params)
+    assert [c.frame for c in cuts] == labels["cuts"]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("levels_fps", (8.0, 0.0, 2.0), "levels_fps"),
+    ("levels_fps", (8.0, -4.0, 2.0), "levels_fps"),
+    ("hist_thresholds", (0.3, float("nan"), 0.3), "hist_thresholds"),
+    ("linearity", float("nan"), "linearity"),
+    ("hash_min", float("inf"), "hash_min"),
+    ("pixel_min", -1.0, "pixel_min"),
+    ("hist_thresholds", (0.3, 0.3), "one per level"),
+])
+def test_absurd_parameters_are_refused(field, value, match):
+    params = CutParams(**{field: value})
+    with pytest.raises(ValueError, match=match):
+        params.validate()
