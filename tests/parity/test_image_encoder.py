@@ -11,7 +11,7 @@ import pytest
 import svdc
 from svdc.configs.clip import VIT_H_14
 from svdc.naming import clip as naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 # (config, batch): different head counts, patch/image sizes, odd token counts, both activations.
 SMALL = [

@@ -11,7 +11,7 @@ import pytest
 import svdc
 from svdc.configs import unet as unet_configs
 from svdc.naming import unet as unet_naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 from tests.parity._unet_reference import (
     random_inputs,
     reference_model,
