@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import svdc
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 CONFIGS = {
     "quick_gelu-3layers": dict(vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
