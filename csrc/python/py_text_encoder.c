@@ -119,7 +119,9 @@ static PyObject *te_forward(svdc_py_model *self, PyObject *args) {
     if (embeds) et = svdc_py_tensor(embeds);
     te_args a = {PyArray_DATA(ids), PyArray_DATA(eos), n, t, skip_layers, final_norm, &ht, &pt,
                  embeds ? &et : NULL};
-    svdc_status s = svdc_py_model_run(self, forward_call, &a, 1);
+    /* token ids and EOS positions stay on the host (the model reads them there); the outputs are staged */
+    svdc_status s = embeds ? svdc_py_model_run_io(self, forward_call, &a, 1, NULL, 0, SVDC_PY_IO(&ht, &pt, &et))
+                           : svdc_py_model_run_io(self, forward_call, &a, 1, NULL, 0, SVDC_PY_IO(&ht, &pt));
     if (s) {
         svdc_py_raise(s);
         goto done;

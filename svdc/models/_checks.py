@@ -20,15 +20,6 @@ def model_device(device, dtype, model: str) -> str:
     return dev
 
 
-def cpu_device(device, dtype, model: str) -> str:
-    """model_device for a model whose binding has no device= yet (svdc.TextEncoder): it must resolve to the CPU."""
-    dev = model_device(device, dtype, model)
-    if dev != "cpu":
-        raise _C.DeviceUnavailableError(f"{model}: device={device!r} resolved to {dev}: this model runs on the CPU "
-                                        f"only for now; use device='cpu'")
-    return dev
-
-
 def native_device(device: str) -> str:
     """The device string the C model is built on (runtime.native_device: the identity outside tests)."""
     return runtime.native_device(device)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs.clip import OPENCLIP_VIT_H_TEXT, normalize_text_config
-from ._checks import Float32Weights, cpu_device
+from ._checks import Float32Weights, model_device, native_device
 from ._descriptors import instance_or_class_method
 
 __all__ = ["TextEncoder"]
@@ -69,9 +69,9 @@ class TextEncoder:
         """config: a CLIPTextConfig-style dict (transformers keys, class defaults for the rest); weights: name ->
         array under transformers names. With a "text_projection.weight" it is CLIPTextModelWithProjection. Missing,
         unknown or mis-shaped weights raise svdc.CheckpointError naming the tensor."""
-        dev = cpu_device(device, dtype, "TextEncoder")
+        dev = model_device(device, dtype, "TextEncoder")
         native_cfg, cfg = cls._native_config(config, _PROJECTION_KEY in weights)
-        return cls(_C.TextEncoder(native_cfg, _weights(weights)), cfg, dev)
+        return cls(_C.TextEncoder(native_cfg, _weights(weights), device=native_device(dev)), cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, config: Mapping | None = None,
@@ -82,13 +82,13 @@ class TextEncoder:
         final_layer_norm=True). `config` overrides config.json / that preset."""
         from . import _loading
 
-        dev = cpu_device(device, dtype, "TextEncoder")
+        dev = model_device(device, dtype, "TextEncoder")
         source = _loading.resolve(path, "text_encoder", variant=variant)
         try:
             if source.kind == "folder":
                 native_cfg, cfg = cls._native_config(config if config is not None else source.config,
                                                      _PROJECTION_KEY in source.weights)
-                native = _C.TextEncoder(native_cfg, _weights(source.weights))
+                native = _C.TextEncoder(native_cfg, _weights(source.weights), device=native_device(dev))
             else:  # an SD 2.x single file: the OpenCLIP ViT-H/14 text tower (all its layers) with its projection
                 from ..naming import text_encoder as naming
                 from ..weights import LazyWeights
@@ -99,7 +99,7 @@ class TextEncoder:
                     config = {**OPENCLIP_VIT_H_TEXT, "num_hidden_layers": naming.num_layers(keys)}
                 native_cfg, cfg = cls._native_config(config, True)
                 loaders = naming.map_single_file(keys, f.get_float32, where=str(source.path))
-                native = _C.TextEncoder(native_cfg, LazyWeights(loaders))
+                native = _C.TextEncoder(native_cfg, LazyWeights(loaders), device=native_device(dev))
         finally:
             source.close()
         return cls(native, cfg, dev)
