@@ -192,7 +192,7 @@ def clip_preprocess(
     std: Sequence[float] = CLIP_STD,
     arg: str = "image",
 ) -> np.ndarray:
-    """The SVD pipeline's CLIP input (diffusers `_encode_image` for PIL/NumPy input, spec §3.1):
+    """The SVD pipeline's CLIP input (diffusers StableVideoDiffusionPipeline._encode_image for PIL/NumPy input):
     [0,1] -> x·2-1 -> anti-aliased resize to size×size (an aspect-ratio squash, no crop) -> (x+1)/2 (no clamp) ->
     (x - mean)/std. Returns float32 (N, 3, size, size), C-contiguous."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:

@@ -1,4 +1,4 @@
-"""Noise schedules and guidance vectors of SVD sampling (spec §4.2): Karras sigmas, c_noise timesteps, the initial
+"""Noise schedules and guidance vectors of SVD sampling (diffusers EulerDiscreteScheduler with SVD's scheduler_config.json): Karras sigmas, c_noise timesteps, the initial
 noise scale, the EDM v-prediction coefficients, and the per-frame guidance scales — with diffusers' rounding."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-/* clip_vision.c — CLIPVisionModelWithProjection forward (spec §3) composed from svdc_op_* only: weight table under
+/* clip_vision.c — CLIPVisionModelWithProjection forward (SVD's image_encoder: ViT-H/14) composed from svdc_op_* only: weight table under
  * transformers names, embeddings, pre-LN encoder layers, post-LN on the class token and the projection. */
 #include "clip_vision.h"
 

@@ -1,4 +1,4 @@
-/* clip_vision.h — CLIPVisionModelWithProjection (transformers semantics; spec §3): patch conv, class token, learned
+/* clip_vision.h — CLIPVisionModelWithProjection (transformers semantics; SVD's ViT-H/14): patch conv, class token, learned
  * position embedding, pre-LN, pre-LN transformer blocks, post-LN on the class token, projection -> image_embeds.
  * The config struct mirrors transformers' CLIPVisionConfig; the weight table uses transformers' names. */
 #ifndef SVDC_CLIP_VISION_H

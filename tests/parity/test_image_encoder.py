@@ -302,7 +302,7 @@ def test_full_vit_h14_matches_transformers(torch_cpu):
     enc = svdc.ImageEncoder.from_config(VIT_H_14, state_dict_float32(model), device="cpu")
     del model
     gc.collect()
-    assert enc.num_parameters == 632_076_800  # spec §3
+    assert enc.num_parameters == 632_076_800  # SVD's image_encoder (ViT-H/14 with projection)
     out = enc(x)
     assert_parity(out, ref, what="ViT-H/14 image_embeds")
 
