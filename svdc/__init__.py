@@ -8,8 +8,13 @@ from .tokenizer import CLIPTokenizer
 from .video import Video
 from .utils import export_to_video
 from .pipelines.image_to_video import ImageToVideo
+from .pipelines.multiview import MultiView
+from .orbits import Orbit
+from .pipelines.text_to_image import TextToImage
+from .pipelines.text_to_video import TextToVideo, TextToVideoOutput
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
 from .models.image_encoder import ImageEncoder
+from .models.text_encoder import TextEncoder
 from .models.unet import UNet
 from .models.vae import VAE
 
@@ -29,6 +34,11 @@ __all__ = [
     "Video",
     "export_to_video",
     "ImageToVideo",
+    "MultiView",
+    "Orbit",
+    "TextToImage",
+    "TextToVideo",
+    "TextToVideoOutput",
     "StableVideoDiffusionPipeline",
     "StableVideoDiffusionPipelineOutput",
     "SvdcError",
@@ -36,6 +46,7 @@ __all__ = [
     "CheckpointError",
     "DeviceUnavailableError",
     "ImageEncoder",
+    "TextEncoder",
     "UNet",
     "VAE",
 ]

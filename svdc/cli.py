@@ -1,5 +1,6 @@
-"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`, `svdc demo`,
-`svdc batch JOBS --out DIR` (svdc/runner/cli.py)."""
+"""The `svdc` command line: `svdc info`, `svdc img2vid IMAGE --model PATH|tiny -o out.mp4`,
+`svdc multiview IMAGE --model sv3d_p.safetensors|tiny -o out/`, `svdc demo [--workflow img2vid|multiview|txt2vid]`,
+`svdc batch JOBS --out DIR` (svdc/runner/cli.py), `svdc txt2img` / `svdc txt2vid` (svdc/text_cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -139,12 +140,53 @@ def _cmd_img2vid(args) -> int:
     return _run_img2vid(pipe, args.image, args, size, stages)
 
 
+def _run_multiview(pipe, image, args) -> int:
+    seed = _seed(args)
+    kwargs = dict(elevations=args.elevation, orbit=args.orbit, seed=seed, image_frame_ratio=args.image_frame_ratio,
+                  progress=not args.quiet)
+    if args.steps is not None:
+        kwargs["num_inference_steps"] = args.steps
+    if args.max_guidance is not None:
+        kwargs["max_guidance_scale"] = args.max_guidance
+    orbit = pipe(image, **kwargs)
+    folder = orbit.save(args.output, rgba=not args.no_rgba, video=None if args.video == "none" else args.video)
+    print(f"wrote {folder}: {len(orbit)} views {orbit.frames.shape[2]}x{orbit.frames.shape[1]}, transforms.json "
+          f"(orbit {args.orbit}, seed {seed})")
+    return 0
+
+
+def _cmd_multiview(args) -> int:
+    from . import tiny
+    from .pipelines.multiview import MultiView
+
+    if args.model == "tiny":
+        print(tiny.RANDOM_WEIGHTS_NOTICE)
+        pipe = tiny.tiny_multiview(device=args.device)
+        args.steps = tiny.TINY_SV3D_STEPS if args.steps is None else args.steps
+    else:
+        pipe = MultiView.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    return _run_multiview(pipe, args.image, args)
+
+
 def _cmd_demo(args) -> int:
     from . import tiny
 
+    if args.workflow == "txt2vid":
+        from .text_cli import demo_txt2vid
+
+        return demo_txt2vid(args)
     _check_output(args.output)
     stages = _Stages(args.quiet)
     print(tiny.RANDOM_WEIGHTS_NOTICE)
+    if args.workflow == "multiview":
+        print("(21 views of a built-in test object; use `svdc multiview IMAGE --model sv3d_p.safetensors` for real "
+              "weights)")
+        for name, value in (("elevation", 10.0), ("orbit", "static"), ("image_frame_ratio", None),
+                            ("no_rgba", False), ("video", "orbit.mp4"), ("max_guidance", None)):
+            setattr(args, name, value)
+        args.output = "demo_multiview" if args.output == "demo.mp4" else args.output
+        args.steps = tiny.TINY_SV3D_STEPS if args.steps is None else args.steps
+        return _run_multiview(tiny.tiny_multiview(device=args.device), tiny.test_object(), args)
     print("(generating from a built-in test picture; use `svdc img2vid IMAGE --model PATH` for real weights)")
     stages.say("loading the tiny model")
     pipe = tiny.tiny_pipeline(device=args.device)
@@ -191,9 +233,38 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(p_i2v, None)
     p_i2v.set_defaults(func=_cmd_img2vid)
 
+    p_mv = sub.add_parser("multiview", help="SV3D: 21 views around an object + cameras (transforms.json)")
+    p_mv.add_argument("image", help="input image: RGBA with a transparent background, or RGB on white")
+    p_mv.add_argument("--model", required=True,
+                      help="sv3d_p/sv3d_u .safetensors, a diffusers-layout folder, or 'tiny' (random weights)")
+    p_mv.add_argument("-o", "--output", required=True, help="output folder (images/, transforms.json, the video)")
+    p_mv.add_argument("--elevation", type=float, default=None,
+                      help="the input view's elevation in degrees (default 10; sv3d_u: recorded for export only)")
+    p_mv.add_argument("--orbit", default="static", choices=["static", "sine", "dynamic", "comfyui"],
+                      help="camera orbit (sv3d_p): sgm static default, ±30° sine, sgm dynamic (seeded), ComfyUI's")
+    p_mv.add_argument("--steps", type=int, default=None, help="denoising steps (default 50; tiny model: 4)")
+    p_mv.add_argument("--max-guidance", type=float, default=None, help="guidance at the middle frame (default 2.5)")
+    p_mv.add_argument("--image-frame-ratio", type=float, default=None,
+                      help="the object's share of the frame, e.g. 0.917 (default: the sgm script's framing)")
+    p_mv.add_argument("--video", default="orbit.mp4", help="orbit video name (.mp4/.gif/.webp) or 'none'")
+    p_mv.add_argument("--no-rgba", action="store_true", help="write RGB frames instead of RGBA")
+    p_mv.add_argument("--seed", type=int, default=None, help="random seed (sgm's default is 23)")
+    p_mv.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="compute dtype")
+    p_mv.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda[:N]"')
+    p_mv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p_mv.set_defaults(func=_cmd_multiview)
+
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a built-in picture with a tiny RANDOM model")
     _generation_options(p_demo, "demo.mp4")
+    p_demo.add_argument("--workflow", default="img2vid", choices=["img2vid", "multiview", "txt2vid"],
+                        help="img2vid (a built-in picture; default), multiview (an output folder, default "
+                             "demo_multiview/) or txt2vid (a prompt -> image -> video)")
+    p_demo.add_argument("--prompt", default=None, help="the txt2vid workflow's prompt")
     p_demo.set_defaults(func=_cmd_demo)
+
+    from .text_cli import add_parsers as add_text_parsers
+
+    add_text_parsers(sub, _generation_options)
 
     from .curation.cli import add_parser as add_curate_parser
     from .runner.cli import add_batch_parser

@@ -192,7 +192,7 @@ def clip_preprocess(
     std: Sequence[float] = CLIP_STD,
     arg: str = "image",
 ) -> np.ndarray:
-    """The SVD pipeline's CLIP input (diffusers `_encode_image` for PIL/NumPy input, spec §3.1):
+    """The SVD pipeline's CLIP input (diffusers StableVideoDiffusionPipeline._encode_image for PIL/NumPy input):
     [0,1] -> x·2-1 -> anti-aliased resize to size×size (an aspect-ratio squash, no crop) -> (x+1)/2 (no clamp) ->
     (x - mean)/std. Returns float32 (N, 3, size, size), C-contiguous."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
@@ -384,8 +384,11 @@ def white_background_alpha(rgb: np.ndarray) -> np.ndarray:
     return np.where(rgb[..., :3].mean(-1) <= WHITE_THRESHOLD, 255, 0).astype(np.uint8)
 
 
-def _matte(matting, rgb: np.ndarray, arg: str) -> np.ndarray:
+def matte(matting, rgb: np.ndarray, arg: str) -> np.ndarray:
     """Calls the user's matting hook matting(rgb uint8 (H, W, 3)) -> alpha (H, W), uint8 or float in [0, 1]."""
+    if not callable(matting):
+        raise TypeError(f"matting: expected a callable rgb (H, W, 3) uint8 -> alpha (H, W), got "
+                        f"{type(matting).__name__}")
     alpha = np.asarray(matting(rgb))
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"matting: expected an alpha of shape {rgb.shape[:2]} for {arg}, got {alpha.shape}")
@@ -410,12 +413,11 @@ def object_rgba(image, matting=None, arg: str = "image") -> np.ndarray:
     rgb_im.thumbnail((768, 768), Image.Resampling.LANCZOS)
     rgb = np.asarray(rgb_im)
     if matting is not None:
-        if not callable(matting):
-            raise TypeError(f"matting: expected a callable rgb (H, W, 3) uint8 -> alpha (H, W), got "
-                            f"{type(matting).__name__}")
-        alpha = _matte(matting, rgb, arg)
+        alpha = matte(matting, rgb, arg)
     else:
         alpha = white_background_alpha(rgb)
+        if alpha.max() == 0:
+            raise ValueError(f"{arg}: no object: every pixel is white background (mean RGB > {WHITE_THRESHOLD})")
         if alpha.min() > 0:
             raise ValueError(f"{arg}: an RGB image with no white background (every pixel has mean RGB <= "
                              f"{WHITE_THRESHOLD}), so the object cannot be separated; pass an RGBA image with a "

@@ -46,11 +46,11 @@ def _angles(name: str, value, length: int | None = None) -> np.ndarray:
 
 
 def _elevations(name: str, value, length: int = NUM_FRAMES) -> np.ndarray:
-    e = _angles(name, value, length)
+    e = np.atleast_1d(_angles(name, value))
     bad = np.abs(e) > 90.0
     if np.any(bad):
         raise ValueError(f"{name}: elevations must lie in [-90, 90] degrees, got {e[bad].tolist()}")
-    return e
+    return _angles(name, value, length)
 
 
 # --- orbit builders: each returns (elevations_deg, azimuths_deg), two float64 arrays of 21 -----------------------
@@ -138,7 +138,7 @@ def build_orbit(orbit: str = "static", elevations=None, azimuths=None, seed: int
         raise ValueError(f"elevations: orbit={orbit!r} takes one elevation (the input view's), got "
                          f"{np.size(elevations)} values")
     if orbit == "static":
-        return static_orbit(DEFAULT_ELEVATION if elevations is None else elevations)
+        return static_orbit(_elevations("elevations", DEFAULT_ELEVATION if elevations is None else elevations))
     e = float(_elevations("elevations", DEFAULT_ELEVATION if elevations is None else elevations, 1)[0])
     if orbit == "sine":
         return sine_orbit(e)

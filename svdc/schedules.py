@@ -1,4 +1,4 @@
-"""Noise schedules and guidance vectors of SVD sampling (spec §4.2): Karras sigmas, c_noise timesteps, the initial
+"""Noise schedules and guidance vectors of SVD sampling (diffusers EulerDiscreteScheduler with SVD's scheduler_config.json): Karras sigmas, c_noise timesteps, the initial
 noise scale, the EDM v-prediction coefficients, and the per-frame guidance scales — with diffusers' rounding."""
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ class EulerSchedule:
     sigmas: np.ndarray
     timesteps: np.ndarray
     init_noise_sigma: np.float32
+    final_scale: np.float32 = np.float32(1.0)  # the sampled latents times this are the result (DDIM: √ᾱ_end)
 
     @property
     def num_steps(self) -> int:
@@ -140,3 +141,184 @@ def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedu
     sigmas = karras_sigmas(num_steps, sigma_min, sigma_max)
     return EulerSchedule(sigmas=sigmas, timesteps=timesteps_from_sigmas(sigmas),
                          init_noise_sigma=init_noise_sigma(sigmas, cfg.get("timestep_spacing", "leading")))
+
+
+# --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
+# Python owns these scalars; the per-step tensor work is the C sampler's (svdc._C.Sampler).
+
+SUPPORTED_SCHEDULERS = ("EulerDiscreteScheduler", "DDIMScheduler")
+_SPACINGS = ("leading", "trailing", "linspace")
+_PREDICTIONS = ("epsilon", "v_prediction")
+
+
+def _betas(cfg: Mapping) -> np.ndarray:
+    """(T,) float32 betas as diffusers builds them in torch float32 (linear / scaled_linear / trained_betas)."""
+    n = int(cfg["num_train_timesteps"])
+    if cfg.get("trained_betas") is not None:
+        betas = np.asarray(cfg["trained_betas"], dtype=np.float32)
+        if betas.shape != (n,):
+            raise ValueError(f"scheduler config: trained_betas: expected {n} values, got shape {betas.shape}")
+        return betas
+    start, end = float(cfg["beta_start"]), float(cfg["beta_end"])
+    if cfg["beta_schedule"] == "linear":
+        return linspace_f32(start, end, n)
+    return linspace_f32(start ** 0.5, end ** 0.5, n) ** 2  # scaled_linear: squared in float32
+
+
+class EulerDiscreteScheduler:
+    """diffusers' EulerDiscreteScheduler for discrete-time models (SD 2.x: epsilon or v_prediction, timestep
+    spacing leading / trailing / linspace, sigmas interpolated linearly from the training table). Built from a
+    scheduler_config.json dict; options it does not implement are refused by name here, not at sampling time.
+    SVD's continuous-time Karras variant is `euler_schedule`."""
+
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, prediction_type="epsilon", interpolation_type="linear",
+                     use_karras_sigmas=False, use_exponential_sigmas=False, use_beta_sigmas=False,
+                     timestep_spacing="linspace", timestep_type="discrete", steps_offset=0,
+                     rescale_betas_zero_snr=False, final_sigmas_type="zero")
+
+    def __init__(self, config: Mapping | None = None):
+        cfg = dict(self._DEFAULTS)
+        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
+                    k == "trained_betas"})
+        unsupported = []
+        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                             ("beta_schedule", ("linear", "scaled_linear")), ("interpolation_type", ("linear",)),
+                             ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",))):
+            if cfg[key] not in allowed:
+                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
+        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"):
+            if cfg[key]:
+                unsupported.append(f"{key}=True")
+        n = cfg["num_train_timesteps"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
+        if unsupported:
+            raise ValueError("scheduler config: EulerDiscreteScheduler options svdc does not implement: "
+                             + "; ".join(unsupported))
+        self.config = cfg
+        betas = _betas(cfg)
+        # alphas_cumprod: torch's CPU cumprod accumulates float32 inputs in double, then rounds once.
+        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
+        ac = self.alphas_cumprod
+        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)  # (T,) ascending in t
+
+    @property
+    def prediction_type(self) -> str:
+        return self.config["prediction_type"]
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """(N,) float32 training timesteps visited, highest first, by the configured spacing."""
+        _check_steps(num_steps)
+        n, spacing = int(self.config["num_train_timesteps"]), self.config["timestep_spacing"]
+        if spacing == "linspace":
+            t = np.linspace(0, n - 1, num_steps, dtype=np.float32)[::-1]
+        elif spacing == "leading":
+            ratio = n // num_steps
+            t = (np.arange(0, num_steps) * ratio).round()[::-1].astype(np.float32) + np.float32(
+                self.config["steps_offset"])
+        else:  # trailing
+            t = np.arange(n, 0, -n / num_steps).round().astype(np.float32) - np.float32(1.0)
+        return np.ascontiguousarray(t, dtype=np.float32)
+
+    def schedule(self, num_steps: int) -> EulerSchedule:
+        """sigmas (N+1,) = the training sigmas interpolated at the timesteps, then 0; the UNet gets the timesteps."""
+        _check_steps(num_steps)
+        if num_steps > int(self.config["num_train_timesteps"]):
+            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = "
+                             f"{self.config['num_train_timesteps']}, got {num_steps}")
+        t = self.timesteps(num_steps)
+        table = self.train_sigmas
+        sigmas = np.interp(t, np.arange(len(table)), table)  # float64 from float32 inputs, as diffusers
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        return EulerSchedule(sigmas=sigmas, timesteps=t,
+                             init_noise_sigma=init_noise_sigma(sigmas, self.config["timestep_spacing"]))
+
+
+class DDIMScheduler:
+    """diffusers' DDIMScheduler with eta = 0 (its pipelines' default), epsilon or v_prediction. Deterministic DDIM
+    is Euler in the variable x/√ᾱ_t with σ_t = √((1 − ᾱ_t)/ᾱ_t) (Song et al. 2021, eq. 14; Karras et al. 2022,
+    table 1), so it runs on the same C sampler: the model input c_in·x̃ is x itself, the sampler starts from
+    noise·√(σ_0² + 1) and the result is scaled back by √ᾱ of the last step's target (1 with set_alpha_to_one).
+    Valid when every step lands on the next step's timestep (leading spacing; trailing when the step count divides
+    num_train_timesteps); other step counts are refused."""
+
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                     prediction_type="epsilon", thresholding=False, timestep_spacing="leading",
+                     rescale_betas_zero_snr=False)
+
+    def __init__(self, config: Mapping | None = None):
+        cfg = dict(self._DEFAULTS)
+        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
+                    k == "trained_betas"})
+        unsupported = []
+        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", ("leading", "trailing")),
+                             ("beta_schedule", ("linear", "scaled_linear"))):
+            if cfg[key] not in allowed:
+                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
+        for key in ("clip_sample", "thresholding", "rescale_betas_zero_snr"):
+            if cfg[key]:
+                unsupported.append(f"{key}=True")
+        n = cfg["num_train_timesteps"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
+        if unsupported:
+            raise ValueError("scheduler config: DDIMScheduler options svdc does not implement: "
+                             + "; ".join(unsupported))
+        self.config = cfg
+        betas = _betas(cfg)
+        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
+        ac = self.alphas_cumprod
+        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)
+        self.final_alpha_cumprod = np.float32(1.0) if cfg["set_alpha_to_one"] else ac[0]
+
+    @property
+    def prediction_type(self) -> str:
+        return self.config["prediction_type"]
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """(N,) int64 timesteps, highest first (diffusers' DDIMScheduler.set_timesteps)."""
+        _check_steps(num_steps)
+        n = int(self.config["num_train_timesteps"])
+        if num_steps > n:
+            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = {n}, got {num_steps}")
+        if self.config["timestep_spacing"] == "leading":
+            t = (np.arange(0, num_steps) * (n // num_steps)).round()[::-1].astype(np.int64)
+            return t + int(self.config["steps_offset"])
+        return np.round(np.arange(n, 0, -n / num_steps)).astype(np.int64) - 1  # trailing
+
+    def schedule(self, num_steps: int) -> EulerSchedule:
+        t = self.timesteps(num_steps)
+        prev = t - int(self.config["num_train_timesteps"]) // num_steps  # DDIM's step target
+        if np.any(prev[:-1] != t[1:]):
+            raise ValueError(f"num_inference_steps: DDIMScheduler with timestep_spacing="
+                             f"{self.config['timestep_spacing']!r} and {num_steps} steps steps to t={prev[:-1].tolist()} "
+                             f"but evaluates t={t[1:].tolist()}; svdc's sampler needs them equal (use leading "
+                             f"spacing or a step count dividing num_train_timesteps)")
+        if np.any(t < 0) or np.any(t >= len(self.train_sigmas)):
+            raise ValueError(f"scheduler config: steps_offset gives timesteps {t.tolist()} outside the table")
+        ac_end = self.alphas_cumprod[prev[-1]] if prev[-1] >= 0 else self.final_alpha_cumprod
+        sigma_end = np.sqrt((np.float32(1.0) - ac_end) / ac_end)
+        sigmas = np.concatenate([self.train_sigmas[t], [sigma_end]]).astype(np.float32)
+        s0 = sigmas[0]
+        return EulerSchedule(sigmas=sigmas, timesteps=t.astype(np.float32),
+                             init_noise_sigma=np.float32(np.sqrt(s0 * s0 + np.float32(1.0))),
+                             final_scale=np.float32(np.sqrt(ac_end)))
+
+
+_SCHEDULER_CLASSES = {"EulerDiscreteScheduler": EulerDiscreteScheduler, "DDIMScheduler": DDIMScheduler}
+
+
+def scheduler_from_config(config: Mapping | None, where: str = "scheduler config"):
+    """The scheduler a diffusers scheduler_config.json names (by `_class_name`; none = EulerDiscreteScheduler).
+    Schedulers svdc does not implement are refused by name."""
+    cfg = dict(config or {})
+    name = cfg.get("_class_name") or "EulerDiscreteScheduler"
+    if name not in SUPPORTED_SCHEDULERS:
+        raise ValueError(f"{where}: _class_name={name!r} is not supported; svdc implements "
+                         f"{', '.join(SUPPORTED_SCHEDULERS)}")
+    try:
+        return _SCHEDULER_CLASSES[name](cfg)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None

@@ -158,6 +158,22 @@ def _read_json(path: str) -> dict:
     return data
 
 
+def _read_fast_tokenizer(path: str) -> tuple[dict, list[tuple[str, str]]]:
+    """(vocab, merges) of the BPE model in a `tokenizers` tokenizer.json (what transformers >= 5 saves in place of
+    vocab.json + merges.txt); merges are pairs or "left right" strings."""
+    model = _read_json(path).get("model")
+    if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict) \
+            or not isinstance(model.get("merges"), list):
+        raise TokenizerError(f"{path}: expected a BPE model with 'vocab' and 'merges'")
+    merges = []
+    for number, merge in enumerate(model["merges"]):
+        pair = merge.split(" ") if isinstance(merge, str) else merge
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+            raise TokenizerError(f"{path}: model.merges[{number}]: expected a merge pair, got {merge!r}")
+        merges.append((pair[0], pair[1]))
+    return model["vocab"], merges
+
+
 def _read_merges(path: str) -> list[tuple[str, str]]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -219,9 +235,12 @@ class CLIPTokenizer:
             subfolder = "tokenizer"
         folder = os.path.join(path, subfolder) if subfolder else path
         files = {name: os.path.join(folder, name) for name in ("vocab.json", "merges.txt")}
+        fast = os.path.join(folder, "tokenizer.json")
+        use_fast = not any(os.path.isfile(f) for f in files.values()) and os.path.isfile(fast)
         for name, file in files.items():
-            if not os.path.isfile(file):
-                raise TokenizerError(f"{folder}: no {name} (a CLIP tokenizer folder holds vocab.json and merges.txt)")
+            if not use_fast and not os.path.isfile(file):
+                raise TokenizerError(f"{folder}: no {name} (a CLIP tokenizer folder holds vocab.json and merges.txt, "
+                                     "or the tokenizer.json transformers >= 5 writes)")
         options = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the second wins, as in transformers
             file = os.path.join(folder, name)
@@ -234,6 +253,8 @@ class CLIPTokenizer:
             length = config.get("model_max_length")
             if isinstance(length, int) and 2 <= length <= 4096:  # absurd values mean "no limit" in transformers
                 options["model_max_length"] = length
+        if use_fast:
+            return cls(*_read_fast_tokenizer(fast), **options)
         return cls(_read_json(files["vocab.json"]), _read_merges(files["merges.txt"]), **options)
 
     @classmethod

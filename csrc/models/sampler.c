@@ -1,4 +1,4 @@
-/* sampler.c — the Euler/EDM/CFG sampler of sampler.h, composed from svdc_op_* (axpby, scale, concat_channels,
+/* sampler.c — the Euler/CFG sampler of sampler.h, composed from svdc_op_* (axpby, scale, concat_channels,
  * fill, copy, check_finite) so it runs on any backend. Scalars are computed in float32 as diffusers does. */
 #include "sampler.h"
 
@@ -87,6 +87,12 @@ svdc_status svdc_sampler_init(svdc_sampler **out, const svdc_ctx *ctx, const svd
             return svdc_fail(SVDC_ERR_VALUE, "sampler_init: sigmas[%d] = %g; expected finite, > 0 (>= 0 for the last)",
                              i, (double)sg);
     }
+    if (cfg->prediction != SVDC_PREDICTION_V && cfg->prediction != SVDC_PREDICTION_EPSILON &&
+        cfg->prediction != SVDC_PREDICTION_SAMPLE)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "sampler_init: unknown prediction type %d", (int)cfg->prediction);
+    if (cfg->cond_channels != 0 && cfg->cond_channels != cfg->channels)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "sampler_init: cond_channels must be 0 or channels (%lld), got %lld",
+                         (long long)cfg->channels, (long long)cfg->cond_channels);
     if (!(cfg->s_churn >= 0.0f) || !(cfg->s_noise >= 0.0f) || isnan(cfg->s_tmin) || isnan(cfg->s_tmax))
         return svdc_fail(SVDC_ERR_VALUE, "sampler_init: churn settings must be s_churn >= 0, s_noise >= 0, "
                          "s_tmin/s_tmax not NaN; got %g, %g, %g, %g", (double)cfg->s_churn, (double)cfg->s_noise,
@@ -180,9 +186,17 @@ svdc_status svdc_sampler_model_input(svdc_sampler *s, int step, int cfg, svdc_te
     svdc_status st = check_step(s, op, step);
     if (st) return st;
     int64_t B = s->cfg.batch;
-    if ((st = check_5d(s, op, "out", out, cfg ? 2 * B : B, 2 * s->cfg.channels))) return st;
+    const int64_t cc = s->cfg.cond_channels;
+    if ((st = check_5d(s, op, "out", out, cfg ? 2 * B : B, s->cfg.channels + cc))) return st;
     float c_in = 1.0f / sqrtf(sigma_sq1(s->sigmas[step]));
     svdc_tensor x = flat_view(s->x, s, latent_numel(s)), scaled = flat_view(s->scaled, s, latent_numel(s));
+    if (cc == 0) { /* rows [c_in·x; c_in·x] or c_in·x */
+        svdc_tensor first = flat_view((float *)out->data, s, latent_numel(s));
+        if ((st = svdc_op_scale(&s->ctx, &x, c_in, &first))) return st;
+        if (!cfg) return SVDC_OK;
+        svdc_tensor second = flat_view((float *)out->data + latent_numel(s), s, latent_numel(s));
+        return svdc_op_copy(&s->ctx, &first, &second);
+    }
     if ((st = svdc_op_scale(&s->ctx, &x, c_in, &scaled))) return st;
     svdc_tensor a = frames_view(s->scaled, s, B);
     svdc_tensor zeros = frames_view(s->zeros, s, B), cond = frames_view(s->cond, s, B);
@@ -255,10 +269,19 @@ svdc_status svdc_sampler_step(svdc_sampler *s, int step, const svdc_tensor *v, i
         svdc_tensor tn = flat_view(noise->data, s, n);
         if ((st = svdc_op_axpby(&s->ctx, 1.0f, &x, eps_scale, &tn, &x))) return st;
     }
-    /* 3. D = c_out·v̂ + c_skip·x (σ, not σ̂, as diffusers) */
-    float s1 = sigma_sq1(sigma);
-    float c_out = -sigma / sqrtf(s1);
-    float c_skip = 1.0f / s1;
+    /* 3. D = c_out·v̂ + c_skip·x (v: σ, not σ̂, as diffusers; epsilon: σ̂, as diffusers) */
+    float c_out, c_skip;
+    if (s->cfg.prediction == SVDC_PREDICTION_V) {
+        float s1 = sigma_sq1(sigma);
+        c_out = -sigma / sqrtf(s1);
+        c_skip = 1.0f / s1;
+    } else if (s->cfg.prediction == SVDC_PREDICTION_EPSILON) {
+        c_out = -sigma_hat;
+        c_skip = 1.0f;
+    } else {
+        c_out = 1.0f;
+        c_skip = 0.0f;
+    }
     if ((st = svdc_op_axpby(&s->ctx, c_out, &vhat, c_skip, &x, &pred))) return st;
     /* 4. derivative d = (x − D)/σ̂ (in place of D), then x ← x + d·(σ' − σ̂) */
     float inv = 1.0f / sigma_hat;

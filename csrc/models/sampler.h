@@ -1,5 +1,6 @@
-/* sampler.h — SVD's Euler sampler over Karras sigmas with v-prediction EDM preconditioning and per-frame
- * classifier-free guidance (spec §4.1–4.2; diffusers EulerDiscreteScheduler.step in fp32). The latents
+/* sampler.h — the tensor work of an Euler sampler over given sigmas with per-frame classifier-free guidance
+ * (diffusers EulerDiscreteScheduler.step in fp32): SVD's v-prediction EDM, and epsilon / sample prediction; the
+ * concat conditioning is optional (cond_channels 0: the model input is the scaled latents alone, as SD's UNet). The latents
  * x (B, F, C, h, w) live inside the object on the context's device across steps; one call per step.
  *
  * Per step i (σ = sigmas[i], σ' = sigmas[i+1]):
@@ -15,11 +16,23 @@
 
 #include "../core/ops.h"
 
+/* What the model predicts; the denoised D = c_skip·x + c_out·F:
+ *   V        c_skip = 1/(σ²+1), c_out = −σ/√(σ²+1)   (SVD)
+ *   EPSILON  c_skip = 1,        c_out = −σ̂            (diffusers uses σ̂ here)
+ *   SAMPLE   c_skip = 0,        c_out = 1 */
+typedef enum svdc_prediction {
+    SVDC_PREDICTION_V = 0,
+    SVDC_PREDICTION_EPSILON = 1,
+    SVDC_PREDICTION_SAMPLE = 2
+} svdc_prediction;
+
 typedef struct svdc_sampler_config {
     int64_t batch, frames, channels, height, width; /* latent shape (B, F, C, h, w); SVD: C = 4 */
     int num_steps;                                   /* N >= 1 */
     const float *sigmas;                             /* N + 1 values, host memory, copied */
     float s_churn, s_tmin, s_tmax, s_noise;          /* diffusers defaults: 0, 0, +inf, 1 */
+    svdc_prediction prediction;                      /* SVD: V */
+    int64_t cond_channels;                           /* concat conditioning channels: SVD = channels; 0 = none */
 } svdc_sampler_config;
 
 typedef struct svdc_sampler svdc_sampler;
@@ -35,7 +48,8 @@ svdc_status svdc_sampler_set_cond(svdc_sampler *s, const svdc_tensor *cond);
 /* x -> out (B, F, C, h, w). */
 svdc_status svdc_sampler_get_latents(const svdc_sampler *s, svdc_tensor *out);
 
-/* The UNet input of step i: out (R, F, 2C, h, w) with R = 2B when cfg (rows [uncond; cond]) else B. */
+/* The UNet input of step i: out (R, F, C + cond_channels, h, w) with R = 2B when cfg (rows [uncond; cond]) else
+ * B; without concat conditioning the rows are [c_in·x; c_in·x] (cfg) or c_in·x. */
 svdc_status svdc_sampler_model_input(svdc_sampler *s, int step, int cfg, svdc_tensor *out);
 
 /* γ of step i (0 when churn is off or σ is outside [s_tmin, s_tmax]); the caller passes noise to step iff γ > 0. */

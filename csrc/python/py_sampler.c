@@ -1,5 +1,6 @@
 /* py_sampler.c — svdc._C.Sampler: the Euler/EDM/CFG sampler of csrc/models/sampler.c on the CPU backend.
- * Sampler(batch, frames, channels, height, width, sigmas, s_churn=0, s_tmin=0, s_tmax=inf, s_noise=1);
+ * Sampler(batch, frames, channels, height, width, sigmas, s_churn=0, s_tmin=0, s_tmax=inf, s_noise=1,
+ *         prediction_type="v_prediction" | "epsilon" | "sample", cond_channels=channels (or 0: no concat));
  * .set_latents(x, scale) .set_cond(c) .model_input(step, cfg) -> ndarray .gamma(step) -> float
  * .step(step, v, cfg, guidance=None, noise=None) .latents -> ndarray copy. Each call is bounded (one step). */
 #include "util.h"
@@ -16,19 +17,33 @@ typedef struct {
     PyObject_HEAD svdc_sampler *sampler;
     svdc_ctx ctx;
     int64_t shape[5]; /* B, F, C, h, w */
+    int64_t cond_channels; /* channels concatenated to the model input: C (SVD) or 0 */
     int num_steps;
     PyThread_type_lock lock;
 } SamplerObject;
 
 static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"batch", "frames", "channels", "height", "width", "sigmas",
-                             "s_churn", "s_tmin", "s_tmax", "s_noise", NULL};
-    long long b, f, c, h, w;
+                             "s_churn", "s_tmin", "s_tmax", "s_noise", "prediction_type", "cond_channels", NULL};
+    long long b, f, c, h, w, cond_channels = -1;
     PyObject *sigmas_obj;
     float s_churn = 0.0f, s_tmin = 0.0f, s_tmax = INFINITY, s_noise = 1.0f;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLLLLO|ffff", kwlist, &b, &f, &c, &h, &w, &sigmas_obj, &s_churn,
-                                     &s_tmin, &s_tmax, &s_noise))
+    const char *prediction = "v_prediction";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLLLLO|ffffsL", kwlist, &b, &f, &c, &h, &w, &sigmas_obj, &s_churn,
+                                     &s_tmin, &s_tmax, &s_noise, &prediction, &cond_channels))
         return -1;
+    svdc_prediction pred;
+    if (!strcmp(prediction, "v_prediction"))
+        pred = SVDC_PREDICTION_V;
+    else if (!strcmp(prediction, "epsilon"))
+        pred = SVDC_PREDICTION_EPSILON;
+    else if (!strcmp(prediction, "sample"))
+        pred = SVDC_PREDICTION_SAMPLE;
+    else {
+        PyErr_Format(PyExc_ValueError, "prediction_type: expected 'v_prediction', 'epsilon' or 'sample', got '%s'",
+                     prediction);
+        return -1;
+    }
     if (self->sampler) {
         PyErr_SetString(PyExc_RuntimeError, "Sampler: already initialised");
         return -1;
@@ -44,7 +59,8 @@ static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kwds) {
     }
     svdc_sampler_config cfg = {.batch = b, .frames = f, .channels = c, .height = h, .width = w,
                                .num_steps = (int)(n - 1), .sigmas = (const float *)PyArray_DATA(sig),
-                               .s_churn = s_churn, .s_tmin = s_tmin, .s_tmax = s_tmax, .s_noise = s_noise};
+                               .s_churn = s_churn, .s_tmin = s_tmin, .s_tmax = s_tmax, .s_noise = s_noise,
+                               .prediction = pred, .cond_channels = cond_channels < 0 ? c : cond_channels};
     self->ctx.backend = svdc_backend_cpu();
     self->ctx.device = SVDC_DEVICE_CPU;
     svdc_status s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU);
@@ -60,6 +76,7 @@ static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kwds) {
     }
     int64_t shape[5] = {b, f, c, h, w};
     memcpy(self->shape, shape, sizeof shape);
+    self->cond_channels = cfg.cond_channels;
     self->num_steps = (int)(n - 1);
     return 0;
 }
@@ -106,8 +123,8 @@ static PyObject *Sampler_set_cond(SamplerObject *self, PyObject *arg) {
 static PyObject *Sampler_model_input(SamplerObject *self, PyObject *args) {
     int step, cfg;
     if (ready(self) < 0 || !PyArg_ParseTuple(args, "ip", &step, &cfg)) return NULL;
-    int64_t shape[5] = {cfg ? 2 * self->shape[0] : self->shape[0], self->shape[1], 2 * self->shape[2],
-                        self->shape[3], self->shape[4]};
+    int64_t shape[5] = {cfg ? 2 * self->shape[0] : self->shape[0], self->shape[1],
+                        self->shape[2] + self->cond_channels, self->shape[3], self->shape[4]};
     PyArrayObject *out = svdc_py_new_f32(5, shape);
     if (!out) return NULL;
     svdc_tensor t = svdc_py_tensor(out);

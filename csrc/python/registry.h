@@ -14,6 +14,7 @@ int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svd
 int svdc_py_register_unet(PyObject *module);          /* py_unet.c: svdc._C.UNet */
 int svdc_py_register_vae(PyObject *module);           /* py_vae.c: svdc._C.VAE (+ the _st_resblock test surface) */
 int svdc_py_register_curation(PyObject *module);      /* py_curation.c: svdc._C._plane_* (curation) */
+int svdc_py_register_text_encoder(PyObject *module);  /* py_text_encoder.c: svdc._C.TextEncoder */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_ops,
@@ -23,6 +24,7 @@ static const svdc_py_registrar svdc_py_registrars[] = {
     svdc_py_register_unet,
     svdc_py_register_vae,
     svdc_py_register_curation,
+    svdc_py_register_text_encoder,
     NULL,
 };
 

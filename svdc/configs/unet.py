@@ -109,7 +109,7 @@ def _sgm_preset(projection_dim: int, widths: list[int], num_frames: int) -> dict
 
 
 # sgm VideoUNet (model_channels 320, mult [1,2,4,4], 2 res blocks, attention at levels 0-2, 64-dim heads, context
-# 1024); they differ only in adm_in_channels and what feeds it (spec §1.1, §6).
+# 1024); they differ only in adm_in_channels and what feeds it (generative-models configs/inference/svd.yaml and sv3d_*.yaml).
 PRESETS: dict[str, dict[str, Any]] = {
     "svd": _sgm_preset(768, [256, 256, 256], 14),       # fps_id, motion_bucket_id, cond_aug
     "svd_xt": _sgm_preset(768, [256, 256, 256], 25),

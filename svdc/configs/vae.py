@@ -44,7 +44,7 @@ KL_FIXED = {"act_fn": "silu", "use_quant_conv": True, "mid_block_add_attention":
 SD2 = {**KL_DEFAULTS, "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "sample_size": 768,
        "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4}
 
-# The VAE of svd / svd_xt / svd_xt_1_1 (diffusers vae/config.json; spec §2).
+# The VAE of svd / svd_xt / svd_xt_1_1 (stabilityai/stable-video-diffusion-img2vid vae/config.json).
 SVD = {
     "_class_name": "AutoencoderKLTemporalDecoder",
     "in_channels": 3,

@@ -2,7 +2,7 @@
 every lag L in a set (1 for hard cuts, 2..4 for the flash test, the coarse cascade steps), distances between frame
 i-L and frame i — a YUV frame difference, a colour-histogram distance and a perceptual-hash distance — plus mean and
 spread of luma (uniform black/white frames in fades). Frames are buffered in chunks and processed with vectorised
-NumPy (the full-size frame differences in C), keeping only the last max(lag) frames between chunks."""
+NumPy (the frame differences in C), keeping only the last max(lag) frames between chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +28,6 @@ class SignalSeries:
     """All per-frame signals of one video. Arrays indexed by frame; distances at lag L are NaN for i < L."""
     lags: tuple[int, ...]
     pixel: dict[int, np.ndarray]  # mean |Δ| over Y, U, V (0..255), averaged over the three planes
-    coarse: dict[int, np.ndarray]  # the same on 4x further-reduced planes (less sensitive to motion)
     hist: dict[int, np.ndarray]  # half L1 distance of Y/U/V histograms (0..1)
     phash: dict[int, np.ndarray]  # Hamming distance of 64-bit DCT hashes / 64 (0..1)
     luma_mean: np.ndarray
@@ -58,7 +57,7 @@ class SignalAccumulator:
         self.history = max(lags)
         self._y, self._u, self._v = [], [], []
         self._prev = None  # (features of the last `history` frames) carried between chunks
-        self._out = {name: {L: [] for L in lags} for name in ("pixel", "coarse", "hist", "phash")}
+        self._out = {name: {L: [] for L in lags} for name in ("pixel", "hist", "phash")}
         self._mean, self._std, self._hist, self._bits = [], [], [], []
         self._dct = None
         self._count = 0
@@ -74,13 +73,6 @@ class SignalAccumulator:
         """Per-frame features of a chunk: y (N, h, w), u/v (N, hc, wc) uint8."""
         n, h, w = y.shape
         yf = y.astype(np.float32)
-        uf, vf = u.astype(np.float32), v.astype(np.float32)
-        # coarse planes: 4x4 box means (remainder rows/columns dropped) -> (N, h/4, w/4)
-        def coarse(p, f=4):
-            m, hh, ww = p.shape
-            hh, ww = hh // f * f, ww // f * f
-            return p[:, :hh, :ww].reshape(m, hh // f, f, ww // f, f).mean(axis=(2, 4))
-        fc = 2 if min(uf.shape[1:]) >= 8 else 1
         # histograms of Y (32 bins) and U, V (16 bins), normalised to sum 1 per plane -> (N, 64)
         hy = np.stack([np.bincount(f, minlength=HIST_BINS_Y) for f in (y.reshape(n, -1) >> 3)]).astype(np.float32)
         hu = np.stack([np.bincount(f, minlength=HIST_BINS_C) for f in (u.reshape(n, -1) >> 4)]).astype(np.float32)
@@ -93,8 +85,8 @@ class SignalAccumulator:
         dr, dc = self._dct
         coef = (np.matmul(dr, yf) @ dc.T).reshape(n, -1)  # (8, h) @ (N, h, w) @ (w, 8) -> (N, 8, 8) -> (N, 64)
         bits = coef > np.median(coef[:, 1:], axis=1, keepdims=True)
-        return {"y": y, "u": u, "v": v, "cy": coarse(yf), "cu": coarse(uf, fc), "cv": coarse(vf, fc),
-                "hist": hist, "bits": bits, "mean": yf.mean(axis=(1, 2)), "std": yf.std(axis=(1, 2))}
+        return {"y": y, "u": u, "v": v, "hist": hist, "bits": bits, "mean": yf.mean(axis=(1, 2)),
+                "std": yf.std(axis=(1, 2))}
 
     def _flush(self) -> None:
         if not self._y:
@@ -118,13 +110,9 @@ class SignalAccumulator:
             if first < n_new:
                 cur = slice(offset + first, offset + n_new)
                 ref = slice(offset + first - L, offset + n_new - L)
-                def mad(a):
-                    return np.abs(all_[a][cur] - all_[a][ref]).mean(axis=(1, 2))
-
                 def mad_u8(a):  # frame differences of the uint8 planes in C: rows offset+first .. offset+n_new-1
                     return _C._plane_lag_mad(all_[a][offset + first - L:], L)
                 out["pixel"][first:] = (mad_u8("y") + mad_u8("u") + mad_u8("v")) / 3
-                out["coarse"][first:] = (mad("cy") + mad("cu") + mad("cv")) / 3
                 out["hist"][first:] = np.abs(all_["hist"][cur] - all_["hist"][ref]).sum(axis=1) / 6
                 out["phash"][first:] = (all_["bits"][cur] != all_["bits"][ref]).mean(axis=1)
             for name in self._out:
@@ -140,7 +128,6 @@ class SignalAccumulator:
         return SignalSeries(
             lags=self.lags,
             pixel={L: cat(p) for L, p in self._out["pixel"].items()},
-            coarse={L: cat(p) for L, p in self._out["coarse"].items()},
             hist={L: cat(p) for L, p in self._out["hist"].items()},
             phash={L: cat(p) for L, p in self._out["phash"].items()},
             luma_mean=cat(self._mean), luma_std=cat(self._std),

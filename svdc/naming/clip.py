@@ -1,4 +1,4 @@
-"""Stability single-file (sgm / open_clip) -> transformers names for the image encoder (spec §5.5): the fused
+"""Stability single-file (sgm / open_clip) -> transformers names for the image encoder (open_clip's ViT-H-14 layout in sgm's FrozenOpenCLIPImageEmbedder): the fused
 attention in_proj split by rows into q, k, v; `proj` transposed; ln_pre -> pre_layrnorm (sic); an explicit ignore
 list for every other part of the checkpoint."""
 from __future__ import annotations

@@ -33,7 +33,7 @@ IGNORED_PREFIXES = (
     "conditioner.embedders.0.",  # the OpenCLIP image encoder (and leftover text-tower tensors)
     "first_stage_model.encoder.",  # the training-time encoder; the conditioning path uses the embedder's
     "first_stage_model.quant_conv.",
-    "first_stage_model.post_quant_conv.",  # not on the decode path (spec §2.2)
+    "first_stage_model.post_quant_conv.",  # not on the decode path (sgm's decode path does not use it)
     "first_stage_model.loss.",
     "denoiser.",  # discretisation buffers (sigmas)
 ) + tuple(p + s for p in ENCODER_PREFIXES for s in ("decoder.", "post_quant_conv."))
@@ -104,7 +104,7 @@ def sgm_to_diffusers(name: str, encoder_prefix: str, num_levels: int) -> str | N
         if m and int(m[1]) < num_levels:
             inner = _map_res(m[3], _DEC_RES, {"mix_factor": "time_mixer.mix_factor"})
             if inner:
-                # sgm numbers the levels from the highest resolution; diffusers from the lowest (spec §5.4).
+                # sgm numbers the levels from the highest resolution; diffusers from the lowest (diffusers single_file_utils.convert_ldm_vae_checkpoint).
                 return f"decoder.up_blocks.{num_levels - 1 - int(m[1])}.resnets.{m[2]}.{inner}"
         m = re.fullmatch(r"up\.(\d+)\.upsample\.conv\.(weight|bias)", r)
         if m and int(m[1]) < num_levels:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from svdc import tiny
-from tests.conftest import perturb_parameters
+from tests.reference_helpers import perturb_parameters
 from tests.hub_cache import add_snapshot
 
 REPO_ID = "stabilityai/stable-video-diffusion-img2vid-xt"

@@ -9,7 +9,7 @@ import pytest
 import svdc
 from svdc import tiny
 
-from tests.conftest import perturb_parameters
+from tests.reference_helpers import perturb_parameters
 
 
 @pytest.fixture(scope="module")

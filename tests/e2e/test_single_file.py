@@ -19,7 +19,7 @@ from svdc.naming import unet as unet_naming
 from svdc.naming import vae as vae_naming
 from svdc.weights import save_file
 
-from tests.conftest import state_dict_float32
+from tests.reference_helpers import state_dict_float32
 from tests.e2e.test_image_to_video import _compare, _pil, reference  # noqa: F401  (reference is a fixture)
 
 # The tiny components' configs; the UNet's with the diffusers epsilons (see the module docstring).

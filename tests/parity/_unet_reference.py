@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.conftest import perturb_parameters, state_dict_float32
+from tests.reference_helpers import perturb_parameters, state_dict_float32
 
 CROSS = "CrossAttnDownBlockSpatioTemporal"
 DOWN = "DownBlockSpatioTemporal"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import perturb_parameters, state_dict_float32
+from tests.reference_helpers import perturb_parameters, state_dict_float32
 
 
 def spread_mix_factors(torch, module, seed: int = 1):

@@ -11,7 +11,7 @@ import pytest
 import svdc
 from svdc.configs.clip import VIT_H_14
 from svdc.naming import clip as naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 # (config, batch): different head counts, patch/image sizes, odd token counts, both activations.
 SMALL = [
@@ -302,7 +302,7 @@ def test_full_vit_h14_matches_transformers(torch_cpu):
     enc = svdc.ImageEncoder.from_config(VIT_H_14, state_dict_float32(model), device="cpu")
     del model
     gc.collect()
-    assert enc.num_parameters == 632_076_800  # spec §3
+    assert enc.num_parameters == 632_076_800  # SVD's image_encoder (ViT-H/14 with projection)
     out = enc(x)
     assert_parity(out, ref, what="ViT-H/14 image_embeds")
 

@@ -3,7 +3,7 @@ without a time embedding, channel changes, several epsilons, 1/2/5 frames, 2 vid
 import numpy as np
 import pytest
 
-from conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 import svdc
 from svdc._native import _C

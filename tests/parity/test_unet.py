@@ -11,7 +11,7 @@ import pytest
 import svdc
 from svdc.configs import unet as unet_configs
 from svdc.naming import unet as unet_naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 from tests.parity._unet_reference import (
     random_inputs,
     reference_model,
@@ -251,12 +251,12 @@ def test_naming_full_svd_config(torch_cpu):
         names = list(UNetSpatioTemporalConditionModel().state_dict())
     cfg = unet_configs.preset("svd_xt")
     single = unet_naming.to_single_file({n: None for n in names}, cfg)
-    assert len(single) == len(names) == 1428  # spec §1.11: 1428 UNet tensors in the single file
+    assert len(single) == len(names) == 1428  # 1428 UNet tensors in svd.safetensors
     back = unet_naming.single_file_names(list(single) + ["conditioner.embedders.3.encoder.x",
                                                           "first_stage_model.decoder.y"], cfg)
     assert back == dict(zip(names, single))  # a bijection: each diffusers name round-trips to its own sgm name
     p = unet_naming.SGM_PREFIX
-    spot = {  # spec §5.3
+    spot = {  # diffusers single_file_utils.convert_ldm_unet_checkpoint
         "input_blocks.0.0.weight": "conv_in.weight",
         "input_blocks.1.0.time_stack.in_layers.2.weight": "down_blocks.0.resnets.0.temporal_res_block.conv1.weight",
         "input_blocks.1.0.emb_layers.1.weight": "down_blocks.0.resnets.0.spatial_res_block.time_emb_proj.weight",
@@ -379,5 +379,5 @@ def test_parity_full_svd_config(torch_cpu):
     unet = svdc.UNet.from_config(cfg, state_dict_float32(model), device="cpu")
     n_ref = sum(p.numel() for p in model.parameters())
     del model  # free the torch copy before svdc runs
-    assert unet.num_parameters == n_ref == 1_524_623_082  # spec §1.11
+    assert unet.num_parameters == n_ref == 1_524_623_082  # counted from the SVD single file
     print(f"full SVD config: max|svdc-ref|/max|ref| = {assert_parity(unet(sample, t, ctx, ids), ref):.2e}")

@@ -11,7 +11,7 @@ import svdc
 from svdc import tiny
 from svdc.configs import unet as unet_configs
 from svdc.naming import unet as unet_naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 
 def sd2_config(levels=2, layers=1, attn=None, heads=None, linear=True, cross=32, channels=None, tdepth=1):

@@ -4,7 +4,7 @@ input."""
 import numpy as np
 import pytest
 
-from conftest import assert_parity
+from tests.reference_helpers import assert_parity
 from _vae_reference import (make_reference, reference_decode, reference_encode, reference_pipeline_decode)
 
 import svdc
@@ -292,7 +292,7 @@ def test_sv3d_plain_decoder_single_file(torch_cpu, tmp_path):
     diffusers' AutoencoderKL decoder, and encodes like its encoder."""
     from diffusers import AutoencoderKL
 
-    from conftest import perturb_parameters, state_dict_float32
+    from tests.reference_helpers import perturb_parameters, state_dict_float32
     from svdc.weights import save_file
 
     torch = torch_cpu

@@ -10,7 +10,7 @@ import pytest
 import svdc
 from svdc.configs import vae as vae_configs
 from svdc.naming import vae as vae_naming
-from tests.conftest import assert_parity, perturb_parameters, state_dict_float32
+from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 CONFIGS = {
     "2lvl-lpb1": dict(block_out_channels=[32, 64], layers_per_block=1, latent_channels=4),

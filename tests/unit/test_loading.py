@@ -20,7 +20,7 @@ def models():
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
     transformers = pytest.importorskip("transformers")
-    from tests.conftest import perturb_parameters
+    from tests.reference_helpers import perturb_parameters
 
     torch.manual_seed(0)
     vae = diffusers.AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), layers_per_block=1,

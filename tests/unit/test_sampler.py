@@ -7,7 +7,7 @@ import pytest
 import svdc
 from svdc import _C, schedules
 
-# SVD's scheduler/scheduler_config.json (spec §4.2)
+# SVD's scheduler/scheduler_config.json (diffusers EulerDiscreteScheduler)
 SVD_SCHEDULER_CONFIG = dict(
     beta_end=0.012, beta_schedule="scaled_linear", beta_start=0.00085, interpolation_type="linear",
     num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
@@ -163,3 +163,58 @@ def test_bad_inputs():
     churny = _C.Sampler(1, 2, 4, 3, 3, sched.sigmas, s_churn=1.0, s_tmax=1e9)
     with pytest.raises(ValueError, match="noise"):
         churny.step(0, good, True)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
+@pytest.mark.parametrize("cfg", [True, False])
+def test_prediction_types_without_concat_conditioning(torch_cpu, prediction, cfg):
+    """epsilon / sample prediction with cond_channels = 0 (the model input is c_in·x alone, as an SD UNet takes it)
+    against diffusers' EulerDiscreteScheduler with that prediction_type (same Karras sigmas), with churn."""
+    from diffusers import EulerDiscreteScheduler
+
+    b, f, c, h, w, steps = 1, 2, 4, 3, 5, 5
+    churn = dict(s_churn=1.0, s_tmin=0.1, s_tmax=200.0, s_noise=1.0)
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((b, f, c, h, w)).astype(np.float32)
+    outs = [rng.standard_normal((2 * b if cfg else b, f, c, h, w)).astype(np.float32) for _ in range(steps)]
+    guidance = schedules.linear_guidance(1.0, 2.0, f)
+
+    ref = EulerDiscreteScheduler(**dict(SVD_SCHEDULER_CONFIG, prediction_type=prediction))
+    ref.set_timesteps(steps)
+    ref.set_begin_index(0)  # non-v configs get discrete timesteps, which can repeat: index by step, not by value
+    gen = torch_cpu.Generator().manual_seed(4)
+    lat = torch_cpu.from_numpy(x0) * ref.init_noise_sigma
+    g = torch_cpu.from_numpy(guidance)[None, :, None, None, None]
+    ref_inputs, ref_lats = [], []
+    for i, t in enumerate(ref.timesteps):
+        ref_inputs.append(ref.scale_model_input(torch_cpu.cat([lat] * 2) if cfg else lat, t).numpy())
+        o = torch_cpu.from_numpy(outs[i])
+        if cfg:
+            ou, oc = o.chunk(2)
+            o = ou + g * (oc - ou)
+        lat = ref.step(o, t, lat, generator=gen, **churn).prev_sample
+        ref_lats.append(lat.numpy().copy())
+
+    sched = schedules.euler_schedule(steps)
+    s = _C.Sampler(b, f, c, h, w, sched.sigmas, prediction_type=prediction, cond_channels=0, **churn)
+    s.set_latents(x0, float(sched.init_noise_sigma))
+    sg = svdc.Generator(4)
+    prev = float(np.max(np.abs(x0 * sched.init_noise_sigma)))
+    for i in range(steps):
+        inp = s.model_input(i, cfg)
+        assert inp.shape == ((2 * b if cfg else b), f, c, h, w)
+        # as above: the rounding of the previous latents is passed on (16 float32 ulps of their size)
+        _close_ulps(inp, ref_inputs[i], prev, 16, f"model input {i}")
+        noise = sg.randn((b, f, c, h, w)) if s.gamma(i) > 0 else None
+        s.step(i, outs[i], cfg, guidance if cfg else None, noise)
+        mag = max(prev, float(np.max(np.abs(ref_lats[i]))))
+        _close_ulps(s.latents, ref_lats[i], mag, 16, f"latents after step {i}")
+        prev = float(np.max(np.abs(ref_lats[i])))
+
+
+def test_prediction_type_and_cond_channels_refused():
+    sigmas = schedules.euler_schedule(2).sigmas
+    with pytest.raises(ValueError, match="prediction_type"):
+        _C.Sampler(1, 2, 4, 3, 3, sigmas, prediction_type="x0")
+    with pytest.raises(ValueError, match="cond_channels"):
+        _C.Sampler(1, 2, 4, 3, 3, sigmas, cond_channels=3)

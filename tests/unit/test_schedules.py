@@ -5,7 +5,7 @@ import pytest
 
 from svdc import schedules
 
-# SVD's scheduler/scheduler_config.json (spec §4.2)
+# SVD's scheduler/scheduler_config.json (diffusers EulerDiscreteScheduler)
 SVD_SCHEDULER_CONFIG = dict(
     beta_end=0.012, beta_schedule="scaled_linear", beta_start=0.00085, interpolation_type="linear",
     num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
