@@ -165,6 +165,31 @@ def _betas(cfg: Mapping) -> np.ndarray:
     return linspace_f32(start ** 0.5, end ** 0.5, n) ** 2  # scaled_linear: squared in float32
 
 
+def _discrete_config(name: str, defaults: dict, config: Mapping | None, allowed: tuple, flags: tuple) -> dict:
+    """A discrete-time scheduler's config (defaults, then the user's non-private keys) with every option svdc does
+    not implement refused by name in one ValueError: `allowed` pairs a key with its supported values, `flags` are
+    booleans that must be off."""
+    cfg = dict(defaults)
+    cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
+                k == "trained_betas"})
+    unsupported = [f"{key}={cfg[key]!r} (supported: {', '.join(values)})" for key, values in allowed
+                   if cfg[key] not in values]
+    unsupported += [f"{key}=True" for key in flags if cfg[key]]
+    n = cfg["num_train_timesteps"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
+    if unsupported:
+        raise ValueError(f"scheduler config: {name} options svdc does not implement: " + "; ".join(unsupported))
+    return cfg
+
+
+def _train_table(cfg: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas_cumprod, train_sigmas), both (T,) float32. torch's CPU cumprod accumulates float32 inputs in double,
+    then rounds once; σ_t = √((1 − ᾱ_t)/ᾱ_t), ascending in t."""
+    ac = np.cumprod((np.float32(1.0) - _betas(cfg)).astype(np.float64)).astype(np.float32)
+    return ac, np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)
+
+
 class EulerDiscreteScheduler:
     """diffusers' EulerDiscreteScheduler for discrete-time models (SD 2.x: epsilon or v_prediction, timestep
     spacing leading / trailing / linspace, sigmas interpolated linearly from the training table). Built from a
@@ -178,30 +203,14 @@ class EulerDiscreteScheduler:
                      rescale_betas_zero_snr=False, final_sigmas_type="zero")
 
     def __init__(self, config: Mapping | None = None):
-        cfg = dict(self._DEFAULTS)
-        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
-                    k == "trained_betas"})
-        unsupported = []
-        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
-                             ("beta_schedule", ("linear", "scaled_linear")), ("interpolation_type", ("linear",)),
-                             ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",))):
-            if cfg[key] not in allowed:
-                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
-        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"):
-            if cfg[key]:
-                unsupported.append(f"{key}=True")
-        n = cfg["num_train_timesteps"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
-        if unsupported:
-            raise ValueError("scheduler config: EulerDiscreteScheduler options svdc does not implement: "
-                             + "; ".join(unsupported))
+        cfg = _discrete_config(
+            "EulerDiscreteScheduler", self._DEFAULTS, config,
+            (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+             ("beta_schedule", ("linear", "scaled_linear")), ("interpolation_type", ("linear",)),
+             ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",))),
+            ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"))
         self.config = cfg
-        betas = _betas(cfg)
-        # alphas_cumprod: torch's CPU cumprod accumulates float32 inputs in double, then rounds once.
-        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
-        ac = self.alphas_cumprod
-        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)  # (T,) ascending in t
+        self.alphas_cumprod, self.train_sigmas = _train_table(cfg)
 
     @property
     def prediction_type(self) -> str:
@@ -249,29 +258,14 @@ class DDIMScheduler:
                      rescale_betas_zero_snr=False)
 
     def __init__(self, config: Mapping | None = None):
-        cfg = dict(self._DEFAULTS)
-        cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
-                    k == "trained_betas"})
-        unsupported = []
-        for key, allowed in (("prediction_type", _PREDICTIONS), ("timestep_spacing", ("leading", "trailing")),
-                             ("beta_schedule", ("linear", "scaled_linear"))):
-            if cfg[key] not in allowed:
-                unsupported.append(f"{key}={cfg[key]!r} (supported: {', '.join(allowed)})")
-        for key in ("clip_sample", "thresholding", "rescale_betas_zero_snr"):
-            if cfg[key]:
-                unsupported.append(f"{key}=True")
-        n = cfg["num_train_timesteps"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            unsupported.append(f"num_train_timesteps={n!r} (expected an int >= 2)")
-        if unsupported:
-            raise ValueError("scheduler config: DDIMScheduler options svdc does not implement: "
-                             + "; ".join(unsupported))
+        cfg = _discrete_config(
+            "DDIMScheduler", self._DEFAULTS, config,
+            (("prediction_type", _PREDICTIONS), ("timestep_spacing", ("leading", "trailing")),
+             ("beta_schedule", ("linear", "scaled_linear"))),
+            ("clip_sample", "thresholding", "rescale_betas_zero_snr"))
         self.config = cfg
-        betas = _betas(cfg)
-        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
-        ac = self.alphas_cumprod
-        self.train_sigmas = np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)
-        self.final_alpha_cumprod = np.float32(1.0) if cfg["set_alpha_to_one"] else ac[0]
+        self.alphas_cumprod, self.train_sigmas = _train_table(cfg)
+        self.final_alpha_cumprod = np.float32(1.0) if cfg["set_alpha_to_one"] else self.alphas_cumprod[0]
 
     @property
     def prediction_type(self) -> str:

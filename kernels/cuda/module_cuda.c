@@ -39,35 +39,30 @@ static PyObject *backend_capsule(PyObject *self, PyObject *noargs) {
     return PyCapsule_New((void *)svdc_backend_cuda(), "svdc.backend", NULL);
 }
 
+/* svdc_cuda_uses_cublas without the GIL: 1/0, or -1 with a Python exception set; *why says why not. */
+static int query_cublas(PyObject *arg, const char **why) {
+    long device = PyLong_AsLong(arg);
+    if (device == -1 && PyErr_Occurred()) return -1;
+    int r;
+    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device, why);
+    Py_END_ALLOW_THREADS
+    if (r < 0) PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
+    return r;
+}
+
 static PyObject *uses_cublas(PyObject *self, PyObject *arg) {
     (void)self;
-    long device = PyLong_AsLong(arg);
-    if (device == -1 && PyErr_Occurred()) return NULL;
-    int r;
     const char *why = "";
-    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device, &why);
-    Py_END_ALLOW_THREADS
-    if (r < 0) {
-        PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
-        return NULL;
-    }
-    return PyBool_FromLong(r);
+    int r = query_cublas(arg, &why);
+    return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 /* cublas_status(i) -> (uses cuBLAS, reason when not): a cuBLAS that failed to start leaves the device usable. */
 static PyObject *cublas_status(PyObject *self, PyObject *arg) {
     (void)self;
-    long device = PyLong_AsLong(arg);
-    if (device == -1 && PyErr_Occurred()) return NULL;
-    int r;
     const char *why = "";
-    Py_BEGIN_ALLOW_THREADS r = svdc_cuda_uses_cublas((int)device, &why);
-    Py_END_ALLOW_THREADS
-    if (r < 0) {
-        PyErr_Format(PyExc_RuntimeError, "cuda device %ld: %s", device, svdc_last_error());
-        return NULL;
-    }
-    return Py_BuildValue("(Os)", r ? Py_True : Py_False, why);
+    int r = query_cublas(arg, &why);
+    return r < 0 ? NULL : Py_BuildValue("(Os)", r ? Py_True : Py_False, why);
 }
 
 /* Test hook: an illegal memory access on `device`, which destroys the process's CUDA context for good (run it in a
