@@ -1,5 +1,5 @@
-"""Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32) and, when nvcc is found,
-svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
+"""Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32), svdc._C_testing (the op-test
+surface of tests and benchmarks, csrc/testing/) and, when nvcc is found, svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
 
 SVDC_CUDA=auto (default) builds the CUDA module when nvcc and the toolkit headers are found, and falls back to a
 CPU-only build (with a message) when that build fails; 1 requires it (a failure stops the build); 0 never builds it.
@@ -104,7 +104,16 @@ cpu_extension = Extension(
     extra_link_args=["-fopenmp"],
 )
 
-extensions = [cpu_extension]
+# The op-test surface (tests and benchmarks only): no core file and no library; its svdc_* symbols resolve against
+# svdc._C at load time, which svdc._native.testing_ops() makes global first (one core, one registry, one emu state).
+testing_extension = Extension(
+    "svdc._C_testing",
+    sources=rel_sources("csrc/testing/*.c"),
+    include_dirs=["csrc/include", "csrc/core", numpy.get_include()],
+    extra_compile_args=C_FLAGS,
+)
+
+extensions = [cpu_extension, testing_extension]
 
 mode = os.environ.get("SVDC_CUDA", "auto").lower()
 if mode not in ("auto", "0", "1"):

@@ -16,4 +16,15 @@ _preload_openblas()
 
 from . import _C  # noqa: E402  (must follow the preload)
 
-__all__ = ["_C"]
+__all__ = ["_C", "testing_ops"]
+
+
+def testing_ops():
+    """svdc._C_testing, the op-test surface (single ops on any backend, the emulated device's controls) that tests
+    and benchmarks use; the product never loads it. It links no core: its svdc_* symbols resolve against svdc._C, so
+    _C (already loaded, privately) is first re-opened with RTLD_GLOBAL, which makes its symbols visible to the
+    modules loaded after it."""
+    import importlib
+
+    ctypes.CDLL(_C.__file__, mode=ctypes.RTLD_GLOBAL | getattr(os, "RTLD_NOLOAD", 0))
+    return importlib.import_module("svdc._C_testing")

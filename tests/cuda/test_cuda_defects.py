@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from svdc import runtime, tiny
-from svdc._native import _C
+from svdc._native import testing_ops
 
-ops = _C._ops
+ops = testing_ops()
 _COUNT, _REASON = runtime._cuda_status()
 pytestmark = pytest.mark.skipif(_COUNT == 0, reason=f"no usable CUDA device: cuda {_REASON}")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,10 +32,10 @@ def test_a_fault_is_not_reported_as_out_of_memory():
         """
         import svdc
         from svdc import runtime, tiny, _C_cuda
-        from svdc._native import _C
+        from svdc._native import testing_ops
         assert runtime._cuda_status()[0] > 0
         _C_cuda._debug_fault(0)
-        for what, call in (("alloc", lambda: _C._ops.arena_alloc(1 << 20, device="cuda")),
+        for what, call in (("alloc", lambda: testing_ops().arena_alloc(1 << 20, device="cuda")),
                            ("model", lambda: svdc.UNet.from_config(tiny.UNET_CONFIG, tiny.random_weights(
                                svdc.UNet.weight_shapes(tiny.UNET_CONFIG), 0), device="cuda"))):
             try:

@@ -22,8 +22,9 @@ import pytest
 
 import svdc
 from svdc import runtime
-from svdc._C import _ops
+from svdc._native import testing_ops
 
+_ops = testing_ops()
 DEVICE = os.environ.get("SVDC_TEST_DEVICE", "cuda")
 _CUDA_COUNT, _CUDA_REASON = runtime._cuda_status()
 pytestmark = pytest.mark.skipif(
@@ -361,7 +362,8 @@ def test_sticky_error_refuses_work_without_crashing():
         """
         import numpy as np, svdc
         from svdc import runtime, _C_cuda
-        from svdc._C import _ops
+        from svdc._native import testing_ops
+        _ops = testing_ops()
         assert runtime._cuda_status()[0] > 0
         x = np.ones((2, 3), np.float32)
         _ops.add(x, x, device="cuda")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._C import _ops
+from svdc._native import testing_ops
+
+_ops = testing_ops()
 
 from tests.unit._oracle import assert_close, rand
 
