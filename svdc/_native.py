@@ -16,6 +16,23 @@ _preload_openblas()
 
 from . import _C  # noqa: E402  (must follow the preload)
 
+
+def _check_cpu_kernels_override():
+    """SVDC_CPU_KERNELS (docs/build.md) chooses the CPU kernel variant; one the build or the CPU cannot give, or a
+    value that is not a variant, falls back in C: say so once, with the reason, rather than silently."""
+    wanted = os.environ.get("SVDC_CPU_KERNELS", "")
+    if wanted in ("", "auto"):
+        return
+    info = _C.build_info()
+    if info.get("cpu_kernels") != wanted:
+        import warnings
+
+        warnings.warn(f"SVDC_CPU_KERNELS={wanted!r}: running the {info.get('cpu_kernels')!r} CPU kernels instead "
+                      f"({info.get('cpu_kernels_reason')})", RuntimeWarning, stacklevel=3)
+
+
+_check_cpu_kernels_override()
+
 __all__ = ["_C", "testing_ops"]
 
 

@@ -67,7 +67,7 @@ def render(data: dict | None = None) -> str:
         lines.append("  models (on each device, checked against the CPU with tiny random weights):")
         names = sorted({n for cells in models.values() if isinstance(cells, dict) for n in cells})
         width = max([len(d) for d in models] + [6])
-        lines.append("    " + "device".ljust(width) + "  " + "  ".join(n.ljust(12) for n in names))
+        lines.append(("    " + "device".ljust(width) + "  " + "  ".join(n.ljust(12) for n in names)).rstrip())
         notes = []
         for device, cells in models.items():
             if isinstance(cells, dict):
