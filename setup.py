@@ -217,11 +217,10 @@ class BuildExt(build_ext):
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
             ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext, cu_sources)
             relink = True
-        force, self.force = self.force, self.force or relink
-        try:
-            super().build_extension(ext)
-        finally:
-            self.force = force
+        target = self.get_ext_fullpath(ext.name)
+        if relink and os.path.exists(target):
+            os.remove(target)  # per extension, unlike self.force (build_ext -j builds extensions in threads)
+        super().build_extension(ext)
 
     def _add_avx2_variant(self, ext):
         """Compiles the CPU kernel files again with AVX2+FMA as the avx2 variant (their own folder, their own symbol
