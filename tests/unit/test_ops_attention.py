@@ -6,9 +6,9 @@ import pytest
 import svdc
 from svdc._native import testing_ops
 
-_ops = testing_ops()
-
 from tests.unit._oracle import assert_close, attention_ref, rand
+
+_ops = testing_ops()
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ import pytest
 import svdc
 from svdc._native import testing_ops
 
-_ops = testing_ops()
-
 from tests.unit._oracle import assert_close, conv2d_ref, rand
+
+_ops = testing_ops()
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import pytest
 import svdc
 from svdc._native import testing_ops
 
-_ops = testing_ops()
-
 from tests.unit._oracle import assert_close, rand
+
+_ops = testing_ops()
 
 SHAPES = [(1,), (7,), (3, 5, 11), (2, 3, 4, 5, 6), (40000,)]  # the last one crosses the parallel threshold
 

@@ -6,9 +6,9 @@ import pytest
 import svdc
 from svdc._native import testing_ops
 
-_ops = testing_ops()
-
 from tests.unit._oracle import assert_close, rand
+
+_ops = testing_ops()
 
 
 @pytest.mark.parametrize("xshape,N", [((1, 1), 1), ((1000, 77), 130), ((2, 3, 65, 40), 33), ((4097, 8), 300)])
