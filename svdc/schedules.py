@@ -163,7 +163,9 @@ def _denoise_coefs(prediction_type: str, sigma, sigma_hat) -> tuple:
         return c_skip(sigma), c_out(sigma)
     if prediction_type == "epsilon":
         return _F32(1.0), -_F32(sigma_hat)
-    return _F32(0.0), _F32(1.0)
+    if prediction_type == "sample":
+        return _F32(0.0), _F32(1.0)
+    raise ValueError(f"prediction_type: expected 'v_prediction', 'epsilon' or 'sample', got {prediction_type!r}")
 
 
 def euler_steps(sigmas: np.ndarray, prediction_type: str = "v_prediction", s_churn: float = 0.0,

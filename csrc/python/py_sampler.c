@@ -180,7 +180,7 @@ static PyObject *Sampler_step(SamplerObject *self, PyObject *args, PyObject *kwd
     /* NaN marks the coefficients every step must give (the rest default to 0) */
     svdc_sampler_coefs k = {.c_skip = NAN, .c_out = NAN, .a = NAN, .b = NAN};
     if (ready(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kwds, "Op|OO$ffsffff", kwlist, &fo, &cfg, &go, &no, &k.c_skip, &k.c_out,
+        !PyArg_ParseTupleAndKeywords(args, kwds, "Op|OO$ffsfffff", kwlist, &fo, &cfg, &go, &no, &k.c_skip, &k.c_out,
                                      &update, &k.a, &k.b, &k.c, &k.noise_in, &k.noise_out))
         return NULL;
     const float required[] = {k.c_skip, k.c_out, k.a, k.b};
