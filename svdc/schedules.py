@@ -309,6 +309,13 @@ class _DiscreteScheduler:
         self.config = _discrete_config(self._NAME, self._DEFAULTS, config, self._ALLOWED, self._FLAGS)
         self.alphas_cumprod, self.train_sigmas = _train_table(self.config)
 
+    @classmethod
+    def from_config(cls, config) -> "_DiscreteScheduler":
+        """diffusers' Scheduler.from_config: a config mapping (or anything with a .config, e.g. another
+        scheduler) whose keys this class knows; the others (another class's options) are dropped."""
+        cfg = dict(getattr(config, "config", config) or {})
+        return cls({k: v for k, v in cfg.items() if k in cls._DEFAULTS})
+
     @property
     def prediction_type(self) -> str:
         return self.config["prediction_type"]
