@@ -230,6 +230,18 @@ def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedu
                          init_noise_sigma=init_noise_sigma(sigmas, cfg.get("timestep_spacing", "leading")))
 
 
+def sgm_edm_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> EulerSchedule:
+    """sgm's EDMDiscretization evaluated in float32 as torch does (for σ_max 700: σ_0 = 700.00012, not 700), a
+    final 0, c_noise = ¼·ln σ and the initial noise scale √(1 + σ_0²) (SV3D)."""
+    _check_steps(num_steps)
+    ramp = linspace_f32(0.0, 1.0, num_steps)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sig = (np.float32(hi) + ramp * np.float32(lo - hi)) ** np.float32(rho)
+    sigmas = np.concatenate([sig, [0.0]]).astype(np.float32)
+    return EulerSchedule(sigmas=sigmas, timesteps=timesteps_from_sigmas(sigmas),
+                         init_noise_sigma=init_noise_sigma(sigmas))
+
+
 # --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
 # Each has .prediction_type and .plan(num_inference_steps) -> SamplingPlan, refuses unsupported options by name at
 # construction, and follows the diffusers class of the same name (scalars in float32 where diffusers uses torch
