@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import hub, schedules
 from . import compat
-from .text_to_image import TextToImage
+from .text_to_image import SD_COMPONENTS, TextToImage
 
 __all__ = ["StableDiffusionPipeline", "StableDiffusionPipelineOutput"]
 
@@ -104,11 +104,11 @@ class StableDiffusionPipeline:
         path = pretrained_model_name_or_path
         if hub.is_hub_id(path):
             path = hub.resolve_snapshot(path, revision=revision, cache_dir=cache_dir,
-                                        local_files_only=local_files_only)
+                                        local_files_only=local_files_only, components=SD_COMPONENTS)
         elif not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"pretrained_model_name_or_path: expected a path or a hub id 'org/name', got "
                             f"{type(path).__name__}")
-        native = _load_native(path, device, storage)
+        native, storage = _load_native(path, device, storage)
         self = cls.__new__(cls)
         self._native, self._device, self._dtype, self._progress = native, str(device), storage, True
         self._source = (os.fspath(path), storage)
@@ -163,7 +163,7 @@ class StableDiffusionPipeline:
             raise ValueError(f"to({device!r}): this pipeline was built from loaded components; load the components "
                              "on that device (device=...) and build it again")
         scheduler = self.scheduler
-        self._native = _load_native(self._source[0], device, storage)
+        self._native, storage = _load_native(self._source[0], device, storage)
         self.scheduler = scheduler
         self._device, self._dtype = device, storage
         return self
@@ -243,8 +243,9 @@ class StableDiffusionPipeline:
         return StableDiffusionPipelineOutput(out) if return_dict else (out, None)
 
 
-def _load_native(path, device: str, storage) -> TextToImage:
-    """TextToImage.from_pretrained, with compat's fp32 fallback for a storage dtype the device does not offer."""
+def _load_native(path, device: str, storage) -> tuple:
+    """(TextToImage.from_pretrained, the storage used): compat's fp32 fallback for a storage dtype the device does
+    not offer."""
     import warnings
 
     from ..runtime import resolve_device, resolve_dtype
@@ -256,7 +257,7 @@ def _load_native(path, device: str, storage) -> TextToImage:
         except ValueError as e:
             warnings.warn(f"svdc: {e}; loading the weights in fp32 instead", RuntimeWarning, stacklevel=3)
             storage = "fp32"
-    return TextToImage.from_pretrained(path, device=device, dtype=storage)
+    return TextToImage.from_pretrained(path, device=device, dtype=storage), storage
 
 
 def _images(images: list, output_type: str):

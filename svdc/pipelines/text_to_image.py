@@ -17,6 +17,9 @@ SD2_SCHEDULER_CONFIG = {"_class_name": "EulerDiscreteScheduler", "beta_start": 0
                         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
                         "timestep_spacing": "leading", "prediction_type": "epsilon"}
 
+# The components a cached hub snapshot of an SD pipeline must hold (config.json in each).
+SD_COMPONENTS = ("unet", "vae", "text_encoder")
+
 # diffusers' __call__ defaults.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -64,7 +67,7 @@ class TextToImage:
         if single_file:
             raise TypeError(f"from_pretrained: {sorted(single_file)} apply to single files only")
         if hub.is_hub_id(p):
-            p = hub.resolve_snapshot(p)
+            p = hub.resolve_snapshot(p, components=SD_COMPONENTS)
         if not os.path.isdir(p) or not os.path.isfile(os.path.join(p, "model_index.json")):
             raise CheckpointError(f"{p}: not a diffusers pipeline folder (no model_index.json); expected "
                                   "model_index.json with unet/, vae/, text_encoder/, tokenizer/ and scheduler/")
