@@ -5,7 +5,8 @@ OPENBLAS_L2_SIZE as set here and with both unset. Writes load time, call time (m
 with the svdc / diffusers ratios, to benchmarks/results/txt2img_cpu[_tiny].md (machine, date, commit).
 
     OMP_NUM_THREADS=2 python benchmarks/txt2img_cpu.py
-        (full SD 2.1 configs, 256x256, 4 steps, CFG: ~4 GB of RAM per side, ~5 GB of temporary files)
+        (full SD 2.1 configs, 1.29 G parameters, 256x256, 4 steps, CFG: ~5.5 GB of RAM per side, one side at a
+         time, ~5.2 GB of temporary files; ~10-20 min on 2 cores)
     OMP_NUM_THREADS=2 python benchmarks/txt2img_cpu.py --tiny        (the script's own check: ~1 min, < 1 GB)
 """
 from __future__ import annotations
@@ -42,10 +43,15 @@ SD21_TEXT_ENCODER = dict(vocab_size=49408, hidden_size=1024, intermediate_size=4
 
 
 def prepare(folder: str, tiny_config: bool) -> None:
-    """The diffusers StableDiffusionPipeline (DDIM, SD 2.1's scheduler) with random weights, saved with
-    save_pretrained; a hermetic tokenizer folder (no download)."""
+    """A diffusers StableDiffusionPipeline folder (DDIM with SD 2.1's scheduler config) with random weights,
+    written one component at a time so at most one full-size model is in memory; a hermetic tokenizer folder (no
+    download)."""
+    import gc
+    import json
+
+    import diffusers
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from svdc import tiny
@@ -53,22 +59,33 @@ def prepare(folder: str, tiny_config: bool) -> None:
     from tests.unit._clip_vocab import write_tokenizer_folder
 
     torch.manual_seed(0)
+    sd = os.path.join(folder, "sd")
     tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer_folder(os.path.join(folder, "_tok")))
+    tokenizer.save_pretrained(os.path.join(sd, "tokenizer"))
+    DDIMScheduler(**SD21_SCHEDULER).save_pretrained(os.path.join(sd, "scheduler"))
     if tiny_config:
         unet_cfg, vae_cfg = tiny.SD_UNET_CONFIG, tiny.SD_VAE_CONFIG
         te_cfg = tiny.sd_text_encoder_config(len(tokenizer))
     else:
         unet_cfg, vae_cfg, te_cfg = unet_configs.preset("sd2"), vae_configs.SD2, SD21_TEXT_ENCODER
-    clean = lambda cfg: {k: v for k, v in cfg.items() if not k.startswith("_")}  # noqa: E731
-    # from_config: diffusers keeps the keys its class takes (svdc's presets add a few of their own)
-    unet = UNet2DConditionModel.from_config(clean(unet_cfg)).eval()
-    vae = AutoencoderKL.from_config(clean(vae_cfg)).eval()
-    text_encoder = CLIPTextModel(CLIPTextConfig(**{k: v for k, v in clean(te_cfg).items()
-                                                    if k != "architectures"})).eval()
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DDIMScheduler(**SD21_SCHEDULER), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(os.path.join(folder, "sd"))
+    clean = lambda cfg: {k: v for k, v in cfg.items() if not k.startswith("_") and k != "architectures"}  # noqa
+    builders = {  # from_config: diffusers keeps the keys its class takes (svdc's presets add a few of their own)
+        "unet": lambda: UNet2DConditionModel.from_config(clean(unet_cfg)),
+        "vae": lambda: AutoencoderKL.from_config(clean(vae_cfg)),
+        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig(**clean(te_cfg))),
+    }
+    for name, build in builders.items():
+        model = build().eval()
+        model.save_pretrained(os.path.join(sd, name))
+        del model
+        gc.collect()
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+             "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+             "scheduler": ["diffusers", "DDIMScheduler"], "safety_checker": [None, None],
+             "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False}
+    with open(os.path.join(sd, "model_index.json"), "w") as fh:
+        json.dump(index, fh, indent=1)
 
 
 def child(side: str, folder: str, steps: int, size: int, repeat: int) -> dict:
