@@ -1,5 +1,7 @@
-"""Noise schedules and guidance vectors of SVD sampling (diffusers EulerDiscreteScheduler with SVD's scheduler_config.json): Karras sigmas, c_noise timesteps, the initial
-noise scale, the EDM v-prediction coefficients, and the per-frame guidance scales — with diffusers' rounding."""
+"""Every scalar of sampling, computed once here (the C sampler only applies them to tensors): SVD's Karras/EDM
+sigmas and c_noise timesteps, sgm's EDM discretisation (SV3D), the initial noise scale, the EDM preconditioning,
+per-frame guidance vectors, and the diffusers-named schedulers (EulerDiscrete, EulerAncestralDiscrete, DDIM,
+DPMSolverMultistep) as plans of per-step coefficients — with diffusers' rounding."""
 from __future__ import annotations
 
 import math
