@@ -1,0 +1,248 @@
+"""The quality-score stage (Curation II): for every clip, its first, middle and last frames -> CLIP text-image
+similarity per caption, an aesthetic score and the OCR text-area ratio. `score_video(video_row, clip_rows,
+scorers)` is the pure per-video stage (one decoding pass for all of a video's clips; returns score rows, writes
+nothing), so a process pool or a distributed runner can drive it; `score_manifest` runs it in this process over a
+manifest of `curate run`, resumable per video.
+
+How the three frames are combined is ours (the paper does not say): aesthetic and similarity are the means over
+the frames; the text ratio is the largest of the three (text in any of them is unwanted). `clip_sim` is the mean
+over the clip's captions of the per-caption similarity (each also kept as clip_sim_<role>)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .aesthetics import AestheticHead
+from .captions import Captioner, read_captions
+from .embeddings import EmbeddingProvider, l2_normalize
+from .ocr import TextDetector, text_area_ratio
+
+__all__ = ["ScoreParams", "Scorers", "score_video", "score_manifest", "clip_frame_indices", "read_frames"]
+
+
+@dataclass
+class ScoreParams:
+    """What the CLI (and a runner) needs to build the scorers in any process; all optional."""
+
+    clip_model: str | None = None  # ClipProvider.from_pretrained folder: enables similarity (and aesthetics)
+    aesthetic_head: str | None = None  # .npz / .safetensors head over clip_model's image embeddings
+    aesthetic_activation: str = "none"
+    ocr: str = "none"  # "rapidocr" or "none"
+    ocr_limit_side_len: int = 736
+    ocr_limit_type: str = "min"
+    captions: str | None = None  # JSON Lines of captions per clip or video (svdc.curation.captions.read_captions)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.ocr not in ("none", "rapidocr"):
+            raise ValueError(f"ocr: expected 'none' or 'rapidocr', got {self.ocr!r}")
+        if self.aesthetic_head is not None and self.clip_model is None:
+            raise ValueError("aesthetic_head: needs clip_model (the head scores that model's image embeddings)")
+        for name in ("clip_model", "aesthetic_head", "captions"):
+            value = getattr(self, name)
+            if value is not None and not os.path.exists(value):
+                raise FileNotFoundError(f"{name}: no such file or folder: {value!r}")
+
+    def hash(self) -> str:
+        d = asdict(self)
+        d.pop("device")  # where, not what
+        for name in ("clip_model", "aesthetic_head", "captions"):  # a changed file is a changed parameter
+            if d[name] is not None:
+                d[name] = [os.path.abspath(d[name]), _mtime(d[name])]
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _mtime(path: str) -> float:
+    if os.path.isdir(path):
+        return max((os.path.getmtime(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs), default=0.0)
+    return os.path.getmtime(path)
+
+
+@dataclass
+class Scorers:
+    """The models of the stage. embeddings: an EmbeddingProvider (needed for similarity and aesthetics);
+    aesthetic: a head over its image embeddings; detector: a TextDetector; captioners run in order on each clip
+    (later ones see earlier captions); captions: {clip_id or video_id: {role: text}} given up front."""
+
+    embeddings: EmbeddingProvider | None = None
+    aesthetic: AestheticHead | None = None
+    detector: TextDetector | None = None
+    captioners: list = field(default_factory=list)
+    captions: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Cheap consistency checks before any decoding."""
+        if self.embeddings is not None and not isinstance(self.embeddings, EmbeddingProvider):
+            raise TypeError(f"embeddings: expected an EmbeddingProvider, got {type(self.embeddings).__name__}")
+        if self.aesthetic is not None:
+            if self.embeddings is None:
+                raise ValueError("aesthetic: needs an embedding provider (the head scores its image embeddings)")
+            if self.aesthetic.input_dim != self.embeddings.dim:
+                raise ValueError(f"aesthetic: the head {self.aesthetic.name!r} expects embeddings of width "
+                                 f"{self.aesthetic.input_dim}, but the provider {self.embeddings.name!r} gives "
+                                 f"{self.embeddings.dim} (the LAION heads need OpenAI CLIP ViT-L/14, width 768)")
+        if self.detector is not None and not isinstance(self.detector, TextDetector):
+            raise TypeError(f"detector: expected a TextDetector, got {type(self.detector).__name__}")
+        for c in self.captioners:
+            if not isinstance(c, Captioner):
+                raise TypeError(f"captioners: expected Captioner objects, got {type(c).__name__}")
+
+    @classmethod
+    def from_params(cls, params: ScoreParams) -> "Scorers":
+        params.validate()
+        embeddings = aesthetic = detector = None
+        if params.clip_model is not None:
+            from .embeddings import ClipProvider
+
+            embeddings = ClipProvider.from_pretrained(params.clip_model, device=params.device)
+        if params.aesthetic_head is not None:
+            aesthetic = AestheticHead.from_file(params.aesthetic_head, activation=params.aesthetic_activation)
+        if params.ocr == "rapidocr":
+            from .ocr import RapidOCRDetector
+
+            detector = RapidOCRDetector(params.ocr_limit_side_len, params.ocr_limit_type)
+        captions = read_captions(params.captions) if params.captions else {}
+        scorers = cls(embeddings, aesthetic, detector, [], captions)
+        scorers.check()
+        return scorers
+
+
+def clip_frame_indices(row: dict) -> tuple[int, int, int]:
+    """The first, middle and last frame of a clips row (end_frame inclusive)."""
+    a, b = int(row["start_frame"]), int(row["end_frame"])
+    if b < a:
+        raise ValueError(f"clip {row.get('clip_id')!r}: expected end_frame >= start_frame, got {a}..{b}")
+    return a, (a + b) // 2, b
+
+
+def read_frames(path: str, indices) -> dict[int, np.ndarray]:
+    """One decoding pass up to the largest index: {frame index: RGB uint8 (H, W, 3)} for the requested indices
+    (counted in presentation order from 0, as `curate run` counts them)."""
+    import av
+
+    from .io import VideoReadError
+
+    wanted = set(int(i) for i in indices)
+    out: dict[int, np.ndarray] = {}
+    if not wanted:
+        return out
+    last = max(wanted)
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    out[index] = frame.to_ndarray(format="rgb24")
+                if index >= last:
+                    break
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoReadError(f"path: cannot decode {path!r}: {e}") from e
+    missing = sorted(wanted - set(out))
+    if missing:
+        raise VideoReadError(f"path: {path!r} has no frame(s) {missing[:5]} (the manifest does not match the file)")
+    return out
+
+
+def _clip_captions(scorers: Scorers, clip_id: str, video_id: str) -> dict[str, str]:
+    return dict(scorers.captions.get(clip_id) or scorers.captions.get(video_id) or {})
+
+
+def score_video(video_row: dict, clip_rows: list[dict], scorers: Scorers) -> list[dict]:
+    """Quality-score rows of one video's clips (see the module docstring for the columns)."""
+    scorers.check()
+    needs_captions = scorers.embeddings is not None and not scorers.captioners
+    if needs_captions:
+        missing = [r["clip_id"] for r in clip_rows if not _clip_captions(scorers, r["clip_id"], r["video_id"])]
+        if missing:
+            raise ValueError(f"captions: CLIP similarity needs captions, but clip(s) {missing[:5]} of video "
+                             f"{video_row['video_id']!r} have none (give a captions file or a Captioner)")
+    indices = {r["clip_id"]: clip_frame_indices(r) for r in clip_rows}
+    frames = read_frames(video_row["path"], [i for trio in indices.values() for i in trio])
+    return [_score_clip(r, np.stack([frames[i] for i in indices[r["clip_id"]]]), indices[r["clip_id"]], scorers)
+            for r in clip_rows]
+
+
+def _score_clip(row: dict, frames: np.ndarray, indices, scorers: Scorers) -> dict:
+    """frames: (3, H, W, 3) uint8, the clip's first/middle/last frames."""
+    out = {"clip_id": row["clip_id"], "video_id": row["video_id"], "score_frames": list(indices)}
+    captions = _clip_captions(scorers, row["clip_id"], row["video_id"])
+    for captioner in scorers.captioners:
+        text = captioner(frames, dict(captions))
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"captioner {captioner.name!r}: expected a non-empty string for clip "
+                             f"{row['clip_id']!r}, got {text!r}")
+        captions[captioner.name] = text
+    for role, text in sorted(captions.items()):
+        out[f"caption_{role}"] = text
+    if scorers.embeddings is not None:
+        if not captions:
+            raise ValueError(f"captions: clip {row['clip_id']!r} has none (CLIP similarity needs at least one)")
+        image = l2_normalize(scorers.embeddings.embed_images(frames), "image embeddings")  # (3, D)
+        roles = sorted(captions)
+        text = l2_normalize(scorers.embeddings.embed_texts([captions[r] for r in roles]), "text embeddings")
+        sims = image @ text.T  # (3 frames, R captions) cosine similarities
+        for k, role in enumerate(roles):
+            out[f"clip_sim_{role}"] = float(sims[:, k].mean())
+        out["clip_sim"] = float(sims.mean())
+        out["embedding_model"] = scorers.embeddings.name
+        if scorers.aesthetic is not None:
+            per_frame = scorers.aesthetic(image)
+            out["aesthetic"] = float(per_frame.mean())
+            out["aesthetic_frames"] = [float(x) for x in per_frame]
+            out["aesthetic_head"] = scorers.aesthetic.name
+    if scorers.detector is not None:
+        h, w = frames.shape[1:3]
+        ratios = [text_area_ratio(scorers.detector.detect(f), h, w) for f in frames]
+        out["text_ratio"] = float(max(ratios))
+        out["text_ratio_frames"] = ratios
+        out["text_detector"] = scorers.detector.name
+    return out
+
+
+def _stage_hash(params: ScoreParams, scorers: Scorers) -> str:
+    """The params hash plus the names of the models in use (Python plugins cannot be hashed by content)."""
+    names = [getattr(scorers.embeddings, "name", None), getattr(scorers.aesthetic, "name", None),
+             getattr(scorers.detector, "name", None), *(f"{type(c).__name__}:{c.name}" for c in scorers.captioners)]
+    return hashlib.sha1(json.dumps([params.hash(), names]).encode()).hexdigest()[:16]
+
+
+def score_manifest(root, params: ScoreParams | None = None, scorers: Scorers | None = None, fmt: str = "auto",
+                   progress: bool = True) -> dict:
+    """Scores every clip of the manifest folder `root` (in this process) into its `quality` table. `scorers`
+    overrides the ones `params` describes (Python plugins: a custom provider, captioners). Videos whose part has
+    the same params hash are skipped. Returns {"done", "skipped", "clips", "table"}."""
+    from .. import __version__
+    from .manifest import read_table
+    from .stages import StageParts, write_table
+
+    params = params or ScoreParams()
+    params.validate()
+    videos = [v for v in read_table(root, "videos") if v.get("status") == "ok"]
+    clips = read_table(root, "clips")
+    if not clips:
+        raise ValueError(f"manifest: {str(root)!r} has no clips to score (did `curate run` find any?)")
+    scorers = scorers if scorers is not None else Scorers.from_params(params)
+    scorers.check()
+    phash = _stage_hash(params, scorers)
+    by_video: dict[str, list[dict]] = {}
+    for c in clips:
+        by_video.setdefault(c["video_id"], []).append(c)
+    parts = StageParts(root, "quality")
+    todo = [v for v in videos if v["video_id"] in by_video and not parts.finished(v["video_id"], phash)]
+    stats = {"done": 0, "skipped": sum(v["video_id"] in by_video for v in videos) - len(todo)}
+    common = {"svdc_version": __version__, "params_hash": phash, "stage": "score"}
+    from tqdm import tqdm
+
+    for v in tqdm(todo, unit="video", desc="score", disable=not progress):
+        rows = score_video(v, by_video[v["video_id"]], scorers)
+        parts.write(v["video_id"], phash, [{**r, **common} for r in rows])
+        stats["done"] += 1
+    rows = parts.rows(sorted(v["video_id"] for v in videos if v["video_id"] in by_video))
+    stats["clips"] = len(rows)
+    stats["table"] = str(write_table(root, "quality", rows, fmt))
+    return stats
