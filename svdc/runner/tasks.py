@@ -65,6 +65,8 @@ def seed_from_id(job_id: str) -> int:
 BUILTIN_TASKS = {
     "image_to_video": "svdc.runner.task_image_to_video:TASK",
     "multiview": "svdc.runner.task_multiview:TASK",
+    "text_to_image": "svdc.runner.task_text:TEXT_TO_IMAGE",
+    "text_to_video": "svdc.runner.task_text:TEXT_TO_VIDEO",
     "curation": "svdc.curation.runner:CURATION_TASK",
 }
 TASKS: dict[str, Task] = {}  # the kinds in use in this process: built-ins once named, and registered ones
