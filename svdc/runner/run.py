@@ -68,11 +68,11 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     if not isinstance(options, Mapping):
         raise TypeError(f"options: expected a mapping of run-level settings, got {type(options).__name__}")
     job_list = read_manifest(jobs, workflow)
-    checked = _check_options(job_list, dict(options))
+    plan = _plan(job_list, dict(options))
     out_dir = prepare_output_folder(out)
 
     start = time.perf_counter()
-    params = {job.id: _params_hash(job, get_task(job.workflow).options_key(checked[job.workflow]))
+    params = {job.id: _params_hash(job, plan[job.workflow][0].options_key(plan[job.workflow][1]))
               for job in job_list}
     latest = read_results(out_dir)
     done = {i for i in finished_ids(out_dir, latest) if latest[i].get("params") == params.get(i)}
@@ -80,7 +80,7 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     summary = BatchSummary(out=out_dir, total=len(job_list), skipped=len(job_list) - len(todo), ok=0, failed=0,
                            seconds=0.0)
     if todo:
-        runner = _make_backend(backend, out_dir, checked, workers, threads_per_worker, cpus_per_worker,
+        runner = _make_backend(backend, out_dir, plan, workers, threads_per_worker, cpus_per_worker,
                                gpus_per_worker, address, connect_timeout, len(todo))
         summary.backend = runner.describe()
         with ResultsLog(out_dir) as log:
@@ -157,17 +157,18 @@ def prepare_output_folder(out) -> str:
     return out_dir
 
 
-def _check_options(job_list: list[Job], options: dict) -> dict[str, dict]:
-    """{workflow: its checked options} for the workflows the manifest uses; a key no such task reads is an error."""
-    workflows = sorted({job.workflow for job in job_list})
+def _plan(job_list: list[Job], options: dict) -> dict[str, tuple]:
+    """{workflow: (its Task, its checked options)} for the workflows the manifest uses (what every worker gets);
+    an option no such task reads is an error."""
+    tasks = {wf: get_task(wf) for wf in sorted({job.workflow for job in job_list})}
     known = set()
-    for wf in workflows:
-        known |= set(get_task(wf).options)
+    for task in tasks.values():
+        known |= set(task.options)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"options: unknown setting(s) {unknown} for workflow(s) {workflows}; expected among "
+        raise ValueError(f"options: unknown setting(s) {unknown} for workflow(s) {sorted(tasks)}; expected among "
                          f"{sorted(known)}")
-    return {wf: get_task(wf).check_options(options) for wf in workflows}
+    return {wf: (task, task.check_options(options)) for wf, task in tasks.items()}
 
 
 def _params_hash(job: Job, options_key) -> str:
@@ -184,7 +185,7 @@ def _optional_int(name: str, value, minimum: int):
     return value
 
 
-def _make_backend(backend: str, out_dir: str, options: dict, workers, threads, cpus, gpus, address,
+def _make_backend(backend: str, out_dir: str, plan: dict, workers, threads, cpus, gpus, address,
                   connect_timeout: float, n_jobs: int):
     if backend == "local":
         from .local import LocalBackend, default_threads
@@ -195,8 +196,8 @@ def _make_backend(backend: str, out_dir: str, options: dict, workers, threads, c
         requested = workers or (os.cpu_count() or 1)
         # threads follow the requested workers, not the jobs left, so a rerun of a few jobs computes the same bits
         threads = threads or default_threads(requested)
-        return LocalBackend(out_dir, options, min(requested, n_jobs), threads)
+        return LocalBackend(out_dir, plan, min(requested, n_jobs), threads)
     from .ray_backend import RayBackend
 
-    return RayBackend(out_dir, options, workers=workers, threads=threads, cpus_per_worker=cpus,
+    return RayBackend(out_dir, plan, workers=workers, threads=threads, cpus_per_worker=cpus,
                       gpus_per_worker=gpus, address=address, connect_timeout=connect_timeout, n_jobs=n_jobs)
