@@ -69,7 +69,7 @@ def _cmd_export(args) -> int:
     if args.shards is not None:
         return _cmd_export_shards(args)
     if args.clips_dir is None:
-        raise SystemExit("curate export: give --clips-dir (clip files) and/or --shards (webdataset shards)")
+        raise ValueError("curate export: give --clips-dir (clip files) and/or --shards (webdataset shards)")
     from tqdm import tqdm
 
     from .clips import Clip, export
@@ -117,8 +117,12 @@ def _cmd_score(args) -> int:
                          ocr_limit_side_len=args.ocr_side, ocr_limit_type=args.ocr_limit_type,
                          captions=args.captions, device=args.device)
     if params.clip_model is None and params.ocr == "none":
-        raise SystemExit("curate score: nothing to score; give --clip-model and/or --ocr rapidocr")
-    stats = score_manifest(args.out, params, fmt=args.format, progress=not args.quiet)
+        raise ValueError("curate score: nothing to score; give --clip-model and/or --ocr rapidocr")
+    ray_settings = {} if args.backend == "local" else \
+        {k: v for k, v in (("address", args.address), ("cpus_per_worker", args.cpus_per_worker),
+                           ("gpus_per_worker", args.gpus_per_worker)) if v is not None}
+    stats = score_manifest(args.out, params, fmt=args.format, progress=not args.quiet, backend=args.backend,
+                           workers=args.workers, **ray_settings)
     print(f"curate score: {stats['done']} video(s) scored, {stats['skipped']} already done; {stats['clips']} clips "
           f"in {stats['table']}")
     return 0
@@ -134,7 +138,7 @@ def _rule_items(items, kind: str) -> list:
         except ValueError:
             number = None
         if not sep or not score or number is None or not math.isfinite(number):
-            raise SystemExit(f"curate filter: --{kind} expects SCORE=NUMBER such as motion=0.25, got {item!r}")
+            raise ValueError(f"curate filter: --{kind} expects SCORE=NUMBER such as motion=0.25, got {item!r}")
         out.append((score, number))
     return out
 
@@ -148,7 +152,7 @@ def _cmd_filter(args) -> int:
         for score, value in _rule_items(getattr(args, field), flag):
             rules.append(FilterRule(score, **{field: value}))
     if not rules:
-        raise SystemExit("curate filter: no rules; give --svd and/or --min/--max/--drop-lowest/--drop-highest")
+        raise ValueError("curate filter: no rules; give --svd and/or --min/--max/--drop-lowest/--drop-highest")
     report = filter_manifest(args.out, rules, on_missing=args.on_missing, fmt=args.format, plots=not args.no_plots)
     for r in report["rules"]:
         print(f"  {r['name']:<40} removes {r['removed']:>6} ({r['removed_fraction']:.1%})")
@@ -239,6 +243,12 @@ def add_parser(sub) -> None:
     s.add_argument("--ocr-limit-type", default="min", choices=["min", "max"],
                    help="--ocr-side applies to the short (min) or long (max) side")
     s.add_argument("--device", default="cpu", help="device of the CLIP model (default cpu)")
+    s.add_argument("--workers", type=int, default=1, help="processes (or Ray actors), one video each (default 1)")
+    s.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local process pool (default) or Ray actors through svdc.runner (svdc[ray])")
+    s.add_argument("--address", default=None, help="Ray: the cluster's address (default: a local Ray)")
+    s.add_argument("--cpus-per-worker", type=_float, default=None, help="Ray: CPUs per actor (default 1)")
+    s.add_argument("--gpus-per-worker", type=_float, default=None, help="Ray: GPUs per actor (default 0)")
     s.add_argument("--format", default="auto", choices=["auto", "parquet", "jsonl"], help="table format")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_score)

@@ -1,8 +1,8 @@
 """The quality-score stage (Curation II): for every clip, its first, middle and last frames -> CLIP text-image
 similarity per caption, an aesthetic score and the OCR text-area ratio. `score_video(video_row, clip_rows,
 scorers)` is the pure per-video stage (one decoding pass for all of a video's clips; returns score rows, writes
-nothing), so a process pool or a distributed runner can drive it; `score_manifest` runs it in this process over a
-manifest of `curate run`, resumable per video.
+nothing); `SCORING` is it as a svdc.runner stage (one video per job, models loaded once per worker), which
+`score_manifest` runs over a manifest of `curate run` on the local pool or Ray, resumable per video.
 
 How the three frames are combined is ours (the paper does not say): aesthetic and similarity are the means over
 the frames; the text ratio is the largest of the three (text in any of them is unwanted). `clip_sim` is the mean
@@ -16,12 +16,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..runner.stage import Stage
 from .aesthetics import AestheticHead
 from .captions import Captioner, read_captions
 from .embeddings import EmbeddingProvider, l2_normalize
 from .ocr import TextDetector, text_area_ratio
 
-__all__ = ["ScoreParams", "Scorers", "score_video", "score_manifest", "clip_frame_indices", "read_frames"]
+QUALITY = "quality"  # the table (and <table>_parts folder) of this stage
+
+__all__ = ["ScoreParams", "Scorers", "SCORING", "score_video", "score_item", "score_manifest", "clip_frame_indices",
+           "read_frames"]
 
 
 @dataclass
@@ -46,6 +50,13 @@ class ScoreParams:
             value = getattr(self, name)
             if value is not None and not os.path.exists(value):
                 raise FileNotFoundError(f"{name}: no such file or folder: {value!r}")
+        if self.aesthetic_head is not None:
+            width = AestheticHead.from_file(self.aesthetic_head).input_dim  # a few KB: cheap before any model
+            dim = _projection_dim(self.clip_model)
+            if dim is not None and dim != width:
+                raise ValueError(f"aesthetic_head: {self.aesthetic_head!r} expects embeddings of width {width}, but "
+                                 f"the CLIP model {self.clip_model!r} gives {dim} (the LAION heads need OpenAI CLIP "
+                                 f"ViT-L/14, width 768)")
 
     def hash(self) -> str:
         d = asdict(self)
@@ -54,6 +65,15 @@ class ScoreParams:
             if d[name] is not None:
                 d[name] = [os.path.abspath(d[name]), _mtime(d[name])]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _projection_dim(clip_model: str) -> int | None:
+    """The embedding width a ClipProvider folder declares (CLIPModel config or image_encoder/config.json)."""
+    for config in (os.path.join(clip_model, "config.json"), os.path.join(clip_model, "image_encoder", "config.json")):
+        if os.path.isfile(config):
+            with open(config) as f:
+                return int(json.load(f).get("projection_dim", 512))
+    return None
 
 
 def _mtime(path: str) -> float:
@@ -73,6 +93,7 @@ class Scorers:
     detector: TextDetector | None = None
     captioners: list = field(default_factory=list)
     captions: dict = field(default_factory=dict)
+    source_hash: str | None = None  # the ScoreParams hash when built by from_params
 
     def check(self) -> None:
         """Cheap consistency checks before any decoding."""
@@ -106,7 +127,7 @@ class Scorers:
 
             detector = RapidOCRDetector(params.ocr_limit_side_len, params.ocr_limit_type)
         captions = read_captions(params.captions) if params.captions else {}
-        scorers = cls(embeddings, aesthetic, detector, [], captions)
+        scorers = cls(embeddings, aesthetic, detector, [], captions, source_hash=params.hash())
         scorers.check()
         return scorers
 
@@ -205,18 +226,58 @@ def _score_clip(row: dict, frames: np.ndarray, indices, scorers: Scorers) -> dic
 
 
 def _stage_hash(params: ScoreParams, scorers: Scorers) -> str:
-    """The params hash plus the names of the models in use (Python plugins cannot be hashed by content)."""
+    """What identifies a video's score rows: the params hash when the scorers were built from the params (in any
+    process), else the params hash plus the names of the Python plugins (which cannot be hashed by content)."""
+    if scorers.source_hash is not None:
+        return scorers.source_hash
     names = [getattr(scorers.embeddings, "name", None), getattr(scorers.aesthetic, "name", None),
              getattr(scorers.detector, "name", None), *(f"{type(c).__name__}:{c.name}" for c in scorers.captioners)]
     return hashlib.sha1(json.dumps([params.hash(), names]).encode()).hexdigest()[:16]
 
 
-def score_manifest(root, params: ScoreParams | None = None, scorers: Scorers | None = None, fmt: str = "auto",
-                   progress: bool = True) -> dict:
-    """Scores every clip of the manifest folder `root` (in this process) into its `quality` table. `scorers`
-    overrides the ones `params` describes (Python plugins: a custom provider, captioners). Videos whose part has
-    the same params hash are skipped. Returns {"done", "skipped", "clips", "table"}."""
+def _scored_part(scorers: Scorers, params: ScoreParams, video_row: dict, clip_rows: list[dict]) -> dict:
+    """One video's part of the quality table: {"params_hash", "rows"} (rows stamped with version and hash)."""
     from .. import __version__
+
+    phash = _stage_hash(params, scorers)
+    common = {"svdc_version": __version__, "params_hash": phash, "stage": "score"}
+    return {"params_hash": phash, "rows": [{**r, **common} for r in score_video(video_row, clip_rows, scorers)]}
+
+
+# ---- the runner stage ------------------------------------------------------------------------------------------
+def load_scorers(params: ScoreParams) -> Scorers:
+    """Once per worker process / Ray actor: the models `params` names."""
+    return Scorers.from_params(params)
+
+
+def score_item(scorers: Scorers, item: dict, params: ScoreParams) -> dict:
+    """The stage function: item {"id": video_id, "video": its path, "manifest": the manifest folder} -> the video's
+    quality part (its clip rows come from the video's Curation I part in the manifest)."""
+    from .manifest import Manifest
+
+    rows = Manifest(item["manifest"], "jsonl").rows([item["id"]])
+    if not rows["videos"]:
+        raise ValueError(f"manifest: no part for video {item['id']!r} in {item['manifest']!r}")
+    video = {**rows["videos"][0], "path": item["video"]}
+    return _scored_part(scorers, params, video, rows["clips"])
+
+
+def _item_summary(output: dict) -> dict:
+    return {"clips": len(output["rows"])}
+
+
+SCORING = Stage(name="curation_scores", process=score_item, load=load_scorers,
+                columns={"video": "path", "manifest": "path"}, folder=f"{QUALITY}_parts", params_type=ScoreParams,
+                summary=_item_summary)
+
+
+def score_manifest(root, params: ScoreParams | None = None, scorers: Scorers | None = None, fmt: str = "auto",
+                   progress: bool = True, backend: str = "local", workers: int = 1, **runner_settings) -> dict:
+    """Scores every clip of the manifest folder `root` into its `quality` table. With `params` alone the videos run
+    through svdc.runner (backend "local": `workers` processes; "ray": Ray actors, runner_settings as for
+    svdc.curation.run), each worker loading the models `params` names once. `scorers` (Python objects: a custom
+    embedding provider, captioners) runs in this process instead, since objects do not travel to workers. Videos
+    whose part has the same hash are skipped. Returns {"done", "skipped", "failed", "clips", "table"}."""
     from .manifest import read_table
     from .stages import StageParts, write_table
 
@@ -226,23 +287,45 @@ def score_manifest(root, params: ScoreParams | None = None, scorers: Scorers | N
     clips = read_table(root, "clips")
     if not clips:
         raise ValueError(f"manifest: {str(root)!r} has no clips to score (did `curate run` find any?)")
-    scorers = scorers if scorers is not None else Scorers.from_params(params)
-    scorers.check()
-    phash = _stage_hash(params, scorers)
+    if scorers is None and params.clip_model is not None:  # cheap check before any model or worker starts
+        captions = read_captions(params.captions) if params.captions else {}
+        missing = [c["clip_id"] for c in clips if not (captions.get(c["clip_id"]) or captions.get(c["video_id"]))]
+        if missing:
+            raise ValueError(f"captions: CLIP similarity needs captions, but {len(missing)} clip(s) have none in "
+                             f"{params.captions!r} (e.g. {missing[:3]})")
+    if scorers is not None:
+        scorers.check()
+        if backend != "local" or workers != 1 or runner_settings:
+            raise ValueError("scorers: Python scorer objects run in this process; leave backend/workers/runner "
+                             "settings at their defaults, or describe the models with params instead")
+    phash = _stage_hash(params, scorers) if scorers is not None else params.hash()
     by_video: dict[str, list[dict]] = {}
     for c in clips:
         by_video.setdefault(c["video_id"], []).append(c)
-    parts = StageParts(root, "quality")
-    todo = [v for v in videos if v["video_id"] in by_video and not parts.finished(v["video_id"], phash)]
-    stats = {"done": 0, "skipped": sum(v["video_id"] in by_video for v in videos) - len(todo)}
-    common = {"svdc_version": __version__, "params_hash": phash, "stage": "score"}
-    from tqdm import tqdm
+    scored = [v for v in videos if v["video_id"] in by_video]
+    parts = StageParts(root, QUALITY)
+    todo = [v for v in scored if not parts.finished(v["video_id"], phash)]
+    stats = {"done": 0, "skipped": len(scored) - len(todo), "failed": 0}
+    if scorers is not None:
+        from tqdm import tqdm
 
-    for v in tqdm(todo, unit="video", desc="score", disable=not progress):
-        rows = score_video(v, by_video[v["video_id"]], scorers)
-        parts.write(v["video_id"], phash, [{**r, **common} for r in rows])
-        stats["done"] += 1
-    rows = parts.rows(sorted(v["video_id"] for v in videos if v["video_id"] in by_video))
+        for v in tqdm(todo, unit="video", desc="score", disable=not progress):
+            part = _scored_part(scorers, params, v, by_video[v["video_id"]])
+            parts.write(v["video_id"], part["params_hash"], part["rows"])
+            stats["done"] += 1
+    elif todo:
+        from ..runner.stage import run_stage
+
+        items = [{"id": v["video_id"], "video": v["path"], "manifest": os.path.abspath(root)} for v in todo]
+        summary = run_stage(SCORING, items, root, params, backend=backend, workers=workers, progress=progress,
+                            **runner_settings)
+        stats.update(done=len(summary.ran) - summary.failed, failed=summary.failed)
+        if summary.failed:
+            errors = {i: summary.results[i].get("error") for i in summary.ran if summary.results[i]["status"] != "ok"}
+            first = next(iter(errors.items()))
+            raise RuntimeError(f"curate score: {summary.failed} video(s) failed (see {root}/results.jsonl); "
+                               f"first: {first[0]}: {first[1]}")
+    rows = parts.rows(sorted(v["video_id"] for v in scored))
     stats["clips"] = len(rows)
-    stats["table"] = str(write_table(root, "quality", rows, fmt))
+    stats["table"] = str(write_table(root, QUALITY, rows, fmt))
     return stats
