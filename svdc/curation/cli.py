@@ -89,7 +89,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_export_shards(args) -> int:
-    from .export import Conditioners, ExportParams, export_dataset
+    from .shards import Conditioners, ExportParams, export_dataset
 
     cond = Conditioners()
     if args.vae is not None:

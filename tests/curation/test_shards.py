@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from svdc.curation.captions import CaptionSampler
-from svdc.curation.export import Conditioners, ExportParams, export_dataset
+from svdc.curation.shards import Conditioners, ExportParams, export_dataset
 from svdc.curation.filters import FilterRule, filter_manifest
 from svdc.curation.scores import ScoreParams, score_manifest
 from svdc.curation.stages import read_any_table
