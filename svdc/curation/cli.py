@@ -112,12 +112,14 @@ def _cmd_export_shards(args) -> int:
 def _cmd_score(args) -> int:
     from .scores import ScoreParams, score_manifest
 
-    params = ScoreParams(clip_model=args.clip_model, aesthetic_head=args.aesthetic_head,
+    params = ScoreParams(clip_model=args.clip_model, image_encoder=args.image_encoder,
+                         text_encoder=args.text_encoder, tokenizer=args.tokenizer, aesthetic_head=args.aesthetic_head,
                          aesthetic_activation=args.aesthetic_activation, ocr=args.ocr,
                          ocr_limit_side_len=args.ocr_side, ocr_limit_type=args.ocr_limit_type,
                          captions=args.captions, device=args.device)
-    if params.clip_model is None and params.ocr == "none":
-        raise ValueError("curate score: nothing to score; give --clip-model and/or --ocr rapidocr")
+    if not params.has_clip and params.ocr == "none" and params.captions is None:
+        raise ValueError("curate score: nothing to score; give --clip-model (or --image-encoder, --text-encoder and "
+                         "--tokenizer) and/or --ocr rapidocr")
     ray_settings = {} if args.backend == "local" else \
         {k: v for k, v in (("address", args.address), ("cpus_per_worker", args.cpus_per_worker),
                            ("gpus_per_worker", args.gpus_per_worker)) if v is not None}
@@ -234,6 +236,11 @@ def add_parser(sub) -> None:
     s.add_argument("--out", required=True, help="the manifest folder of `curate run`")
     s.add_argument("--clip-model", default=None,
                    help="a transformers CLIPModel folder, or a folder with image_encoder/ text_encoder/ tokenizer/")
+    s.add_argument("--image-encoder", default=None,
+                   help="instead of --clip-model: an image encoder svdc loads (e.g. an SVD checkpoint: ViT-H/14)")
+    s.add_argument("--text-encoder", default=None,
+                   help="with --image-encoder: a text tower with its projection (e.g. an SD 2.x single file)")
+    s.add_argument("--tokenizer", default=None, help="with --image-encoder: a CLIP tokenizer folder")
     s.add_argument("--aesthetic-head", default=None, help=".npz/.safetensors aesthetic head over --clip-model")
     s.add_argument("--aesthetic-activation", default="none", choices=["none", "relu"],
                    help="activation between the head's layers (none for the LAION heads)")

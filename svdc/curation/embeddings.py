@@ -1,8 +1,9 @@
 """CLIP embedding providers for curation scores: the `EmbeddingProvider` protocol (images -> image embeddings, texts
 -> text embeddings, both in one joint space) and `ClipProvider`, svdc's own CLIP towers (svdc.ImageEncoder +
 svdc.TextEncoder with its projection + svdc.CLIPTokenizer). `ClipProvider.from_pretrained` reads a transformers
-`CLIPModel` folder (e.g. OpenAI ViT-L/14, which the public LAION aesthetic heads expect) or an SVD/SD pipeline's
-image_encoder/ + text_encoder/ + tokenizer/ folders (OpenCLIP ViT-H/14)."""
+`CLIPModel` folder (e.g. OpenAI ViT-L/14, which the public LAION aesthetic heads expect) or a folder with
+image_encoder/ + text_encoder/ + tokenizer/; `ClipProvider.from_components` takes the two towers from anywhere svdc
+loads them (e.g. OpenCLIP ViT-H/14: SVD's image encoder with SD 2.x's text tower and its projection)."""
 from __future__ import annotations
 
 import os
@@ -89,13 +90,27 @@ class ClipProvider:
         path = os.fspath(path)
         label = name or os.path.basename(os.path.normpath(path))
         if os.path.isdir(os.path.join(path, "image_encoder")):
-            return cls(ImageEncoder.from_pretrained(os.path.join(path, "image_encoder"), device=device),
-                       TextEncoder.from_pretrained(os.path.join(path, "text_encoder"), device=device),
-                       CLIPTokenizer.from_pretrained(path), name=label)
+            return cls.from_components(os.path.join(path, "image_encoder"), os.path.join(path, "text_encoder"),
+                                       os.path.join(path, "tokenizer"), device=device, name=label)
         vision_cfg, text_cfg, vision_w, text_w = _split_clip_model(path)
         return cls(ImageEncoder.from_config(vision_cfg, vision_w, device=device),
                    TextEncoder.from_config(text_cfg, text_w, device=device),
                    CLIPTokenizer.from_pretrained(path, subfolder=""), name=label)
+
+    @classmethod
+    def from_components(cls, image_encoder, text_encoder, tokenizer, device: str = "auto",
+                        name: str | None = None) -> "ClipProvider":
+        """The two towers from anything svdc.ImageEncoder / svdc.TextEncoder.from_pretrained read, and a tokenizer
+        folder. SVD's own pairing: the image encoder of an SVD checkpoint and the text tower of an SD 2.x single
+        file (cond_stage_model.*, which keeps its text projection) are the same OpenCLIP ViT-H/14
+        (laion2b_s32b_b79k), so their embeddings share one space."""
+        from .. import ImageEncoder, TextEncoder
+        from ..tokenizer import CLIPTokenizer
+
+        label = name or os.path.basename(os.path.normpath(os.fspath(image_encoder)))
+        return cls(ImageEncoder.from_pretrained(image_encoder, device=device),
+                   TextEncoder.from_pretrained(text_encoder, device=device),
+                   CLIPTokenizer.from_pretrained(tokenizer), name=label)
 
     def preprocess(self, frames: np.ndarray) -> np.ndarray:
         enc = self.image_encoder

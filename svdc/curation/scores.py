@@ -33,6 +33,9 @@ class ScoreParams:
     """What the CLI (and a runner) needs to build the scorers in any process; all optional."""
 
     clip_model: str | None = None  # ClipProvider.from_pretrained folder: enables similarity (and aesthetics)
+    image_encoder: str | None = None  # or the towers apart (ClipProvider.from_components): all three together
+    text_encoder: str | None = None
+    tokenizer: str | None = None
     aesthetic_head: str | None = None  # .npz / .safetensors head over clip_model's image embeddings
     aesthetic_activation: str = "none"
     ocr: str = "none"  # "rapidocr" or "none"
@@ -44,31 +47,45 @@ class ScoreParams:
     def validate(self) -> None:
         if self.ocr not in ("none", "rapidocr"):
             raise ValueError(f"ocr: expected 'none' or 'rapidocr', got {self.ocr!r}")
-        if self.aesthetic_head is not None and self.clip_model is None:
-            raise ValueError("aesthetic_head: needs clip_model (the head scores that model's image embeddings)")
-        for name in ("clip_model", "aesthetic_head", "captions"):
+        parts = [getattr(self, n) is not None for n in _COMPONENTS]
+        if any(parts) and (not all(parts) or self.clip_model is not None):
+            raise ValueError("image_encoder/text_encoder/tokenizer: give all three (instead of clip_model), got "
+                             + ", ".join(f"{n}={getattr(self, n)!r}" for n in ("clip_model", *_COMPONENTS)))
+        if self.aesthetic_head is not None and not self.has_clip:
+            raise ValueError("aesthetic_head: needs a CLIP model (the head scores its image embeddings)")
+        for name in _PATHS:
             value = getattr(self, name)
             if value is not None and not os.path.exists(value):
                 raise FileNotFoundError(f"{name}: no such file or folder: {value!r}")
         if self.aesthetic_head is not None:
             width = AestheticHead.from_file(self.aesthetic_head).input_dim  # a few KB: cheap before any model
-            dim = _projection_dim(self.clip_model)
+            dim = _projection_dim(self.clip_model or self.image_encoder)
             if dim is not None and dim != width:
                 raise ValueError(f"aesthetic_head: {self.aesthetic_head!r} expects embeddings of width {width}, but "
-                                 f"the CLIP model {self.clip_model!r} gives {dim} (the LAION heads need OpenAI CLIP "
+                                 f"the CLIP model {self.clip_model or self.image_encoder!r} gives {dim} (the LAION heads need OpenAI CLIP "
                                  f"ViT-L/14, width 768)")
+
+    @property
+    def has_clip(self) -> bool:
+        return self.clip_model is not None or self.image_encoder is not None
 
     def hash(self) -> str:
         d = asdict(self)
         d.pop("device")  # where, not what
-        for name in ("clip_model", "aesthetic_head", "captions"):  # a changed file is a changed parameter
+        for name in _PATHS:  # a changed file is a changed parameter
             if d[name] is not None:
                 d[name] = [os.path.abspath(d[name]), _mtime(d[name])]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+_COMPONENTS = ("image_encoder", "text_encoder", "tokenizer")
+_PATHS = ("clip_model", *_COMPONENTS, "aesthetic_head", "captions")
+
+
 def _projection_dim(clip_model: str) -> int | None:
     """The embedding width a ClipProvider folder declares (CLIPModel config or image_encoder/config.json)."""
+    if not os.path.isdir(clip_model):
+        return None  # a single file: checked once the model is loaded
     for config in (os.path.join(clip_model, "config.json"), os.path.join(clip_model, "image_encoder", "config.json")):
         if os.path.isfile(config):
             with open(config) as f:
@@ -116,10 +133,13 @@ class Scorers:
     def from_params(cls, params: ScoreParams) -> "Scorers":
         params.validate()
         embeddings = aesthetic = detector = None
-        if params.clip_model is not None:
+        if params.has_clip:
             from .embeddings import ClipProvider
 
-            embeddings = ClipProvider.from_pretrained(params.clip_model, device=params.device)
+            embeddings = (ClipProvider.from_pretrained(params.clip_model, device=params.device)
+                          if params.clip_model is not None else
+                          ClipProvider.from_components(params.image_encoder, params.text_encoder, params.tokenizer,
+                                                       device=params.device))
         if params.aesthetic_head is not None:
             aesthetic = AestheticHead.from_file(params.aesthetic_head, activation=params.aesthetic_activation)
         if params.ocr == "rapidocr":
@@ -287,7 +307,7 @@ def score_manifest(root, params: ScoreParams | None = None, scorers: Scorers | N
     clips = read_table(root, "clips")
     if not clips:
         raise ValueError(f"manifest: {str(root)!r} has no clips to score (did `curate run` find any?)")
-    if scorers is None and params.clip_model is not None:  # cheap check before any model or worker starts
+    if scorers is None and params.has_clip:  # cheap check before any model or worker starts
         captions = read_captions(params.captions) if params.captions else {}
         missing = [c["clip_id"] for c in clips if not (captions.get(c["clip_id"]) or captions.get(c["video_id"]))]
         if missing:

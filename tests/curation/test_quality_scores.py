@@ -57,6 +57,39 @@ def test_similarity_equals_transformers_clipmodel(clip_pair):
     np.testing.assert_allclose(ours, reference, atol=1e-5, rtol=0)
 
 
+def test_components_equal_clipmodel_folder(clip_pair, tmp_path):
+    """The towers as separate transformers folders (CLIPVisionModelWithProjection / CLIPTextModelWithProjection, as
+    an SVD image_encoder/ and a text tower with projection are laid out) embed as the CLIPModel folder does."""
+    import shutil
+
+    from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig,
+                              CLIPVisionModelWithProjection)
+
+    model, folder = clip_pair
+    state = model.state_dict()
+    for cls, config_cls, sub, prefix, projection, out in (
+            (CLIPVisionModelWithProjection, CLIPVisionConfig, model.config.vision_config, "vision_model.",
+             "visual_projection.weight", "image_encoder"),
+            (CLIPTextModelWithProjection, CLIPTextConfig, model.config.text_config, "text_model.",
+             "text_projection.weight", "text_encoder")):
+        tower = cls(config_cls(**{**sub.to_dict(), "projection_dim": model.config.projection_dim}))
+        tower.load_state_dict({k: v for k, v in state.items() if k.startswith(prefix) or k == projection},
+                              strict=True)
+        tower.save_pretrained(tmp_path / out)
+    shutil.copytree(folder, tmp_path / "tokenizer", ignore=shutil.ignore_patterns("*.safetensors", "config.json"))
+    whole = ClipProvider.from_pretrained(folder, device="cpu")
+    parts = ClipProvider.from_pretrained(tmp_path, device="cpu")  # the image_encoder/ text_encoder/ tokenizer/ layout
+    frames = np.random.default_rng(1).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    np.testing.assert_allclose(parts.embed_images(frames), whole.embed_images(frames), atol=1e-6)
+    np.testing.assert_allclose(parts.embed_texts(["a cat"]), whole.embed_texts(["a cat"]), atol=1e-6)
+    from svdc import TextEncoder
+
+    plain = {k: v.numpy() for k, v in state.items() if k.startswith("text_model.")}  # no text projection
+    with pytest.raises(ValueError, match="expected a TextEncoder with a text projection"):
+        ClipProvider(parts.image_encoder, TextEncoder.from_config(model.config.text_config.to_dict(), plain,
+                                                                  device="cpu"), parts.tokenizer)
+
+
 def test_score_video_similarity_matches_reference(clip_pair, demo_manifest):
     """The stage's clip_sim_<role> = mean over the 3 frames of the reference cosine with that caption."""
     import torch
@@ -175,3 +208,16 @@ def test_empty_manifest_is_a_clear_error(tmp_path):
     Manifest(tmp_path, "jsonl").write_tables([])
     with pytest.raises(ValueError, match="no clips to score"):
         score_manifest(tmp_path, ScoreParams(), scorers=Scorers(), progress=False)
+
+
+def test_score_params_checks(tmp_path):
+    from svdc.curation.scores import ScoreParams
+
+    with pytest.raises(ValueError, match="give all three"):
+        ScoreParams(image_encoder=str(tmp_path)).validate()
+    with pytest.raises(ValueError, match="needs a CLIP model"):
+        ScoreParams(aesthetic_head=str(tmp_path)).validate()
+    with pytest.raises(FileNotFoundError, match="captions: no such file"):
+        ScoreParams(captions=str(tmp_path / "nope.jsonl")).validate()
+    with pytest.raises(ValueError, match="ocr: expected"):
+        ScoreParams(ocr="craft").validate()
