@@ -25,7 +25,7 @@ from .ocr import TextDetector, text_area_ratio
 QUALITY = "quality"  # the table (and <table>_parts folder) of this stage
 
 __all__ = ["ScoreParams", "Scorers", "SCORING", "score_video", "score_item", "score_manifest", "clip_frame_indices",
-           "read_frames"]
+           "iter_frames", "read_frames"]
 
 
 @dataclass
@@ -160,33 +160,38 @@ def clip_frame_indices(row: dict) -> tuple[int, int, int]:
     return a, (a + b) // 2, b
 
 
-def read_frames(path: str, indices) -> dict[int, np.ndarray]:
-    """One decoding pass up to the largest index: {frame index: RGB uint8 (H, W, 3)} for the requested indices
-    (counted in presentation order from 0, as `curate run` counts them)."""
+def iter_frames(path: str, indices):
+    """One decoding pass up to the largest index, yielding (frame index, RGB uint8 (H, W, 3)) for the requested
+    indices in order (counted in presentation order from 0, as `curate run` counts them). A requested index past
+    the end raises VideoReadError."""
     import av
 
     from .io import VideoReadError
 
     wanted = set(int(i) for i in indices)
-    out: dict[int, np.ndarray] = {}
     if not wanted:
-        return out
-    last = max(wanted)
+        return
+    last, found = max(wanted), set()
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
                 if index in wanted:
-                    out[index] = frame.to_ndarray(format="rgb24")
+                    found.add(index)
+                    yield index, frame.to_ndarray(format="rgb24")
                 if index >= last:
                     break
-    except (av.error.FFmpegError, OSError) as e:
+    except av.error.FFmpegError as e:
         raise VideoReadError(f"path: cannot decode {path!r}: {e}") from e
-    missing = sorted(wanted - set(out))
+    missing = sorted(wanted - found)
     if missing:
         raise VideoReadError(f"path: {path!r} has no frame(s) {missing[:5]} (the manifest does not match the file)")
-    return out
+
+
+def read_frames(path: str, indices) -> dict[int, np.ndarray]:
+    """{frame index: RGB uint8 (H, W, 3)} for the requested indices (see iter_frames)."""
+    return dict(iter_frames(path, indices))
 
 
 def _clip_captions(scorers: Scorers, clip_id: str, video_id: str) -> dict[str, str]:
@@ -202,10 +207,23 @@ def score_video(video_row: dict, clip_rows: list[dict], scorers: Scorers) -> lis
         if missing:
             raise ValueError(f"captions: CLIP similarity needs captions, but clip(s) {missing[:5]} of video "
                              f"{video_row['video_id']!r} have none (give a captions file or a Captioner)")
-    indices = {r["clip_id"]: clip_frame_indices(r) for r in clip_rows}
-    frames = read_frames(video_row["path"], [i for trio in indices.values() for i in trio])
-    return [_score_clip(r, np.stack([frames[i] for i in indices[r["clip_id"]]]), indices[r["clip_id"]], scorers)
-            for r in clip_rows]
+    # Decode once; a clip is scored as soon as its last frame arrives, so only the frames of clips still open are
+    # held (full-size RGB frames of a long video would not fit in memory all at once).
+    indices = [clip_frame_indices(r) for r in clip_rows]
+    users: dict[int, list[int]] = {}  # frame index -> the clips (positions in clip_rows) that use it
+    for k, trio in enumerate(indices):
+        for i in trio:
+            users.setdefault(i, []).append(k)
+    held: dict[int, np.ndarray] = {}
+    rows: list[dict | None] = [None] * len(clip_rows)
+    for index, frame in iter_frames(video_row["path"], users):
+        held[index] = frame
+        for k in users[index]:
+            if indices[k][2] == index:  # the clip's last frame: all three are here
+                rows[k] = _score_clip(clip_rows[k], np.stack([held[i] for i in indices[k]]), indices[k], scorers)
+        for i in [i for i in held if all(rows[k] is not None for k in users[i])]:
+            del held[i]
+    return rows
 
 
 def _score_clip(row: dict, frames: np.ndarray, indices, scorers: Scorers) -> dict:
