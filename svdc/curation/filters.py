@@ -61,10 +61,10 @@ class FilterResult:
 
 
 def _values(rows: list[dict], score: str) -> np.ndarray:
-    """The column as float64, None -> NaN; a missing column raises."""
+    """The column as float64, None -> NaN; a column no clip has raises ValueError (a typo, or a stage not run)."""
     if not any(score in r for r in rows):
         have = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k != "keep"})
-        raise KeyError(f"score: no clip has a {score!r} column (numeric columns: {have})")
+        raise ValueError(f"score: no clip has a {score!r} column (numeric columns: {have})")
     out = np.empty(len(rows))
     for i, r in enumerate(rows):
         v = r.get(score)

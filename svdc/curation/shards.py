@@ -118,6 +118,7 @@ def export_dataset(root, out_dir, params: ExportParams | None = None, sampler: C
     """Writes the shards of the manifest folder `root` into `out_dir`. sampler: picks each sample's caption
     (default: the paper's 0.5/0.25/0.25 over the clip's caption_<role> columns; a clip with none of them raises);
     sampler=False exports without captions. Returns {"samples", "shards", "skipped_shards", "index"}."""
+    from .. import __version__
     from .clips import Clip, export as cut_clip
     from .filters import joined_rows
     from .manifest import read_table
@@ -178,7 +179,8 @@ def export_dataset(root, out_dir, params: ExportParams | None = None, sampler: C
                 index.append({"key": r["clip_id"], "shard": name, "clip_id": r["clip_id"], "video_id": r["video_id"],
                               "caption": chosen[i][1], "caption_role": chosen[i][0],
                               **{k: r.get(k) for k in ("duration", "fps", "motion", "motion_bucket_id", "aesthetic",
-                                                       "clip_sim", "text_ratio")}})
+                                                       "clip_sim", "text_ratio")},
+                              "svdc_version": __version__, "params_hash": phash, "stage": "export"})
             if os.path.isfile(path):
                 skipped += 1
                 continue

@@ -59,7 +59,7 @@ def test_nan_scores():
 def test_bad_rules_and_empty_input():
     with pytest.raises(ValueError, match="no clips"):
         apply_filters([], SVD_RULES)
-    with pytest.raises(KeyError, match="no clip has a 'aesthetc' column"):
+    with pytest.raises(ValueError, match="no clip has a 'aesthetc' column"):
         apply_filters(_rows(5), [FilterRule("aesthetc", min=1)])
     with pytest.raises(ValueError, match=r"drop_lowest: expected a fraction in \[0, 1\)"):
         apply_filters(_rows(5), [FilterRule("motion", drop_lowest=1.5)])
