@@ -64,8 +64,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_shard(path: str, samples: list[dict]) -> None:
-    """samples: {"key", "files": {extension: bytes}} -> a tar at `path`, appearing only when complete."""
+def _write_shard(path: str, samples) -> None:
+    """samples: an iterable (consumed lazily, so one sample at a time is in memory) of {"key", "files": {extension:
+    bytes}} -> a tar at `path`, appearing only when complete; on any error the partial file is removed."""
     partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
     now = time.time()
     try:
@@ -105,8 +106,27 @@ def _conditioning(row: dict, path: str, params: ExportParams, cond: Conditioners
     return files
 
 
-def _export_hash(params: ExportParams, rows: list[dict], cond: Conditioners) -> str:
-    text = json.dumps([params.__dict__, [r["clip_id"] for r in rows],
+def _sample(row: dict, chosen: tuple, source: str, scratch: str, params: ExportParams, cond: Conditioners) -> dict:
+    """One sample's files: the clip cut out of its video (stream copy), its metadata, caption and conditioning."""
+    from .clips import Clip, export as cut_clip
+
+    clip_file = cut_clip(source, Clip.from_row(row), os.path.join(scratch, f"{row['clip_id']}.mp4"),
+                         reencode=params.reencode)
+    with open(clip_file, "rb") as f:
+        files = {"mp4": f.read()}
+    os.remove(clip_file)
+    role, caption = chosen
+    files["json"] = json.dumps(_json_safe(_sample_json(row, role, caption)), sort_keys=True).encode()
+    if caption is not None:
+        files["txt"] = caption.encode()
+    if cond.vae is not None or cond.image_encoder is not None:
+        files.update(_conditioning(row, source, params, cond))
+    return {"key": row["clip_id"], "files": files}
+
+
+def _export_hash(params: ExportParams, rows: list[dict], chosen: list, cond: Conditioners) -> str:
+    """Identifies an export: parameters, clips, their chosen captions and the conditioning models' kinds."""
+    text = json.dumps([params.__dict__, [r["clip_id"] for r in rows], chosen,
                        [type(cond.vae).__name__ if cond.vae else None,
                         type(cond.image_encoder).__name__ if cond.image_encoder else None]], default=list)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -119,7 +139,6 @@ def export_dataset(root, out_dir, params: ExportParams | None = None, sampler: C
     (default: the paper's 0.5/0.25/0.25 over the clip's caption_<role> columns; a clip with none of them raises);
     sampler=False exports without captions. Returns {"samples", "shards", "skipped_shards", "index"}."""
     from .. import __version__
-    from .clips import Clip, export as cut_clip
     from .filters import joined_rows
     from .manifest import read_table
     from .stages import read_any_table, write_table
@@ -149,7 +168,7 @@ def export_dataset(root, out_dir, params: ExportParams | None = None, sampler: C
     paths = {v["video_id"]: v["path"] for v in read_table(root, "videos")}
 
     os.makedirs(out_dir, exist_ok=True)
-    phash = _export_hash(params, rows, cond)
+    phash = _export_hash(params, rows, chosen, cond)
     meta_path = os.path.join(out_dir, "_export.json")
     if os.path.isfile(meta_path):
         with open(meta_path) as f:
@@ -184,22 +203,8 @@ def export_dataset(root, out_dir, params: ExportParams | None = None, sampler: C
             if os.path.isfile(path):
                 skipped += 1
                 continue
-            samples = []
-            for i in members:
-                r = rows[i]
-                clip_file = cut_clip(paths[r["video_id"]], Clip.from_row(r),
-                                     os.path.join(scratch, f"{r['clip_id']}.mp4"), reencode=params.reencode)
-                with open(clip_file, "rb") as f:
-                    files = {"mp4": f.read()}
-                os.remove(clip_file)
-                role, caption = chosen[i]
-                files["json"] = json.dumps(_json_safe(_sample_json(r, role, caption)), sort_keys=True).encode()
-                if caption is not None:
-                    files["txt"] = caption.encode()
-                files.update(_conditioning(r, paths[r["video_id"]], params, cond)
-                             if cond.vae is not None or cond.image_encoder is not None else {})
-                samples.append({"key": r["clip_id"], "files": files})
-            _write_shard(path, samples)
+            _write_shard(path, (_sample(rows[i], chosen[i], paths[rows[i]["video_id"]], scratch, params, cond)
+                                for i in members))
             written += 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

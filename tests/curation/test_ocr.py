@@ -61,3 +61,11 @@ def test_no_text_gives_zero(detector):
 def test_bad_frame(detector):
     with pytest.raises(ValueError, match="RGB uint8"):
         detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_missing_extra_is_a_clear_message(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'svdc-video\[ocr\]'"):
+        RapidOCRDetector()
