@@ -35,9 +35,10 @@ def curate(*args, check=True):
     return result
 
 
-def _have_rapidocr() -> bool:
+def _have(module: str) -> bool:
+    """Whether an optional test dependency is installed (in CI it must be)."""
     try:
-        import rapidocr_onnxruntime  # noqa: F401
+        __import__(module)
     except ImportError:
         if os.environ.get("CI"):
             raise
@@ -49,7 +50,7 @@ def test_score_filter_export_elo(manifest_copy, tmp_path):
     m = manifest_copy
     clip = tiny_clip_model(tmp_path / "clip")
     head = tiny_aesthetic_head(tmp_path / "head.npz")
-    ocr = ["--ocr", "rapidocr", "--ocr-side", "160"] if _have_rapidocr() else []
+    ocr = ["--ocr", "rapidocr", "--ocr-side", "160"] if _have("rapidocr_onnxruntime") else []
     score = ["score", "--out", m["root"], "--clip-model", clip, "--aesthetic-head", head, "--captions",
              m["captions"], "-q", *ocr]
     assert "4 video(s) scored" in curate(*score).stdout
@@ -61,11 +62,17 @@ def test_score_filter_export_elo(manifest_copy, tmp_path):
         assert all(0 <= r["text_ratio"] < 1 for r in quality)
 
     rules = ["--drop-lowest", "motion=0.25", "--drop-lowest", "aesthetic=0.25", "--drop-lowest", "clip_sim=0.5"]
-    out = curate("filter", "--out", m["root"], *rules, "--max", "text_ratio=0.07" if ocr else "motion=100").stdout
+    extra = "text_ratio=0.07" if ocr else "motion=100"
+    out = curate("filter", "--out", m["root"], *rules, "--max", extra).stdout
     assert "kept" in out
     report = json.loads((Path(m["root"]) / "filter_report.json").read_text())
     decisions = read_any_table(m["root"], "decisions")
     assert report["kept"] == sum(d["keep"] for d in decisions) == report["funnel"][-1]["kept"]
+    if _have("matplotlib"):
+        assert {os.path.basename(p) for p in report["plots"]} == \
+            {"hist_motion.png", "hist_aesthetic.png", "hist_clip_sim.png", f"hist_{extra.split('=')[0]}.png",
+             "funnel.png"}
+        assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report["plots"])
     removed = {r["score"]: r["removed"] for r in report["rules"] if r["drop_lowest"]}
     assert removed == {"motion": round(0.25 * 6), "aesthetic": round(0.25 * 6), "clip_sim": 3}
 
