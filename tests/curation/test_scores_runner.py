@@ -70,3 +70,25 @@ def test_ray_equals_in_process(manifest_copy, tmp_path):
         ray.shutdown()
     assert (stats["done"], stats["failed"]) == (4, 0)
     _assert_same_tables(read_any_table(m["root"], "quality"), reference)
+
+
+def test_a_failing_video_is_reported_and_the_rest_kept(manifest_copy, tmp_path):
+    """A video replaced by garbage after `curate run`: its job fails in the worker, the others are scored and
+    written, the error names it, and a rerun retries only that video."""
+    from svdc.curation.manifest import read_table
+    from svdc.curation.stages import write_table
+
+    m = manifest_copy
+    videos = read_table(m["root"], "videos")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    victim = videos[0]["video_id"]
+    videos[0]["path"] = str(broken)
+    write_table(m["root"], "videos", videos)
+    params = ScoreParams(captions=m["captions"])
+    with pytest.raises(RuntimeError, match=f"1 video\\(s\\) failed.*{victim}"):
+        score_manifest(m["root"], params, progress=False)
+    scored = {r["video_id"] for r in read_any_table(m["root"], "quality")}
+    assert scored == {v["video_id"] for v in videos} - {victim}
+    with pytest.raises(RuntimeError, match="1 video"):
+        score_manifest(m["root"], params, progress=False)
