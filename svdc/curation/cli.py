@@ -158,7 +158,8 @@ def _cmd_filter(args) -> int:
     report = filter_manifest(args.out, rules, on_missing=args.on_missing, fmt=args.format, plots=not args.no_plots)
     for r in report["rules"]:
         print(f"  {r['name']:<40} removes {r['removed']:>6} ({r['removed_fraction']:.1%})")
-    print(f"curate filter: kept {report['kept']} of {report['clips']} clips (removed {report['removed_fraction']:.1%}); "
+    print(f"curate filter: kept {report['kept']} of {report['clips']} clips "
+          f"(removed {report['removed_fraction']:.1%}); "
           f"report in {os.path.join(args.out, 'filter_report.json')}")
     return 0
 

@@ -135,7 +135,8 @@ def apply_filters(rows: list[dict], rules, on_missing: str = "raise", bins: int 
         funnel.append({"after": rule.name, "kept": int(alive.sum())})
     report = {"clips": n, "kept": int(keep.sum()), "removed_fraction": float(1 - keep.mean()),
               "rules": report_rules, "funnel": funnel,
-              "histograms": {s: _histogram(_values(rows, s), keep, bins) for s in dict.fromkeys(r.score for r in rules)}}
+              "histograms": {s: _histogram(_values(rows, s), keep, bins)
+                             for s in dict.fromkeys(r.score for r in rules)}}
     return FilterResult(keep, reasons, report)
 
 

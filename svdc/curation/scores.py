@@ -59,11 +59,12 @@ class ScoreParams:
                 raise FileNotFoundError(f"{name}: no such file or folder: {value!r}")
         if self.aesthetic_head is not None:
             width = AestheticHead.from_file(self.aesthetic_head).input_dim  # a few KB: cheap before any model
-            dim = _projection_dim(self.clip_model or self.image_encoder)
+            model = self.clip_model or self.image_encoder
+            dim = _projection_dim(model)
             if dim is not None and dim != width:
                 raise ValueError(f"aesthetic_head: {self.aesthetic_head!r} expects embeddings of width {width}, but "
-                                 f"the CLIP model {self.clip_model or self.image_encoder!r} gives {dim} (the LAION heads need OpenAI CLIP "
-                                 f"ViT-L/14, width 768)")
+                                 f"the CLIP model {model!r} gives {dim} (the LAION heads need OpenAI CLIP ViT-L/14, "
+                                 f"width 768)")
 
     @property
     def has_clip(self) -> bool:

@@ -1,6 +1,7 @@
 """`svdc curate score|filter|export --shards|elo` end to end on the demo videos with a tiny random CLIP model and
 aesthetic head: every stage writes its table, a rerun of `score` skips the finished videos, the report's funnel
-matches the decisions, the shards hold exactly the kept clips, and bad inputs exit with a clear message (svdc.cli.main in this process: its exit status and stderr are the contract)."""
+matches the decisions, the shards hold exactly the kept clips, and bad inputs exit with a clear message
+(svdc.cli.main in this process: its exit status and stderr are the contract)."""
 from __future__ import annotations
 
 import json
