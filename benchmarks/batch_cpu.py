@@ -4,8 +4,8 @@ structure — 4 UNet levels, 2 res blocks each, attention at levels 0-2 with 64-
 added-time ids; the SVD VAE's 4 levels; ViT-H/14's 32 layers — at reduced widths: UNet channels 64-128-256-256
 instead of 320-640-1280-1280, VAE 64-128-256-256 instead of 128-256-512-512, ViT width 256 instead of 1280; about
 120 M parameters instead of 2.2 G, so that 2 workers and Ray fit in ~3 GB). The Ray overhead per job is the
-difference of the two backends' wall time per job at equal workers (Ray started once beforehand; its start time
-reported apart). Every run starts from an empty output folder, so it includes spawning the workers and loading the
+difference of the two backends' wall time per job at equal workers (all local runs first, then Ray started once;
+its start time reported apart). Every run starts from an empty output folder, so it includes spawning the workers and loading the
 pipeline. Peak memory is the summed RSS of this process and all its descendants (the pool's processes, Ray's
 processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date, commit, medians).
 
@@ -171,29 +171,36 @@ def main() -> None:
     if any(WORKLOADS[w][0] == "small-real" for w in names):
         models["small-real"] = save_small_real(scratch / "small_real")
     load_before = os.getloadavg()[0]
+    jobs = {name: make_jobs(scratch, args.jobs, WORKLOADS[name][1]) for name in names}
+    walls, peaks = {}, {}
+
+    def measure(backend: str) -> None:
+        for name in names:
+            model, _, label = WORKLOADS[name]
+            for workers in (1, 2):
+                runs = [timed_run(jobs[name], models[model][0], backend, workers, scratch)
+                        for _ in range(args.repeat)]
+                walls[name, backend, workers] = statistics.median(w for w, _ in runs)
+                peaks[name, backend, workers] = max(p for _, p in runs)
+                print(f"{label} | {backend} x{workers}: {[round(w, 2) for w, _ in runs]} s, peak "
+                      f"{peaks[name, backend, workers]:.0f} MB", flush=True)
+
+    measure("local")  # before Ray starts, so the local peaks hold no Ray process
     baseline = tree_rss_mb(os.getpid())
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     ray_start = time.perf_counter() - start
+    time.sleep(2.0)  # let Ray's processes settle before reading their memory
     ray_idle = tree_rss_mb(os.getpid()) - baseline
-
+    measure("ray")
     rows = []
     for name in names:
-        model, job_args, label = WORKLOADS[name]
-        jobs = make_jobs(scratch, args.jobs, job_args)
-        walls, peaks = {}, {}
         for workers in (1, 2):
-            for backend in ("local", "ray"):
-                runs = [timed_run(jobs, models[model][0], backend, workers, scratch) for _ in range(args.repeat)]
-                walls[backend, workers] = statistics.median(w for w, _ in runs)
-                peaks[backend, workers] = max(p for _, p in runs)
-                print(f"{label} | {backend} x{workers}: {[round(w, 2) for w, _ in runs]} s, peak "
-                      f"{peaks[backend, workers]:.0f} MB", flush=True)
-        for workers in (1, 2):
-            local, on_ray = walls["local", workers], walls["ray", workers]
-            rows.append((label, workers, 60 * args.jobs / local, 60 * args.jobs / on_ray, on_ray / local,
-                         (on_ray - local) / args.jobs, peaks["local", workers], peaks["ray", workers]))
+            local, on_ray = walls[name, "local", workers], walls[name, "ray", workers]
+            rows.append((WORKLOADS[name][2], workers, 60 * args.jobs / local, 60 * args.jobs / on_ray,
+                         on_ray / local, (on_ray - local) / args.jobs, peaks[name, "local", workers],
+                         peaks[name, "ray", workers]))
     ray.shutdown()
     load_after = os.getloadavg()[0]
 
@@ -210,13 +217,14 @@ def main() -> None:
         f"- commit: {commit()}",
         f"- command: `python benchmarks/batch_cpu.py --workloads {','.join(names)} --jobs {args.jobs} "
         f"--repeat {args.repeat}`",
-        f"- ray {version('ray')}, `ray.init(num_cpus=2)` once before the runs: {ray_start:.1f} s and "
-        f"{ray_idle:.0f} MB resident (not in the times below); actors ask for 0.5 CPU each",
+        f"- ray {version('ray')}, `ray.init(num_cpus=2)` once after the local runs and before the Ray runs: "
+        f"{ray_start:.1f} s and {ray_idle:.0f} MB resident when idle (the start is not in the times below; the "
+        f"memory is in the Ray peaks); actors ask for 0.5 CPU each",
         f"- workload: {args.jobs} image-to-video jobs per run from random-weight pipelines, one seed per job, mp4 "
         f"output; 1 CPU thread per worker on both backends; each run from an empty output folder (so worker start "
         f"and pipeline load are included); median of {args.repeat} run(s){small}",
         f"- peak memory: summed RSS of the driver and all its descendant processes (pool workers; Ray's own "
-        f"processes and actors), max over the runs; shared pages are counted once per process",
+        f"processes and actors), max over the runs; pages shared between processes count once per process",
         f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
         f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')} (no reference library is compared "
         f"here: the local backend is the baseline)",
