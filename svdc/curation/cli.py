@@ -1,5 +1,5 @@
-"""`svdc curate run VIDEOS... --out DIR [--workers N] [--backend local|ray]` and `svdc curate export --out DIR --clips-dir DIR`: the
-command line of svdc.curation (registered by svdc.cli through `add_parser`)."""
+"""`svdc curate run VIDEOS... --out DIR [--workers N] [--backend local|ray]` and `svdc curate export --out DIR
+--clips-dir DIR`: the command line of svdc.curation (registered by svdc.cli through `add_parser`)."""
 from __future__ import annotations
 
 import argparse

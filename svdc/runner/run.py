@@ -48,8 +48,8 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
               gpus_per_worker: float = 0.0, address: str | None = None, connect_timeout: float = 15.0,
               progress: bool = True) -> BatchSummary:
     """Runs every job of `jobs` (a .csv/.jsonl/.parquet manifest or a list of dicts) into the folder `out`: one
-    output (a file, or a folder) per job plus out/results.jsonl. Jobs finished by an earlier run with the same parameters are
-    skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
+    output (a file, or a folder) per job plus out/results.jsonl. Jobs finished by an earlier run with the same
+    parameters are skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
 
     backend "local": `workers` processes (default: 1 per CPU core) with threads_per_worker CPU threads each
     (default: the cores divided among the workers). backend "ray": `workers` actors (default: 1 per GPU when
