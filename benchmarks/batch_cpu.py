@@ -5,8 +5,8 @@ added-time ids; the SVD VAE's 4 levels; ViT-H/14's 32 layers — at reduced widt
 instead of 320-640-1280-1280, VAE 64-128-256-256 instead of 128-256-512-512, ViT width 256 instead of 1280; about
 120 M parameters instead of 2.2 G, so that 2 workers and Ray fit in ~3 GB). The Ray overhead per job is the
 difference of the two backends' wall time per job at equal workers (all local runs first, then Ray started once;
-its start time reported apart). Every run starts from an empty output folder, so it includes spawning the workers
-and loading the pipeline. Peak memory is the summed RSS of this process and all its descendants (the pool's processes, Ray's
+its start time reported apart). Every run starts from an empty output folder, so it includes spawning the
+workers and loading the pipeline. Peak memory is the summed RSS of this process and all its descendants (the pool's processes, Ray's
 processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date, commit, medians).
 
     python benchmarks/batch_cpu.py                                  (all workloads, 3 repeats: ~15 min, 2 cores)
@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -169,7 +170,12 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="svdc-batch-bench-"))
     models = {"tiny": ("tiny", 0)}
     if any(WORKLOADS[w][0] == "small-real" for w in names):
-        models["small-real"] = save_small_real(scratch / "small_real")
+        # in a child process, so that the driver's memory (in every peak below) does not keep the weights it drew
+        code = (f"import json; from pathlib import Path; from benchmarks.batch_cpu import save_small_real; "
+                f"print(json.dumps(save_small_real(Path({str(scratch / 'small_real')!r}))))")
+        made = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+        models["small-real"] = tuple(json.loads(made.stdout.strip().splitlines()[-1]))
+    driver = tree_rss_mb(os.getpid())
     load_before = os.getloadavg()[0]
     jobs = {name: make_jobs(scratch, args.jobs, WORKLOADS[name][1]) for name in names}
     walls, peaks = {}, {}
@@ -223,8 +229,9 @@ def main() -> None:
         f"- workload: {args.jobs} image-to-video jobs per run from random-weight pipelines, one seed per job, mp4 "
         f"output; 1 CPU thread per worker on both backends; each run from an empty output folder (so worker start "
         f"and pipeline load are included); median of {args.repeat} run(s){small}",
-        f"- peak memory: summed RSS of the driver and all its descendant processes (pool workers; Ray's own "
-        f"processes and actors), max over the runs; pages shared between processes count once per process",
+        f"- peak memory: summed RSS of the driver ({driver:.0f} MB before the runs) and all its descendant "
+        "processes (pool workers; Ray's own processes and actors), max over the runs; pages shared between "
+        "processes count once per process",
         f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
         f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')} (no reference library is compared "
         f"here: the local backend is the baseline)",
