@@ -6,8 +6,8 @@ instead of 320-640-1280-1280, VAE 64-128-256-256 instead of 128-256-512-512, ViT
 120 M parameters instead of 2.2 G, so that 2 workers and Ray fit in ~3 GB). The Ray overhead per job is the
 difference of the two backends' wall time per job at equal workers (all local runs first, then Ray started once;
 its start time reported apart). Every run starts from an empty output folder, so it includes spawning the
-workers and loading the pipeline. Peak memory is the summed RSS of this process and all its descendants (the pool's processes, Ray's
-processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date, commit, medians).
+workers and loading the pipeline. Peak memory is the summed RSS of this process and all its descendants (the
+pool's processes, Ray's processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date, commit, medians).
 
     python benchmarks/batch_cpu.py                                  (all workloads, 3 repeats: ~15 min, 2 cores)
     python benchmarks/batch_cpu.py --workloads tiny-3f2s,small-real --jobs 6 --repeat 1     (~6 min)
