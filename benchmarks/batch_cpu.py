@@ -7,10 +7,11 @@ instead of 320-640-1280-1280, VAE 64-128-256-256 instead of 128-256-512-512, ViT
 difference of the two backends' wall time per job at equal workers (all local runs first, then Ray started once;
 its start time reported apart). Every run starts from an empty output folder, so it includes spawning the
 workers and loading the pipeline. Peak memory is the summed RSS of this process and all its descendants (the
-pool's processes, Ray's processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date, commit, medians).
+pool's processes, Ray's processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date,
+commit, medians).
 
-    python benchmarks/batch_cpu.py                                  (all workloads, 3 repeats: ~15 min, 2 cores)
-    python benchmarks/batch_cpu.py --workloads tiny-3f2s,small-real --jobs 6 --repeat 1     (~6 min)
+    python benchmarks/batch_cpu.py                                  (all workloads, 12 jobs, 3 repeats: ~15-20 min, 2 cores)
+    python benchmarks/batch_cpu.py --workloads tiny-3f2s,small-real --jobs 8 --repeat 2     (~8 min)
 """
 from __future__ import annotations
 
