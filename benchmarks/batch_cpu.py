@@ -10,7 +10,7 @@ workers and loading the pipeline. Peak memory is the summed RSS of this process 
 pool's processes, Ray's processes), sampled every 0.2 s. Writes benchmarks/results/batch_cpu.md (machine, date,
 commit, medians).
 
-    python benchmarks/batch_cpu.py                                  (all workloads, 12 jobs, 3 repeats: ~15-20 min, 2 cores)
+    python benchmarks/batch_cpu.py                       (all workloads, 12 jobs, 3 repeats: ~15-20 min, 2 cores)
     python benchmarks/batch_cpu.py --workloads tiny-3f2s,small-real --jobs 8 --repeat 2     (~8 min)
 """
 from __future__ import annotations
