@@ -48,14 +48,16 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
               gpus_per_worker: float = 0.0, address: str | None = None, connect_timeout: float = 15.0,
               progress: bool = True) -> BatchSummary:
     """Runs every job of `jobs` (a .csv/.jsonl/.parquet manifest or a list of dicts) into the folder `out`: one
-    output file per job plus out/results.jsonl. Jobs finished by an earlier run with the same parameters are
-    skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
+    output (a file, or a folder) per job plus out/results.jsonl. Jobs finished by an earlier run with the same
+    parameters are skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
 
     backend "local": `workers` processes (default: 1 per CPU core) with threads_per_worker CPU threads each
     (default: the cores divided among the workers). backend "ray": `workers` actors (default: 1 per GPU when
     gpus_per_worker > 0, else 1 per CPU of the cluster) each asking Ray for cpus_per_worker CPUs (default 1; a
     fraction is allowed) and gpus_per_worker GPUs, on the cluster at `address` (None: the running ray.init(), or a
-    new local Ray). options: run-level settings of the task (image_to_video: model, device, dtype, preset, format).
+    new local Ray). options: run-level settings of the tasks (image_to_video: model, device, dtype, preset, format;
+    multiview: model, device, dtype, video, rgba; text_to_image: model, device, dtype, format; text_to_video:
+    image_model, video_model, device, dtype, format; a Stage: params).
     A job's output depends only on its row and the options, for a given threads_per_worker."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")

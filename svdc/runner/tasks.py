@@ -98,5 +98,6 @@ def get_task(name: str, where: str = "workflow") -> Task:
         module, attribute = BUILTIN_TASKS[name].split(":")
         task = TASKS[name] = getattr(importlib.import_module(module), attribute)
     if task is None:
-        raise ValueError(f"{where}: unknown workflow {name!r}; expected one of {sorted(set(BUILTIN_TASKS) | set(TASKS))}")
+        known = sorted(set(BUILTIN_TASKS) | set(TASKS))
+        raise ValueError(f"{where}: unknown workflow {name!r}; expected one of {known}")
     return task

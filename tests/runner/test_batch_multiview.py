@@ -92,3 +92,25 @@ def test_bad_orbit_cells(tmp_path):
         read_manifest([{"id": "a", "image": "x.png", "elevations": "high"}], workflow="multiview")
     with pytest.raises(ValueError, match=r"row 1: unknown column\(s\) \['motion_bucket_id'\] for workflow 'multiview'"):
         read_manifest([{"id": "a", "image": "x.png", "motion_bucket_id": 3}], workflow="multiview")
+
+
+def test_changed_row_replaces_the_folder_and_cli(multiview_dir, multiview_reference, tmp_path, capsys):
+    """`svdc batch --workflow multiview`: a rerun with a changed seed replaces the orbit folder as a whole."""
+    from svdc.cli import main
+
+    row = {k: v for k, v in multiview_rows()[0].items() if k != "workflow"}
+    manifest = write_csv(multiview_dir / "one.csv", [row], [c for c in MV_COLUMNS if c != "workflow"])
+    out = tmp_path / "out"
+    cli = ["batch", manifest, "--out", str(out), "--workflow", "multiview", "--model", "tiny", "--device", "cpu",
+           "--workers", "1", "--threads-per-worker", str(THREADS), "-q"]
+    assert main(cli) == 0 and "1 ok, 0 failed" in capsys.readouterr().out
+    assert multiview_outputs(out)["orbit-static"] == multiview_reference["orbit-static"]
+    write_csv(manifest, [dict(row, seed=99)], [c for c in MV_COLUMNS if c != "workflow"])
+    assert main(cli + ["--orbit-video", "none"]) == 0
+    replaced = multiview_outputs(out)["orbit-static"]
+    assert "orbit.mp4" not in replaced  # nothing of the old folder is left
+    assert sorted(replaced) == sorted(f for f in multiview_reference["orbit-static"] if f != "orbit.mp4")
+    assert replaced["transforms.json"] == multiview_reference["orbit-static"]["transforms.json"]  # same cameras
+    assert replaced[os.path.join("images", "000.png")] != \
+        multiview_reference["orbit-static"][os.path.join("images", "000.png")]  # another seed
+    assert sorted(os.listdir(out)) == ["orbit-static", "results.jsonl"]
