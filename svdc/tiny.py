@@ -89,26 +89,29 @@ def random_weights(shapes: dict, seed: int) -> dict:
     return out
 
 
-def tiny_components(device: str = "auto", seed: int = 0):
-    """(unet, vae, image_encoder) with random weights drawn from `seed`."""
+def tiny_components(device: str = "auto", seed: int = 0, dtype=None):
+    """(unet, vae, image_encoder) with random weights drawn from `seed`, stored in `dtype` (None: the device's
+    default)."""
     from . import ImageEncoder, UNet, VAE
     from .runtime import resolve_device
 
     device = resolve_device(device)  # once, so "auto" warns once rather than per component
     # The weight tables come from the C models' own declarations for these configs.
-    unet = UNet.from_config(UNET_CONFIG, random_weights(UNet.weight_shapes(UNET_CONFIG), seed), device=device)
-    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE.weight_shapes(VAE_CONFIG), seed + 1), device=device)
+    unet = UNet.from_config(UNET_CONFIG, random_weights(UNet.weight_shapes(UNET_CONFIG), seed), device=device,
+                            dtype=dtype)
+    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE.weight_shapes(VAE_CONFIG), seed + 1), device=device,
+                          dtype=dtype)
     enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
                                    random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
-                                   device=device)
+                                   device=device, dtype=dtype)
     return unet, vae, enc
 
 
-def tiny_pipeline(device: str = "auto", seed: int = 0):
-    """svdc.ImageToVideo over the tiny random components (defaults: 6 frames of 64x64)."""
+def tiny_pipeline(device: str = "auto", seed: int = 0, dtype=None):
+    """svdc.ImageToVideo over the tiny random components (defaults: 6 frames of 64x64), weights stored in `dtype`."""
     from .pipelines.image_to_video import ImageToVideo
 
-    unet, vae, enc = tiny_components(device=device, seed=seed)
+    unet, vae, enc = tiny_components(device=device, seed=seed, dtype=dtype)
     return ImageToVideo.from_components(unet, vae, enc, scheduler_config=SCHEDULER_CONFIG, num_frames=TINY_FRAMES)
 
 
