@@ -122,8 +122,8 @@ def dtype_name(value, arg: str = "dtype") -> str | None:
     if key == "auto":
         return None
     if key not in _DTYPE_ALIASES:
-        raise ValueError(f"{arg}: expected None, 'fp32', 'fp16' or 'bf16' (or 'float32', 'float16', 'bfloat16', a "
-                         f"NumPy float dtype, torch.float32/float16/bfloat16), got {value!r}")
+        raise ValueError(f"{arg}: expected None, 'fp32', 'fp16' or 'bf16' (or 'float32', 'float16', 'bfloat16', "
+                         f"numpy.float32/float16, torch.float32/float16/bfloat16), got {value!r}")
     return _DTYPE_ALIASES[key]
 
 
