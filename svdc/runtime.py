@@ -159,6 +159,14 @@ def resolve_dtype(dtype, device: str, model: str) -> str:
     return name
 
 
+def weight_dtypes() -> dict[str, str]:
+    """Per device kind: the weight storage dtypes every model supports there and the default (for svdc info)."""
+    count, _ = _cuda_status()
+    cuda_default = default_dtype("cuda:0") if count > 0 else "bf16 on sm_80+, else fp16"
+    defaults = {"cpu": "fp32", "emu": "fp32", "cuda": cuda_default}
+    return {kind: f"{', '.join(dts)} (default {defaults[kind]}; compute in fp32)" for kind, dts in _MODEL_DTYPES.items()}
+
+
 def info() -> dict:
     """Build information plus a PASS/FAIL line per backend with the reason; each registered backend's build line."""
     build = dict(_C.build_info())
@@ -187,5 +195,6 @@ def info() -> dict:
             except Exception as exc:  # report, never raise, from info()
                 backends["cuda"] = f"FAIL: {names}: {exc}"
     build["backends"] = backends
+    build["dtypes"] = weight_dtypes()
     build["backend_builds"] = {b["name"]: b["build_info"] for b in _C.backends()}
     return build
