@@ -88,7 +88,12 @@ static svdc_status release_widened(const svdc_ctx *ctx, size_t mark, svdc_status
 
 /* WIDEN(op, y, &w, &b): widen_weights over the listed weight pointers (at most 2), into widened_[] with the mark
  * widened_mark_ (for release_widened) declared here. Comes after every check that returns early. */
-#define WIDEN(op, y, ...)                                                                                             svdc_tensor widened_[2];                                                                                          size_t widened_mark_;                                                                                             SVDC_TRY(widen_weights(ctx, op, y,                                                                                                       (int)(sizeof((const svdc_tensor **const[]){__VA_ARGS__}) / sizeof(const svdc_tensor **)),                            (const svdc_tensor **const[]){__VA_ARGS__}, widened_, &widened_mark_))
+#define WIDEN(op, y, ...)                                                                                        \
+    svdc_tensor widened_[2];                                                                                     \
+    size_t widened_mark_;                                                                                        \
+    SVDC_TRY(widen_weights(ctx, op, y,                                                                           \
+                           (int)(sizeof((const svdc_tensor **const[]){__VA_ARGS__}) / sizeof(const svdc_tensor **)), \
+                           (const svdc_tensor **const[]){__VA_ARGS__}, widened_, &widened_mark_))
 
 /* Every tensor of one op call shares one dtype (only convert mixes dtypes): names[i]/ts[i] pairs, absent (NULL)
  * optional tensors skipped, the first present one is the reference. */
