@@ -65,11 +65,18 @@ static int64_t param_numel(const svdc_param *it) {
     return n;
 }
 
-/* Lays the table out in p->dtype, allocates the block and points every slot into it. */
+/* The dtype weight `it` is stored in: the table's, except that 1-D weights (biases, norm scales, mix factors,
+ * CLIP's class embedding) stay float32 in a 16-bit table. They are well under 1% of any model's bytes, and keeping
+ * them float32 saves the ops that take them (most ops take a bias) a conversion each: one device launch per op. */
+static svdc_dtype param_dtype(const svdc_params *p, const svdc_param *it) {
+    return it->ndim >= 2 ? p->dtype : SVDC_DTYPE_F32;
+}
+
+/* Lays the table out (each weight in param_dtype), allocates the block and points every slot into it. */
 static svdc_status place_block(svdc_params *p) {
-    size_t esize = svdc_dtype_size(p->dtype);
     size_t total = 0;
     for (int i = 0; i < p->count; i++) {
+        const size_t esize = svdc_dtype_size(param_dtype(p, &p->items[i]));
         p->items[i].offset = total;
         total += ((size_t)param_numel(&p->items[i]) * esize + PARAM_ALIGN - 1) & ~(size_t)(PARAM_ALIGN - 1);
     }
@@ -84,7 +91,7 @@ static svdc_status place_block(svdc_params *p) {
         svdc_tensor *t = it->slot;
         memset(t, 0, sizeof *t);
         t->data = (char *)p->block + it->offset;
-        t->dtype = p->dtype;
+        t->dtype = param_dtype(p, it);
         t->device = p->device;
         t->ndim = it->ndim;
         for (int d = 0; d < it->ndim; d++) t->shape[d] = it->shape[d];
@@ -135,14 +142,15 @@ svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_dat
                          (long long)numel, (long long)param_numel(it));
     if (!p->block) return svdc_fail(SVDC_ERR_INTERNAL, "params: weight %s set before allocation", it->name);
     void *dst = (char *)p->block + it->offset;
-    const size_t bytes = (size_t)numel * svdc_dtype_size(p->dtype);
-    if (host_dtype == p->dtype) {
+    const svdc_dtype dtype = param_dtype(p, it);
+    const size_t bytes = (size_t)numel * svdc_dtype_size(dtype);
+    if (host_dtype == dtype) {
         svdc_status s = p->backend->copy_to_device(p->device, dst, host_data, bytes);
         if (s) return s;
         it->loaded = 1;
         return SVDC_OK;
     }
-    if (p->dtype == SVDC_DTYPE_F16 && host_dtype == SVDC_DTYPE_F32) {
+    if (dtype == SVDC_DTYPE_F16 && host_dtype == SVDC_DTYPE_F32) {
         const int64_t bad = first_f16_overflow(host_data, numel);
         if (bad >= 0)
             return svdc_fail(SVDC_ERR_CHECKPOINT,
@@ -161,7 +169,7 @@ svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_dat
         return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes of host memory to convert "
                          "weight %s", bytes, it->name);
     svdc_tensor from = svdc_tensor_view((void *)host_data, host_dtype, SVDC_DEVICE_CPU, 1, shape);
-    svdc_tensor to = svdc_tensor_view(staging, p->dtype, SVDC_DEVICE_CPU, 1, shape);
+    svdc_tensor to = svdc_tensor_view(staging, dtype, SVDC_DEVICE_CPU, 1, shape);
     svdc_status s = cpu->convert(&host, &from, &to);
     if (!s && !on_host) s = p->backend->copy_to_device(p->device, dst, staging, bytes);
     if (!on_host) free(staging);

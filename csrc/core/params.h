@@ -45,7 +45,7 @@ svdc_status svdc_params_allocate(svdc_params *p);
 int svdc_params_find(const svdc_params *p, const char *name);
 
 /* Changes the storage dtype (float32, float16, bfloat16) of a table whose block is allocated but holds no weight
- * yet: the old block is given back before the new one is allocated (so the peak is the larger of the two, never
+ * yet (1-D weights, biases and norm scales, stay float32: see param_dtype in params.c): the old block is given back before the new one is allocated (so the peak is the larger of the two, never
  * both) and every slot is re-pointed into the new block. Model code therefore must not keep copies of a slot's data
  * pointer taken before loading. A no-op when the dtype is already `dtype`. */
 svdc_status svdc_params_set_dtype(svdc_params *p, svdc_dtype dtype);
