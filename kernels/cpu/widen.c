@@ -23,11 +23,11 @@ static inline uint32_t float_to_bits(float f) {
  * of two normal floats, so exact with no denormal arithmetic (correct under flush-to-zero too). */
 static inline float f16_bits_to_f32(uint16_t h) {
     const uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13, exponent = h & 0x7c00u;
-    uint32_t o = magnitude + (112u << 23);
-    o += exponent == 0x7c00u ? (112u << 23) : 0u;
-    const float small = bits_to_float(o + (1u << 23)) - bits_to_float(113u << 23);
-    const uint32_t v = exponent == 0 ? float_to_bits(small) : o;
-    return bits_to_float(v | ((uint32_t)(h & 0x8000u) << 16));
+    /* all-ones masks from comparisons rather than ?: so the loop has no control flow and vectorises */
+    const uint32_t inf_nan = 0u - (uint32_t)(exponent == 0x7c00u), small = 0u - (uint32_t)(exponent == 0u);
+    const uint32_t o = magnitude + (112u << 23) + (inf_nan & (112u << 23));
+    const uint32_t tiny = float_to_bits(bits_to_float(o + (1u << 23)) - bits_to_float(113u << 23));
+    return bits_to_float((small & tiny) | (~small & o) | ((uint32_t)(h & 0x8000u) << 16));
 }
 
 void svdc_cpu_widen_f16(const uint16_t *x, float *y, int64_t n) {
