@@ -83,8 +83,9 @@ static svdc_status place_block(svdc_params *p) {
     p->block = p->backend->alloc(p->device, total ? total : PARAM_ALIGN);
     if (!p->block && p->backend->health(p->device)) return p->backend->health(p->device);
     if (!p->block)
-        return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes of %s weights on %s device %d",
-                         total, svdc_dtype_name(p->dtype), p->backend->name, p->device);
+        return svdc_fail(SVDC_ERR_MEMORY,
+                         "out of memory: could not allocate %zu bytes of weights on %s device %d (%s storage)", total,
+                         p->backend->name, p->device, svdc_dtype_name(p->dtype));
     p->bytes = total;
     for (int i = 0; i < p->count; i++) {
         svdc_param *it = &p->items[i];
