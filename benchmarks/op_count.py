@@ -39,7 +39,8 @@ class ZeroWeights(Mapping):
         return len(self._shapes)
 
 
-def count(frames: int, height: int, width: int, preset: str = "svd_xt", chunk_budget: int = 0) -> dict:
+def count(frames: int, height: int, width: int, preset: str = "svd_xt", chunk_budget: int = 0,
+          dtype: str = "fp32") -> dict:
     cfg = unet_configs.preset(preset)
     native = unet_configs.to_native(cfg)
     shapes = _C.UNet.weight_shapes(native)
@@ -47,7 +48,7 @@ def count(frames: int, height: int, width: int, preset: str = "svd_xt", chunk_bu
     ops.emu_set_dry_run(True)
     ops.emu_set_chunk_budget(chunk_budget)
     try:
-        unet = svdc.UNet.from_config(cfg, ZeroWeights(shapes), device="emu")
+        unet = svdc.UNet.from_config(cfg, ZeroWeights(shapes), device="emu", dtype=dtype)
         b, h, w = 2, height // 8, width // 8
         sample = np.zeros((b, frames, 8, h, w), np.float32)
         context = np.zeros((b, 1, native["cross_attention_dim"]), np.float32)

@@ -131,7 +131,7 @@ def _cmd_img2vid(args) -> int:
     stages.say(f"loading {args.model}")
     if model == "tiny":
         print(tiny.RANDOM_WEIGHTS_NOTICE)
-        pipe = tiny.tiny_pipeline(device=args.device)
+        pipe = tiny.tiny_pipeline(device=args.device, dtype=args.dtype)
         size = (tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
         args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
     else:
@@ -161,7 +161,7 @@ def _cmd_multiview(args) -> int:
 
     if args.model == "tiny":
         print(tiny.RANDOM_WEIGHTS_NOTICE)
-        pipe = tiny.tiny_multiview(device=args.device)
+        pipe = tiny.tiny_multiview(device=args.device, dtype=args.dtype)
         args.steps = tiny.TINY_SV3D_STEPS if args.steps is None else args.steps
     else:
         pipe = MultiView.from_pretrained(args.model, device=args.device, dtype=args.dtype)
@@ -186,10 +186,10 @@ def _cmd_demo(args) -> int:
             setattr(args, name, value)
         args.output = "demo_multiview" if args.output == "demo.mp4" else args.output
         args.steps = tiny.TINY_SV3D_STEPS if args.steps is None else args.steps
-        return _run_multiview(tiny.tiny_multiview(device=args.device), tiny.test_object(), args)
+        return _run_multiview(tiny.tiny_multiview(device=args.device, dtype=args.dtype), tiny.test_object(), args)
     print("(generating from a built-in test picture; use `svdc img2vid IMAGE --model PATH` for real weights)")
     stages.say("loading the tiny model")
-    pipe = tiny.tiny_pipeline(device=args.device)
+    pipe = tiny.tiny_pipeline(device=args.device, dtype=args.dtype)
     args.image = tiny.test_image(tiny.TINY_HEIGHT, tiny.TINY_WIDTH)
     args.steps = tiny.TINY_STEPS if args.steps is None else args.steps
     return _run_img2vid(pipe, args.image, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH), stages)
@@ -211,7 +211,15 @@ def _generation_options(p: argparse.ArgumentParser, output_default: str | None) 
     p.add_argument("--height", type=int, default=None, help="output height, a multiple of 8 (default 576)")
     p.add_argument("--width", type=int, default=None, help="output width, a multiple of 8 (default 1024)")
     p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda[:N]"')
+    add_dtype_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_dtype_option(p: argparse.ArgumentParser) -> None:
+    """--dtype of every generating command: the weight storage dtype (compute is fp32 on every device)."""
+    p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
+                   help="weight storage: fp16/bf16 halve the weights' memory, computing stays fp32 (default: fp32 "
+                        "on the CPU; on CUDA bf16 where the GPU has it, else fp16)")
 
 
 # Commands whose parsers live in other modules (curation alone costs ~0.5 s of imports): a run of another command
@@ -250,8 +258,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="a diffusers pipeline folder, a Stability single file (svd*.safetensors), a hub id "
                             "such as stabilityai/stable-video-diffusion-img2vid-xt already in the local Hugging "
                             "Face cache, or 'tiny' (a tiny random-weight model, no download)")
-    p_i2v.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
-                       help="weight storage dtype (computing is in fp32 on the CPU)")
     p_i2v.add_argument("--preset", default=None, choices=["diffusers", "sgm"],
                        help="default settings: diffusers' pipeline (default) or Stability's sgm scripts")
     _generation_options(p_i2v, None)
@@ -273,7 +279,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p_mv.add_argument("--video", default="orbit.mp4", help="orbit video name (.mp4/.gif/.webp) or 'none'")
     p_mv.add_argument("--no-rgba", action="store_true", help="write RGB frames instead of RGBA")
     p_mv.add_argument("--seed", type=int, default=None, help="random seed (sgm's default is 23)")
-    p_mv.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="compute dtype")
+    add_dtype_option(p_mv)
     p_mv.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda[:N]"')
     p_mv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_mv.set_defaults(func=_cmd_multiview)

@@ -62,6 +62,8 @@ def render(data: dict | None = None) -> str:
         lines.append(f"    {name}: {backend_line(name, status)}")
     for name, line in data.get("backend_builds", {}).items():
         lines.append(f"    {name} build: {line}")
+    for device, text in data.get("dtypes", {}).items():
+        lines.append(f"    {device} weight dtypes: {text}")
     models = data.get("models")
     if models:
         lines.append("  models (on each device, checked against the CPU with tiny random weights):")

@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 import warnings
 
+import numpy as np
+
 from ._native import _C
 
 DeviceUnavailableError = _C.DeviceUnavailableError
 
 DTYPES = ("fp32", "fp16", "bf16")
-_DTYPE_ALIASES = {"fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "bf16": "bf16",
-                  "bfloat16": "bf16"}
+_DTYPE_ALIASES = {"fp32": "fp32", "float32": "fp32", "float": "fp32", "fp16": "fp16", "float16": "fp16",
+                  "half": "fp16", "bf16": "bf16", "bfloat16": "bf16"}
 
 
 def _load_cuda():
@@ -96,26 +98,73 @@ def resolve_device(device: str | None) -> str:
     return f"cuda:{index}"
 
 
-# Storage dtypes the model code supports on each backend. 16-bit storage needs dtype-aware views in the model code
-# (csrc/models), which still addresses activations as float32; until then every backend stores float32.
-_MODEL_DTYPES = {"cpu": ("fp32",), "emu": ("fp32",), "cuda": ("fp32",)}
+# Weight storage dtypes every model supports on each backend: weights are kept in this dtype and each op widens
+# the ones it uses to float32 just before it runs (csrc/core/ops.c, widen_weights); compute is float32 everywhere.
+_MODEL_DTYPES = {"cpu": DTYPES, "emu": DTYPES, "cuda": DTYPES}
+
+
+def dtype_name(value, arg: str = "dtype") -> str | None:
+    """A storage dtype given as "fp32" | "fp16" | "bf16" (or "float32", "float16", "bfloat16", "half", "float"), a
+    NumPy float dtype, or a torch dtype (read through its str, torch.float16 -> "float16"; torch is never imported)
+    -> "fp32" | "fp16" | "bf16"; None (and "auto") -> None, the device's default. Anything else is a ValueError
+    naming `arg` and the accepted values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.strip().lower()
+    elif isinstance(value, (type, np.dtype)):
+        try:
+            key = np.dtype(value).name
+        except TypeError:
+            key = str(value)
+    else:
+        key = str(value).rsplit(".", 1)[-1].lower()  # torch.bfloat16 -> "bfloat16"
+    if key == "auto":
+        return None
+    if key not in _DTYPE_ALIASES:
+        raise ValueError(f"{arg}: expected None, 'fp32', 'fp16' or 'bf16' (or 'float32', 'float16', 'bfloat16', "
+                         f"numpy.float32/float16, torch.float32/float16/bfloat16), got {value!r}")
+    return _DTYPE_ALIASES[key]
+
+
+def _cuda_supports_bf16(device: str) -> bool:
+    """Whether the GPU has native bfloat16 (compute capability 8.0 or newer, read from the CUDA module's device
+    name 'NAME (sm_XY, ...)'); False when it cannot be told."""
+    mod, _ = _load_cuda()
+    try:
+        name = mod.device_name(int(device.split(":")[1]) if ":" in device else 0)
+        m = re.search(r"sm_(\d+)", name)
+        return bool(m) and int(m.group(1)) >= 80
+    except Exception:  # no module, no such device, an unexpected name: fp16 is the safe default
+        return False
+
+
+def default_dtype(device: str) -> str:
+    """dtype=None: fp32 on the CPU and the emulated device; on CUDA bf16 where the GPU has it (sm_80+), else fp16."""
+    if device.split(":")[0] != "cuda":
+        return "fp32"
+    return "bf16" if _cuda_supports_bf16(device) else "fp16"
 
 
 def resolve_dtype(dtype, device: str, model: str) -> str:
-    """The storage dtype for `model` on the resolved `device`: None picks the backend's default (fp32 on the CPU;
-    on CUDA bf16 once the model code supports 16-bit storage, fp32 until then); an unsupported dtype raises a
-    ValueError naming the device and what it supports."""
-    kind = device.split(":")[0]
-    supported = _MODEL_DTYPES[kind]
-    if dtype is None:
-        return supported[-1]
-    name = _DTYPE_ALIASES.get(dtype) if isinstance(dtype, str) else None
+    """The weight storage dtype for `model` on the resolved `device` ("fp32" | "fp16" | "bf16"): None picks
+    default_dtype(device); an unknown or unsupported dtype raises a ValueError naming the argument and the accepted
+    values."""
+    name = dtype_name(dtype)
+    supported = _MODEL_DTYPES[device.split(":")[0]]
     if name is None:
-        raise ValueError(f"dtype: expected None, 'fp32', 'fp16' or 'bf16', got {dtype!r}")
+        return default_dtype(device)
     if name not in supported:
-        raise ValueError(f"dtype={dtype!r}: {model} on {device} stores {' or '.join(supported)} only (16-bit model "
-                         f"storage is not implemented yet); use dtype='fp32' or None")
+        raise ValueError(f"dtype={dtype!r}: {model} on {device} stores {' or '.join(supported)} only")
     return name
+
+
+def weight_dtypes() -> dict[str, str]:
+    """Per device kind: the weight storage dtypes every model supports there and the default (for svdc info)."""
+    count, _ = _cuda_status()
+    cuda_default = default_dtype("cuda:0") if count > 0 else "bf16 on sm_80+, else fp16"
+    defaults = {"cpu": "fp32", "emu": "fp32", "cuda": cuda_default}
+    return {kind: f"{', '.join(dts)} (default {defaults[kind]}; compute in fp32)" for kind, dts in _MODEL_DTYPES.items()}
 
 
 def info() -> dict:
@@ -163,5 +212,6 @@ def info() -> dict:
     match = re.search(r"archs ([0-9;]+)", cuda_build)
     if match:
         build["cuda_archs"] = ", ".join(f"sm_{a}" for a in match.group(1).split(";"))
+    build["dtypes"] = weight_dtypes()
     build["backend_builds"] = {b["name"]: b["build_info"] for b in _C.backends()}
     return build

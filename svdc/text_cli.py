@@ -49,17 +49,17 @@ def _image_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
 
 
 @contextlib.contextmanager
-def _image_pipeline(model: str, device: str):
+def _image_pipeline(model: str, device: str, dtype):
     """A TextToImage for a path or 'tiny' (a tiny random SD 2.x model written to a temporary folder)."""
     from . import tiny
     from .pipelines.text_to_image import TextToImage
 
     if model != "tiny":
-        yield TextToImage.from_pretrained(model, device=device)
+        yield TextToImage.from_pretrained(model, device=device, dtype=dtype)
         return
     print(tiny.RANDOM_WEIGHTS_NOTICE)
     with tempfile.TemporaryDirectory(prefix="svdc-tiny-sd-") as folder:
-        yield tiny.tiny_sd_pipeline(folder)
+        yield tiny.tiny_sd_pipeline(folder, dtype=dtype)
 
 
 def _cmd_txt2img(args) -> int:
@@ -70,7 +70,7 @@ def _cmd_txt2img(args) -> int:
     stages = _Stages(args.quiet)
     stages.say(f"loading {args.model}")
     seed = _seed(args)
-    with _image_pipeline(model, args.device) as pipe:
+    with _image_pipeline(model, args.device, args.dtype) as pipe:
         if args.scheduler:  # as diffusers: SchedulerClass.from_config(pipe.scheduler.config)
             from . import schedules
 
@@ -110,13 +110,14 @@ def _run_txt2vid(pipe, args, size, image_steps, video_steps, stages) -> int:
 
 
 @contextlib.contextmanager
-def _tiny_text_to_video(device: str):
+def _tiny_text_to_video(device: str, dtype=None):
     from . import tiny
     from .pipelines.text_to_video import TextToVideo
 
     print(tiny.RANDOM_WEIGHTS_NOTICE)
     with tempfile.TemporaryDirectory(prefix="svdc-tiny-sd-") as folder:
-        yield TextToVideo.from_components(tiny.tiny_sd_pipeline(folder), tiny.tiny_pipeline(device=device))
+        yield TextToVideo.from_components(tiny.tiny_sd_pipeline(folder, dtype=dtype),
+                                          tiny.tiny_pipeline(device=device, dtype=dtype))
 
 
 def _cmd_txt2vid(args) -> int:
@@ -134,10 +135,10 @@ def _cmd_txt2vid(args) -> int:
                          "match only each other)")
     stages = _Stages(args.quiet)
     if image_model == "tiny":
-        with _tiny_text_to_video(args.device) as pipe:
+        with _tiny_text_to_video(args.device, args.dtype) as pipe:
             return _run_txt2vid(pipe, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH), args.image_steps or 4,
                                 args.steps or tiny.TINY_STEPS, stages)
-    pipe = TextToVideo.from_pretrained(image_model, video_model, device=args.device,
+    pipe = TextToVideo.from_pretrained(image_model, video_model, device=args.device, dtype=args.dtype,
                                        keep_image_model=args.keep_image_model)
     return _run_txt2vid(pipe, args, (576, 1024), args.image_steps or 50, args.steps or 25, stages)
 
@@ -151,13 +152,15 @@ def demo_txt2vid(args) -> int:
     stages = _Stages(args.quiet)
     args.prompt = args.prompt or "a red fox running in the snow"
     args.negative_prompt, args.guidance, args.image_output = None, 7.5, None
-    with _tiny_text_to_video(args.device) as pipe:
+    with _tiny_text_to_video(args.device, args.dtype) as pipe:
         return _run_txt2vid(pipe, args, (tiny.TINY_HEIGHT, tiny.TINY_WIDTH), 4, args.steps or tiny.TINY_STEPS,
                             stages)
 
 
 def add_parsers(sub, generation_options) -> None:
     """Registers txt2img and txt2vid; `generation_options` adds svdc img2vid's video options (svdc/cli.py)."""
+    from .cli import add_dtype_option
+
     p = sub.add_parser("txt2img", help="text-to-image with a Stable Diffusion 2.x model (or --model tiny)")
     _image_options(p, "--steps")
     from .schedules import SUPPORTED_SCHEDULERS
@@ -172,6 +175,7 @@ def add_parsers(sub, generation_options) -> None:
     p.add_argument("--height", type=int, default=None, help="image height, a multiple of 8 (default: the model's)")
     p.add_argument("--width", type=int, default=None, help="image width, a multiple of 8 (default: the model's)")
     p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda[:N]"')
+    add_dtype_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_txt2img)
 

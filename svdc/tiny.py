@@ -89,26 +89,29 @@ def random_weights(shapes: dict, seed: int) -> dict:
     return out
 
 
-def tiny_components(device: str = "auto", seed: int = 0):
-    """(unet, vae, image_encoder) with random weights drawn from `seed`."""
+def tiny_components(device: str = "auto", seed: int = 0, dtype=None):
+    """(unet, vae, image_encoder) with random weights drawn from `seed`, stored in `dtype` (None: the device's
+    default)."""
     from . import ImageEncoder, UNet, VAE
     from .runtime import resolve_device
 
     device = resolve_device(device)  # once, so "auto" warns once rather than per component
     # The weight tables come from the C models' own declarations for these configs.
-    unet = UNet.from_config(UNET_CONFIG, random_weights(UNet.weight_shapes(UNET_CONFIG), seed), device=device)
-    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE.weight_shapes(VAE_CONFIG), seed + 1), device=device)
+    unet = UNet.from_config(UNET_CONFIG, random_weights(UNet.weight_shapes(UNET_CONFIG), seed), device=device,
+                            dtype=dtype)
+    vae = VAE.from_config(VAE_CONFIG, random_weights(VAE.weight_shapes(VAE_CONFIG), seed + 1), device=device,
+                          dtype=dtype)
     enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
                                    random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
-                                   device=device)
+                                   device=device, dtype=dtype)
     return unet, vae, enc
 
 
-def tiny_pipeline(device: str = "auto", seed: int = 0):
-    """svdc.ImageToVideo over the tiny random components (defaults: 6 frames of 64x64)."""
+def tiny_pipeline(device: str = "auto", seed: int = 0, dtype=None):
+    """svdc.ImageToVideo over the tiny random components (defaults: 6 frames of 64x64), weights stored in `dtype`."""
     from .pipelines.image_to_video import ImageToVideo
 
-    unet, vae, enc = tiny_components(device=device, seed=seed)
+    unet, vae, enc = tiny_components(device=device, seed=seed, dtype=dtype)
     return ImageToVideo.from_components(unet, vae, enc, scheduler_config=SCHEDULER_CONFIG, num_frames=TINY_FRAMES)
 
 
@@ -158,27 +161,28 @@ def identity_temporal_decoder(weights: dict) -> dict:
     return out
 
 
-def tiny_multiview_components(kind: str = "sv3d_p", device: str = "auto", seed: int = 0):
-    """(unet, vae, image_encoder) of a tiny random SV3D-like model: the SV3D-id UNet, a VAE with a 2-D decoder."""
+def tiny_multiview_components(kind: str = "sv3d_p", device: str = "auto", seed: int = 0, dtype=None):
+    """(unet, vae, image_encoder) of a tiny random SV3D-like model: the SV3D-id UNet, a VAE with a 2-D decoder;
+    weights stored in `dtype`."""
     from . import ImageEncoder, UNet, VAE
     from .runtime import resolve_device
 
     device = resolve_device(device)
     cfg = sv3d_unet_config(kind)
-    unet = UNet.from_config(cfg, random_weights(UNet.weight_shapes(cfg), seed), device=device)
+    unet = UNet.from_config(cfg, random_weights(UNet.weight_shapes(cfg), seed), device=device, dtype=dtype)
     vae_weights = identity_temporal_decoder(random_weights(VAE.weight_shapes(SV3D_VAE_CONFIG), seed + 1))
-    vae = VAE.from_config(SV3D_VAE_CONFIG, vae_weights, device=device)
+    vae = VAE.from_config(SV3D_VAE_CONFIG, vae_weights, device=device, dtype=dtype)
     enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
                                    random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
-                                   device=device)
+                                   device=device, dtype=dtype)
     return unet, vae, enc
 
 
-def tiny_multiview(kind: str = "sv3d_p", device: str = "auto", seed: int = 0):
+def tiny_multiview(kind: str = "sv3d_p", device: str = "auto", seed: int = 0, dtype=None):
     """svdc.MultiView over the tiny random SV3D-like components (21 views of 64x64)."""
     from .pipelines.multiview import MultiView
 
-    return MultiView.from_components(*tiny_multiview_components(kind, device, seed), size=TINY_SV3D_SIZE)
+    return MultiView.from_components(*tiny_multiview_components(kind, device, seed, dtype), size=TINY_SV3D_SIZE)
 
 
 def test_object(size: int = TINY_SV3D_SIZE) -> np.ndarray:
@@ -344,8 +348,8 @@ def save_sd_pipeline(folder, seed: int = 0, prediction_type: str = "epsilon") ->
     return folder
 
 
-def tiny_sd_pipeline(folder, seed: int = 0):
-    """svdc.TextToImage over a tiny random SD 2.x pipeline written to `folder` (64x64 images)."""
+def tiny_sd_pipeline(folder, seed: int = 0, dtype=None):
+    """svdc.TextToImage over a tiny random SD 2.x pipeline written to `folder` (64x64 images), weights in `dtype`."""
     from .pipelines.text_to_image import TextToImage
 
-    return TextToImage.from_pretrained(save_sd_pipeline(folder, seed), device="cpu")
+    return TextToImage.from_pretrained(save_sd_pipeline(folder, seed), device="cpu", dtype=dtype)

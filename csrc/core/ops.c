@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arena.h"
 #include "backend.h"
 #include "try.h"
 
@@ -21,13 +22,15 @@ static svdc_status dispatch_result(const svdc_ctx *ctx, svdc_status s) {
     } while (0)
 
 /* Checks that t is present, on the context's device, and of a compute dtype: float32 on the CPU backend; float32,
- * float16 or bfloat16 on a device backend (check_same_dtype then keeps one dtype per call). */
-static svdc_status check_tensor(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
+ * float16 or bfloat16 on a device backend (check_dtypes then keeps one dtype per call). A weight operand (`weight`)
+ * may be float16/bfloat16 on the CPU too: see widen_weights. */
+static svdc_status check_operand(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t,
+                                 int weight) {
     if (!t || !t->data) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s is missing", op, name);
     if (t->device != ctx->device)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: %s is on device %d, expected device %d", op, name, t->device,
                          ctx->device);
-    if (ctx->device == SVDC_DEVICE_CPU && t->dtype != SVDC_DTYPE_F32)
+    if (!weight && ctx->device == SVDC_DEVICE_CPU && t->dtype != SVDC_DTYPE_F32)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has dtype %s, expected float32", op, name,
                          svdc_dtype_name(t->dtype));
     if (t->dtype != SVDC_DTYPE_F32 && t->dtype != SVDC_DTYPE_F16 && t->dtype != SVDC_DTYPE_BF16)
@@ -38,6 +41,59 @@ static svdc_status check_tensor(const svdc_ctx *ctx, const char *op, const char 
                          SVDC_MAX_DIMS);
     return SVDC_OK;
 }
+
+static svdc_status check_tensor(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
+    return check_operand(ctx, op, name, t, 0);
+}
+
+/* check_tensor for a weight operand (w, b, gamma, beta; add's b), which may be stored in 16 bits (widen_weights). */
+static svdc_status check_weight(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t) {
+    return check_operand(ctx, op, name, t, 1);
+}
+
+/* The one idiom for 16-bit weight storage with float32 compute: when the output y is float32, each weight operand
+ * *ws[i] stored in float16/bfloat16 is widened into a float32 tensor from the context's arena (the backend's own
+ * convert op, so this works on every backend) and *ws[i] is pointed at it; the op then runs in float32 as usual and
+ * release_widened gives the scratch back right after the op. Peak memory: the 16-bit weights plus one layer's
+ * weights in float32. *mark is the arena mark to release to. */
+static svdc_status widen_weights(const svdc_ctx *ctx, const char *op, const svdc_tensor *y, int n,
+                                 const svdc_tensor **const *ws, svdc_tensor *scratch, size_t *mark) {
+    *mark = ctx->arena ? svdc_arena_mark(ctx->arena) : 0;
+    if (y->dtype != SVDC_DTYPE_F32) return SVDC_OK; /* 16-bit activations: one dtype per op (check_dtypes) */
+    for (int i = 0; i < n; i++) {
+        const svdc_tensor *w = *ws[i];
+        if (!w || w->dtype == SVDC_DTYPE_F32) continue;
+        if (!ctx->arena)
+            return svdc_fail(SVDC_ERR_INTERNAL, "%s: a %s weight needs an arena to be widened to float32", op,
+                             svdc_dtype_name(w->dtype));
+        if (!ctx->backend->convert)
+            return svdc_fail(SVDC_ERR_DEVICE, "%s: the %s backend cannot convert %s weights", op, ctx->backend->name,
+                             svdc_dtype_name(w->dtype));
+        svdc_status s = svdc_arena_tensor(ctx->arena, SVDC_DTYPE_F32, w->ndim, w->shape, &scratch[i]);
+        if (!s) s = ctx->backend->convert(ctx, w, &scratch[i]);
+        if (s) {
+            svdc_arena_release(ctx->arena, *mark);
+            return s;
+        }
+        *ws[i] = &scratch[i];
+    }
+    return SVDC_OK;
+}
+
+/* Returns `s` after giving back what widen_weights took from the arena. */
+static svdc_status release_widened(const svdc_ctx *ctx, size_t mark, svdc_status s) {
+    if (ctx->arena) svdc_arena_release(ctx->arena, mark);
+    return s;
+}
+
+/* WIDEN(op, y, &w, &b): widen_weights over the listed weight pointers (at most 2), into widened_[] with the mark
+ * widened_mark_ (for release_widened) declared here. Comes after every check that returns early. */
+#define WIDEN(op, y, ...)                                                                                        \
+    svdc_tensor widened_[2];                                                                                     \
+    size_t widened_mark_;                                                                                        \
+    SVDC_TRY(widen_weights(ctx, op, y,                                                                           \
+                           (int)(sizeof((const svdc_tensor **const[]){__VA_ARGS__}) / sizeof(const svdc_tensor **)), \
+                           (const svdc_tensor **const[]){__VA_ARGS__}, widened_, &widened_mark_))
 
 /* Every tensor of one op call shares one dtype (only convert mixes dtypes): names[i]/ts[i] pairs, absent (NULL)
  * optional tensors skipped, the first present one is the reference. */
@@ -58,9 +114,10 @@ static svdc_status check_dtypes(const char *op, int n, const char *const *names,
 }
 /* CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y) */
 #define SVDC_UNPAREN(...) __VA_ARGS__
-#define CHECK_DTYPES(op, names, ...)                                                                          \
-    SVDC_TRY(check_dtypes(op, (int)(sizeof((const svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *)), \
-                     (const char *const[]){SVDC_UNPAREN names}, (const svdc_tensor *const[]){__VA_ARGS__}))
+#define DTYPES_STATUS(op, names, ...)                                                                          \
+    check_dtypes(op, (int)(sizeof((const svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *)),          \
+                 (const char *const[]){SVDC_UNPAREN names}, (const svdc_tensor *const[]){__VA_ARGS__})
+#define CHECK_DTYPES(op, names, ...) SVDC_TRY(DTYPES_STATUS(op, names, __VA_ARGS__))
 
 static svdc_status check_shape(const char *op, const char *name, const svdc_tensor *t, int ndim,
                                const int64_t *expected) {
@@ -148,7 +205,7 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
                            svdc_tensor *y) {
     static const char *op = "linear";
     SVDC_TRY(check_tensor(ctx, op, "x", x));
-    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_weight(ctx, op, "w", w));
     SVDC_TRY(check_tensor(ctx, op, "y", y));
     if (w->ndim != 2) {
         char s[128];
@@ -160,7 +217,7 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
         return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld features in its last dim, expected %lld (w is [%lld, %lld])",
                          op, (long long)x->shape[x->ndim - 1], (long long)K, (long long)N, (long long)K);
     if (b) {
-        SVDC_TRY(check_tensor(ctx, op, "b", b));
+        SVDC_TRY(check_weight(ctx, op, "b", b));
         SVDC_TRY(check_shape(op, "b", b, 1, &N));
     }
     int64_t expected[SVDC_MAX_DIMS];
@@ -169,16 +226,18 @@ svdc_status svdc_op_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
     SVDC_TRY(check_shape(op, "y", y, x->ndim, expected));
     if (N >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31) || svdc_tensor_numel(x) / (K ? K : 1) >= ((int64_t)1 << 31))
         return svdc_fail(SVDC_ERR_SHAPE, "%s: a matrix dimension reaches 2^31, which BLAS cannot take", op);
-    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, linear);
-    return dispatch_result(ctx, ctx->backend->linear(ctx, x, w, b, y));
+    WIDEN(op, y, &w, &b);
+    svdc_status s = DTYPES_STATUS(op, ("x", "w", "b", "y"), x, w, b, y);
+    if (!s) s = ctx->backend->linear(ctx, x, w, b, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 /* Validates an optional per-channel vector (bias, gamma, beta) of length n. */
 static svdc_status check_optional_vector(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t,
                                          int64_t n) {
     if (!t) return SVDC_OK;
-    SVDC_TRY(check_tensor(ctx, op, name, t));
+    SVDC_TRY(check_weight(ctx, op, name, t));
     return check_shape(op, name, t, 1, &n);
 }
 
@@ -186,7 +245,7 @@ svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
                            const svdc_conv2d_params *p, svdc_tensor *y) {
     static const char *op = "conv2d";
     SVDC_TRY(check_tensor(ctx, op, "x", x));
-    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_weight(ctx, op, "w", w));
     SVDC_TRY(check_tensor(ctx, op, "y", y));
     if (!p) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: params (stride, padding) are missing", op);
     SVDC_TRY(check_ndim(op, "x", x, 4, "(N, C, H, W)"));
@@ -219,16 +278,18 @@ svdc_status svdc_op_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc
     SVDC_TRY(check_blas_dim(op, "C*kh*kw", C * kh * kw));
     SVDC_TRY(check_blas_dim(op, "Ho*Wo", Ho * Wo));
     SVDC_TRY(check_blas_dim(op, "H*W", H * W));
-    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv2d);
-    return dispatch_result(ctx, ctx->backend->conv2d(ctx, x, w, b, p, y));
+    WIDEN(op, y, &w, &b);
+    svdc_status s = DTYPES_STATUS(op, ("x", "w", "b", "y"), x, w, b, y);
+    if (!s) s = ctx->backend->conv2d(ctx, x, w, b, p, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
                                   const svdc_tensor *b, svdc_tensor *y) {
     static const char *op = "conv_temporal";
     SVDC_TRY(check_tensor(ctx, op, "x", x));
-    SVDC_TRY(check_tensor(ctx, op, "w", w));
+    SVDC_TRY(check_weight(ctx, op, "w", w));
     SVDC_TRY(check_tensor(ctx, op, "y", y));
     SVDC_TRY(check_ndim(op, "x", x, 4, "(B*F, C, H, W)"));
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -247,9 +308,11 @@ svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int
     SVDC_TRY(check_no_alias(op, "y", y, "x", x));
     SVDC_TRY(check_blas_dim(op, "channels", O > C ? O : C));
     SVDC_TRY(check_blas_dim(op, "H*W", H * W));
-    CHECK_DTYPES(op, ("x", "w", "b", "y"), x, w, b, y);
     REQUIRE_BACKEND_OP(ctx, conv_temporal);
-    return dispatch_result(ctx, ctx->backend->conv_temporal(ctx, x, num_frames, w, b, y));
+    WIDEN(op, y, &w, &b);
+    svdc_status s = DTYPES_STATUS(op, ("x", "w", "b", "y"), x, w, b, y);
+    if (!s) s = ctx->backend->conv_temporal(ctx, x, num_frames, w, b, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
@@ -273,10 +336,11 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
     SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
     SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, C));
     SVDC_TRY(check_same_shape(op, "y", y, "x", x));
-    CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, group_norm);
-    return dispatch_result(ctx, ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps,
-                                                         apply_silu ? 1 : 0, y));
+    WIDEN(op, y, &gamma, &beta);
+    svdc_status s = DTYPES_STATUS(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
+    if (!s) s = ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps, apply_silu ? 1 : 0, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
@@ -291,9 +355,11 @@ svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const 
     SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, D));
     SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, D));
     SVDC_TRY(check_same_shape(op, "y", y, "x", x));
-    CHECK_DTYPES(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
     REQUIRE_BACKEND_OP(ctx, layer_norm);
-    return dispatch_result(ctx, ctx->backend->layer_norm(ctx, x, gamma, beta, eps, y));
+    WIDEN(op, y, &gamma, &beta);
+    svdc_status s = DTYPES_STATUS(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
+    if (!s) s = ctx->backend->layer_norm(ctx, x, gamma, beta, eps, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 svdc_status svdc_op_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
@@ -398,8 +464,15 @@ svdc_status svdc_op_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *a
     return axpby_named(ctx, "axpby", alpha, a, "a", beta, b, "b", y);
 }
 
+/* b may be a weight (the CLIP models add their position embeddings), stored in 16 bits: see widen_weights. */
 svdc_status svdc_op_add(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
-    return axpby_named(ctx, "add", 1.0f, a, "a", 1.0f, b, "b", y);
+    static const char *op = "add";
+    SVDC_TRY(check_tensor(ctx, op, "a", a));
+    SVDC_TRY(check_weight(ctx, op, "b", b));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    REQUIRE_BACKEND_OP(ctx, axpby);
+    WIDEN(op, y, &b);
+    return release_widened(ctx, widened_mark_, axpby_named(ctx, op, 1.0f, a, "a", 1.0f, b, "b", y));
 }
 
 svdc_status svdc_op_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {

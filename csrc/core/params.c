@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "tensor.h"
 
 #define PARAM_ALIGN 256
 
@@ -64,30 +65,55 @@ static int64_t param_numel(const svdc_param *it) {
     return n;
 }
 
-svdc_status svdc_params_allocate(svdc_params *p) {
-    size_t esize = svdc_dtype_size(p->dtype);
+/* The dtype weight `it` is stored in: the table's, except that 1-D weights (biases, norm scales, mix factors,
+ * CLIP's class embedding) stay float32 in a 16-bit table. They are well under 1% of any model's bytes, and keeping
+ * them float32 saves the ops that take them (most ops take a bias) a conversion each: one device launch per op. */
+static svdc_dtype param_dtype(const svdc_params *p, const svdc_param *it) {
+    return it->ndim >= 2 ? p->dtype : SVDC_DTYPE_F32;
+}
+
+/* Lays the table out (each weight in param_dtype), allocates the block and points every slot into it. */
+static svdc_status place_block(svdc_params *p) {
     size_t total = 0;
     for (int i = 0; i < p->count; i++) {
+        const size_t esize = svdc_dtype_size(param_dtype(p, &p->items[i]));
         p->items[i].offset = total;
         total += ((size_t)param_numel(&p->items[i]) * esize + PARAM_ALIGN - 1) & ~(size_t)(PARAM_ALIGN - 1);
     }
     p->block = p->backend->alloc(p->device, total ? total : PARAM_ALIGN);
     if (!p->block && p->backend->health(p->device)) return p->backend->health(p->device);
     if (!p->block)
-        return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes of weights on %s device %d",
-                         total, p->backend->name, p->device);
+        return svdc_fail(SVDC_ERR_MEMORY,
+                         "out of memory: could not allocate %zu bytes of weights on %s device %d (%s storage)", total,
+                         p->backend->name, p->device, svdc_dtype_name(p->dtype));
     p->bytes = total;
     for (int i = 0; i < p->count; i++) {
         svdc_param *it = &p->items[i];
         svdc_tensor *t = it->slot;
         memset(t, 0, sizeof *t);
         t->data = (char *)p->block + it->offset;
-        t->dtype = p->dtype;
+        t->dtype = param_dtype(p, it);
         t->device = p->device;
         t->ndim = it->ndim;
         for (int d = 0; d < it->ndim; d++) t->shape[d] = it->shape[d];
     }
     return SVDC_OK;
+}
+
+svdc_status svdc_params_allocate(svdc_params *p) { return place_block(p); }
+
+svdc_status svdc_params_set_dtype(svdc_params *p, svdc_dtype dtype) {
+    if (dtype != SVDC_DTYPE_F32 && dtype != SVDC_DTYPE_F16 && dtype != SVDC_DTYPE_BF16)
+        return svdc_fail(SVDC_ERR_INTERNAL, "params: unknown storage dtype code %d", (int)dtype);
+    if (dtype == p->dtype) return SVDC_OK;
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i].loaded)
+            return svdc_fail(SVDC_ERR_INTERNAL, "params: the storage dtype changes only before any weight is loaded");
+    if (p->block) p->backend->free(p->device, p->block);
+    p->block = NULL;
+    p->bytes = 0;
+    p->dtype = dtype;
+    return place_block(p);
 }
 
 int svdc_params_find(const svdc_params *p, const char *name) {
@@ -96,19 +122,65 @@ int svdc_params_find(const svdc_params *p, const char *name) {
     return -1;
 }
 
-svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel) {
+/* Largest finite float16 (65504) plus half its last step: float32 values at or beyond it round to Inf. */
+#define F16_OVERFLOW 65520.0f
+
+/* Index of the first element of float32 `x` that a float16 block cannot hold (finite, |v| >= 65520), or -1. */
+static int64_t first_f16_overflow(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float a = x[i] < 0 ? -x[i] : x[i];
+        if (a >= F16_OVERFLOW && a - a == 0.0f) return i;
+    }
+    return -1;
+}
+
+svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_data, svdc_dtype host_dtype,
+                                 int64_t numel) {
     if (index < 0 || index >= p->count) return svdc_fail(SVDC_ERR_INTERNAL, "params: index %d out of range", index);
     svdc_param *it = &p->items[index];
     if (numel != param_numel(it))
         return svdc_fail(SVDC_ERR_CHECKPOINT, "weight %s: %lld elements given, %lld expected", it->name,
                          (long long)numel, (long long)param_numel(it));
-    if (p->dtype != SVDC_DTYPE_F32)
-        return svdc_fail(SVDC_ERR_INTERNAL, "params: only float32 weight blocks can be filled from the host yet");
-    svdc_status s = p->backend->copy_to_device(p->device, (char *)p->block + it->offset, host_data,
-                                               (size_t)numel * sizeof(float));
+    if (!p->block) return svdc_fail(SVDC_ERR_INTERNAL, "params: weight %s set before allocation", it->name);
+    void *dst = (char *)p->block + it->offset;
+    const svdc_dtype dtype = param_dtype(p, it);
+    const size_t bytes = (size_t)numel * svdc_dtype_size(dtype);
+    if (host_dtype == dtype) {
+        svdc_status s = p->backend->copy_to_device(p->device, dst, host_data, bytes);
+        if (s) return s;
+        it->loaded = 1;
+        return SVDC_OK;
+    }
+    if (dtype == SVDC_DTYPE_F16 && host_dtype == SVDC_DTYPE_F32) {
+        const int64_t bad = first_f16_overflow(host_data, numel);
+        if (bad >= 0)
+            return svdc_fail(SVDC_ERR_CHECKPOINT,
+                             "weight %s: element %lld = %g is beyond float16's range (|x| <= 65504); store this "
+                             "model in bf16 or fp32",
+                             it->name, (long long)bad, (double)((const float *)host_data)[bad]);
+    }
+    /* Converted on the host by the CPU backend's convert (the same rounding as every backend's); straight into the
+     * block when it is host memory, else through one tensor of staging. */
+    const svdc_backend *cpu = svdc_backend_cpu();
+    const svdc_ctx host = {cpu, NULL, SVDC_DEVICE_CPU};
+    const int64_t shape[1] = {numel};
+    const int on_host = p->backend == cpu;
+    void *staging = on_host ? dst : malloc(bytes ? bytes : 1);
+    if (!staging)
+        return svdc_fail(SVDC_ERR_MEMORY, "out of memory: could not allocate %zu bytes of host memory to convert "
+                         "weight %s", bytes, it->name);
+    svdc_tensor from = svdc_tensor_view((void *)host_data, host_dtype, SVDC_DEVICE_CPU, 1, shape);
+    svdc_tensor to = svdc_tensor_view(staging, dtype, SVDC_DEVICE_CPU, 1, shape);
+    svdc_status s = cpu->convert(&host, &from, &to);
+    if (!s && !on_host) s = p->backend->copy_to_device(p->device, dst, staging, bytes);
+    if (!on_host) free(staging);
     if (s) return s;
     it->loaded = 1;
     return SVDC_OK;
+}
+
+svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel) {
+    return svdc_params_set_from(p, index, host_data, SVDC_DTYPE_F32, numel);
 }
 
 svdc_status svdc_params_check_complete(const svdc_params *p, const char *model_name) {

@@ -44,7 +44,18 @@ svdc_status svdc_params_allocate(svdc_params *p);
 /* Index of `name`, or -1. */
 int svdc_params_find(const svdc_params *p, const char *name);
 
-/* Copies host float32 data (numel must match) into param i, converting to the block's dtype. */
+/* Changes the storage dtype (float32, float16, bfloat16) of a table whose block is allocated but holds no weight
+ * yet (1-D weights, biases and norm scales, stay float32: see param_dtype in params.c): the old block is given back before the new one is allocated (so the peak is the larger of the two, never
+ * both) and every slot is re-pointed into the new block. Model code therefore must not keep copies of a slot's data
+ * pointer taken before loading. A no-op when the dtype is already `dtype`. */
+svdc_status svdc_params_set_dtype(svdc_params *p, svdc_dtype dtype);
+
+/* Copies host data of `host_dtype` (numel must match) into param i, converting to the block's dtype on the host
+ * (round-to-nearest-even, as torch's .to(); one tensor at a time, so the staging is one tensor, never the model).
+ * A float32 value beyond float16's range refuses a float16 block (SVDC_ERR_CHECKPOINT naming the weight). */
+svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_data, svdc_dtype host_dtype,
+                                 int64_t numel);
+/* svdc_params_set_from with float32 host data. */
 svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel);
 
 /* SVDC_ERR_CHECKPOINT naming the first weight that was never set (and how many are missing). */

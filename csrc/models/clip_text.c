@@ -60,16 +60,24 @@ void svdc_clip_text_free(svdc_clip_text *m) {
     free(m);
 }
 
-/* h (N, T, C) = token_embedding[ids] + position_embedding[:T]: one row copy per token (ids live on the host). */
+/* Rows [row, row + rows) of the (R, C) weight w, in w's storage dtype. */
+static svdc_tensor weight_rows(const svdc_tensor *w, int64_t row, int64_t rows) {
+    const int64_t C = w->shape[1], shape[2] = {rows, C};
+    return svdc_tensor_view((char *)w->data + (size_t)(row * C) * svdc_dtype_size(w->dtype), w->dtype, w->device,
+                            2, shape);
+}
+
+/* h (N, T, C) = token_embedding[ids] + position_embedding[:T]: one row per token (ids live on the host), converted
+ * from the weights' storage dtype (a plain copy for float32). */
 static svdc_status embed(const svdc_ctx *ctx, const svdc_clip_text *m, const int32_t *ids, int64_t n, int64_t t,
                          svdc_tensor *h) {
     const int64_t C = m->cfg.hidden_size;
-    svdc_tensor pos = blk_view2(ctx, m->pos_emb.data, t, C); /* the first T positions */
+    svdc_tensor pos = weight_rows(&m->pos_emb, 0, t); /* the first T positions */
     for (int64_t b = 0; b < n; b++) {
         for (int64_t i = 0; i < t; i++) {
-            svdc_tensor src = blk_view1(ctx, blk_at(m->token_emb.data, (int64_t)ids[b * t + i] * C), C);
-            svdc_tensor dst = blk_view1(ctx, blk_at(h->data, (b * t + i) * C), C);
-            SVDC_TRY(svdc_op_copy(ctx, &src, &dst));
+            svdc_tensor src = weight_rows(&m->token_emb, (int64_t)ids[b * t + i], 1);
+            svdc_tensor dst = blk_view2(ctx, blk_at(h->data, (b * t + i) * C), 1, C);
+            SVDC_TRY(svdc_op_convert(ctx, &src, &dst));
         }
         svdc_tensor hb = blk_view2(ctx, blk_at(h->data, b * t * C), t, C);
         SVDC_TRY(svdc_op_add(ctx, &hb, &pos, &hb));

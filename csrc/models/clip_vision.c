@@ -101,7 +101,7 @@ static svdc_status embed(const svdc_ctx *ctx, const svdc_clip_vision *m, const s
         svdc_tensor body = view_at(h, n * T * C + C, 2, patches);  /* h[n, 1:, :] */
         svdc_tensor src = view_at(&tok, n * P * C, 2, patches);    /* tok[n] (P, C) */
         svdc_tensor hn = view_at(h, n * T * C, 2, all);            /* h[n] (T, C) */
-        SVDC_TRY_RELEASE(ctx, mark, svdc_op_copy(ctx, &m->class_emb, &cls));
+        SVDC_TRY_RELEASE(ctx, mark, svdc_op_convert(ctx, &m->class_emb, &cls)); /* from its storage dtype */
         SVDC_TRY_RELEASE(ctx, mark, svdc_op_copy(ctx, &src, &body));
         SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, &hn, &m->pos_emb, &hn));
     }

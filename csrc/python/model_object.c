@@ -40,11 +40,26 @@ static void *create_model(const svdc_py_model_kind *kind, PyObject *config, cons
     return model;
 }
 
+/* The weight storage dtype named by `name` ("fp32", "fp16", "bf16"; svdc.runtime.resolve_dtype maps the aliases). */
+static int parse_storage_dtype(const char *name, svdc_dtype *out) {
+    if (!strcmp(name, "fp32")) *out = SVDC_DTYPE_F32;
+    else if (!strcmp(name, "fp16")) *out = SVDC_DTYPE_F16;
+    else if (!strcmp(name, "bf16")) *out = SVDC_DTYPE_BF16;
+    else {
+        PyErr_Format(PyExc_ValueError, "dtype: expected 'fp32', 'fp16' or 'bf16', got '%s'", name);
+        return -1;
+    }
+    return 0;
+}
+
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"config", "weights", "device", NULL};
+    static char *kwlist[] = {"config", "weights", "device", "dtype", NULL};
     PyObject *config, *weights;
-    const char *device = "cpu";
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|s", kwlist, &config, &weights, &device)) return -1;
+    const char *device = "cpu", *dtype_name = "fp32";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ss", kwlist, &config, &weights, &device, &dtype_name))
+        return -1;
+    svdc_dtype dtype;
+    if (parse_storage_dtype(dtype_name, &dtype) < 0) return -1;
     if (self->model) {
         PyErr_Format(PyExc_RuntimeError, "%s: already initialised", kind->name);
         return -1;
@@ -61,6 +76,11 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
     if (backend == svdc_backend_cpu()) snprintf(self->device, sizeof self->device, "cpu");
     else snprintf(self->device, sizeof self->device, "%s:%d", backend->name, ordinal);
     if (!(self->model = create_model(kind, config, backend, ordinal))) return -1;
+    /* Models declare float32 tables; the storage dtype is chosen here, before the first weight is loaded. */
+    if ((s = svdc_params_set_dtype(kind->params(self->model), dtype))) {
+        svdc_py_raise(s);
+        goto fail;
+    }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name) < 0) goto fail;
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
@@ -216,6 +236,24 @@ PyObject *svdc_py_model_get_device(PyObject *self, void *closure) {
 PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure) {
     (void)closure;
     return PyLong_FromSize_t(((svdc_py_model *)self)->last_planned);
+}
+
+PyObject *svdc_py_model_get_dtype(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    switch (m->kind->params(m->model)->dtype) {
+    case SVDC_DTYPE_F16: return PyUnicode_FromString("fp16");
+    case SVDC_DTYPE_BF16: return PyUnicode_FromString("bf16");
+    default: return PyUnicode_FromString("fp32");
+    }
+}
+
+PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyLong_FromSize_t(m->kind->params(m->model)->bytes);
 }
 
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure) {

@@ -34,8 +34,9 @@ typedef struct {
     char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
 } svdc_py_model;
 
-/* tp_init body: Type(config, weights, device="cpu"). Parses the config and the device (the core's registry),
- * creates the model there, uploads the weights by name, sets up the device arena and the lock. On failure the
+/* tp_init body: Type(config, weights, device="cpu", dtype="fp32"). Parses the config and the device (the core's
+ * registry), creates the model there, sets its weight storage dtype (fp32 | fp16 | bf16; compute stays float32),
+ * uploads the weights by name (converted one tensor at a time), sets up the device arena and the lock. On failure the
  * object stays unusable (every method raises) and holds no device memory. Returns 0 or -1. */
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs);
 
@@ -77,6 +78,8 @@ PyObject *svdc_py_model_get_config(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_device(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_dtype(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure);
 
 /* The getset entries every model type has (put first in its PyGetSetDef table). */
 #define SVDC_PY_MODEL_GETSET                                                                                         \
@@ -86,6 +89,8 @@ PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure);
         {"device", svdc_py_model_get_device, NULL, "the device it lives on ('cpu', 'emu:0', 'cuda:0')", NULL},     \
         {"arena_reserved_bytes", svdc_py_model_get_arena_reserved, NULL, "device memory its arena holds", NULL},   \
         {"last_planned_bytes", svdc_py_model_get_last_planned, NULL,                                                \
-         "device arena the measuring pass of the last call planned (reserved before it ran), bytes", NULL}
+         "device arena the measuring pass of the last call planned (reserved before it ran), bytes", NULL},  \
+        {"dtype", svdc_py_model_get_dtype, NULL, "weight storage dtype ('fp32', 'fp16', 'bf16')", NULL},          \
+        {"weight_bytes", svdc_py_model_get_weight_bytes, NULL, "bytes of its one weight block", NULL}
 
 #endif

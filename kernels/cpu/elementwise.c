@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "widen.h"
 #include "vmath.h"
 
 /* Below this many elements a loop runs on one thread (thread start-up costs more than the work). */
@@ -202,6 +203,11 @@ svdc_status SVDC_CPU_KERNEL(convert)(const svdc_ctx *ctx, const svdc_tensor *x, 
     const svdc_dtype from = x->dtype, to = y->dtype;
     if (from == to) {
         if (x->data != y->data && n) memcpy(y->data, x->data, svdc_tensor_bytes(x));
+        return SVDC_OK;
+    }
+    if (to == SVDC_DTYPE_F32) { /* widening: the vectorised loops of widen.c (the 16-bit weight path) */
+        if (from == SVDC_DTYPE_F16) svdc_cpu_widen_f16(x->data, y->data, n);
+        else svdc_cpu_widen_bf16(x->data, y->data, n);
         return SVDC_OK;
     }
     /* f16 -> f32 is exact, so f16 <-> bf16 through f32 rounds once. */

@@ -25,6 +25,12 @@ def native_device(device: str) -> str:
     return runtime.native_device(device)
 
 
+def native_placement(device: str, dtype, model: str) -> dict:
+    """The device= and dtype= keywords of a C model's constructor for the resolved `device` and the requested
+    storage `dtype` (None: the device's default, runtime.default_dtype)."""
+    return {"device": runtime.native_device(device), "dtype": runtime.resolve_dtype(dtype, device, model)}
+
+
 def as_float32(x, name: str, *, integers: bool = False, ndarray_only: bool = False,
                dtype_error: type = TypeError) -> np.ndarray:
     """`x` as a float32, C-contiguous, aligned array; float16/float64 and non-contiguous input are converted

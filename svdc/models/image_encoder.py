@@ -11,7 +11,7 @@ from .._native import _C
 from ..configs.clip import VIT_H_14, normalize_config
 from ..image import CLIP_MEAN, CLIP_STD, clip_preprocess, read_clip_normalisation
 from ..naming import clip as naming
-from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
 from ._descriptors import instance_or_class_method
 
 __all__ = ["ImageEncoder"]
@@ -40,7 +40,7 @@ class ImageEncoder:
         dev = model_device(device, dtype, "ImageEncoder")
         cfg = normalize_config(config)
         native = _C.ImageEncoder(cfg, Float32Weights(weights, naming.IGNORED_TRANSFORMERS_KEYS),
-                                 device=native_device(dev))
+                                 **native_placement(dev, dtype, "ImageEncoder"))
         return cls(native, cfg, dev, image_mean, image_std)
 
     @classmethod
@@ -59,14 +59,14 @@ class ImageEncoder:
             if source.kind == "folder":
                 cfg = normalize_config(config if config is not None else source.config)
                 native = _C.ImageEncoder(cfg, Float32Weights(source.weights, naming.IGNORED_TRANSFORMERS_KEYS),
-                                         device=native_device(dev))
+                                         **native_placement(dev, dtype, "ImageEncoder"))
             else:
                 cfg = _single_file_config(source, config)
                 from ..weights import LazyWeights
 
                 f = source.file
                 loaders = naming.map_single_file(f.keys(), f.get_float32, where=str(source.path))
-                native = _C.ImageEncoder(cfg, LazyWeights(loaders), device=native_device(dev))
+                native = _C.ImageEncoder(cfg, LazyWeights(loaders), **native_placement(dev, dtype, "ImageEncoder"))
         finally:
             source.close()
         return cls(native, cfg, dev, *norm)
@@ -104,6 +104,11 @@ class ImageEncoder:
         return check_finite(x, "pixel_values")
 
     # ---- introspection ------------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> str:
+        """Weight storage dtype, "fp32" | "fp16" | "bf16" (compute is float32 either way)."""
+        return self._native.dtype
+
     @property
     def config(self) -> dict:
         return dict(self._config)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs.clip import OPENCLIP_VIT_H_TEXT, normalize_text_config
-from ._checks import Float32Weights, model_device, native_device
+from ._checks import Float32Weights, model_device, native_placement
 from ._descriptors import instance_or_class_method
 
 __all__ = ["TextEncoder"]
@@ -71,7 +71,8 @@ class TextEncoder:
         unknown or mis-shaped weights raise svdc.CheckpointError naming the tensor."""
         dev = model_device(device, dtype, "TextEncoder")
         native_cfg, cfg = cls._native_config(config, _PROJECTION_KEY in weights)
-        return cls(_C.TextEncoder(native_cfg, _weights(weights), device=native_device(dev)), cfg, dev)
+        native = _C.TextEncoder(native_cfg, _weights(weights), **native_placement(dev, dtype, "TextEncoder"))
+        return cls(native, cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, config: Mapping | None = None,
@@ -88,7 +89,8 @@ class TextEncoder:
             if source.kind == "folder":
                 native_cfg, cfg = cls._native_config(config if config is not None else source.config,
                                                      _PROJECTION_KEY in source.weights)
-                native = _C.TextEncoder(native_cfg, _weights(source.weights), device=native_device(dev))
+                native = _C.TextEncoder(native_cfg, _weights(source.weights),
+                                        **native_placement(dev, dtype, "TextEncoder"))
             else:  # an SD 2.x single file: the OpenCLIP ViT-H/14 text tower (all its layers) with its projection
                 from ..naming import text_encoder as naming
                 from ..weights import LazyWeights
@@ -99,12 +101,18 @@ class TextEncoder:
                     config = {**OPENCLIP_VIT_H_TEXT, "num_hidden_layers": naming.num_layers(keys)}
                 native_cfg, cfg = cls._native_config(config, True)
                 loaders = naming.map_single_file(keys, f.get_float32, where=str(source.path))
-                native = _C.TextEncoder(native_cfg, LazyWeights(loaders), device=native_device(dev))
+                native = _C.TextEncoder(native_cfg, LazyWeights(loaders),
+                                        **native_placement(dev, dtype, "TextEncoder"))
         finally:
             source.close()
         return cls(native, cfg, dev)
 
     # ---- properties ---------------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> str:
+        """Weight storage dtype, "fp32" | "fp16" | "bf16" (compute is float32 either way)."""
+        return self._native.dtype
+
     @property
     def config(self) -> dict:
         return dict(self._config)

@@ -11,7 +11,7 @@ import numpy as np
 from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
-from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
 from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
@@ -40,7 +40,8 @@ class UNet:
         'resnet_eps' ('diffusers' | 'sgm') and 'added_id_widths'); weights: Mapping diffusers name -> ndarray."""
         dev = model_device(device, dtype, "UNet")
         cfg = unet_configs.from_diffusers(config)
-        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights), device=native_device(dev))
+        native = _C.UNet(unet_configs.to_native(cfg), Float32Weights(weights),
+                         **native_placement(dev, dtype, "UNet"))
         return cls(native, cfg, dev)
 
     @classmethod
@@ -63,7 +64,7 @@ class UNet:
                 native_cfg = unet_configs.to_native(cfg)
             except ValueError as e:
                 raise CheckpointError(f"{src.path}: unsupported UNet config: {e}") from e
-            native = _C.UNet(native_cfg, weights, device=native_device(dev))
+            native = _C.UNet(native_cfg, weights, **native_placement(dev, dtype, "UNet"))
         return cls(native, cfg, dev)
 
     @staticmethod
@@ -89,6 +90,11 @@ class UNet:
         return cfg, LazyWeights(loaders, {d: sf.shape_of(k) for d, k in names.items()})
 
     # ---- properties --------------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> str:
+        """Weight storage dtype, "fp32" | "fp16" | "bf16" (compute is float32 either way)."""
+        return self._native.dtype
+
     @property
     def config(self) -> dict[str, Any]:
         return dict(self._config)

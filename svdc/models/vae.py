@@ -10,7 +10,7 @@ import numpy as np
 
 from .._native import _C
 from ..configs import vae as vae_configs
-from ._checks import Float32Weights, as_float32, check_finite, model_device, native_device
+from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
 from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
@@ -65,6 +65,11 @@ class VAE:
         self._peak = 0
 
     @property
+    def dtype(self) -> str:
+        """Weight storage dtype, "fp32" | "fp16" | "bf16" (compute is float32 either way)."""
+        return self._native.dtype
+
+    @property
     def is_temporal(self) -> bool:
         """True for AutoencoderKLTemporalDecoder (frames decoded together), False for AutoencoderKL."""
         return not vae_configs.is_kl(self.config)
@@ -76,7 +81,8 @@ class VAE:
         diffusers names. Missing, unknown and mis-shaped weights raise svdc.CheckpointError naming the tensor."""
         dev = model_device(device, dtype, "VAE")
         cfg = vae_configs.normalize(config)
-        return cls(_C.VAE(_native_config(cfg), Float32Weights(weights), device=native_device(dev)), cfg, dev)
+        native = _C.VAE(_native_config(cfg), Float32Weights(weights), **native_placement(dev, dtype, "VAE"))
+        return cls(native, cfg, dev)
 
     @classmethod
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":

@@ -28,11 +28,6 @@ from .image_to_video import ImageToVideo
 __all__ = ["StableVideoDiffusionPipeline", "StableVideoDiffusionPipelineOutput"]
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-_DTYPE_NAMES = {
-    "fp32": "fp32", "float32": "fp32", "float": "fp32",
-    "fp16": "fp16", "float16": "fp16", "half": "fp16",
-    "bf16": "bf16", "bfloat16": "bf16",
-}
 _NO_OPS = ("enable_model_cpu_offload", "enable_sequential_cpu_offload", "enable_vae_slicing", "disable_vae_slicing",
            "enable_vae_tiling", "disable_vae_tiling", "enable_attention_slicing", "disable_attention_slicing",
            "enable_forward_chunking", "disable_forward_chunking", "enable_xformers_memory_efficient_attention",
@@ -82,17 +77,9 @@ def native_dtype(torch_dtype=None, dtype=None):
 
 
 def _dtype_name(value, arg: str):
-    if isinstance(value, str):
-        key = value.lower()
-    elif isinstance(value, (type, np.dtype)) and np.dtype(value).kind == "f":
-        key = np.dtype(value).name
-    else:
-        key = str(value).rsplit(".", 1)[-1].lower()  # torch.float16 -> "float16"
-    if key == "auto":
-        return None
-    if key not in _DTYPE_NAMES:
-        raise ValueError(f"{arg}: expected torch.float32/float16/bfloat16 or 'fp32'/'fp16'/'bf16', got {value!r}")
-    return _DTYPE_NAMES[key]
+    from ..runtime import dtype_name
+
+    return dtype_name(value, arg)
 
 
 def seed_from_generator(generator):
@@ -186,7 +173,7 @@ class StableVideoDiffusionPipeline:
         """pretrained_model_name_or_path: a diffusers pipeline folder, a Stability single file, or a hub id
         "org/name" found in the local Hugging Face cache (downloaded through huggingface_hub only when
         local_files_only=False). torch_dtype/dtype map to svdc's weight storage dtype ("fp32" | "fp16" | "bf16";
-        computing is in fp32 on the CPU). The model loads on the CPU, as in diffusers; .to("cuda") moves it.
+        computing is in fp32 on every device). The model loads on the CPU, as in diffusers; .to("cuda") moves it.
         Other diffusers loading options (low_cpu_mem_usage, token, ...) are accepted and ignored."""
         if use_safetensors is False:
             raise ValueError("use_safetensors=False: svdc reads only .safetensors weights (pickle files can run code)")
@@ -233,8 +220,9 @@ class StableVideoDiffusionPipeline:
         return self._device
 
     @property
-    def dtype(self):
-        return self._dtype or "fp32"
+    def dtype(self) -> str:
+        """The weight storage dtype the models were loaded with ("fp32" | "fp16" | "bf16")."""
+        return self._native.unet.dtype
 
     @property
     def native(self) -> ImageToVideo:
@@ -353,19 +341,11 @@ def _device_name(device) -> str:
 
 
 def _load_native(path, device: str, storage) -> ImageToVideo:
-    """ImageToVideo.from_pretrained; a half-precision storage the device does not offer (yet) falls back to fp32
-    with one warning naming the reason (the numbers are then fp32's, never worse), as diffusers users pass
-    torch_dtype=torch.float16 for memory, not for different numbers."""
-    from ..runtime import resolve_device, resolve_dtype
+    """ImageToVideo.from_pretrained with torch_dtype's storage: torch.float16 keeps the weights in fp16 in memory
+    (half of fp32's) and computes in fp32 on every device, so the numbers are fp32 math on fp16-rounded weights."""
+    from ..runtime import resolve_device
 
-    device = resolve_device(device)
-    if storage not in (None, "fp32"):
-        try:
-            resolve_dtype(storage, device, "StableVideoDiffusionPipeline")
-        except ValueError as e:
-            warnings.warn(f"svdc: {e}; loading the weights in fp32 instead", RuntimeWarning, stacklevel=3)
-            storage = "fp32"
-    return ImageToVideo.from_pretrained(path, device=device, dtype=storage)
+    return ImageToVideo.from_pretrained(path, device=resolve_device(device), dtype=storage)
 
 
 def _frames(videos, output_type: str):

@@ -2,7 +2,8 @@
 once into a device block, inputs/outputs staged through the core's transfer service, the arena reserved at its
 peak. The emulated device runs the CPU kernels, so float32 storage must give the same numbers; the bound below
 allows 1e-6 of max|ref| because a backend that asks for fewer, larger chunks (chunk_budget 0) may sum in another
-order. 16-bit model storage is not implemented yet (runtime.resolve_dtype refuses it with the reason)."""
+order. 16-bit weight storage is tested against fp32 and torch in tests/parity/test_half_precision.py; here the
+emulated device must equal the CPU with it too."""
 import numpy as np
 import pytest
 
@@ -77,11 +78,25 @@ def test_a_repeated_forward_neither_allocates_nor_frees(components):
     assert unet._native.arena_reserved_bytes >= unet._native.last_peak_bytes > 0
 
 
-def test_sixteen_bit_model_storage_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match=r"dtype='bf16'.*16-bit model storage is not implemented"):
-        svdc.UNet.from_config(tiny.UNET_CONFIG, {}, device="emu", dtype="bf16")
-    with pytest.raises(ValueError, match=r"dtype: expected None, 'fp32', 'fp16' or 'bf16'"):
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_sixteen_bit_storage_on_emu_equals_cpu(dtype):
+    """Both devices widen the same 16-bit weights to float32 before each op, so only the chunking differs."""
+    unet_cpu, vae_cpu, enc_cpu = tiny.tiny_components(device="cpu", dtype=dtype)
+    unet_emu, vae_emu, enc_emu = tiny.tiny_components(device="emu", dtype=dtype)
+    assert unet_emu.dtype == vae_emu.dtype == enc_emu.dtype == dtype
+    args = unet_inputs(seed=6)
+    assert_same(unet_emu(*args), unet_cpu(*args), f"UNet forward ({dtype})")
+    latents = np.random.default_rng(7).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    assert_same(vae_emu.decode(latents, num_frames=2), vae_cpu.decode(latents, num_frames=2), f"VAE decode ({dtype})")
+    x = np.random.default_rng(8).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    assert_same(enc_emu(x), enc_cpu(x), f"ImageEncoder ({dtype})")
+
+
+def test_unknown_dtype_is_refused_naming_the_accepted_values():
+    with pytest.raises(ValueError, match=r"dtype: expected None, 'fp32', 'fp16' or 'bf16'.*got 'fp8'"):
         svdc.VAE.from_config(tiny.VAE_CONFIG, {}, device="cpu", dtype="fp8")
+    with pytest.raises(ValueError, match=r"dtype: expected .*numpy.float32/float16.* got <class 'numpy.float64'>"):
+        svdc.UNet.from_config(tiny.UNET_CONFIG, {}, device="emu", dtype=np.float64)
 
 
 def test_auto_picks_cuda_when_usable_and_the_models_accept_it(monkeypatch):
@@ -92,8 +107,11 @@ def test_auto_picks_cuda_when_usable_and_the_models_accept_it(monkeypatch):
     pipe = tiny.tiny_pipeline(device="auto")
     assert pipe.unet.device == pipe.vae.device == pipe.image_encoder.device == "cuda:0"
     assert pipe.unet._native.device == "emu:0"
+    # dtype=None on CUDA stores 16-bit weights: bf16 on sm_80+, else (and here, no real GPU to ask) fp16
+    assert pipe.unet.dtype == pipe.vae.dtype == pipe.image_encoder.dtype == runtime.default_dtype("cuda:0") == "fp16"
     video = pipe(tiny.test_image(), **BASE)
-    assert np.array_equal(video.frames, tiny.tiny_pipeline(device="cpu")(tiny.test_image(), **BASE).frames)
+    cpu = tiny.tiny_pipeline(device="cpu", dtype="fp16")(tiny.test_image(), **BASE)
+    assert np.array_equal(video.frames, cpu.frames)
 
 
 def test_unet_on_emu_with_the_cpu_chunk_budget_is_bit_identical(components):

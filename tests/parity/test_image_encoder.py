@@ -269,8 +269,8 @@ def test_bad_configs(small, change, words):
 
 def test_device_and_dtype_refusals(small):
     config, sd, _ = small
-    with pytest.raises(ValueError, match="dtype"):
-        svdc.ImageEncoder.from_config(config, sd, device="cpu", dtype="fp16")
+    with pytest.raises(ValueError, match=r"dtype: expected None, 'fp32', 'fp16' or 'bf16'"):
+        svdc.ImageEncoder.from_config(config, sd, device="cpu", dtype="float8")
     with pytest.raises(svdc.DeviceUnavailableError):
         svdc.ImageEncoder.from_config(config, sd, device="cuda")
     with pytest.raises(TypeError, match="Mapping"):

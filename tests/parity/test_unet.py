@@ -346,8 +346,8 @@ def test_bad_inputs(tiny_unet):
 
 def test_bad_config_and_device(tiny_unet):
     unet, cfg = tiny_unet
-    with pytest.raises(ValueError, match="dtype"):
-        svdc.UNet.from_config(cfg, {}, device="cpu", dtype="fp16")
+    with pytest.raises(ValueError, match=r"dtype: expected None, 'fp32', 'fp16' or 'bf16'"):
+        svdc.UNet.from_config(cfg, {}, device="cpu", dtype="fp8")
     with pytest.raises(ValueError, match="num_attention_heads"):
         svdc.UNet.from_config({**cfg, "num_attention_heads": [3, 4]}, {}, device="cpu")
     with pytest.raises(ValueError, match="up_block_types"):

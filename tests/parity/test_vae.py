@@ -283,8 +283,8 @@ def test_bad_configs():
                              device="cpu")
     with pytest.raises(ValueError, match="layers_per_block"):
         svdc.VAE.from_config({"block_out_channels": [32], "layers_per_block": 0}, {}, device="cpu")
-    with pytest.raises(ValueError, match="dtype"):
-        svdc.VAE.from_config({"block_out_channels": [32]}, {}, device="cpu", dtype="fp16")
+    with pytest.raises(ValueError, match=r"dtype: expected None, 'fp32', 'fp16' or 'bf16'"):
+        svdc.VAE.from_config({"block_out_channels": [32]}, {}, device="cpu", dtype="int8")
 
 
 def test_sv3d_plain_decoder_single_file(torch_cpu, tmp_path):

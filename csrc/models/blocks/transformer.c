@@ -124,7 +124,8 @@ static svdc_status frame_pos_embedding(const svdc_ctx *ctx, const svdc_transform
 
 /* proj_in / proj_out weight as (C, C): a 1x1 conv's (C, C, 1, 1) drops its unit dims. */
 static svdc_tensor projection_view(const svdc_ctx *ctx, const svdc_tensor *w) {
-    return blk_view2(ctx, w->data, w->shape[0], w->shape[1]);
+    const int64_t shape[2] = {w->shape[0], w->shape[1]};
+    return svdc_tensor_view(w->data, w->dtype, ctx->device, 2, shape); /* in the weights' storage dtype */
 }
 
 /* Entry: per-frame group norm of x into wb, (N, C, h, w) -> (N, hw, C) into tt, proj_in into the stream hs. */
