@@ -206,8 +206,8 @@ svdc_status SVDC_CPU_KERNEL(convert)(const svdc_ctx *ctx, const svdc_tensor *x, 
         return SVDC_OK;
     }
     if (to == SVDC_DTYPE_F32) { /* widening: the vectorised loops of widen.c (the 16-bit weight path) */
-        if (from == SVDC_DTYPE_F16) svdc_cpu_widen_f16(x->data, y->data, n);
-        else svdc_cpu_widen_bf16(x->data, y->data, n);
+        if (from == SVDC_DTYPE_F16) SVDC_CPU_KERNEL(widen_f16)(x->data, y->data, n);
+        else SVDC_CPU_KERNEL(widen_bf16)(x->data, y->data, n);
         return SVDC_OK;
     }
     /* f16 -> f32 is exact, so f16 <-> bf16 through f32 rounds once. */

@@ -30,12 +30,12 @@ static inline float f16_bits_to_f32(uint16_t h) {
     return bits_to_float((small & tiny) | (~small & o) | ((uint32_t)(h & 0x8000u) << 16));
 }
 
-void svdc_cpu_widen_f16(const uint16_t *x, float *y, int64_t n) {
+void SVDC_CPU_KERNEL(widen_f16)(const uint16_t *x, float *y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > WIDEN_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = f16_bits_to_f32(x[i]);
 }
 
-void svdc_cpu_widen_bf16(const uint16_t *x, float *y, int64_t n) {
+void SVDC_CPU_KERNEL(widen_bf16)(const uint16_t *x, float *y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > WIDEN_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = bits_to_float((uint32_t)x[i] << 16);
 }

@@ -7,7 +7,10 @@
 
 #include <stdint.h>
 
-void svdc_cpu_widen_f16(const uint16_t *x, float *y, int64_t n);
-void svdc_cpu_widen_bf16(const uint16_t *x, float *y, int64_t n);
+#include "kernels.h"
+
+/* Compiled once per CPU kernel variant like the other kernel files: the names carry the variant. */
+void SVDC_CPU_KERNEL(widen_f16)(const uint16_t *x, float *y, int64_t n);
+void SVDC_CPU_KERNEL(widen_bf16)(const uint16_t *x, float *y, int64_t n);
 
 #endif
