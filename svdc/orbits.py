@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validate import check_path
+
 NUM_FRAMES = 21  # SV3D generates 21 views; the last one is the input view
 SIZE = 576  # SV3D's training resolution
 FOV_DEG = 33.8  # the renders' field of view (SV3D paper App. B)
@@ -264,7 +266,7 @@ class Orbit:
 
         from .video import Video
 
-        folder = os.path.abspath(os.fspath(folder))
+        folder = os.path.abspath(check_path(folder, "folder"))
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"folder: {folder!r} exists and is not a folder")
         if video is not None and not str(video).lower().endswith((".mp4", ".gif", ".webp")):

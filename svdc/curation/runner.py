@@ -28,6 +28,8 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
     """Curates `videos` into the manifest folder `out_dir`; returns {"done", "skipped", "failed", "tables"}.
     backend "ray" runs process_video through svdc.runner on Ray (ray_settings: address, cpus_per_worker, ...; see
     svdc.runner.run_batch) and writes the same tables."""
+    if params is not None and not isinstance(params, CurationParams):
+        raise TypeError(f"params: expected a CurationParams (or None), got {type(params).__name__}")
     if backend == "ray":
         return _run_on_ray(videos, out_dir, params, workers, fmt, progress, ray_settings)
     if backend != "local":
@@ -36,11 +38,11 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
         raise ValueError(f"{sorted(ray_settings)}: Ray settings need backend='ray'")
     params = params or CurationParams()
     params.validate()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
     if workers > 1 and params.decoder_threads == 0:
         # the pool already fills the cores: one decoder thread per video is the cheapest per frame
         params = dataclasses.replace(params, decoder_threads=1)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
     paths = _check_inputs(videos)
     manifest = Manifest(out_dir, fmt)
     phash = params.hash()
