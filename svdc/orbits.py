@@ -34,7 +34,8 @@ def _angles(name: str, value, length: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number or a list of numbers, got {type(value).__name__}") from None
+        raise TypeError(f"{name}: expected a number or a list of numbers, got {type(value).__name__} {value!r:.60}") \
+            from None
     if arr.ndim > 1:
         raise ValueError(f"{name}: expected a number or a flat list, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
