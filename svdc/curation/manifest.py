@@ -125,4 +125,24 @@ def read_table(root, table: str) -> list[dict]:
     path = root / f"{table}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"root: no {table}.parquet or {table}.jsonl in {str(root)!r}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return _read_jsonl(path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON Lines table; a line that is not one is a ValueError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(path)!r}: expected UTF-8 JSON Lines, got undecodable bytes ({e})") from None
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{str(path)!r} line {n}: expected a JSON object, got invalid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{str(path)!r} line {n}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows

@@ -81,6 +81,13 @@ def nan_alpha(rgb):
     return np.full(rgb.shape[:2], np.nan)
 
 
+def object_on_white() -> np.ndarray:
+    """The tiny RGBA test object composited on white: an RGB input, so the matting hook runs on it first."""
+    obj = tiny.test_object().astype(np.float32)
+    a = obj[..., 3:] / 255.0
+    return (obj[..., :3] * a + 255.0 * (1 - a)).astype(np.uint8)
+
+
 # (case, call, exception type, fragments the message must contain: the argument, the expected, the actual)
 CASES = [
     # model inputs finite in float64 but beyond float32: named as such, not as "NaN/Inf" the user never passed
@@ -173,7 +180,8 @@ CASES = [
     ("compat lone image NaN", lambda: svdc.StableVideoDiffusionPipeline.from_native(S["i2v"])(
         np.full((64, 64, 3), np.nan), num_inference_steps=1, num_frames=2, height=64, width=64), ValueError,
      ["image:", "finite", "NaN/Inf"]),
-    ("matting returns NaN", lambda: mv(matting=nan_alpha), ValueError, ["matting:", "finite", "NaN/Inf"]),
+    ("matting returns NaN", lambda: S["mv"](object_on_white(), matting=nan_alpha, num_inference_steps=1,
+                                             progress=False), ValueError, ["matting:", "finite", "NaN/Inf"]),
     ("Video float NaN frames", lambda: video(np.full((2, 8, 8, 3), np.nan)), ValueError,
      ["frames:", "finite", "384 NaN/Inf"]),
     ("export_to_video a str", lambda: svdc.export_to_video("abc"), ValueError,
