@@ -5,6 +5,7 @@ half-written file (tests/robustness/harness.py)."""
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import shutil
@@ -405,32 +406,41 @@ CONFIGS = [
 # --- process level -------------------------------------------------------------------------------------------------
 _FORK_POOL_SCRIPT = """
 import multiprocessing as mp, sys
+{torch_import}
 import numpy as np
 sys.path[:0] = [{root!r}, {here!r}]
 import svdc
 from test_robustness import vae_decode
 
+def torch_sum():
+    return float((torch.ones(2_000_000) * 2 + 1).sum()) if {with_torch} else 0.0
+
 def work(_):
-    return vae_decode()
+    return vae_decode(), torch_sum()
 
 if __name__ == "__main__":
+    if {with_torch}:
+        torch.set_num_threads(2)
     svdc._C.set_num_threads(2)
-    expected = vae_decode()  # the parent's OpenMP pool now has 2 threads
+    expected = vae_decode(), torch_sum()  # the parent's OpenMP pool now has 2 threads
     with mp.get_context("fork").Pool(2) as pool:
         got = pool.map_async(work, range(2)).get(timeout=40)
-    print(all(np.allclose(g, expected, atol=1e-5) for g in got))
+    print(all(np.allclose(g[0], expected[0], atol=1e-5) and g[1] == expected[1] for g in got))
 """
 
 
-def fork_pool():
-    """A fresh interpreter runs svdc on 2 threads, then a fork-start Pool decodes in its children. (Fresh, because
-    the probe itself is a forked child, and a fork child that asks for 2 OpenMP threads again is the documented
-    unsupported case: whether it hangs depends on what the pytest process ran before.)"""
+def fork_pool(with_torch=False):
+    """A fresh interpreter runs svdc (and torch's elementwise ops, imported first, when `with_torch`) on 2 threads,
+    then a fork-start Pool runs the same in its children. torch's wheels ship their own libgomp.so.1, the same
+    soname as the GNU OpenMP svdc links, so one runtime serves both and svdc's fork handler (one thread in the
+    child) keeps torch's parallel regions from hanging too. (Fresh, because the probe itself is a forked child, and
+    a fork child that asks for 2 OpenMP threads again is the documented unsupported case.)"""
     import subprocess
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    script = _FORK_POOL_SCRIPT.format(root=os.path.dirname(os.path.dirname(here)), here=here)
+    script = _FORK_POOL_SCRIPT.format(root=os.path.dirname(os.path.dirname(here)), here=here, with_torch=with_torch,
+                                      torch_import="import torch" if with_torch else "")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=55)
     return out.returncode == 0 and out.stdout.strip().endswith("True")
 
@@ -448,6 +458,8 @@ def threads_share_a_model():
 
 PROCESS = [
     Probe("process", "fork pool after a model call", fork_pool, lambda ok: ok is True),
+    Probe("process", "fork pool after torch and svdc threads", lambda: fork_pool(with_torch=True),
+          lambda ok: ok is True),
     Probe("process", "threads share a model", threads_share_a_model, lambda ok: ok is True),
 ]
 
@@ -722,6 +734,8 @@ BATCH = [
           lambda ids: ids == ["a", "b"]),
 ]
 
+if importlib.util.find_spec("torch") is None:  # the test extra installs torch; without it that case is moot
+    PROCESS = [p for p in PROCESS if "torch" not in p.name]
 if pq is None:
     CURATION = [p for p in CURATION if "parquet" not in p.name]
     BATCH = [p for p in BATCH if "parquet" not in p.name]
