@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_path
+from ._validate import check_number, check_path
 
 NUM_FRAMES = 21  # SV3D generates 21 views; the last one is the input view
 SIZE = 576  # SV3D's training resolution
@@ -162,10 +162,10 @@ def camera_to_world(elevations_deg, azimuths_deg, radius: float = DEFAULT_RADIUS
     (no singularity at the poles). For OpenCV/COLMAP multiply on the right by diag(1, −1, −1, 1)."""
     e = np.deg2rad(_angles("elevations", elevations_deg))
     a = np.deg2rad(_angles("azimuths", azimuths_deg))
+    if e.size > 1 and a.size > 1 and e.size != a.size:
+        raise ValueError(f"azimuths: expected 1 value or {e.size} (one per elevation), got {a.size}")
     e, a = np.broadcast_arrays(np.atleast_1d(e), np.atleast_1d(a))
-    r = float(_angles("radius", radius))
-    if r <= 0:
-        raise ValueError(f"radius: expected a positive distance, got {radius}")
+    r = check_number("radius", radius, 0.0, strict=True)
     ce, se, ca, sa = np.cos(e), np.sin(e), np.cos(a), np.sin(a)
     m = np.zeros(e.shape + (4, 4))
     m[:, :3, 0] = np.stack([-sa, ca, np.zeros_like(a)], -1)  # right

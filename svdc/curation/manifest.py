@@ -9,6 +9,8 @@ import math
 import os
 from pathlib import Path
 
+from .._validate import check_path
+
 TABLES = ("videos", "cuts", "clips", "scores")
 
 
@@ -117,7 +119,7 @@ def read_table(root, table: str) -> list[dict]:
     """The rows of one table of a manifest folder (Parquet or JSON Lines, whichever is there)."""
     if table not in TABLES:
         raise ValueError(f"table: expected one of {TABLES}, got {table!r}")
-    root = Path(root)
+    root = Path(check_path(root, "root"))
     if (root / f"{table}.parquet").is_file():
         import pyarrow.parquet as pq
 

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from .._validate import check_path
 from .manifest import Manifest
 from .pipeline import CurationParams, process_video, video_id
 
@@ -14,7 +15,11 @@ from .pipeline import CurationParams, process_video, video_id
 def _check_inputs(paths) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         raise TypeError("videos: expected a list of paths, got a single path (wrap it in a list)")
-    paths = [os.fspath(p) for p in paths]
+    try:
+        paths = list(paths)  # any iterable: a list, Path.glob(...)
+    except TypeError:
+        raise TypeError(f"videos: expected a list of paths, got {type(paths).__name__}") from None
+    paths = [check_path(p, f"videos[{i}]") for i, p in enumerate(paths)]
     if not paths:
         raise ValueError("videos: expected at least one path, got none")
     missing = [p for p in paths if not os.path.exists(p)]
@@ -28,6 +33,7 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
     """Curates `videos` into the manifest folder `out_dir`; returns {"done", "skipped", "failed", "tables"}.
     backend "ray" runs process_video through svdc.runner on Ray (ray_settings: address, cpus_per_worker, ...; see
     svdc.runner.run_batch) and writes the same tables."""
+    out_dir = check_path(out_dir, "out_dir")
     if params is not None and not isinstance(params, CurationParams):
         raise TypeError(f"params: expected a CurationParams (or None), got {type(params).__name__}")
     if backend == "ray":

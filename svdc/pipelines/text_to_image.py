@@ -101,7 +101,7 @@ class TextToImage:
         from ..runtime import resolve_device
         from ..tokenizer import CLIPTokenizer
 
-        p = os.fspath(path)
+        p = check_path(path, "path")
         if not os.path.isfile(p):
             raise CheckpointError(f"{p}: no such file (expected an SD 2.x Stability .safetensors file)")
         configs = dict(configs or {})

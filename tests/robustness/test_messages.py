@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import svdc
+import svdc.curation.manifest
+import svdc.curation.runner
+import svdc.runner
 from svdc import tiny
 
 S: dict = {}  # the tiny models, built once for the module
@@ -128,8 +131,29 @@ CASES = [
     ("Video.save path None", lambda: video().save(None), TypeError, ["path:", "str or os.PathLike", "NoneType"]),
     ("Orbit.save folder int", lambda: svdc.Orbit(np.zeros((21, 8, 8, 3), np.uint8), 0.0, np.zeros(21)).save(3),
      TypeError, ["folder:", "str or os.PathLike", "int"]),
+    ("TextToImage.from_single_file path None", lambda: svdc.TextToImage.from_single_file(None), TypeError,
+     ["path:", "str or os.PathLike", "NoneType"]),
+    ("CLIPTokenizer.from_pretrained path None", lambda: svdc.CLIPTokenizer.from_pretrained(None), TypeError,
+     ["path:", "str or os.PathLike", "NoneType"]),
+    ("weights.load_file path None", lambda: svdc.weights.load_file(None), TypeError,
+     ["path:", "str or os.PathLike", "NoneType"]),
+    ("weights.save_file path None", lambda: svdc.weights.save_file({"a": np.zeros(2, np.float32)}, None), TypeError,
+     ["path:", "str or os.PathLike", "NoneType"]),
+    ("runner.read_results out_dir None", lambda: svdc.runner.read_results(None), TypeError,
+     ["out_dir:", "str or os.PathLike", "NoneType"]),
+    ("curation read_table root None", lambda: svdc.curation.manifest.read_table(None, "clips"), TypeError,
+     ["root:", "str or os.PathLike", "NoneType"]),
+    ("curation run out_dir None", lambda: svdc.curation.runner.run([__file__], None), TypeError,
+     ["out_dir:", "str or os.PathLike", "NoneType"]),
+    ("curation run videos None", lambda: svdc.curation.runner.run(None, S["tmp"]), TypeError,
+     ["videos:", "a list of paths", "NoneType"]),
     ("export_to_video output_video_path int", lambda: svdc.export_to_video([np.zeros((8, 8, 3))], 3), TypeError,
      ["output_video_path:", "str or os.PathLike", "int"]),
+    # cameras: the radius is a distance, and lists of different lengths are named
+    ("camera_to_world radius NaN", lambda: svdc.orbits.camera_to_world([0.0], [0.0], float("nan")), ValueError,
+     ["radius:", "finite number", "nan"]),
+    ("camera_to_world 2 elevations, 3 azimuths", lambda: svdc.orbits.camera_to_world([0, 1], [0, 1, 2]), ValueError,
+     ["azimuths:", "1 value or 2", "got 3"]),
     # construction arguments: checked and named when given, not at the first call or by dict()/int()
     ("ImageToVideo scheduler_config list", lambda: svdc.ImageToVideo.from_components(
         S["unet"], S["vae"], S["enc"], scheduler_config=[1]), TypeError, ["scheduler_config:", "a dict", "list"]),
