@@ -580,7 +580,7 @@ def txt2img(prompt="a red fox", **kw):
 
 
 def txt2vid(prompt="a red fox", **kw):
-    return text_state()["t2v"](prompt, **dict(TEXT_FAST, video_num_inference_steps=1, num_frames=2, **kw))
+    return text_state()["t2v"](prompt, **dict(dict(TEXT_FAST, video_num_inference_steps=1, num_frames=2), **kw))
 
 
 def is_image(a) -> bool:
