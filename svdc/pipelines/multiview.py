@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import orbits, schedules
 from ..image import matte, sv3d_preprocess, white_background_alpha
-from .._validate import check_latents, check_path
+from .._validate import check_latents, check_path, check_video_memory
 from . import base
 
 KINDS = {"sv3d_u": [256], "sv3d_p": [256, 512, 512]}  # the UNet's added-id sinusoid widths per model kind
@@ -190,6 +190,7 @@ class MultiView(base.VideoDiffusionPipeline):
         if latents is not None:
             latents = check_latents(latents, latent_shape, "(1, 21, C, size/8, size/8)")
 
+        check_video_memory(1, frames, size, size, self.vae.config["block_out_channels"][0])  # before any allocation
         rgb, alpha = sv3d_preprocess(image, size, image_frame_ratio, matting)  # cheap checks done: now the work
         generator = base.make_generator(seed)
         cfg = True  # sgm always runs the guider (a scale of 1 at both ends)

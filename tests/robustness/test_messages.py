@@ -191,6 +191,9 @@ CASES = [
     # sizes: a MemoryError naming the arguments and the bytes, before numpy's about an internal array
     ("TextToImage height/width 8e6", lambda: t2i(height=8 * 10**6, width=8 * 10**6), MemoryError,
      ["height=8000000", "width=8000000", "bytes"]),
+    ("MultiView size 8e5", lambda: svdc.MultiView.from_components(S["mv"].unet, S["mv"].vae, S["mv"].image_encoder,
+                                                                  size=8 * 10**5)(tiny.test_object(), progress=False),
+     MemoryError, ["height=800000", "width=800000", "bytes"]),
     # TextToVideo: stage 2's argument under its own name
     ("TextToVideo video_num_inference_steps 0", t2v_video_steps_zero, ValueError,
      ["video_num_inference_steps:", ">= 1", "got 0"]),

@@ -656,6 +656,9 @@ ORBITS = [
     Probe("orbit", "sv3d_u with azimuths", lambda: multiview("sv3d_u", azimuths=list(range(21)))),
     Probe("orbit", "latents of 20 frames", lambda: multiview(latents=np.zeros((1, 20, 4, 8, 8), np.float32))),
     Probe("orbit", "image_frame_ratio 0", lambda: multiview(image_frame_ratio=0)),
+    Probe("orbit", "size 8e5", lambda: svdc.MultiView.from_components(
+        *tiny.tiny_multiview_components(device="cpu"), size=8 * 10**5)(tiny.test_object(), num_inference_steps=1,
+                                                                        progress=False)),
     Probe("orbit", "save into a file path", lambda: svdc.Orbit(np.zeros((21, 8, 8, 3), np.uint8), 0.0, np.zeros(21))
           .save(existing("orbit.png")), folder=out_dir("orbit.png")),
 ]
