@@ -1,5 +1,5 @@
-"""`svdc curate run VIDEOS... --out DIR [--workers N]` and `svdc curate export --out DIR --clips-dir DIR`: the
-command line of svdc.curation (registered by svdc.cli through `add_parser`)."""
+"""`svdc curate run VIDEOS... --out DIR [--workers N] [--backend local|ray]` and `svdc curate export --out DIR
+--clips-dir DIR`: the command line of svdc.curation (registered by svdc.cli through `add_parser`)."""
 from __future__ import annotations
 
 import argparse
@@ -54,8 +54,9 @@ def _cmd_run(args) -> int:
                             motion=MotionParams(sample_fps=args.motion_fps),
                             buckets=MotionBucketMap(scale=args.bucket_scale))
     videos = _expand(args.videos)
-    ray_settings = {} if args.backend == "local" else \
-        {k: v for k, v in (("address", args.address), ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
+    # Ray settings given with --backend local are refused by run(), as by `svdc batch`
+    ray_settings = {k: v for k, v in (("address", args.address), ("cpus_per_worker", args.cpus_per_worker))
+                    if v is not None}
     stats = run(videos, args.out, params, workers=args.workers, fmt=args.format, progress=not args.quiet,
                 backend=args.backend, **ray_settings)
     print(f"curate: {stats['done']} processed ({stats['failed']} failed), {stats['skipped']} already done; "
@@ -89,9 +90,10 @@ def add_parser(sub) -> None:
     r = csub.add_parser("run", help="decode + cuts + clips + motion for each video into a resumable manifest")
     r.add_argument("videos", nargs="+", help="video files or folders of videos")
     r.add_argument("--out", required=True, help="manifest folder (created; rerun to resume)")
-    r.add_argument("--workers", type=int, default=1, help="processes, one video each (default 1)")
+    r.add_argument("--workers", type=int, default=1,
+                   help="processes (local) or Ray actors, one video each (default 1)")
     r.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="local process pool (default) or Ray actors through svdc.runner (svdc[ray])")
+                   help="where svdc.runner runs the videos: local processes (default) or Ray actors (svdc[ray])")
     r.add_argument("--address", default=None, help="Ray: the cluster's address (default: a local Ray)")
     r.add_argument("--cpus-per-worker", type=_float, default=None, help="Ray: CPUs per actor (default 1)")
     r.add_argument("--format", default="auto", choices=["auto", "parquet", "jsonl"],
