@@ -5,7 +5,9 @@ Python error, a misleading "actual" value, or a late failure after expensive wor
 the message must hold: the argument's name first, then the expected and the actual value."""
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import svdc.curation.manifest
 import svdc.curation.runner
 import svdc.runner
 from svdc import tiny
+from tests.robustness.harness import ADDRESS_SPACE_HEADROOM, _vm_size
 
 S: dict = {}  # the tiny models, built once for the module
 FAST = dict(num_inference_steps=1, num_frames=2, height=64, width=64, progress=False, seed=0)
@@ -223,12 +226,25 @@ CASES = [
 ]
 
 
+@contextlib.contextmanager
+def bounded_memory():
+    """An address-space limit while a case runs, so a size that is not refused up front (a regression) fails with a
+    MemoryError instead of getting pytest killed by the OOM killer."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _vm_size() + ADDRESS_SPACE_HEADROOM
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_message_names_the_argument(case, tmp_path_factory):
     S.setdefault("tmp", str(tmp_path_factory.mktemp("messages")))
     state(S["tmp"])
     name, call, kind, fragments = case
-    with pytest.raises(Exception) as info:
+    with pytest.raises(Exception) as info, bounded_memory():
         call()
     message = str(info.value)
     assert isinstance(info.value, kind), f"{name}: expected {kind.__name__}, got {type(info.value).__name__}: {message}"
