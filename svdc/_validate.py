@@ -1,11 +1,14 @@
-"""Cheap checks that turn silent failures into clear errors before (or instead of) expensive work: native config
-integers within C's int32, scheduler configs naming their file, numbers representable in float32, the memory a
-generation needs against the memory there is, and the decoded video (all-NaN or constant output is an error)."""
+"""Cheap checks that turn silent failures into clear errors before (or instead of) expensive work: the user's
+arguments (ints, numbers, paths, mappings, latents, pipeline components), each refused with a message naming the
+argument, the expected and the actual value; native config integers within C's int32, scheduler configs naming
+their file, numbers and arrays representable in float32, the memory a generation needs against the memory there
+is, and the decoded video (all-NaN or constant output is an error)."""
 from __future__ import annotations
 
 import math
 import os
 import resource
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -58,6 +61,109 @@ def check_float32(name: str, value: float) -> float:
     and surface later as a NaN/Inf in some internal array). Returns `value`."""
     if abs(value) > FLOAT32_MAX:
         raise ValueError(f"{name}: {value:g} is beyond the float32 range (|x| <= {FLOAT32_MAX:.6g}) svdc computes in")
+    return value
+
+
+def check_float32_range(a: np.ndarray, name: str) -> np.ndarray:
+    """Refuses a float64 (or wider) array with finite values beyond float32's range: converted for the C core they
+    would become inf and be reported as NaN/Inf the user never passed. NaN/Inf input passes through (the finite
+    check names it). Returns `a`."""
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4 and a.size:
+        hi = max(float(a.max()), -float(a.min()))  # NaN propagates; an Inf shows as inf
+        if math.isfinite(hi) and hi > FLOAT32_MAX:
+            raise ValueError(f"{name}: values up to {hi:g} (dtype {a.dtype}) are beyond the float32 range "
+                             f"(|x| <= {FLOAT32_MAX:.6g}) svdc computes in")
+    return a
+
+
+def count_not_finite(a: np.ndarray) -> int:
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
+
+
+def check_unit_interval(a: np.ndarray, name: str, what: str = "float images") -> np.ndarray:
+    """Refuses floats that are NaN/Inf (naming how many) or outside [0, 1] (naming the range found), checked in
+    the array's own dtype. Returns `a`."""
+    bad = count_not_finite(a)
+    if bad:
+        raise ValueError(f"{name}: {what} must be finite, found {bad} NaN/Inf value(s) of {a.size}")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: {what} must be in [0, 1], got values in [{lo:g}, {hi:g}]")
+    return a
+
+
+# --- the user's arguments --------------------------------------------------------------------------------------
+def check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_number(name: str, value, minimum: float | None = None, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if minimum is not None and (v <= minimum if strict else v < minimum):
+        raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum:g}, got {value}")
+    return check_float32(name, v)
+
+
+def check_int_range(name: str, value, lo: int, hi: int) -> int:
+    v = check_int(name, value, lo)
+    if v > hi:
+        raise ValueError(f"{name}: expected an int in {lo}..{hi}, got {v}")
+    return v
+
+
+def check_multiple(name: str, value, multiple: int, why: str = "") -> int:
+    v = check_int(name, value, multiple)
+    if v % multiple:
+        raise ValueError(f"{name}: expected a multiple of {multiple}{why}, got {v}")
+    return v
+
+
+def check_path(value, name: str) -> str:
+    """A file or folder argument as a str path (os.fspath), or TypeError naming the argument."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path (str or os.PathLike), got {type(value).__name__} {value!r:.80}")
+    return os.fspath(value)
+
+
+def check_mapping(value, name: str) -> dict:
+    """An optional dict argument (None: empty) as a new dict, or TypeError naming the argument."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a dict (or None), got {type(value).__name__} {value!r:.80}")
+    return dict(value)
+
+
+def check_latents(latents, shape: tuple, layout: str, name: str = "latents") -> np.ndarray:
+    """User-given initial latents as float32 C-contiguous: a real numeric array of exactly `shape` (`layout` says
+    what the axes are), finite and within float32's range. Returns the converted array."""
+    a = np.asarray(latents)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a real numeric array of shape {shape} {layout}, got dtype {a.dtype}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} {layout}, got {a.shape}")
+    a = np.ascontiguousarray(check_float32_range(a, name), dtype=np.float32)
+    bad = count_not_finite(a)
+    if bad:
+        raise ValueError(f"{name}: expected finite values, found {bad} NaN/Inf element(s) of {a.size}")
+    return a
+
+
+def check_component(value, name: str, methods: tuple = ()) -> object:
+    """A pipeline component (a loaded svdc model, or an object with the same API): not None, callable when
+    `methods` is empty, else providing each method. Returns `value`."""
+    missing = [m for m in methods if not callable(getattr(value, m, None))]
+    if value is None or (not methods and not callable(value)) or missing:
+        what = f"with {', '.join(methods)}()" if methods else "(callable)"
+        raise TypeError(f"{name}: expected a loaded model {what}, got {type(value).__name__}")
     return value
 
 

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._validate import check_unit_interval
+
 # OpenAI CLIP normalisation constants (also what SVD's feature_extractor/preprocessor_config.json holds).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -73,13 +75,7 @@ def to_float_images(image, arg: str = "image") -> np.ndarray:
     if image.dtype == np.uint8:
         return image.astype(np.float32) / np.float32(255.0)
     if image.dtype in (np.float16, np.float32, np.float64):
-        x = image.astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{arg}: contains NaN or Inf")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{arg}: float images must be in [0, 1], got values in [{lo:g}, {hi:g}]")
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(check_unit_interval(image, arg).astype(np.float32))
     raise TypeError(f"{arg}: expected dtype uint8 or float16/32/64, got {image.dtype}")
 
 
@@ -322,9 +318,7 @@ def decode_image(image, arg: str = "image"):
         if image.dtype == np.uint8:
             return Image.fromarray(np.ascontiguousarray(image), mode)
         if image.dtype.kind == "f":
-            f = image.astype(np.float64)
-            if not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1:
-                raise ValueError(f"{arg}: float images must be finite and in [0, 1]")
+            f = check_unit_interval(image, arg).astype(np.float64)
             return Image.fromarray(np.round(f * 255).astype(np.uint8), mode)
         raise TypeError(f"{arg}: expected uint8 or float array, got dtype {image.dtype}")
     raise TypeError(f"{arg}: expected a file path, a PIL image or an (H, W, 3|4) array, got {type(image).__name__}")
@@ -394,8 +388,9 @@ def matte(matting, rgb: np.ndarray, arg: str) -> np.ndarray:
         raise ValueError(f"matting: expected an alpha of shape {rgb.shape[:2]} for {arg}, got {alpha.shape}")
     if alpha.dtype == np.uint8:
         return alpha
-    if alpha.dtype.kind != "f" or not np.all(np.isfinite(alpha)) or alpha.min() < 0 or alpha.max() > 1:
+    if alpha.dtype.kind != "f":
         raise ValueError(f"matting: expected a uint8 alpha or floats in [0, 1], got dtype {alpha.dtype}")
+    check_unit_interval(alpha, "matting", "the returned alpha")
     return np.round(alpha * 255).astype(np.uint8)
 
 

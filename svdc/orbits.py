@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validate import check_number, check_path
+
 NUM_FRAMES = 21  # SV3D generates 21 views; the last one is the input view
 SIZE = 576  # SV3D's training resolution
 FOV_DEG = 33.8  # the renders' field of view (SV3D paper App. B)
@@ -32,7 +34,8 @@ def _angles(name: str, value, length: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number or a list of numbers, got {type(value).__name__}") from None
+        raise TypeError(f"{name}: expected a number or a list of numbers, got {type(value).__name__} {value!r:.60}") \
+            from None
     if arr.ndim > 1:
         raise ValueError(f"{name}: expected a number or a flat list, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -159,10 +162,10 @@ def camera_to_world(elevations_deg, azimuths_deg, radius: float = DEFAULT_RADIUS
     (no singularity at the poles). For OpenCV/COLMAP multiply on the right by diag(1, −1, −1, 1)."""
     e = np.deg2rad(_angles("elevations", elevations_deg))
     a = np.deg2rad(_angles("azimuths", azimuths_deg))
+    if e.size > 1 and a.size > 1 and e.size != a.size:
+        raise ValueError(f"azimuths: expected 1 value or {e.size} (one per elevation), got {a.size}")
     e, a = np.broadcast_arrays(np.atleast_1d(e), np.atleast_1d(a))
-    r = float(_angles("radius", radius))
-    if r <= 0:
-        raise ValueError(f"radius: expected a positive distance, got {radius}")
+    r = check_number("radius", radius, 0.0, strict=True)
     ce, se, ca, sa = np.cos(e), np.sin(e), np.cos(a), np.sin(a)
     m = np.zeros(e.shape + (4, 4))
     m[:, :3, 0] = np.stack([-sa, ca, np.zeros_like(a)], -1)  # right
@@ -264,7 +267,7 @@ class Orbit:
 
         from .video import Video
 
-        folder = os.path.abspath(os.fspath(folder))
+        folder = os.path.abspath(check_path(folder, "folder"))
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"folder: {folder!r} exists and is not a folder")
         if video is not None and not str(video).lower().endswith((".mp4", ".gif", ".webp")):

@@ -22,7 +22,7 @@ class Generator:
     @staticmethod
     def _seed_check(seed) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+            raise TypeError(f"seed: expected an int, got {type(seed).__name__} {seed!r:.60}")
         if not -(2**63) <= int(seed) < 2**64:
             raise ValueError(f"seed: expected an int in [-2**63, 2**64), got {seed}")
 

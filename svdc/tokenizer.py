@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._validate import check_path
+
 __all__ = ["CLIPTokenizer", "TokenizerOutput", "TokenizerError"]
 
 
@@ -228,7 +230,7 @@ class CLIPTokenizer:
         """Loads a diffusers `tokenizer/` folder, or a pipeline folder holding one (`subfolder` defaults to
         "tokenizer" when `path` has no vocab.json). Special tokens and model_max_length come from
         tokenizer_config.json / special_tokens_map.json when present."""
-        path = os.fspath(path)
+        path = check_path(path, "path")
         if not os.path.isdir(path):
             raise TokenizerError(f"path: expected a tokenizer folder (vocab.json + merges.txt), got {path!r}")
         if subfolder is None and not os.path.isfile(os.path.join(path, "vocab.json")):

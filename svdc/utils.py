@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._validate import check_path, count_not_finite
 from .video import Video
 
 __all__ = ["load_image", "export_to_video", "export_to_gif"]
@@ -58,7 +59,7 @@ def _fetch(url: str) -> bytes:
         raise OSError(f"image: cannot download {url!r}: {e}") from e
 
 
-def _frames_to_uint8(video_frames) -> np.ndarray:
+def _frames_to_uint8(video_frames, arg: str = "video_frames") -> np.ndarray:
     """diffusers' export_to_video input -> uint8 (F, H, W, 3): PIL images; float arrays in [0, 1] (×255 and
     truncated, as diffusers does; values outside [0, 1] are clipped); uint8 arrays as they are; a list of frames,
     one (F, H, W, 3) array or an svdc.Video."""
@@ -66,25 +67,28 @@ def _frames_to_uint8(video_frames) -> np.ndarray:
         return video_frames.frames
     if isinstance(video_frames, np.ndarray) and video_frames.ndim == 4:
         video_frames = list(video_frames)
-    if not isinstance(video_frames, Sequence) or len(video_frames) == 0:
-        raise ValueError("video_frames: expected a non-empty list of PIL images or (H, W, 3) arrays, "
-                         "or an array (F, H, W, 3)")
+    if not isinstance(video_frames, Sequence) or isinstance(video_frames, (str, bytes)) or len(video_frames) == 0:
+        got = "an empty list" if isinstance(video_frames, Sequence) and len(video_frames) == 0 else \
+            f"{type(video_frames).__name__} {video_frames!r:.60}"
+        raise ValueError(f"{arg}: expected a non-empty list of PIL images or (H, W, 3) arrays, or an array "
+                         f"(F, H, W, 3); got {got}")
     out = []
     for i, frame in enumerate(video_frames):
         if hasattr(frame, "convert") and hasattr(frame, "size"):  # PIL image
             frame = np.asarray(frame.convert("RGB"))
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise ValueError(f"video_frames[{i}]: expected shape (H, W, 3), got {frame.shape}")
+            raise ValueError(f"{arg}[{i}]: expected shape (H, W, 3), got {frame.shape}")
         if frame.dtype != np.uint8:
             f = frame.astype(np.float32)
-            if not np.all(np.isfinite(f)):
-                raise ValueError(f"video_frames[{i}]: contains NaN or Inf")
+            bad = count_not_finite(f)
+            if bad:
+                raise ValueError(f"{arg}[{i}]: expected finite values, found {bad} NaN/Inf value(s) of {f.size}")
             frame = (np.clip(f, 0.0, 1.0) * 255).astype(np.uint8)
         out.append(frame)
     sizes = {f.shape for f in out}
     if len(sizes) != 1:
-        raise ValueError(f"video_frames: all frames must have the same size, got {sorted(sizes)}")
+        raise ValueError(f"{arg}: all frames must have the same size, got {sorted(sizes)}")
     return np.stack(out)
 
 
@@ -120,7 +124,7 @@ def export_to_video(video_frames, output_video_path: str | None = None, fps: flo
     quality 0..10 or bitrate (e.g. "2M") set the H.264 rate; macro_block_size as in imageio-ffmpeg. Other
     extensions (.gif, .webp, a folder of PNGs) are written as svdc.Video.save writes them."""
     frames = _frames_to_uint8(video_frames)
-    path = _temporary_path(".mp4") if output_video_path is None else os.fspath(output_video_path)
+    path = _temporary_path(".mp4") if output_video_path is None else check_path(output_video_path, "output_video_path")
     if path.lower().endswith(".mp4"):
         frames = _to_macro_blocks(frames, macro_block_size)
     return Video(frames, fps=fps).save(path, quality=quality, bitrate=bitrate)
@@ -129,7 +133,7 @@ def export_to_video(video_frames, output_video_path: str | None = None, fps: flo
 def export_to_gif(image: list, output_gif_path: str | None = None, fps: int = 10) -> str:
     """diffusers.utils.export_to_gif: a looping GIF of the frames (PIL images or arrays) at `fps`; returns the path
     (a new temporary .gif when None)."""
-    path = _temporary_path(".gif") if output_gif_path is None else os.fspath(output_gif_path)
+    path = _temporary_path(".gif") if output_gif_path is None else check_path(output_gif_path, "output_gif_path")
     if not path.lower().endswith(".gif"):
         raise ValueError(f"output_gif_path: expected a .gif path, got {path!r}")
-    return Video(_frames_to_uint8(image), fps=fps).save(path)
+    return Video(_frames_to_uint8(image, "image"), fps=fps).save(path)

@@ -10,6 +10,8 @@ import tempfile
 
 import numpy as np
 
+from ._validate import check_path, check_unit_interval
+
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp", ".png")
 
 
@@ -112,7 +114,7 @@ class Video:
         """
         if fps is not None and _check_fps(fps) != self.fps:
             return Video(self.frames, fps=fps).save(path, quality, crf=crf, bitrate=bitrate)
-        path = os.fspath(path)
+        path = check_path(path, "path")
         kind = output_kind(path)
         if kind == "dir":
             return self._save_png_dir(path)
@@ -254,12 +256,7 @@ def mp4_rate_args(quality=8, crf=None, bitrate=None) -> list:
 
 def _float_to_uint8(frames: np.ndarray, arg: str) -> np.ndarray:
     """Float frames in [0, 1] -> uint8, rounded to the nearest level; NaN/Inf or values outside [0, 1] raise."""
-    f = frames.astype(np.float32)
-    if not np.all(np.isfinite(f)):
-        raise ValueError(f"{arg}: contains NaN or Inf")
-    lo, hi = float(f.min()), float(f.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{arg}: float frames must be in [0, 1], got values in [{lo:g}, {hi:g}]")
+    f = check_unit_interval(frames, arg, "float frames").astype(np.float32)
     return np.round(f * np.float32(255.0)).astype(np.uint8)
 
 

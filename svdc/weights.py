@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from ._native import _C
+from ._validate import check_path
 
 CheckpointError = _C.CheckpointError
 
@@ -153,7 +154,7 @@ class SafetensorsFile:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
+        self.path = check_path(path, "path")
         self._mmap: mmap.mmap | None = None
         self._closed = False
         self._last_range: tuple[int, int] | None = None  # file bytes of the tensor served last (see __getitem__)
@@ -445,7 +446,7 @@ def save_file(
     `dtypes={"name": "BF16"}` stores a uint16 array as raw bfloat16 bits ("F8_E4M3"/"F8_E5M2" for uint8 arrays).
     Bad arguments raise TypeError (wrong types) or svdc.CheckpointError (a ValueError) naming the tensor.
     """
-    path = os.fspath(path)
+    path = check_path(path, "path")
     if not isinstance(tensors, Mapping):
         raise TypeError(f"save_file: tensors must be a mapping of str -> numpy.ndarray, got {type(tensors).__name__}")
     dtypes = dict(dtypes or {})

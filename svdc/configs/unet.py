@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+
 from .._validate import check_native_ints
 
 # diffusers UNetSpatioTemporalConditionModel.__init__ defaults (diffusers 0.42).
@@ -164,6 +166,34 @@ def from_diffusers(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The integer settings to_native reads, by form; each is checked before use so a wrong type names its key.
+_INT_KEYS = ("in_channels", "out_channels", "projection_class_embeddings_input_dim", "addition_time_embed_dim")
+_INT_LIST_KEYS = ("block_out_channels", "added_id_widths")
+_INT_OR_LIST_KEYS = ("layers_per_block", "num_attention_heads", "attention_head_dim", "transformer_layers_per_block",
+                     "cross_attention_dim")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _check_int_settings(cfg: dict[str, Any]) -> None:
+    """ValueError naming the key and its value for an integer setting of the wrong type (a string, a float, a
+    nested list), instead of a bare int() or iteration error later. None (a class default) is left to the reader."""
+    for key in _INT_KEYS + _INT_LIST_KEYS + _INT_OR_LIST_KEYS:
+        v = cfg.get(key)
+        if v is None:
+            continue
+        is_list = isinstance(v, (list, tuple)) and all(_is_int(x) for x in v)
+        if key in _INT_KEYS and not _is_int(v):
+            raise ValueError(f"unet config: {key} must be an int, got {v!r}")
+        if key in _INT_LIST_KEYS and not is_list:
+            raise ValueError(f"unet config: {key} must be a list of ints, got {v!r}")
+        if key in _INT_OR_LIST_KEYS and not (_is_int(v) or is_list):
+            raise ValueError(f"unet config: {key} must be an int or a list of ints (one per block; nested per-layer "
+                             f"lists are not supported), got {v!r}")
+
+
 def _per_level(value, n: int, key: str) -> list[int]:
     if isinstance(value, bool):
         raise ValueError(f"unet config: {key} must be an int or a list of {n} ints, got {value!r}")
@@ -171,7 +201,7 @@ def _per_level(value, n: int, key: str) -> list[int]:
         return [value] * n
     values = list(value)
     if len(values) != n:
-        raise ValueError(f"unet config: {key} has {len(values)} entries, expected {n} (one per block)")
+        raise ValueError(f"unet config: {key} has {len(values)} entries, expected {n} (one per block), got {value!r}")
     for v in values:
         if not isinstance(v, int) or isinstance(v, bool):
             raise ValueError(f"unet config: {key} entries must be ints (nested per-layer lists are not supported), "
@@ -250,6 +280,7 @@ def _to_native_2d(cfg: dict[str, Any]) -> dict[str, Any]:
 def to_native(cfg: dict[str, Any]) -> dict[str, Any]:
     """The dict svdc._C.UNet takes (block kind, per-level lists, attention flags, id widths, eps mode), validated."""
     cfg = from_diffusers(cfg)
+    _check_int_settings(cfg)
     if cfg.get("_class_name") == "UNet2DConditionModel":
         return _to_native_2d(cfg)
     blocks = [int(c) for c in cfg["block_out_channels"]]

@@ -9,6 +9,8 @@ import math
 import os
 from pathlib import Path
 
+from .._validate import check_path
+
 TABLES = ("videos", "cuts", "clips", "scores")
 
 
@@ -114,7 +116,7 @@ def read_table(root, table: str) -> list[dict]:
     """The rows of one table of a manifest folder (Parquet or JSON Lines, whichever is there)."""
     if table not in TABLES:
         raise ValueError(f"table: expected one of {TABLES}, got {table!r}")
-    root = Path(root)
+    root = Path(check_path(root, "root"))
     if (root / f"{table}.parquet").is_file():
         import pyarrow.parquet as pq
 
@@ -122,4 +124,24 @@ def read_table(root, table: str) -> list[dict]:
     path = root / f"{table}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"root: no {table}.parquet or {table}.jsonl in {str(root)!r}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return _read_jsonl(path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON Lines table; a line that is not one is a ValueError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(path)!r}: expected UTF-8 JSON Lines, got undecodable bytes ({e})") from None
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{str(path)!r} line {n}: expected a JSON object, got invalid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{str(path)!r} line {n}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from .._validate import check_path
 from ..runner.stage import Stage, StageTask
 from .manifest import Manifest
 from .pipeline import CurationParams, process_video, video_id
@@ -33,7 +34,11 @@ CURATION_TASK = StageTask(CURATION)  # the runner's built-in "curation" workflow
 def _check_inputs(paths) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         raise TypeError("videos: expected a list of paths, got a single path (wrap it in a list)")
-    paths = [os.fspath(p) for p in paths]
+    try:
+        paths = list(paths)  # any iterable: a list, Path.glob(...)
+    except TypeError:
+        raise TypeError(f"videos: expected a list of paths, got {type(paths).__name__}") from None
+    paths = [check_path(p, f"videos[{i}]") for i, p in enumerate(paths)]
     if not paths:
         raise ValueError("videos: expected at least one path, got none")
     missing = [p for p in paths if not os.path.exists(p)]
@@ -49,6 +54,9 @@ def run(videos, out_dir, params: CurationParams | None = None, workers: int = 1,
     address, cpus_per_worker, gpus_per_worker, connect_timeout (see svdc.runner.run_batch)."""
     from ..runner.stage import run_stage
 
+    out_dir = check_path(out_dir, "out_dir")
+    if params is not None and not isinstance(params, CurationParams):
+        raise TypeError(f"params: expected a CurationParams (or None), got {type(params).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "local" and ray_settings:

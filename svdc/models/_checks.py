@@ -9,6 +9,7 @@ import numpy as np
 
 from .._native import _C
 from .. import runtime
+from .._validate import check_float32_range
 from ..weights import check_finite_tensor
 
 
@@ -42,6 +43,7 @@ def as_float32(x, name: str, *, integers: bool = False, ndarray_only: bool = Fal
     if a.dtype.kind not in ("fiu" if integers else "f"):
         what = "a real numeric" if integers else "a floating-point"
         raise dtype_error(f"{name}: expected {what} array (computed in float32), got dtype {a.dtype}")
+    check_float32_range(a, name)
     if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
         a = np.array(a, dtype=np.float32, order="C")
     return a

@@ -90,11 +90,11 @@ def resolve(path: str | os.PathLike, component: str, variant: str | None = None)
     if component not in COMPONENTS:
         raise ValueError(f"resolve: component must be one of {COMPONENTS}, got {component!r}")
     if variant is not None and (not isinstance(variant, str) or not variant or "/" in variant or "." in variant):
-        raise ValueError(f"resolve: variant must be a plain name such as 'fp16', got {variant!r}")
+        raise ValueError(f"variant: expected a plain name such as 'fp16', got {variant!r}")
     try:
         p = os.fspath(path)
     except TypeError:
-        raise TypeError(f"resolve: path must be a str or os.PathLike, got {type(path).__name__}") from None
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
     if hub.is_hub_id(p):  # "org/name" that is no local path: its snapshot in the local cache, no network
         p = hub.resolve_snapshot(p, local_files_only=True, variant=variant, components=(component,))
     if not os.path.exists(p):

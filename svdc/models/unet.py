@@ -198,6 +198,9 @@ class UNet:
     def embedding(self, timestep, added_time_ids, num_frames: int, batch: int | None = None) -> np.ndarray:
         """The per-frame conditioning vector emb (B*F, 4*C0) that every res block receives (time embedding +
         added-id embedding), for inspection and tests."""
+        from .._validate import check_int
+
+        num_frames = check_int("num_frames", num_frames, 1)
         ids = as_float32(added_time_ids, "added_time_ids", integers=True)
         b = batch if batch is not None else ids.shape[0]
         dummy = np.zeros((b, num_frames, self.in_channels, 1, 1), np.float32)

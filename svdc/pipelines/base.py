@@ -1,44 +1,18 @@
 """The staged video-diffusion pipeline that ImageToVideo and MultiView build on (encode the condition, added ids,
-guidance, sample, decode: one method each), plus the shared pieces: argument checks with clear messages and the
-denoising loop (one bounded C call per step, so the progress bar, the callback and Ctrl-C all work between steps)."""
+guidance, sample, decode: one method each), plus the shared pieces: argument checks (re-exported from
+svdc/_validate.py) and the denoising loop (one bounded C call per step, so the progress bar, the callback and
+Ctrl-C all work between steps)."""
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable, Optional
 
 import numpy as np
 
 from .._native import _C
-from .._validate import check_float32
+from .._validate import (check_component, check_int, check_multiple, check_number,  # noqa: F401  (base.check_*)
+                         count_not_finite)
 from ..random import Generator
-
-
-# --- argument checks -------------------------------------------------------------------------------------------
-def check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_number(name: str, value, minimum: float | None = None, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    if minimum is not None and (v <= minimum if strict else v < minimum):
-        raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum:g}, got {value}")
-    return check_float32(name, v)
-
-
-def check_multiple(name: str, value, multiple: int, why: str = "") -> int:
-    v = check_int(name, value, multiple)
-    if v % multiple:
-        raise ValueError(f"{name}: expected a multiple of {multiple}{why}, got {v}")
-    return v
 
 
 def make_generator(seed) -> Generator:
@@ -67,10 +41,12 @@ def denoise(sampler, plan, model: Callable[[int, np.ndarray], np.ndarray], *, cf
         bar = tqdm(total=total, desc=desc, unit="step", leave=False)
     try:
         for i, step in enumerate(plan.steps):
-            u = sampler.model_input(step.c_in, cfg)
-            out = model(i, u)
+            u = _check_step(sampler.model_input(step.c_in, cfg), "the model's input (the scaled latents)", i, total,
+                            guidance)
+            v = _check_step(np.ascontiguousarray(model(i, u), dtype=np.float32), "the model's output", i, total,
+                            guidance)
             noise = generator.randn(sampler.shape) if step.draws_noise else None
-            sampler.step(np.ascontiguousarray(out, dtype=np.float32), cfg, guidance, noise, **step.coefficients())
+            sampler.step(v, cfg, guidance, noise, **step.coefficients())
             if bar is not None:
                 bar.update(1)
             if callback is not None:
@@ -79,6 +55,19 @@ def denoise(sampler, plan, model: Callable[[int, np.ndarray], np.ndarray], *, cf
         if bar is not None:
             bar.close()
     return sampler.latents
+
+
+def _check_step(a, what: str, i: int, total: int, guidance) -> np.ndarray:
+    """`a`, or a ValueError saying the sampling overflowed at this step and which arguments scale it (instead of the
+    C sampler's or the UNet's complaint about its internal arrays). Host (NumPy) arrays only: latents kept on a
+    device are not copied back for the check (the C sampler still refuses non-finite values there)."""
+    bad = count_not_finite(a) if isinstance(a, np.ndarray) else 0
+    if bad:
+        scale = "" if guidance is None else f"the guidance scale (up to {float(np.max(np.abs(guidance))):g}) or "
+        raise ValueError(f"denoising step {i + 1} of {total}: the sampling overflowed float32 ({bad} NaN/Inf "
+                         f"value(s) of {a.size} in {what}): {scale}the given latents are too large, or the weights "
+                         f"are corrupt; nothing was produced")
+    return a
 
 
 def new_sampler(shape, device: str = "cpu", cond_channels: int | None = None):
@@ -104,9 +93,9 @@ class VideoDiffusionPipeline:
     progress_desc = "denoising"
 
     def __init__(self, unet, vae, image_encoder):
-        self.unet = unet
-        self.vae = vae
-        self.image_encoder = image_encoder
+        self.unet = check_component(unet, "unet")
+        self.vae = check_component(vae, "vae", ("encode", "decode"))
+        self.image_encoder = check_component(image_encoder, "image_encoder", ("__call__", "preprocess"))
         self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
 
     @property

@@ -141,6 +141,15 @@ def _images(image) -> list:
     return [image]
 
 
+def _decoded_images(image) -> list:
+    """_images(image), each decoded now so a bad one is named as the user gave it: "image" alone, "image[i]" the
+    i-th of a batch (the native pipeline would call a lone image "image[0]")."""
+    from ..image import load_image
+
+    images = _images(image)
+    return [load_image(im, "image" if len(images) == 1 else f"image[{i}]") for i, im in enumerate(images)]
+
+
 class StableVideoDiffusionPipeline:
     """diffusers.StableVideoDiffusionPipeline over svdc.ImageToVideo (see the module docstring for the few
     differences). Build with from_pretrained(path or hub id) or from the components."""
@@ -297,7 +306,7 @@ class StableVideoDiffusionPipeline:
         default_size = int((self.unet.config or {}).get("sample_size") or 0) * self.vae_scale_factor
         height = height or default_size
         width = width or default_size
-        images = [im for im in _images(image) for _ in range(per_image)]  # each image per_image times, in order
+        images = [im for im in _decoded_images(image) for _ in range(per_image)]  # each image per_image times, in order
         seed = seed_from_generator(generator)
         steps = base.check_int("num_inference_steps", num_inference_steps, 1)
         timesteps = schedules.euler_schedule(steps, self._native.scheduler_config).timesteps

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import hub, schedules
 from ..image import load_image, to_uint8, vae_image
-from .._validate import check_decoded_video, check_scheduler_config, check_video_memory
+from .._validate import (check_decoded_video, check_int, check_latents, check_mapping, check_path,
+                         check_scheduler_config, check_video_memory)
 from ..video import Video
 from . import base
 
@@ -58,11 +59,12 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
         super().__init__(unet, vae, image_encoder)
-        self.scheduler_config = dict(scheduler_config or {})
+        self.scheduler_config = check_mapping(scheduler_config, "scheduler_config")
         schedules.euler_schedule(1, self.scheduler_config)  # refuse an unsupported scheduler now, not mid-call
         self.preset = preset
         cfg = getattr(unet, "config", {}) or {}
-        self.default_num_frames = int(default_num_frames or cfg.get("num_frames") or 14)
+        self.default_num_frames = int(cfg.get("num_frames") or 14) if default_num_frames is None else \
+            check_int("num_frames", default_num_frames, 1)
 
     # ---- construction ------------------------------------------------------------------------------------------
     @classmethod
@@ -82,7 +84,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
         configs = _check_configs(configs)
-        p = os.fspath(path)
+        p = check_path(path, "path")
         if hub.is_hub_id(p):  # "org/name": its snapshot in the local Hugging Face cache (svdc/hub.py)
             p = hub.resolve_snapshot(p)
         if not os.path.exists(p):
@@ -190,13 +192,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
         latent_shape = (b, num_frames, self.latent_channels, h, w)
         if latents is not None:
-            latents = np.asarray(latents)
-            if latents.shape != latent_shape:
-                raise ValueError(f"latents: expected shape {latent_shape} (B, F, C, height/8, width/8), got "
-                                 f"{latents.shape}")
-            latents = np.ascontiguousarray(latents, dtype=np.float32)
-            if not np.all(np.isfinite(latents)):
-                raise ValueError("latents: contains NaN or Inf")
+            latents = check_latents(latents, latent_shape, "(B, F, C, height/8, width/8)")
         generator = base.make_generator(seed)
         cfg = gmax > 1.0  # diffusers' do_classifier_free_guidance with the scalar max_guidance_scale
 

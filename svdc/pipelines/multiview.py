@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import orbits, schedules
 from ..image import matte, sv3d_preprocess, white_background_alpha
+from .._validate import check_latents, check_path, check_video_memory
 from . import base
 
 KINDS = {"sv3d_u": [256], "sv3d_p": [256, 512, 512]}  # the UNet's added-id sinusoid widths per model kind
@@ -101,7 +102,7 @@ class MultiView(base.VideoDiffusionPipeline):
         from .image_to_video import _check_configs
 
         configs = _check_configs(configs)
-        p = os.fspath(path)
+        p = check_path(path, "path")
         if not os.path.exists(p):
             raise CheckpointError(f"{p}: no such file or folder (expected sv3d_u/sv3d_p .safetensors or a diffusers "
                                   "pipeline folder)")
@@ -181,13 +182,9 @@ class MultiView(base.VideoDiffusionPipeline):
         size, h = self.size, self.size // self.vae_scale_factor
         latent_shape = (1, frames, self.latent_channels, h, h)
         if latents is not None:
-            latents = np.ascontiguousarray(np.asarray(latents), dtype=np.float32)
-            if latents.shape != latent_shape:
-                raise ValueError(f"latents: expected shape {latent_shape} (1, 21, C, size/8, size/8), got "
-                                 f"{latents.shape}")
-            if not np.all(np.isfinite(latents)):
-                raise ValueError("latents: contains NaN or Inf")
+            latents = check_latents(latents, latent_shape, "(1, 21, C, size/8, size/8)")
 
+        check_video_memory(1, frames, size, size, self.vae.config["block_out_channels"][0])  # before any allocation
         rgb, alpha = sv3d_preprocess(image, size, image_frame_ratio, matting)  # cheap checks done: now the work
         generator = base.make_generator(seed)
         cfg = True  # sgm always runs the guider (a scale of 1 at both ends)

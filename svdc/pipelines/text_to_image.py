@@ -10,6 +10,8 @@ import numpy as np
 
 from .. import hub, schedules
 from ..image import to_uint8
+from .._validate import (check_decoded_video, check_int_range, check_latents, check_mapping, check_path,
+                         check_video_memory)
 from . import base
 
 # SD 2.x's scheduler settings (sgm's DiscreteSchedule: scaled_linear betas 0.00085..0.012 over 1000 steps).
@@ -45,8 +47,9 @@ class TextToImage:
             raise ValueError("unet: expected a UNet2DConditionModel (SD 2.x) svdc.UNet, got a spatio-temporal UNet")
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         # -1: a diffusers text_encoder/ (already cut to SD 2.x's penultimate layer); -2: a single file's full tower
-        self.text_hidden_layer = int(text_hidden_layer)
-        self.scheduler_config = dict(scheduler_config or {})
+        layers = int((getattr(text_encoder, "config", None) or {}).get("num_hidden_layers", 1 << 30))
+        self.text_hidden_layer = check_int_range("text_hidden_layer", text_hidden_layer, -layers, -1)
+        self.scheduler_config = check_mapping(scheduler_config, "scheduler_config")
         self.scheduler = schedules.scheduler_from_config(self.scheduler_config)  # refuse unsupported ones now
         self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
 
@@ -61,7 +64,7 @@ class TextToImage:
         from ..runtime import resolve_device
         from ..tokenizer import CLIPTokenizer
 
-        p = os.fspath(path)
+        p = check_path(path, "path")
         if os.path.isfile(p):
             return cls.from_single_file(p, device=device, dtype=dtype, **single_file)
         if single_file:
@@ -101,7 +104,7 @@ class TextToImage:
         from ..runtime import resolve_device
         from ..tokenizer import CLIPTokenizer
 
-        p = os.fspath(path)
+        p = check_path(path, "path")
         if not os.path.isfile(p):
             raise CheckpointError(f"{p}: no such file (expected an SD 2.x Stability .safetensors file)")
         configs = dict(configs or {})
@@ -186,7 +189,7 @@ class TextToImage:
         rounded."""
         z = latents * np.float32(1.0 / self.vae.scaling_factor)
         pixels = np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32)), dtype=np.float32)
-        return to_uint8(pixels)
+        return to_uint8(check_decoded_video(pixels))
 
     # ---- the call ----------------------------------------------------------------------------------------------
     def __call__(self, prompt, negative_prompt=None, num_inference_steps: int = DEFAULT_STEPS,
@@ -220,12 +223,8 @@ class TextToImage:
         b = len(prompts)
         shape = (b, int(self.unet.in_channels), height // self.vae_scale_factor, width // self.vae_scale_factor)
         if latents is not None:
-            latents = np.asarray(latents)
-            if latents.shape != shape:
-                raise ValueError(f"latents: expected shape {shape} (B, C, height/8, width/8), got {latents.shape}")
-            latents = np.ascontiguousarray(latents, dtype=np.float32)
-            if not np.all(np.isfinite(latents)):
-                raise ValueError("latents: contains NaN or Inf")
+            latents = check_latents(latents, shape, "(B, C, height/8, width/8)")
+        check_video_memory(b, 1, height, width, self.vae.config["block_out_channels"][0])  # before any allocation
         plan = self.scheduler.plan(steps)
         generator = base.make_generator(seed)
         cfg = scale > 1.0  # diffusers' do_classifier_free_guidance

@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .._validate import check_path
 from ..video import Video
 from . import base
 
@@ -19,6 +20,24 @@ def stage_seeds(seed: int) -> tuple[int, int]:
     stage gets its own stream and the pair is the same on every machine."""
     words = np.random.SeedSequence(int(seed)).generate_state(2, dtype=np.uint64)
     return int(words[0] >> np.uint64(1)), int(words[1] >> np.uint64(1))
+
+
+def check_video_arguments(num_frames, video_num_inference_steps, fps, motion_bucket_id, noise_aug_strength,
+                          min_guidance_scale, max_guidance_scale, decode_chunk_size) -> None:
+    """Stage 2's arguments, checked under the names TextToVideo takes them before stage 1 spends its time (stage 2
+    checks them again with its preset's rules, e.g. fps > 0 unless sgm)."""
+    if num_frames is not None:
+        base.check_int("num_frames", num_frames, 1)
+    base.check_int("video_num_inference_steps", video_num_inference_steps, 1)
+    base.check_number("fps", fps, 0.0)
+    base.check_number("motion_bucket_id", motion_bucket_id, 0.0)
+    base.check_number("noise_aug_strength", noise_aug_strength, 0.0)
+    if base.check_number("min_guidance_scale", min_guidance_scale) > base.check_number("max_guidance_scale",
+                                                                                       max_guidance_scale):
+        raise ValueError(f"min_guidance_scale ({min_guidance_scale:g}) must be <= max_guidance_scale "
+                         f"({max_guidance_scale:g})")
+    if decode_chunk_size is not None:
+        base.check_int("decode_chunk_size", decode_chunk_size, 1)
 
 
 @dataclass
@@ -47,6 +66,13 @@ class TextToVideo:
         if (image_to_video is None) == (video_model is None):
             raise ValueError("TextToVideo: give either image_to_video (a loaded svdc.ImageToVideo) or video_model "
                              "(a path), not both and not neither")
+        from .image_to_video import ImageToVideo
+        from .text_to_image import TextToImage
+
+        for name, value, kind in (("text_to_image", text_to_image, TextToImage),
+                                  ("image_to_video", image_to_video, ImageToVideo)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{name}: expected a loaded svdc.{kind.__name__}, got {type(value).__name__}")
         self.image_pipeline = text_to_image
         self.video_pipeline = image_to_video
         self._image_model = None if image_model is None else os.fspath(image_model)
@@ -64,7 +90,7 @@ class TextToVideo:
         from .. import hub
 
         for name, p in (("image_model", image_model), ("video_model", video_model)):
-            p = os.fspath(p)
+            p = check_path(p, name)
             if not hub.is_hub_id(p) and not os.path.exists(p):
                 raise CheckpointError(f"{name}: {p}: no such file or folder")
         return cls(image_model=image_model, video_model=video_model, device=device, dtype=dtype,
@@ -122,6 +148,8 @@ class TextToVideo:
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable (stage, step, total, latents), got "
                             f"{type(callback).__name__}")
+        check_video_arguments(num_frames, video_num_inference_steps, fps, motion_bucket_id, noise_aug_strength,
+                              min_guidance_scale, max_guidance_scale, decode_chunk_size)
         image_seed, video_seed = stage_seeds(seed)
 
         def staged(stage):

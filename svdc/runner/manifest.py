@@ -19,7 +19,10 @@ def read_manifest(jobs, workflow: str = "image_to_video") -> list[Job]:
     folder). workflow: the task kind of rows without a `workflow` column. Raises ValueError naming the row."""
     if isinstance(jobs, (str, os.PathLike)):
         path = os.fspath(jobs)
-        rows = _read_rows(path)
+        try:
+            rows = _read_rows(path)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"jobs: {path!r}: expected UTF-8 text, got undecodable bytes ({e})") from None
         base, label = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
     elif isinstance(jobs, Sequence) and all(isinstance(r, Mapping) for r in jobs):
         rows = [{k: v for k, v in r.items() if v is not None} for r in jobs]
@@ -54,6 +57,8 @@ def _read_rows(path: str) -> list[dict]:
                 return []
             if None in reader.fieldnames or "" in reader.fieldnames:
                 raise ValueError(f"jobs: {path!r} has an unnamed column in its header {reader.fieldnames}")
+            if len(set(reader.fieldnames)) != len(reader.fieldnames):
+                raise ValueError(f"jobs: {path!r}: expected distinct column names, got the header {reader.fieldnames}")
             rows = []
             for i, row in enumerate(reader, start=1):
                 if None in row:  # more cells than header names

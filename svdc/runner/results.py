@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import os
 
+from .._validate import check_path
+
 RESULTS_NAME = "results.jsonl"
 
 
 def read_results(out_dir) -> dict[str, dict]:
     """{job id: its latest result row} from out_dir/results.jsonl ({} when there is none). A torn last line (a run
     killed while writing it) is ignored."""
-    path = os.path.join(os.fspath(out_dir), RESULTS_NAME)
+    path = os.path.join(check_path(out_dir, "out_dir"), RESULTS_NAME)
     latest = {}
     if not os.path.exists(path):
         return latest

@@ -5,6 +5,7 @@ half-written file (tests/robustness/harness.py)."""
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import shutil
@@ -405,32 +406,41 @@ CONFIGS = [
 # --- process level -------------------------------------------------------------------------------------------------
 _FORK_POOL_SCRIPT = """
 import multiprocessing as mp, sys
+{torch_import}
 import numpy as np
 sys.path[:0] = [{root!r}, {here!r}]
 import svdc
 from test_robustness import vae_decode
 
+def torch_sum():
+    return float((torch.ones(2_000_000) * 2 + 1).sum()) if {with_torch} else 0.0
+
 def work(_):
-    return vae_decode()
+    return vae_decode(), torch_sum()
 
 if __name__ == "__main__":
+    if {with_torch}:
+        torch.set_num_threads(2)
     svdc._C.set_num_threads(2)
-    expected = vae_decode()  # the parent's OpenMP pool now has 2 threads
+    expected = vae_decode(), torch_sum()  # the parent's OpenMP pool now has 2 threads
     with mp.get_context("fork").Pool(2) as pool:
         got = pool.map_async(work, range(2)).get(timeout=40)
-    print(all(np.allclose(g, expected, atol=1e-5) for g in got))
+    print(all(np.allclose(g[0], expected[0], atol=1e-5) and g[1] == expected[1] for g in got))
 """
 
 
-def fork_pool():
-    """A fresh interpreter runs svdc on 2 threads, then a fork-start Pool decodes in its children. (Fresh, because
-    the probe itself is a forked child, and a fork child that asks for 2 OpenMP threads again is the documented
-    unsupported case: whether it hangs depends on what the pytest process ran before.)"""
+def fork_pool(with_torch=False):
+    """A fresh interpreter runs svdc (and torch's elementwise ops, imported first, when `with_torch`) on 2 threads,
+    then a fork-start Pool runs the same in its children. torch's wheels ship their own libgomp.so.1, the same
+    soname as the GNU OpenMP svdc links, so one runtime serves both and svdc's fork handler (one thread in the
+    child) keeps torch's parallel regions from hanging too. (Fresh, because the probe itself is a forked child, and
+    a fork child that asks for 2 OpenMP threads again is the documented unsupported case.)"""
     import subprocess
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    script = _FORK_POOL_SCRIPT.format(root=os.path.dirname(os.path.dirname(here)), here=here)
+    script = _FORK_POOL_SCRIPT.format(root=os.path.dirname(os.path.dirname(here)), here=here, with_torch=with_torch,
+                                      torch_import="import torch" if with_torch else "")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=55)
     return out.returncode == 0 and out.stdout.strip().endswith("True")
 
@@ -448,6 +458,8 @@ def threads_share_a_model():
 
 PROCESS = [
     Probe("process", "fork pool after a model call", fork_pool, lambda ok: ok is True),
+    Probe("process", "fork pool after torch and svdc threads", lambda: fork_pool(with_torch=True),
+          lambda ok: ok is True),
     Probe("process", "threads share a model", threads_share_a_model, lambda ok: ok is True),
 ]
 
@@ -550,7 +562,189 @@ WORKFLOWS = [
           .read_table(path("curation-none", "x")[:-2], "clips")),
 ]
 
-ALL = WORKFLOWS + MODEL + PIPELINE + IMAGES + CHECKPOINTS + OUTPUTS + CONFIGS + PROCESS + CLI
+
+# --- text prompts: TextToImage and TextToVideo ------------------------------------------------------------------
+def text_state():
+    s = _state()
+    if "t2i" not in s:
+        s["t2i"] = tiny.tiny_sd_pipeline(path("sd", "x")[:-2])
+        s["t2v"] = svdc.TextToVideo.from_components(s["t2i"], s["pipe"])
+    return s
+
+
+TEXT_FAST = dict(num_inference_steps=1, height=64, width=64, progress=False, seed=0)
+
+
+def txt2img(prompt="a red fox", **kw):
+    return text_state()["t2i"](prompt, **dict(TEXT_FAST, **kw))
+
+
+def txt2vid(prompt="a red fox", **kw):
+    return text_state()["t2v"](prompt, **dict(dict(TEXT_FAST, video_num_inference_steps=1, num_frames=2), **kw))
+
+
+def is_image(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.shape == (64, 64, 3) and a.min() != a.max()
+
+
+class StageOneRan(Exception):
+    pass
+
+
+def stop_at_stage_one(stage, *args):
+    raise StageOneRan(f"stage {stage!r} ran before the arguments were checked")
+
+
+TEXT = [
+    Probe("text", "txt2img valid tiny run", lambda: txt2img(), is_image),
+    Probe("text", "txt2img 100k-word prompt (truncated)", lambda: txt2img("fox " * 100000), is_image),
+    Probe("text", "txt2img guidance NaN", lambda: txt2img(guidance_scale=float("nan"))),
+    Probe("text", "txt2img guidance inf", lambda: txt2img(guidance_scale=float("inf"))),
+    Probe("text", "txt2img guidance float32 overflow", lambda: txt2img(guidance_scale=1e39)),
+    Probe("text", "txt2img guidance overflowing the sampling", lambda: txt2img(num_inference_steps=2,
+                                                                                guidance_scale=3e38)),
+    Probe("text", "txt2img guidance negative", lambda: txt2img(guidance_scale=-1.0)),
+    Probe("text", "txt2img guidance string", lambda: txt2img(guidance_scale="7.5")),
+    Probe("text", "txt2img 8e6 x 8e6", lambda: txt2img(height=8 * 10**6, width=8 * 10**6)),
+    Probe("text", "txt2img height 63", lambda: txt2img(height=63)),
+    Probe("text", "txt2img steps 1e9", lambda: txt2img(num_inference_steps=10**9)),
+    Probe("text", "txt2img prompt empty list", lambda: txt2img([])),
+    Probe("text", "txt2img prompt None", lambda: txt2img(None)),
+    Probe("text", "txt2img prompt list with an int", lambda: txt2img(["a fox", 3])),
+    Probe("text", "txt2img negative list too short", lambda: txt2img(["a", "b"], negative_prompt=["x"])),
+    Probe("text", "txt2img negative list of None", lambda: txt2img("a", negative_prompt=[None])),
+    Probe("text", "txt2img negative an int", lambda: txt2img("a", negative_prompt=3)),
+    Probe("text", "txt2img latents NaN", lambda: txt2img(latents=np.full((1, 4, 8, 8), np.nan))),
+    Probe("text", "txt2vid valid tiny run", lambda: txt2vid().video, is_video),
+    Probe("text", "txt2vid video steps 0 before stage 1", lambda: txt2vid(video_num_inference_steps=0,
+                                                                          callback=stop_at_stage_one)),
+    Probe("text", "txt2vid frames 0 before stage 1", lambda: txt2vid(num_frames=0, callback=stop_at_stage_one)),
+    Probe("text", "txt2vid guidance NaN", lambda: txt2vid(guidance_scale=float("nan"))),
+    Probe("text", "txt2vid max guidance overflow", lambda: txt2vid(max_guidance_scale=1e39,
+                                                                   callback=stop_at_stage_one)),
+    Probe("text", "txt2vid 8e6 x 8e6", lambda: txt2vid(height=8 * 10**6, width=8 * 10**6)),
+    Probe("text", "txt2vid negative list too short", lambda: txt2vid(["a", "b"], negative_prompt=["x"])),
+    Probe("text", "txt2vid seed negative", lambda: txt2vid(seed=-1)),
+]
+
+
+# --- orbits: MultiView's camera arguments -----------------------------------------------------------------------
+def multiview(kind="sv3d_p", **kw):
+    s = _state()
+    if kind not in s:
+        s[kind] = tiny.tiny_multiview(kind, device="cpu")
+    return s[kind](tiny.test_object(), **dict(num_inference_steps=1, progress=False, seed=0, **kw))
+
+
+def is_orbit(o) -> bool:
+    return len(o) == 21 and o.frames.shape == (21, 64, 64, 3) and np.isfinite(o.cameras).all()
+
+
+ORBITS = [
+    Probe("orbit", "static tiny run", lambda: multiview(), is_orbit),
+    Probe("orbit", "21 elevations and azimuths", lambda: multiview(elevations=list(range(21)),
+                                                                   azimuths=list(range(0, 420, 20))), is_orbit),
+    Probe("orbit", "5 elevations", lambda: multiview(elevations=[0, 10, 20, 30, 40])),
+    Probe("orbit", "20 azimuths", lambda: multiview(azimuths=list(range(20)))),
+    Probe("orbit", "NaN azimuths", lambda: multiview(azimuths=[float("nan")] * 21)),
+    Probe("orbit", "elevation 100", lambda: multiview(elevations=100)),
+    Probe("orbit", "elevation 1e39", lambda: multiview(elevations=1e39)),
+    Probe("orbit", "elevations 2-d", lambda: multiview(elevations=np.zeros((21, 2)))),
+    Probe("orbit", "azimuths strings", lambda: multiview(azimuths=["a"] * 21)),
+    Probe("orbit", "azimuths None entries", lambda: multiview(azimuths=[None] * 21)),
+    Probe("orbit", "orbit name an int", lambda: multiview(orbit=3)),
+    Probe("orbit", "sv3d_u with azimuths", lambda: multiview("sv3d_u", azimuths=list(range(21)))),
+    Probe("orbit", "latents of 20 frames", lambda: multiview(latents=np.zeros((1, 20, 4, 8, 8), np.float32))),
+    Probe("orbit", "image_frame_ratio 0", lambda: multiview(image_frame_ratio=0)),
+    Probe("orbit", "size 8e5", lambda: svdc.MultiView.from_components(
+        *tiny.tiny_multiview_components(device="cpu"), size=8 * 10**5)(tiny.test_object(), num_inference_steps=1,
+                                                                        progress=False)),
+    Probe("orbit", "save into a file path", lambda: svdc.Orbit(np.zeros((21, 8, 8, 3), np.uint8), 0.0, np.zeros(21))
+          .save(existing("orbit.png")), folder=out_dir("orbit.png")),
+]
+
+
+# --- curation manifests -------------------------------------------------------------------------------------------
+def curation_table(name, filename, data):
+    from svdc.curation.manifest import read_table
+
+    d = path("curation", name, "x")[:-2]
+    with open(os.path.join(d, filename), "wb") as f:
+        f.write(data)
+    return read_table(d, filename.split(".")[0])
+
+
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq  # imported once here, so the forked probes do not each pay for it
+except ImportError:  # the parquet probes need it (pip install 'svdc[curation]')
+    pa = pq = None
+
+
+def parquet_bytes(truncate=False):
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"clip_id": ["a", "b"], "start": [0.0, 1.0]}), buf)
+    data = buf.getvalue()
+    return data[: len(data) // 2] if truncate else data
+
+
+CURATION = [
+    Probe("curation", "valid jsonl table", lambda: curation_table("ok", "clips.jsonl", b'{"clip_id": "a"}\n'),
+          lambda rows: rows == [{"clip_id": "a"}]),
+    Probe("curation", "jsonl broken line", lambda: curation_table("j1", "clips.jsonl", b'{"a": 1}\n{broken\n')),
+    Probe("curation", "jsonl a list per line", lambda: curation_table("j2", "clips.jsonl", b"[1, 2]\n")),
+    Probe("curation", "jsonl binary", lambda: curation_table("j3", "clips.jsonl", bytes(range(128, 256)))),
+    Probe("curation", "parquet garbage", lambda: curation_table("p1", "clips.parquet", os.urandom(512))),
+    Probe("curation", "parquet truncated", lambda: curation_table("p2", "clips.parquet", parquet_bytes(True))),
+    Probe("curation", "parquet empty file", lambda: curation_table("p3", "clips.parquet", b"")),
+    Probe("curation", "unknown table", lambda: curation_table("t1", "shots.jsonl", b"{}\n")),
+    Probe("curation", "run with params an int", lambda: __import__("svdc.curation.runner", fromlist=["x"]).run(
+        [IN], path("curation-run", "x")[:-2], params=3, progress=False)),
+    Probe("curation", "run on no videos", lambda: __import__("svdc.curation.runner", fromlist=["x"]).run(
+        [], path("curation-run", "x")[:-2], progress=False)),
+]
+
+
+# --- batch manifests ----------------------------------------------------------------------------------------------
+def manifest_bytes(name, data):
+    from svdc.runner.manifest import read_manifest
+
+    p = path("manifests", name)
+    with open(p, "wb") as f:
+        f.write(data)
+    return read_manifest(p)
+
+
+BATCH = [
+    Probe("batch", "parquet garbage", lambda: manifest_bytes("g.parquet", os.urandom(512))),
+    Probe("batch", "parquet truncated", lambda: manifest_bytes("t.parquet", parquet_bytes(True))),
+    Probe("batch", "parquet without an id column", lambda: manifest_bytes("n.parquet", parquet_bytes())),
+    Probe("batch", "csv duplicate column", lambda: manifest_bytes("dup.csv", b"id,image,id\na,a.png,b\n")),
+    Probe("batch", "csv not UTF-8", lambda: manifest_bytes("latin.csv", b"id,image\na,\xe9.png\n")),
+    Probe("batch", "jsonl NaN seed", lambda: manifest_bytes(
+        "nan.jsonl", b'{"id": "a", "image": "a.png", "seed": NaN}\n')),
+    Probe("batch", "jsonl bool frames", lambda: manifest_bytes(
+        "bool.jsonl", b'{"id": "a", "image": "a.png", "num_frames": true}\n')),
+    Probe("batch", "jsonl image a list", lambda: manifest_bytes("list.jsonl", b'{"id": "a", "image": ["a.png"]}\n')),
+    Probe("batch", "jsonl id with a slash", lambda: manifest_bytes(
+        "slash.jsonl", b'{"id": "../a", "image": "a.png"}\n')),
+    Probe("batch", "jsonl unknown workflow", lambda: manifest_bytes(
+        "wf.jsonl", b'{"id": "a", "image": "a.png", "workflow": "x"}\n')),
+    Probe("batch", "valid jsonl", lambda: [j.id for j in manifest_bytes(
+        "ok.jsonl", b'{"id": "a", "image": "a.png"}\n{"id": "b", "image": "b.png", "seed": 3}\n')],
+          lambda ids: ids == ["a", "b"]),
+]
+
+if importlib.util.find_spec("torch") is None:  # the test extra installs torch; without it that case is moot
+    PROCESS = [p for p in PROCESS if "torch" not in p.name]
+if pq is None:
+    CURATION = [p for p in CURATION if "parquet" not in p.name]
+    BATCH = [p for p in BATCH if "parquet" not in p.name]
+
+ALL = (WORKFLOWS + TEXT + ORBITS + CURATION + BATCH + MODEL + PIPELINE + IMAGES + CHECKPOINTS + OUTPUTS + CONFIGS
+       + PROCESS + CLI)
 
 
 @pytest.mark.parametrize("probe", ALL, ids=[p.id for p in ALL])
