@@ -134,15 +134,15 @@ static svdc_status declare(svdc_unet *u) {
         if (!d->resnets || (d->has_attention && !d->attentions))
             return svdc_fail(SVDC_ERR_MEMORY, "unet: out of host memory");
         for (int j = 0; j < d->num_layers; j++) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", i, j);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.resnets.%d", i, j));
             SVDC_TRY(res_declare(c, &d->resnets[j], p, pre, j == 0 ? cin : cout, cout, temb, eps));
             if (d->has_attention) {
-                snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, j);
+                SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.attentions.%d", i, j));
                 SVDC_TRY(attn_declare(c, &d->attentions[j], p, pre, cout, i));
             }
         }
         if (d->has_downsample) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.downsamplers.0", i);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.downsamplers.0", i));
             SVDC_TRY(svdc_downsample2d_declare(&d->downsampler, p, pre, cout, SVDC_DOWNSAMPLE_PAD_SAME));
         }
     }
@@ -170,15 +170,15 @@ static svdc_status declare(svdc_unet *u) {
         for (int j = 0; j < up->num_layers; j++) {
             const int res_skip = j == up->num_layers - 1 ? cskip_last : cout;
             const int res_in = j == 0 ? prev : cout;
-            snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, j);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.resnets.%d", i, j));
             SVDC_TRY(res_declare(c, &up->resnets[j], p, pre, res_in + res_skip, cout, temb, eps));
             if (up->has_attention) {
-                snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
+                SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.attentions.%d", i, j));
                 SVDC_TRY(attn_declare(c, &up->attentions[j], p, pre, cout, rev));
             }
         }
         if (up->has_upsample) {
-            snprintf(pre, sizeof pre, "up_blocks.%d.upsamplers.0", i);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.upsamplers.0", i));
             SVDC_TRY(svdc_upsample2d_declare(&up->upsampler, p, pre, cout));
         }
     }

@@ -76,7 +76,7 @@ static int parse_config(PyObject *config, void *out) {
 }
 
 static svdc_status vae_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
-    return svdc_vae_create((svdc_vae **)model, cfg, backend, device);
+    return svdc_vae_init((svdc_vae **)model, cfg, backend, device);
 }
 static void vae_destroy(void *model) { svdc_vae_free(model); }
 static svdc_params *vae_params(void *model) { return &((svdc_vae *)model)->params; }

@@ -39,11 +39,11 @@ svdc_status svdc_basic_block_declare(svdc_basic_block *b, svdc_params *p, const 
     SVDC_TRY(blk_norm(p, &b->norm1_w, &b->norm1_b, channels, prefix, "norm1"));
     SVDC_TRY(blk_norm(p, &b->norm2_w, &b->norm2_b, channels, prefix, "norm2"));
     SVDC_TRY(blk_norm(p, &b->norm3_w, &b->norm3_b, channels, prefix, "norm3"));
-    snprintf(pre, sizeof pre, "%s.attn1", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn1"));
     SVDC_TRY(svdc_attention_declare(&b->attn1, p, pre, channels, channels, heads));
-    snprintf(pre, sizeof pre, "%s.attn2", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn2"));
     SVDC_TRY(svdc_attention_declare(&b->attn2, p, pre, channels, context_dim, heads));
-    snprintf(pre, sizeof pre, "%s.ff", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "ff"));
     return svdc_geglu_ff_declare(&b->ff, p, pre, channels);
 }
 

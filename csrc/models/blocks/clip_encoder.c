@@ -37,7 +37,7 @@ svdc_status svdc_clip_encoder_declare(svdc_clip_encoder *e, svdc_params *p, cons
     for (int i = 0; i < num_layers; i++) {
         svdc_clip_layer *L = &e->layers[i];
         char base[256];
-        snprintf(base, sizeof base, "%s.layers.%d", prefix, i);
+        SVDC_TRY(blk_name(base, sizeof base, prefix, "layers.%d", i));
         SVDC_TRY(blk_norm(p, &L->ln1_w, &L->ln1_b, C, base, "layer_norm1"));
         SVDC_TRY(blk_linear(p, &L->q_w, &L->q_b, C, C, base, "self_attn.q_proj"));
         SVDC_TRY(blk_linear(p, &L->k_w, &L->k_b, C, C, base, "self_attn.k_proj"));
