@@ -4,37 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-void svdc_vae_config_default(svdc_vae_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->in_channels = 3;
-    cfg->out_channels = 3;
-    cfg->num_levels = 1;
-    cfg->block_out_channels[0] = 64;
-    cfg->layers_per_block = 1;
-    cfg->latent_channels = 4;
-    cfg->norm_num_groups = 32;
-    cfg->decoder_kind = SVDC_BLOCK_SPATIO_TEMPORAL;
-    cfg->use_post_quant_conv = 0;
-}
-
 static svdc_status check_config(const svdc_vae_config *c) {
     if (c->in_channels < 1 || c->out_channels < 1 || c->latent_channels < 1)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: in_channels %d, out_channels %d, latent_channels %d must be >= 1",
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: in_channels %d, out_channels %d, latent_channels %d must be >= 1",
                          c->in_channels, c->out_channels, c->latent_channels);
     if (c->num_levels < 1 || c->num_levels > SVDC_VAE_MAX_LEVELS)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: block_out_channels has %d entries, expected 1..%d",
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: block_out_channels has %d entries, expected 1..%d",
                          c->num_levels, SVDC_VAE_MAX_LEVELS);
     if (c->layers_per_block < 1)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: layers_per_block %d, expected >= 1", c->layers_per_block);
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: layers_per_block %d, expected >= 1", c->layers_per_block);
     if (c->decoder_kind != SVDC_BLOCK_2D && c->decoder_kind != SVDC_BLOCK_SPATIO_TEMPORAL)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: unknown decoder kind %d", (int)c->decoder_kind);
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: unknown decoder kind %d", (int)c->decoder_kind);
     if (c->norm_num_groups < 1)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "VAE config: norm_num_groups %d, expected >= 1", c->norm_num_groups);
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: norm_num_groups %d, expected >= 1", c->norm_num_groups);
     for (int i = 0; i < c->num_levels; i++) {
         int ch = c->block_out_channels[i];
         if (ch < 1 || ch % c->norm_num_groups != 0)
             return svdc_fail(SVDC_ERR_ARGUMENT,
-                             "VAE config: block_out_channels[%d] = %d is not a positive multiple of the %d norm groups",
+                             "vae config: block_out_channels[%d] = %d is not a positive multiple of the %d norm groups",
                              i, ch, c->norm_num_groups);
     }
     return SVDC_OK;
@@ -61,7 +48,7 @@ svdc_status svdc_vae_init(svdc_vae **out, const svdc_vae_config *cfg, const svdc
     *out = NULL;
     SVDC_TRY(check_config(cfg));
     svdc_vae *v = calloc(1, sizeof *v);
-    if (!v) return svdc_fail(SVDC_ERR_MEMORY, "VAE: out of host memory");
+    if (!v) return svdc_fail(SVDC_ERR_MEMORY, "vae: out of host memory");
     v->cfg = *cfg;
     v->down_factor = 1 << (cfg->num_levels - 1);
     svdc_params_init(&v->params, backend, device, SVDC_DTYPE_F32);

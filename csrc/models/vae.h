@@ -22,10 +22,6 @@ typedef struct svdc_vae_config {
     int use_post_quant_conv;      /* 1: post_quant_conv (L, L, 1, 1) before the decoder (AutoencoderKL) */
 } svdc_vae_config;
 
-/* Fills the AutoencoderKLTemporalDecoder defaults: in/out 3, block_out_channels (64,), layers_per_block 1, latent 4,
- * groups 32, spatio-temporal decoder, no post_quant_conv. */
-void svdc_vae_config_default(svdc_vae_config *cfg);
-
 typedef struct svdc_vae {
     svdc_vae_config cfg;
     svdc_params params;

@@ -3,12 +3,12 @@
 
 svdc_status svdc_vae_check_input(const char *what, const svdc_tensor *x, int64_t channels, int64_t multiple) {
     char buf[96];
-    if (!x || !x->data) return svdc_fail(SVDC_ERR_ARGUMENT, "VAE %s: input is missing", what);
+    if (!x || !x->data) return svdc_fail(SVDC_ERR_ARGUMENT, "vae %s: input is missing", what);
     if (x->ndim != 4 || x->shape[0] < 1 || x->shape[1] != channels)
-        return svdc_fail(SVDC_ERR_SHAPE, "VAE %s: input has shape %s, expected (N, %lld, H, W)", what,
+        return svdc_fail(SVDC_ERR_SHAPE, "vae %s: input has shape %s, expected (N, %lld, H, W)", what,
                          svdc_shape_str(x, buf, sizeof buf), (long long)channels);
     if (x->shape[2] < 1 || x->shape[3] < 1 || x->shape[2] % multiple || x->shape[3] % multiple)
-        return svdc_fail(SVDC_ERR_SHAPE, "VAE %s: input has shape %s, H and W must be positive multiples of %lld",
+        return svdc_fail(SVDC_ERR_SHAPE, "vae %s: input has shape %s, H and W must be positive multiples of %lld",
                          what, svdc_shape_str(x, buf, sizeof buf), (long long)multiple);
     return SVDC_OK;
 }
@@ -18,7 +18,7 @@ svdc_status svdc_vae_check_output(const char *what, const svdc_tensor *y, const 
     if (!y || !y->data || y->ndim != 4 || y->shape[0] != x->shape[0] || y->shape[1] != c || y->shape[2] != h ||
         y->shape[3] != w) {
         char buf[96];
-        return svdc_fail(SVDC_ERR_SHAPE, "VAE %s: output has shape %s, expected (%lld, %lld, %lld, %lld)", what,
+        return svdc_fail(SVDC_ERR_SHAPE, "vae %s: output has shape %s, expected (%lld, %lld, %lld, %lld)", what,
                          y ? svdc_shape_str(y, buf, sizeof buf) : "(none)", (long long)x->shape[0], (long long)c,
                          (long long)h, (long long)w);
     }
@@ -51,7 +51,7 @@ svdc_status svdc_vae_slabs_alloc(const svdc_ctx *ctx, svdc_vae_slabs *s) {
 svdc_status svdc_vae_slabs_view(const svdc_ctx *ctx, const svdc_vae_slabs *s, int i, int64_t n, int64_t c, int64_t h,
                                 int64_t w, svdc_tensor *out) {
     if (n * c * h * w > s->cap[i])
-        return svdc_fail(SVDC_ERR_INTERNAL, "VAE: activation (%lld, %lld, %lld, %lld) exceeds its planned slab of %lld "
+        return svdc_fail(SVDC_ERR_INTERNAL, "vae: activation (%lld, %lld, %lld, %lld) exceeds its planned slab of %lld "
                          "elements", (long long)n, (long long)c, (long long)h, (long long)w, (long long)s->cap[i]);
     *out = blk_view4(ctx, s->buf[i], n, c, h, w);
     return SVDC_OK;

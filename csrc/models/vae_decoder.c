@@ -26,7 +26,7 @@ svdc_status svdc_vae_decoder_declare(svdc_vae_decoder *d, svdc_params *p, const 
     d->num_mid_res = cfg->kind == SVDC_BLOCK_2D ? 2 : lpb;
     /* The block structs exist before any weight is declared: p keeps pointers to their slots. */
     d->storage = calloc((size_t)d->num_mid_res + (size_t)L * (lpb + 1), sizeof *d->storage);
-    if (!d->storage) return svdc_fail(SVDC_ERR_MEMORY, "VAE decoder: out of host memory");
+    if (!d->storage) return svdc_fail(SVDC_ERR_MEMORY, "vae decoder: out of host memory");
     d->mid_res = d->storage;
     char name[256];
 
@@ -96,10 +96,10 @@ svdc_status svdc_vae_decoder_forward(const svdc_ctx *ctx, const svdc_vae_decoder
     SVDC_TRY(svdc_vae_check_input("decode", z, cfg->latent_channels, 1));
     const int64_t n = z->shape[0], h = z->shape[2], w = z->shape[3];
     if (num_frames < 1 || n % num_frames != 0)
-        return svdc_fail(SVDC_ERR_SHAPE, "VAE decode: %lld latent rows are not a whole number of videos of "
+        return svdc_fail(SVDC_ERR_SHAPE, "vae decode: %lld latent rows are not a whole number of videos of "
                                          "num_frames = %d", (long long)n, num_frames);
     SVDC_TRY(svdc_vae_check_output("decode", y, z, cfg->out_channels, h * d->up_factor, w * d->up_factor));
-    SVDC_TRY(svdc_op_check_finite(ctx, z, "VAE decode input"));
+    SVDC_TRY(svdc_op_check_finite(ctx, z, "vae decode input"));
 
     const size_t m = svdc_arena_mark(ctx->arena);
     svdc_vae_slabs s;

@@ -15,7 +15,7 @@ svdc_status svdc_vae_encoder_declare(svdc_vae_encoder *e, svdc_params *p, const 
     e->down_factor = 1 << (L - 1);
     /* The block structs exist before any weight is declared: p keeps pointers to their slots. */
     e->resnet_storage = calloc((size_t)L * lpb, sizeof *e->resnet_storage);
-    if (!e->resnet_storage) return svdc_fail(SVDC_ERR_MEMORY, "VAE encoder: out of host memory");
+    if (!e->resnet_storage) return svdc_fail(SVDC_ERR_MEMORY, "vae encoder: out of host memory");
     char name[256];
 
     SVDC_TRY(blk_conv(p, &e->conv_in_w, &e->conv_in_b, ch[0], cfg->in_channels, 3, "encoder", "conv_in"));
@@ -74,7 +74,7 @@ svdc_status svdc_vae_encoder_forward(const svdc_ctx *ctx, const svdc_vae_encoder
     const int64_t n = x->shape[0], H = x->shape[2], W = x->shape[3];
     const int64_t lat = cfg->latent_channels;
     SVDC_TRY(svdc_vae_check_output("encode", mean, x, lat, H / e->down_factor, W / e->down_factor));
-    SVDC_TRY(svdc_op_check_finite(ctx, x, "VAE encode input"));
+    SVDC_TRY(svdc_op_check_finite(ctx, x, "vae encode input"));
 
     const size_t m = svdc_arena_mark(ctx->arena);
     svdc_vae_slabs s;

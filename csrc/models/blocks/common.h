@@ -91,7 +91,7 @@ static inline svdc_status blk_name(char *buf, size_t len, const char *prefix, co
     return svdc_fail(SVDC_ERR_ARGUMENT, "a weight name under '%s' is longer than %zu characters", prefix, len - 1);
 }
 
-/* Declares a weight of 1, 2, 4 or 5 dims under "<prefix>.<name>" (an empty prefix declares "<name>"). */
+/* Declares a weight of 1, 2 or 4 dims under "<prefix>.<name>" (an empty prefix declares "<name>"). */
 static inline svdc_status blk_param1(svdc_params *p, svdc_tensor *slot, int64_t a, const char *prefix,
                                    const char *name) {
     int64_t s[1] = {a};
@@ -108,11 +108,6 @@ static inline svdc_status blk_param4(svdc_params *p, svdc_tensor *slot, int64_t 
     return svdc_params_add(p, slot, 4, s, "%s%s%s", prefix, *prefix ? "." : "", name);
 }
 
-static inline svdc_status blk_param5(svdc_params *p, svdc_tensor *slot, int64_t a, int64_t b, int64_t c, int64_t d,
-                                     int64_t e, const char *prefix, const char *name) {
-    int64_t s[5] = {a, b, c, d, e};
-    return svdc_params_add(p, slot, 5, s, "%s%s%s", prefix, *prefix ? "." : "", name);
-}
 /* "<name>.weight" and "<name>.bias", both (c,): a LayerNorm or GroupNorm. */
 static inline svdc_status blk_norm(svdc_params *p, svdc_tensor *w, svdc_tensor *b, int64_t c, const char *prefix,
                                    const char *name) {
