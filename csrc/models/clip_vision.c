@@ -46,7 +46,7 @@ static svdc_status declare(svdc_clip_vision *m) {
     SVDC_TRY(svdc_clip_encoder_declare(&m->encoder, p, "vision_model.encoder", (int)C, (int)I, c->num_attention_heads,
                                        c->num_hidden_layers, c->layer_norm_eps, c->hidden_act));
     SVDC_TRY(blk_norm(p, &m->post_ln_w, &m->post_ln_b, C, "", "vision_model.post_layernorm"));
-    return blk_param2(p, &m->proj_w, c->projection_dim, C, "", "visual_projection.weight");
+    return blk_linear(p, &m->proj_w, NULL, c->projection_dim, C, "", "visual_projection");
 }
 
 svdc_status svdc_clip_vision_init(svdc_clip_vision **out, const svdc_clip_vision_config *cfg,
