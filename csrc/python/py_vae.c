@@ -169,7 +169,8 @@ static PyTypeObject PyVAE_Type = {
     .tp_basicsize = sizeof(svdc_py_model),
     .tp_dealloc = svdc_py_model_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder on the CPU.",
+    .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder or AutoencoderKL "
+               "(the native config's decoder_kind).",
     .tp_methods = vae_methods,
     .tp_getset = vae_getset,
     .tp_init = vae_init,

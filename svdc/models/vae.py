@@ -1,6 +1,6 @@
 """svdc.VAE: AutoencoderKLTemporalDecoder semantics (encode to the posterior mean, temporal decode with diffusers'
-chunking) or AutoencoderKL semantics (SD 2.x: post_quant_conv, 2-D decoder), by the config, over the C model
-svdc._C.VAE; loading from diffusers folders and Stability single files."""
+chunking) or AutoencoderKL semantics (2-D decoder: SD 2.x with post_quant_conv, SV3D without), by the config, over
+the C model svdc._C.VAE; loading from diffusers folders and Stability single files."""
 from __future__ import annotations
 
 import numbers
