@@ -48,7 +48,8 @@ def _json_safe(value):
 
 
 def part_json(rows: dict) -> str:
-    """The text of a video's part file (also written by svdc.runner's curation task)."""
+    """JSON text with sorted keys and NaN/inf as null: the text of a part file (svdc.runner's stages write their
+    outputs, Curation I's parts included, with the same rules: svdc.runner.stage.output_json)."""
     return json.dumps(_json_safe(rows), sort_keys=True)
 
 
@@ -72,10 +73,6 @@ class Manifest:
         except (OSError, ValueError):
             return False  # unreadable part: redo the video
         return rows.get("videos", [{}])[0].get("params_hash") == params_hash
-
-    def write_part(self, vid: str, rows: dict) -> None:
-        text = part_json(rows)
-        _atomic_write(self.part_path(vid), lambda p: p.write_text(text))
 
     def rows(self, vids) -> dict[str, list[dict]]:
         """All tables' rows of the given videos, in the order given (missing parts are skipped)."""

@@ -26,10 +26,10 @@ def _die_with_parent() -> None:
         pass  # not Linux: orphans finish their job and exit when they find the pool gone
 
 
-def _init_process(out_dir: str, options: dict, threads: int) -> None:
+def _init_process(out_dir: str, plan: dict, threads: int) -> None:
     global _worker
     _die_with_parent()
-    _worker = Worker(out_dir, options, threads)
+    _worker = Worker(out_dir, plan, threads)
 
 
 def _run_in_process(job: Job) -> dict:
@@ -39,10 +39,10 @@ def _run_in_process(job: Job) -> dict:
 class LocalBackend:
     """workers processes with `threads` CPU threads each; at most 2 jobs queued per process."""
 
-    def __init__(self, out_dir: str, options: dict, workers: int, threads: int):
+    def __init__(self, out_dir: str, plan: dict, workers: int, threads: int):
         self.workers, self.threads = workers, threads
         self.capacity = 2 * workers
-        self._args = (out_dir, options, threads)
+        self._args = (out_dir, plan, threads)
         self._pool = self._new_pool()
         self._running: dict[cf.Future, tuple[Job, cf.ProcessPoolExecutor]] = {}
 

@@ -108,6 +108,8 @@ def _job(row: dict, source: str, default_workflow: str, base: str) -> Job:
 
 
 def _convert(value, kind: str, where: str, base: str):
+    if kind == "floats":
+        return _floats(value, where)
     if kind in ("str", "path"):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{where}: expected a non-empty string, got {value!r}")
@@ -125,3 +127,20 @@ def _convert(value, kind: str, where: str, base: str):
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}") \
             from None
+
+
+def _floats(value, where: str):
+    """One number (a float) or several (a list of floats): a JSON/Parquet list, or a CSV cell of numbers separated
+    by spaces, commas or semicolons."""
+    items = value
+    if isinstance(value, str):
+        items = value.replace(",", " ").replace(";", " ").split()
+    elif not isinstance(value, (list, tuple)):
+        items = [value]
+    try:
+        if not items or any(isinstance(v, bool) for v in items):
+            raise ValueError
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: expected a number or a list of numbers, got {value!r}") from None
+    return numbers[0] if len(numbers) == 1 and not isinstance(value, (list, tuple)) else numbers

@@ -55,7 +55,7 @@ class RayBackend:
     """`workers` Worker actors, each asking for cpus_per_worker CPUs and gpus_per_worker GPUs; two jobs queued per
     actor at most, so a free actor never waits for the driver."""
 
-    def __init__(self, out_dir: str, options: dict, *, workers, threads, cpus_per_worker, gpus_per_worker,
+    def __init__(self, out_dir: str, plan: dict, *, workers, threads, cpus_per_worker, gpus_per_worker,
                  address, connect_timeout: float, n_jobs: int):
         cpus = 1.0 if cpus_per_worker is None else _positive("cpus_per_worker", cpus_per_worker, allow_zero=False)
         gpus = _positive("gpus_per_worker", gpus_per_worker, allow_zero=True)
@@ -91,7 +91,7 @@ class RayBackend:
             self.threads = threads or max(1, int(cpus))
             self._cpus, self._gpus = cpus, gpus
             self._actor_class = ray.remote(Worker)
-            self._args = (out_dir, options, self.threads)
+            self._args = (out_dir, plan, self.threads)
             self._actors = [self._new_actor() for _ in range(count)]
         except BaseException:
             self.close(interrupted=True)

@@ -48,14 +48,16 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
               gpus_per_worker: float = 0.0, address: str | None = None, connect_timeout: float = 15.0,
               progress: bool = True) -> BatchSummary:
     """Runs every job of `jobs` (a .csv/.jsonl/.parquet manifest or a list of dicts) into the folder `out`: one
-    output file per job plus out/results.jsonl. Jobs finished by an earlier run with the same parameters are
-    skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
+    output (a file, or a folder) per job plus out/results.jsonl. Jobs finished by an earlier run with the same
+    parameters are skipped; a failed attempt is retried up to `retries` times unless it failed on bad input.
 
     backend "local": `workers` processes (default: 1 per CPU core) with threads_per_worker CPU threads each
     (default: the cores divided among the workers). backend "ray": `workers` actors (default: 1 per GPU when
     gpus_per_worker > 0, else 1 per CPU of the cluster) each asking Ray for cpus_per_worker CPUs (default 1; a
     fraction is allowed) and gpus_per_worker GPUs, on the cluster at `address` (None: the running ray.init(), or a
-    new local Ray). options: run-level settings of the task (image_to_video: model, device, dtype, preset, format).
+    new local Ray). options: run-level settings of the tasks (image_to_video: model, device, dtype, preset, format;
+    multiview: model, device, dtype, video, rgba; text_to_image: model, device, dtype, format; text_to_video:
+    image_model, video_model, device, dtype, format; a Stage: params).
     A job's output depends only on its row and the options, for a given threads_per_worker."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -68,11 +70,11 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     if not isinstance(options, Mapping):
         raise TypeError(f"options: expected a mapping of run-level settings, got {type(options).__name__}")
     job_list = read_manifest(jobs, workflow)
-    checked = _check_options(job_list, dict(options))
+    plan = _plan(job_list, dict(options))
     out_dir = prepare_output_folder(out)
 
     start = time.perf_counter()
-    params = {job.id: _params_hash(job, get_task(job.workflow).options_key(checked[job.workflow]))
+    params = {job.id: _params_hash(job, plan[job.workflow][0].options_key(plan[job.workflow][1]))
               for job in job_list}
     latest = read_results(out_dir)
     done = {i for i in finished_ids(out_dir, latest) if latest[i].get("params") == params.get(i)}
@@ -80,7 +82,7 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     summary = BatchSummary(out=out_dir, total=len(job_list), skipped=len(job_list) - len(todo), ok=0, failed=0,
                            seconds=0.0)
     if todo:
-        runner = _make_backend(backend, out_dir, checked, workers, threads_per_worker, cpus_per_worker,
+        runner = _make_backend(backend, out_dir, plan, workers, threads_per_worker, cpus_per_worker,
                                gpus_per_worker, address, connect_timeout, len(todo))
         summary.backend = runner.describe()
         with ResultsLog(out_dir) as log:
@@ -157,17 +159,18 @@ def prepare_output_folder(out) -> str:
     return out_dir
 
 
-def _check_options(job_list: list[Job], options: dict) -> dict[str, dict]:
-    """{workflow: its checked options} for the workflows the manifest uses; a key no such task reads is an error."""
-    workflows = sorted({job.workflow for job in job_list})
+def _plan(job_list: list[Job], options: dict) -> dict[str, tuple]:
+    """{workflow: (its Task, its checked options)} for the workflows the manifest uses (what every worker gets);
+    an option no such task reads is an error."""
+    tasks = {wf: get_task(wf) for wf in sorted({job.workflow for job in job_list})}
     known = set()
-    for wf in workflows:
-        known |= set(get_task(wf).options)
+    for task in tasks.values():
+        known |= set(task.options)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"options: unknown setting(s) {unknown} for workflow(s) {workflows}; expected among "
+        raise ValueError(f"options: unknown setting(s) {unknown} for workflow(s) {sorted(tasks)}; expected among "
                          f"{sorted(known)}")
-    return {wf: get_task(wf).check_options(options) for wf in workflows}
+    return {wf: (task, task.check_options(options)) for wf, task in tasks.items()}
 
 
 def _params_hash(job: Job, options_key) -> str:
@@ -184,7 +187,7 @@ def _optional_int(name: str, value, minimum: int):
     return value
 
 
-def _make_backend(backend: str, out_dir: str, options: dict, workers, threads, cpus, gpus, address,
+def _make_backend(backend: str, out_dir: str, plan: dict, workers, threads, cpus, gpus, address,
                   connect_timeout: float, n_jobs: int):
     if backend == "local":
         from .local import LocalBackend, default_threads
@@ -195,8 +198,8 @@ def _make_backend(backend: str, out_dir: str, options: dict, workers, threads, c
         requested = workers or (os.cpu_count() or 1)
         # threads follow the requested workers, not the jobs left, so a rerun of a few jobs computes the same bits
         threads = threads or default_threads(requested)
-        return LocalBackend(out_dir, options, min(requested, n_jobs), threads)
+        return LocalBackend(out_dir, plan, min(requested, n_jobs), threads)
     from .ray_backend import RayBackend
 
-    return RayBackend(out_dir, options, workers=workers, threads=threads, cpus_per_worker=cpus,
+    return RayBackend(out_dir, plan, workers=workers, threads=threads, cpus_per_worker=cpus,
                       gpus_per_worker=gpus, address=address, connect_timeout=connect_timeout, n_jobs=n_jobs)

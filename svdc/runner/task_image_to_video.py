@@ -73,3 +73,6 @@ class ImageToVideoTask(Task):
         video = state(image, progress=False, **kwargs)
         video.save(output_path)  # Video.save writes a temporary file and renames it
         return {"seed": kwargs["seed"], "frames": video.num_frames, "width": video.width, "height": video.height}
+
+
+TASK = ImageToVideoTask()

@@ -1,13 +1,17 @@
 """The runner's task interface: a task kind (a manifest's `workflow`) declares its per-job columns, checks the
-run-level options, loads its expensive state (a pipeline) once per worker, and turns one job into one output file.
-Image-to-video is one kind; further kinds register themselves in TASKS."""
+run-level options, loads its expensive state (a pipeline) once per worker, and turns one job into one output (a file
+or a folder). The built-in kinds are imported when first named; other kinds join with register_task (a per-item
+stage with svdc.runner.Stage). Workers receive the task objects themselves, so a kind registered in the driver runs
+on every worker as long as its module is importable there."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import dataclass, field
 
-# Column types a task may declare: "path" is a string resolved against the manifest's folder.
-COLUMN_TYPES = ("int", "float", "str", "path")
+# Column types a task may declare: "path" is a string resolved against the manifest's folder; "floats" is one number
+# or a list of numbers (a JSON/Parquet list, or numbers separated by spaces or commas in a CSV cell).
+COLUMN_TYPES = ("int", "float", "str", "path", "floats")
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,9 @@ class Job:
 
 
 class Task:
-    """Base class of a task kind. Subclasses set `name`, `columns` ({column: type}), `required` and `suffix`, and
-    implement load() and run(). Instances are cheap and stateless; the loaded state is what load() returns."""
+    """Base class of a task kind. Subclasses set `name`, `columns` ({column: type}), `required` and `options`, and
+    implement output_name(), load() and run(). Instances are cheap, stateless and picklable (they travel to the
+    workers); the loaded state is what load() returns."""
 
     name: str = ""
     columns: dict[str, str] = {}
@@ -37,7 +42,7 @@ class Task:
         return options
 
     def output_name(self, job: Job, options: dict) -> str:
-        """The job's output file name inside the output folder (may name a subfolder: "parts/<id>.json")."""
+        """The job's output (a file, or a folder) inside the output folder; may name a subfolder: "parts/<id>.json"."""
         raise NotImplementedError
 
     def load(self, options: dict):
@@ -45,9 +50,9 @@ class Task:
         raise NotImplementedError
 
     def run(self, state, job: Job, output_path: str, options: dict) -> dict:
-        """Writes the job's output to output_path (a temporary name the worker renames when run returns) and
-        returns extra result fields (JSON-able). Raises on failure; ValueError/TypeError mean bad job input (not
-        retried)."""
+        """Writes the job's output to output_path (a temporary path with the final name's base name, in a staging
+        folder; the worker moves it to its final place when run returns) and returns extra result fields
+        (JSON-able). Raises on failure; ValueError/TypeError mean bad job input (not retried)."""
         raise NotImplementedError
 
 
@@ -56,18 +61,43 @@ def seed_from_id(job_id: str) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode("utf-8")).digest()[:4], "little")
 
 
-def _builtin_tasks() -> dict[str, Task]:
-    from .task_curation import CurationTask
-    from .task_image_to_video import ImageToVideoTask
+# Built-in kinds: name -> "module:attribute" of the Task instance, imported when first used.
+BUILTIN_TASKS = {
+    "image_to_video": "svdc.runner.task_image_to_video:TASK",
+    "multiview": "svdc.runner.task_multiview:TASK",
+    "text_to_image": "svdc.runner.task_text:TEXT_TO_IMAGE",
+    "text_to_video": "svdc.runner.task_text:TEXT_TO_VIDEO",
+    "curation": "svdc.curation.runner:CURATION_TASK",
+}
+TASKS: dict[str, Task] = {}  # the kinds in use in this process: built-ins once named, and registered ones
 
-    return {t.name: t for t in (ImageToVideoTask(), CurationTask())}
 
-
-TASKS: dict[str, Task] = _builtin_tasks()
+def register_task(task: Task) -> Task:
+    """Makes `task` available as the workflow task.name (in this process: the driver). Registering the same task
+    again is a no-op; another task under a taken name is an error."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a svdc.runner.Task, got {type(task).__name__}")
+    if not isinstance(task.name, str) or not task.name:
+        raise ValueError(f"task.name: expected a non-empty string, got {task.name!r}")
+    for name, kind in task.columns.items():
+        if kind not in COLUMN_TYPES or name in ("id", "workflow"):
+            raise ValueError(f"task {task.name!r}: column {name!r}: expected a type among {COLUMN_TYPES} and a name "
+                             f"other than 'id'/'workflow', got {kind!r}")
+    taken = TASKS.get(task.name)
+    if taken is None and task.name in BUILTIN_TASKS:
+        taken = get_task(task.name)
+    if taken is not None and taken != task:
+        raise ValueError(f"task.name: the workflow {task.name!r} is already registered (by {taken!r})")
+    TASKS[task.name] = task
+    return task
 
 
 def get_task(name: str, where: str = "workflow") -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"{where}: unknown workflow {name!r}; expected one of {sorted(TASKS)}") from None
+    task = TASKS.get(name)
+    if task is None and isinstance(name, str) and name in BUILTIN_TASKS:
+        module, attribute = BUILTIN_TASKS[name].split(":")
+        task = TASKS[name] = getattr(importlib.import_module(module), attribute)
+    if task is None:
+        known = sorted(set(BUILTIN_TASKS) | set(TASKS))
+        raise ValueError(f"{where}: unknown workflow {name!r}; expected one of {known}")
+    return task

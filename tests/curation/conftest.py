@@ -53,3 +53,26 @@ def labelled_video(tmp_path_factory):
     labels = {"fps": fps, "num_frames": 264, "cuts": [48, 120], "flash": (70, 72),
               "gradual": [("fade_black", 150, 173), ("dissolve", 210, 225)]}
     return str(path), labels
+
+
+@pytest.fixture(scope="session")
+def demo_manifest(tmp_path_factory):
+    """Curation I's manifest of svdc.curation.demo's labelled videos (4 videos, 6 clips), built once. Tests that
+    write into a manifest take `manifest_copy`. Returns {"root", "videos", "labels", "captions"}."""
+    from svdc.curation import run
+    from svdc.curation.demo import synthetic_videos
+
+    base = tmp_path_factory.mktemp("demo")
+    made = synthetic_videos(base / "videos")
+    run(made["videos"], base / "manifest", progress=False)
+    return {"root": str(base / "manifest"), **made}
+
+
+@pytest.fixture
+def manifest_copy(demo_manifest, tmp_path):
+    """A private copy of the demo manifest folder (same videos)."""
+    import shutil
+
+    root = tmp_path / "manifest"
+    shutil.copytree(demo_manifest["root"], root)
+    return {**demo_manifest, "root": str(root)}

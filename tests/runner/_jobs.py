@@ -49,3 +49,40 @@ def assert_same_as_reference(got: dict, reference: dict, ids=None):
     assert not differ, f"outputs differ from the one-by-one reference for {differ}"
     assert len({reference[i] for i in ids}) == len(ids)  # the rows really do make different videos
     assert all(np.frombuffer(reference[i], np.uint8).size > 1000 for i in ids)
+
+
+# ---- multi-view jobs: 6 tiny SV3D orbits (2 steps), varied orbits, elevations, seeds and guidance ----------------
+MV_COLUMNS = ["id", "workflow", "image", "seed", "orbit", "elevations", "azimuths", "num_inference_steps",
+              "max_guidance_scale"]
+
+
+def multiview_rows() -> list[dict]:
+    azimuths = " ".join(str(18 * k) for k in range(21))  # 21 numbers in one CSV cell
+    rows = [
+        {"id": "orbit-static", "orbit": "static", "elevations": "5", "seed": 3},
+        {"id": "orbit-sine", "orbit": "sine", "elevations": "-10", "seed": 4},
+        {"id": "orbit-dynamic", "orbit": "dynamic", "elevations": "0", "seed": 23},
+        {"id": "orbit-user", "orbit": "static", "elevations": "20", "azimuths": azimuths, "seed": 5},
+        {"id": "orbit-guided", "orbit": "static", "seed": 6, "max_guidance_scale": 4.0},
+        {"id": "orbit-noseed", "orbit": "comfyui"},  # the seed comes from its id
+    ]
+    for row in rows:
+        row.update(workflow="multiview", image="object.png", num_inference_steps=2)
+    return rows
+
+
+def folder_files(folder) -> dict[str, bytes]:
+    """{relative path: bytes} of every file under a folder."""
+    got = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                got[os.path.relpath(path, folder)] = f.read()
+    return got
+
+
+def multiview_outputs(out_dir) -> dict[str, dict[str, bytes]]:
+    """{job id: {relative path: bytes}} of the finished orbit folders (final names only) in an output folder."""
+    return {name: folder_files(os.path.join(out_dir, name)) for name in os.listdir(out_dir)
+            if os.path.isdir(os.path.join(out_dir, name)) and not name.startswith(".")}

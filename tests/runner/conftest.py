@@ -48,3 +48,46 @@ def reference(jobs_dir, tmp_path_factory):
         svdc._C.set_num_threads(before)
     return result
 
+
+
+@pytest.fixture(scope="session")
+def multiview_dir(tmp_path_factory):
+    """A folder with multiview.csv and object.png (an RGBA object on transparency)."""
+    from PIL import Image
+    from svdc import tiny
+
+    from tests.runner._jobs import MV_COLUMNS, multiview_rows
+
+    d = tmp_path_factory.mktemp("orbits")
+    Image.fromarray(tiny.test_object()).save(d / "object.png")
+    write_csv(d / "multiview.csv", multiview_rows(), MV_COLUMNS)
+    return d
+
+
+@pytest.fixture(scope="session")
+def multiview_reference(multiview_dir, tmp_path_factory):
+    """{job id: {file: bytes}}: each orbit made one by one with svdc.MultiView and saved with Orbit.save, at THREADS
+    threads: what every backend's orbit folders must equal byte for byte (views, transforms.json, orbit.mp4)."""
+    import svdc
+    from svdc import tiny
+    from svdc.runner.tasks import seed_from_id
+
+    from tests.runner._jobs import folder_files, multiview_rows
+
+    out = tmp_path_factory.mktemp("multiview_reference")
+    before = svdc._C.build_info()["openmp_threads"]
+    svdc._C.set_num_threads(THREADS)
+    try:
+        pipe = tiny.tiny_multiview("sv3d_p", device="cpu")
+        result = {}
+        for row in multiview_rows():
+            args = {k: v for k, v in row.items() if k not in ("id", "workflow", "image")}
+            args["elevations"] = float(args["elevations"]) if "elevations" in args else None
+            if "azimuths" in args:
+                args["azimuths"] = [float(a) for a in args["azimuths"].split()]
+            args.setdefault("seed", seed_from_id(row["id"]))
+            orbit = pipe(os.path.join(multiview_dir, row["image"]), progress=False, **args)
+            result[row["id"]] = folder_files(orbit.save(out / row["id"]))
+    finally:
+        svdc._C.set_num_threads(before)
+    return result

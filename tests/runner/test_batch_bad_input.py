@@ -45,7 +45,7 @@ def test_formats_agree(jobs_dir, tmp_path):
     ([{"id": "a", "seed": "7"}], None, r"row 1: missing required column\(s\) \['image'\]"),
     ([{"id": "a", "image": "x.png", "seed": "1.5"}], None, r"row 1: seed: expected an integer, got '1.5'"),
     ([{"id": "a", "image": "x.png", "fps": "fast"}], None, r"row 1: fps: expected a number, got 'fast'"),
-    ([{"id": "a", "image": "x.png", "workflow": "text_to_video"}], None, r"row 1: workflow: unknown workflow"),
+    ([{"id": "a", "image": "x.png", "workflow": "video_to_audio"}], None, r"row 1: workflow: unknown workflow"),
 ])
 def test_bad_manifest(tmp_path, rows, columns, message):
     path = _csv(tmp_path, rows, columns)

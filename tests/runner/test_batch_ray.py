@@ -123,3 +123,15 @@ def test_curation_on_ray_equals_the_local_manifest(ray_session, tmp_path):
     again = run(videos, tmp_path / "ray", workers=2, backend="ray", cpus_per_worker=0.5, progress=False)
     assert (again["done"], again["skipped"]) == (0, 4)
     assert {t: read_table(tmp_path / "ray", t) for t in TABLES} == want
+
+
+def test_multiview_on_ray_equals_local(ray_session, multiview_dir, multiview_reference, tmp_path):
+    from tests.runner._jobs import multiview_outputs
+    from tests.runner.test_batch_multiview import assert_same_orbits
+
+    out = tmp_path / "out"
+    summary = run_batch(multiview_dir / "multiview.csv", out, backend="ray", workers=2, cpus_per_worker=0.5,
+                        threads_per_worker=THREADS, options=OPTIONS, progress=False)
+    assert (summary.ok, summary.failed) == (6, 0), summary.results
+    assert_same_orbits(multiview_outputs(out), multiview_reference)
+    assert sorted(os.listdir(out)) == sorted([*multiview_reference, "results.jsonl"])  # no staging folders left
