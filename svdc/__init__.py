@@ -13,6 +13,9 @@ from .orbits import Orbit
 from .pipelines.text_to_image import TextToImage
 from .pipelines.text_to_video import TextToVideo, TextToVideoOutput
 from .pipelines.compat import StableVideoDiffusionPipeline, StableVideoDiffusionPipelineOutput
+from .pipelines.compat_sd import StableDiffusionPipeline, StableDiffusionPipelineOutput
+from .schedules import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
+                        EulerDiscreteScheduler)
 from .models.image_encoder import ImageEncoder
 from .models.text_encoder import TextEncoder
 from .models.unet import UNet
@@ -41,6 +44,12 @@ __all__ = [
     "TextToVideoOutput",
     "StableVideoDiffusionPipeline",
     "StableVideoDiffusionPipelineOutput",
+    "StableDiffusionPipeline",
+    "StableDiffusionPipelineOutput",
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DDIMScheduler",
+    "DPMSolverMultistepScheduler",
     "SvdcError",
     "ShapeError",
     "CheckpointError",

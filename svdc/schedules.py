@@ -1,5 +1,7 @@
-"""Noise schedules and guidance vectors of SVD sampling (diffusers EulerDiscreteScheduler with SVD's scheduler_config.json): Karras sigmas, c_noise timesteps, the initial
-noise scale, the EDM v-prediction coefficients, and the per-frame guidance scales — with diffusers' rounding."""
+"""Every scalar of sampling, computed once here (the C sampler only applies them to tensors): SVD's Karras/EDM
+sigmas and c_noise timesteps, sgm's EDM discretisation (SV3D), the initial noise scale, the EDM preconditioning,
+per-frame guidance vectors, and the diffusers-named schedulers (EulerDiscrete, EulerAncestralDiscrete, DDIM,
+DPMSolverMultistep) as plans of per-step coefficients — with diffusers' rounding."""
 from __future__ import annotations
 
 import math
@@ -105,18 +107,105 @@ def triangle_guidance(min_scale: float, max_scale: float, num_frames: int, perio
     return (np.float32(min_scale) + np.float32(max_scale - min_scale) * tri).astype(np.float32)
 
 
+# --- what the C sampler executes ---------------------------------------------------------------------------------
+# Every scalar of a sampling step is computed here, once; csrc/models/sampler.c only applies them to tensors.
+_F32 = np.float32
+
+
+@dataclass(frozen=True)
+class Step:
+    """The scalars of one sampler step (csrc/models/sampler.h): the model input c_in·x; churn x̂ = x + noise_in·ε;
+    the denoised D = c_skip·x̂ + c_out·F̂ (F̂ the guided model output); the update "euler" (x' = x̂ + b·(a·x̂ − a·D),
+    a = 1/σ̂, b = σ' − σ̂) or "linear" (x' = a·x̂ + b·D + c·D_prev); ancestral noise x' += noise_out·ε.
+    draws_noise: the scheduler draws ε from the generator at this step (diffusers' EulerAncestral draws even when
+    its scale is 0, so the generator advances as there)."""
+
+    c_in: float
+    c_skip: float
+    c_out: float
+    update: str
+    a: float
+    b: float
+    c: float = 0.0
+    noise_in: float = 0.0
+    noise_out: float = 0.0
+    draws_noise: bool = False
+
+    def coefficients(self) -> dict:
+        """The keyword arguments of svdc._C.Sampler.step (exact float32 values)."""
+        return dict(c_skip=self.c_skip, c_out=self.c_out, update=self.update, a=self.a, b=self.b, c=self.c,
+                    noise_in=self.noise_in, noise_out=self.noise_out)
+
+
+def _step(c_in, c_skip, c_out, update, a, b, c=0.0, noise_in=0.0, noise_out=0.0, draws_noise=False) -> Step:
+    """A Step whose scalars are rounded once to float32 (the C sampler's precision)."""
+    f = lambda v: float(_F32(v))  # noqa: E731
+    return Step(f(c_in), f(c_skip), f(c_out), update, f(a), f(b), f(c), f(noise_in), f(noise_out),
+                bool(draws_noise or noise_in or noise_out))
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """A whole run: timesteps (N,) float32 (the UNet's timestep input per step), init_noise_sigma (x_0 = noise ×
+    it) and the N steps' scalars."""
+
+    timesteps: np.ndarray
+    init_noise_sigma: np.float32
+    steps: tuple
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
+
+
+def _denoise_coefs(prediction_type: str, sigma, sigma_hat) -> tuple:
+    """(c_skip, c_out) of the Euler schedulers' D in float32: v (σ_data = 1, evaluated at σ as diffusers),
+    epsilon (at σ̂ as diffusers), sample."""
+    if prediction_type == "v_prediction":
+        return c_skip(sigma), c_out(sigma)
+    if prediction_type == "epsilon":
+        return _F32(1.0), -_F32(sigma_hat)
+    if prediction_type == "sample":
+        return _F32(0.0), _F32(1.0)
+    raise ValueError(f"prediction_type: expected 'v_prediction', 'epsilon' or 'sample', got {prediction_type!r}")
+
+
+def euler_steps(sigmas: np.ndarray, prediction_type: str = "v_prediction", s_churn: float = 0.0,
+                s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0) -> tuple:
+    """The steps of diffusers' EulerDiscreteScheduler.step over `sigmas` (N+1,), in float32: churn γ =
+    min(s_churn/N, √2−1) inside [s_tmin, s_tmax], σ̂ = σ(γ+1), x̂ = x + s_noise·√(σ̂²−σ²)·ε, D by the prediction
+    type, x' = x̂ + (x̂ − D)/σ̂·(σ' − σ̂)."""
+    sig = np.asarray(sigmas, dtype=np.float32)
+    n = len(sig) - 1
+    cap = _F32(2.0 ** 0.5 - 1.0)
+    steps = []
+    for i in range(n):
+        s, s_next = sig[i], sig[i + 1]
+        gamma = _F32(0.0)
+        if s_churn > 0 and _F32(s_tmin) <= s <= _F32(s_tmax):
+            gamma = min(_F32(s_churn) / _F32(n), cap)
+        s_hat = s * (gamma + _F32(1.0))
+        noise_in = _F32(s_noise) * np.sqrt(s_hat * s_hat - s * s) if gamma > 0 else 0.0
+        skip, out = _denoise_coefs(prediction_type, s, s_hat)
+        steps.append(_step(c_in(s), skip, out, "euler", _F32(1.0) / s_hat, s_next - s_hat, noise_in=noise_in))
+    return tuple(steps)
+
+
 @dataclass(frozen=True)
 class EulerSchedule:
-    """What the sampler needs for N steps: sigmas (N+1,), timesteps (N,), init_noise_sigma."""
+    """Euler sampling over sigmas (N+1,) with timesteps (N,) and init_noise_sigma (SVD, SV3D, SD's Euler)."""
 
     sigmas: np.ndarray
     timesteps: np.ndarray
     init_noise_sigma: np.float32
-    final_scale: np.float32 = np.float32(1.0)  # the sampled latents times this are the result (DDIM: √ᾱ_end)
 
     @property
     def num_steps(self) -> int:
         return len(self.timesteps)
+
+    def plan(self, prediction_type: str = "v_prediction", **churn) -> SamplingPlan:
+        """The sampler's plan (euler_steps; churn: s_churn, s_tmin, s_tmax, s_noise)."""
+        return SamplingPlan(self.timesteps, self.init_noise_sigma, euler_steps(self.sigmas, prediction_type, **churn))
 
 
 def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedule:
@@ -143,12 +232,26 @@ def euler_schedule(num_steps: int, config: Mapping | None = None) -> EulerSchedu
                          init_noise_sigma=init_noise_sigma(sigmas, cfg.get("timestep_spacing", "leading")))
 
 
-# --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
-# Python owns these scalars; the per-step tensor work is the C sampler's (svdc._C.Sampler).
+def sgm_edm_schedule(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> EulerSchedule:
+    """sgm's EDMDiscretization evaluated in float32 as torch does (for σ_max 700: σ_0 = 700.00012, not 700), a
+    final 0, c_noise = ¼·ln σ and the initial noise scale √(1 + σ_0²) (SV3D)."""
+    _check_steps(num_steps)
+    ramp = linspace_f32(0.0, 1.0, num_steps)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sig = (np.float32(hi) + ramp * np.float32(lo - hi)) ** np.float32(rho)
+    sigmas = np.concatenate([sig, [0.0]]).astype(np.float32)
+    return EulerSchedule(sigmas=sigmas, timesteps=timesteps_from_sigmas(sigmas),
+                         init_noise_sigma=init_noise_sigma(sigmas))
 
-SUPPORTED_SCHEDULERS = ("EulerDiscreteScheduler", "DDIMScheduler")
+
+# --- diffusers schedulers for discrete-time models (Stable Diffusion 2.x) --------------------------------------
+# Each has .prediction_type and .plan(num_inference_steps) -> SamplingPlan, refuses unsupported options by name at
+# construction, and follows the diffusers class of the same name (scalars in float32 where diffusers uses torch
+# float32; DDIM and DPM-Solver coefficients in float64, rounded once).
+
 _SPACINGS = ("leading", "trailing", "linspace")
 _PREDICTIONS = ("epsilon", "v_prediction")
+_BETA_SCHEDULES = ("linear", "scaled_linear")
 
 
 def _betas(cfg: Mapping) -> np.ndarray:
@@ -172,7 +275,7 @@ def _discrete_config(name: str, defaults: dict, config: Mapping | None, allowed:
     cfg = dict(defaults)
     cfg.update({k: v for k, v in dict(config or {}).items() if not k.startswith("_") and v is not None or
                 k == "trained_betas"})
-    unsupported = [f"{key}={cfg[key]!r} (supported: {', '.join(values)})" for key, values in allowed
+    unsupported = [f"{key}={cfg[key]!r} (supported: {', '.join(map(repr, values))})" for key, values in allowed
                    if cfg[key] not in values]
     unsupported += [f"{key}=True" for key in flags if cfg[key]]
     n = cfg["num_train_timesteps"]
@@ -190,118 +293,250 @@ def _train_table(cfg: Mapping) -> tuple[np.ndarray, np.ndarray]:
     return ac, np.sqrt((np.float32(1.0) - ac) / ac).astype(np.float32)
 
 
-class EulerDiscreteScheduler:
-    """diffusers' EulerDiscreteScheduler for discrete-time models (SD 2.x: epsilon or v_prediction, timestep
-    spacing leading / trailing / linspace, sigmas interpolated linearly from the training table). Built from a
-    scheduler_config.json dict; options it does not implement are refused by name here, not at sampling time.
-    SVD's continuous-time Karras variant is `euler_schedule`."""
+def _check_step_count(num_steps, num_train_timesteps: int) -> int:
+    _check_steps(num_steps)
+    if num_steps > num_train_timesteps:
+        raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = {num_train_timesteps}, "
+                         f"got {num_steps}")
+    return int(num_steps)
 
+
+def _spaced_timesteps(spacing: str, n_train: int, num_steps: int, steps_offset: int) -> np.ndarray:
+    """(N,) float64 timesteps, highest first, as diffusers' Euler/DDIM set_timesteps space them (linspace is not
+    rounded here: Euler keeps the fractions, DDIM rounds)."""
+    if spacing == "linspace":
+        return np.linspace(0, n_train - 1, num_steps)[::-1].copy()
+    if spacing == "leading":
+        return (np.arange(0, num_steps) * (n_train // num_steps)).round()[::-1] + steps_offset
+    return np.arange(n_train, 0, -n_train / num_steps).round() - 1  # trailing
+
+
+class _DiscreteScheduler:
+    """What the diffusers schedulers for discrete-time models share: the config check, the training table."""
+
+    _NAME = ""
+    _DEFAULTS: dict = {}
+    _ALLOWED: tuple = ()
+    _FLAGS: tuple = ()
+
+    def __init__(self, config: Mapping | None = None):
+        self.config = _discrete_config(self._NAME, self._DEFAULTS, config, self._ALLOWED, self._FLAGS)
+        self.alphas_cumprod, self.train_sigmas = _train_table(self.config)
+
+    @classmethod
+    def from_config(cls, config) -> "_DiscreteScheduler":
+        """diffusers' Scheduler.from_config: a config mapping (or anything with a .config, e.g. another
+        scheduler) whose keys this class knows; the others (another class's options) are dropped."""
+        cfg = dict(getattr(config, "config", config) or {})
+        return cls({k: v for k, v in cfg.items() if k in cls._DEFAULTS})
+
+    @property
+    def prediction_type(self) -> str:
+        return self.config["prediction_type"]
+
+    def __repr__(self) -> str:
+        return f"svdc.schedules.{self._NAME}(prediction_type={self.prediction_type!r}, " \
+               f"timestep_spacing={self.config['timestep_spacing']!r})"
+
+
+class EulerDiscreteScheduler(_DiscreteScheduler):
+    """diffusers' EulerDiscreteScheduler for discrete-time models (SD 2.x, SD-Turbo: epsilon or v_prediction,
+    timestep spacing leading / trailing / linspace, sigmas interpolated linearly from the training table). SVD's
+    continuous-time Karras variant is `euler_schedule`."""
+
+    _NAME = "EulerDiscreteScheduler"
     _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                      trained_betas=None, prediction_type="epsilon", interpolation_type="linear",
                      use_karras_sigmas=False, use_exponential_sigmas=False, use_beta_sigmas=False,
                      timestep_spacing="linspace", timestep_type="discrete", steps_offset=0,
                      rescale_betas_zero_snr=False, final_sigmas_type="zero")
-
-    def __init__(self, config: Mapping | None = None):
-        cfg = _discrete_config(
-            "EulerDiscreteScheduler", self._DEFAULTS, config,
-            (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
-             ("beta_schedule", ("linear", "scaled_linear")), ("interpolation_type", ("linear",)),
-             ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",))),
-            ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"))
-        self.config = cfg
-        self.alphas_cumprod, self.train_sigmas = _train_table(cfg)
-
-    @property
-    def prediction_type(self) -> str:
-        return self.config["prediction_type"]
+    _ALLOWED = (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                ("beta_schedule", _BETA_SCHEDULES), ("interpolation_type", ("linear",)),
+                ("timestep_type", ("discrete",)), ("final_sigmas_type", ("zero",)))
+    _FLAGS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr")
 
     def timesteps(self, num_steps: int) -> np.ndarray:
         """(N,) float32 training timesteps visited, highest first, by the configured spacing."""
-        _check_steps(num_steps)
-        n, spacing = int(self.config["num_train_timesteps"]), self.config["timestep_spacing"]
-        if spacing == "linspace":
-            t = np.linspace(0, n - 1, num_steps, dtype=np.float32)[::-1]
-        elif spacing == "leading":
-            ratio = n // num_steps
-            t = (np.arange(0, num_steps) * ratio).round()[::-1].astype(np.float32) + np.float32(
-                self.config["steps_offset"])
-        else:  # trailing
-            t = np.arange(n, 0, -n / num_steps).round().astype(np.float32) - np.float32(1.0)
+        n = int(self.config["num_train_timesteps"])
+        num_steps = _check_step_count(num_steps, n)
+        t = _spaced_timesteps(self.config["timestep_spacing"], n, num_steps, int(self.config["steps_offset"]))
         return np.ascontiguousarray(t, dtype=np.float32)
 
     def schedule(self, num_steps: int) -> EulerSchedule:
         """sigmas (N+1,) = the training sigmas interpolated at the timesteps, then 0; the UNet gets the timesteps."""
-        _check_steps(num_steps)
-        if num_steps > int(self.config["num_train_timesteps"]):
-            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = "
-                             f"{self.config['num_train_timesteps']}, got {num_steps}")
         t = self.timesteps(num_steps)
-        table = self.train_sigmas
-        sigmas = np.interp(t, np.arange(len(table)), table)  # float64 from float32 inputs, as diffusers
+        sigmas = np.interp(t, np.arange(len(self.train_sigmas)), self.train_sigmas)  # float64, as diffusers
         sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
         return EulerSchedule(sigmas=sigmas, timesteps=t,
                              init_noise_sigma=init_noise_sigma(sigmas, self.config["timestep_spacing"]))
 
+    def plan(self, num_steps: int) -> SamplingPlan:
+        return self.schedule(num_steps).plan(self.prediction_type)
 
-class DDIMScheduler:
-    """diffusers' DDIMScheduler with eta = 0 (its pipelines' default), epsilon or v_prediction. Deterministic DDIM
-    is Euler in the variable x/√ᾱ_t with σ_t = √((1 − ᾱ_t)/ᾱ_t) (Song et al. 2021, eq. 14; Karras et al. 2022,
-    table 1), so it runs on the same C sampler: the model input c_in·x̃ is x itself, the sampler starts from
-    noise·√(σ_0² + 1) and the result is scaled back by √ᾱ of the last step's target (1 with set_alpha_to_one).
-    Valid when every step lands on the next step's timestep (leading spacing; trailing when the step count divides
-    num_train_timesteps); other step counts are refused."""
 
+class EulerAncestralDiscreteScheduler(EulerDiscreteScheduler):
+    """diffusers' EulerAncestralDiscreteScheduler: Euler's timesteps and sigmas; each step goes to σ_down and adds
+    σ_up·ε with ε drawn from the generator after the model call (σ_up = √(σ'²(σ² − σ'²)/σ²), σ_down =
+    √(σ'² − σ_up²), float32)."""
+
+    _NAME = "EulerAncestralDiscreteScheduler"
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, prediction_type="epsilon", timestep_spacing="linspace", steps_offset=0,
+                     rescale_betas_zero_snr=False)
+    _ALLOWED = (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                ("beta_schedule", _BETA_SCHEDULES))
+    _FLAGS = ("rescale_betas_zero_snr",)
+
+    def plan(self, num_steps: int) -> SamplingPlan:
+        sched = self.schedule(num_steps)
+        steps = []
+        for s, s_to in zip(sched.sigmas[:-1], sched.sigmas[1:]):
+            up = np.sqrt(s_to * s_to * (s * s - s_to * s_to) / (s * s))
+            down = np.sqrt(s_to * s_to - up * up)
+            skip, out = _denoise_coefs(self.prediction_type, s, s)
+            steps.append(_step(c_in(s), skip, out, "euler", _F32(1.0) / s, down - s, noise_out=up,
+                               draws_noise=True))
+        return SamplingPlan(sched.timesteps, sched.init_noise_sigma, tuple(steps))
+
+
+def _vp_denoise_coefs(prediction_type: str, alpha: float, sigma: float) -> tuple:
+    """(c_skip, c_out) of x_0 from x = α·x_0 + σ·ε (variance preserving): epsilon x_0 = (x − σ·F)/α,
+    v x_0 = α·x − σ·F."""
+    if prediction_type == "epsilon":
+        return 1.0 / alpha, -sigma / alpha
+    return alpha, -sigma
+
+
+class DDIMScheduler(_DiscreteScheduler):
+    """diffusers' DDIMScheduler with eta = 0 (its pipelines' default), epsilon or v_prediction, every spacing:
+    from timestep t to prev = t − T/N (ᾱ_prev = final_alpha_cumprod below 0: 1 with set_alpha_to_one, else ᾱ_0),
+    x' = √ᾱ_prev·x_0 + √(1 − ᾱ_prev)·ε̂ with ε̂ = (x − √ᾱ_t·x_0)/√(1 − ᾱ_t), i.e. x' = a·x + b·x_0."""
+
+    _NAME = "DDIMScheduler"
     _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                      trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
                      prediction_type="epsilon", thresholding=False, timestep_spacing="leading",
                      rescale_betas_zero_snr=False)
+    _ALLOWED = (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                ("beta_schedule", _BETA_SCHEDULES))
+    _FLAGS = ("clip_sample", "thresholding", "rescale_betas_zero_snr")
 
     def __init__(self, config: Mapping | None = None):
-        cfg = _discrete_config(
-            "DDIMScheduler", self._DEFAULTS, config,
-            (("prediction_type", _PREDICTIONS), ("timestep_spacing", ("leading", "trailing")),
-             ("beta_schedule", ("linear", "scaled_linear"))),
-            ("clip_sample", "thresholding", "rescale_betas_zero_snr"))
-        self.config = cfg
-        self.alphas_cumprod, self.train_sigmas = _train_table(cfg)
-        self.final_alpha_cumprod = np.float32(1.0) if cfg["set_alpha_to_one"] else self.alphas_cumprod[0]
-
-    @property
-    def prediction_type(self) -> str:
-        return self.config["prediction_type"]
+        super().__init__(config)
+        self.final_alpha_cumprod = np.float32(1.0) if self.config["set_alpha_to_one"] else self.alphas_cumprod[0]
 
     def timesteps(self, num_steps: int) -> np.ndarray:
         """(N,) int64 timesteps, highest first (diffusers' DDIMScheduler.set_timesteps)."""
-        _check_steps(num_steps)
         n = int(self.config["num_train_timesteps"])
-        if num_steps > n:
-            raise ValueError(f"num_inference_steps: expected at most num_train_timesteps = {n}, got {num_steps}")
-        if self.config["timestep_spacing"] == "leading":
-            t = (np.arange(0, num_steps) * (n // num_steps)).round()[::-1].astype(np.int64)
-            return t + int(self.config["steps_offset"])
-        return np.round(np.arange(n, 0, -n / num_steps)).astype(np.int64) - 1  # trailing
+        num_steps = _check_step_count(num_steps, n)
+        t = _spaced_timesteps(self.config["timestep_spacing"], n, num_steps, int(self.config["steps_offset"]))
+        t = t.round().astype(np.int64)
+        if np.any(t < 0) or np.any(t >= n):
+            raise ValueError(f"scheduler config: steps_offset={self.config['steps_offset']} gives timesteps "
+                             f"{t.tolist()} outside [0, {n})")
+        return t
 
-    def schedule(self, num_steps: int) -> EulerSchedule:
+    def plan(self, num_steps: int) -> SamplingPlan:
         t = self.timesteps(num_steps)
-        prev = t - int(self.config["num_train_timesteps"]) // num_steps  # DDIM's step target
-        if np.any(prev[:-1] != t[1:]):
-            raise ValueError(f"num_inference_steps: DDIMScheduler with timestep_spacing="
-                             f"{self.config['timestep_spacing']!r} and {num_steps} steps steps to t={prev[:-1].tolist()} "
-                             f"but evaluates t={t[1:].tolist()}; svdc's sampler needs them equal (use leading "
-                             f"spacing or a step count dividing num_train_timesteps)")
-        if np.any(t < 0) or np.any(t >= len(self.train_sigmas)):
-            raise ValueError(f"scheduler config: steps_offset gives timesteps {t.tolist()} outside the table")
-        ac_end = self.alphas_cumprod[prev[-1]] if prev[-1] >= 0 else self.final_alpha_cumprod
-        sigma_end = np.sqrt((np.float32(1.0) - ac_end) / ac_end)
-        sigmas = np.concatenate([self.train_sigmas[t], [sigma_end]]).astype(np.float32)
-        s0 = sigmas[0]
-        return EulerSchedule(sigmas=sigmas, timesteps=t.astype(np.float32),
-                             init_noise_sigma=np.float32(np.sqrt(s0 * s0 + np.float32(1.0))),
-                             final_scale=np.float32(np.sqrt(ac_end)))
+        prev = t - int(self.config["num_train_timesteps"]) // len(t)
+        steps = []
+        for ti, pi in zip(t, prev):
+            ac = self.alphas_cumprod[ti]
+            ac_prev = self.alphas_cumprod[pi] if pi >= 0 else self.final_alpha_cumprod
+            beta, beta_prev = _F32(1.0) - ac, _F32(1.0) - _F32(ac_prev)  # torch float32, as diffusers
+            sa, sb = math.sqrt(ac), math.sqrt(beta)
+            sa_prev, sb_prev = math.sqrt(ac_prev), math.sqrt(beta_prev)
+            skip, out = _vp_denoise_coefs(self.prediction_type, sa, sb)
+            steps.append(_step(1.0, skip, out, "linear", sb_prev / sb, sa_prev - sb_prev * sa / sb))
+        return SamplingPlan(t.astype(np.float32), np.float32(1.0), tuple(steps))
 
 
-_SCHEDULER_CLASSES = {"EulerDiscreteScheduler": EulerDiscreteScheduler, "DDIMScheduler": DDIMScheduler}
+class DPMSolverMultistepScheduler(_DiscreteScheduler):
+    """diffusers' DPMSolverMultistepScheduler, algorithm_type "dpmsolver++" (data prediction), solver_order 1 or 2
+    (DPM++ 2M), solver_type midpoint or heun, with lower_order_final / euler_at_final / final_sigmas_type ("zero"
+    or "sigma_min") deciding the order of the last step as diffusers does. x lives in the variance-preserving
+    space (x = α·x_0 + σ·ε, α = 1/√(s²+1), σ = s·α for the sigma s); λ = ln α − ln σ, h = λ_t − λ_s:
+    first order x' = (σ_t/σ_s)·x − α_t(e^−h − 1)·D; second order adds D_prev through r = h_prev/h."""
+
+    _NAME = "DPMSolverMultistepScheduler"
+    _DEFAULTS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                     trained_betas=None, solver_order=2, prediction_type="epsilon", thresholding=False,
+                     algorithm_type="dpmsolver++", solver_type="midpoint", lower_order_final=True,
+                     euler_at_final=False, use_karras_sigmas=False, use_exponential_sigmas=False,
+                     use_beta_sigmas=False, use_lu_lambdas=False, use_flow_sigmas=False, final_sigmas_type="zero",
+                     lambda_min_clipped=-float("inf"), variance_type=None, timestep_spacing="linspace",
+                     steps_offset=0, rescale_betas_zero_snr=False, use_dynamic_shifting=False)
+    _ALLOWED = (("prediction_type", _PREDICTIONS), ("timestep_spacing", _SPACINGS),
+                ("beta_schedule", _BETA_SCHEDULES), ("algorithm_type", ("dpmsolver++",)),
+                ("solver_order", (1, 2)), ("solver_type", ("midpoint", "heun")),
+                ("final_sigmas_type", ("zero", "sigma_min")), ("lambda_min_clipped", (-float("inf"),)),
+                ("variance_type", (None,)))
+    _FLAGS = ("thresholding", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas",
+              "use_flow_sigmas", "rescale_betas_zero_snr", "use_dynamic_shifting")
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """(N,) int64 timesteps, highest first (diffusers' set_timesteps: N + 1 points with the last dropped for
+        linspace and leading)."""
+        n = int(self.config["num_train_timesteps"])
+        num_steps = _check_step_count(num_steps, n)
+        spacing = self.config["timestep_spacing"]
+        if spacing == "linspace":
+            t = np.linspace(0, n - 1, num_steps + 1).round()[::-1][:-1]
+        elif spacing == "leading":
+            t = (np.arange(0, num_steps + 1) * (n // (num_steps + 1))).round()[::-1][:-1]
+            t = t + int(self.config["steps_offset"])
+        else:
+            t = np.arange(n, 0, -n / num_steps).round() - 1
+        t = t.astype(np.int64)
+        if np.any(t < 0) or np.any(t >= n):
+            raise ValueError(f"scheduler config: steps_offset={self.config['steps_offset']} gives timesteps "
+                             f"{t.tolist()} outside [0, {n})")
+        return t
+
+    def sigmas(self, num_steps: int) -> np.ndarray:
+        """(N+1,) float32: the training sigmas interpolated at the timesteps, then 0 or the smallest (sigma_min)."""
+        t = self.timesteps(num_steps)
+        sig = np.interp(t, np.arange(len(self.train_sigmas)), self.train_sigmas)
+        last = self.train_sigmas[0] if self.config["final_sigmas_type"] == "sigma_min" else 0.0
+        return np.concatenate([sig, [last]]).astype(np.float32)
+
+    def _order(self, i: int, n: int) -> int:
+        """diffusers' choice: first order for the first step and (lower_order_final) the last."""
+        last = i == n - 1 and (self.config["euler_at_final"] or (self.config["lower_order_final"] and n < 15) or
+                               self.config["final_sigmas_type"] == "zero")
+        return 1 if self.config["solver_order"] == 1 or i == 0 or last else 2
+
+    def plan(self, num_steps: int) -> SamplingPlan:
+        sig = self.sigmas(num_steps).astype(np.float64)
+        alpha = 1.0 / np.sqrt(sig * sig + 1.0)  # (N+1,) α_t of each sigma; σ_t = s·α_t
+        vp_sigma = sig * alpha
+        with np.errstate(divide="ignore"):
+            lam = np.log(alpha) - np.log(vp_sigma)  # +inf at a final sigma of 0
+        n = len(sig) - 1
+        steps = []
+        for i in range(n):
+            skip, out = _vp_denoise_coefs(self.prediction_type, alpha[i], vp_sigma[i])
+            if sig[i + 1] == 0:  # λ_t = ∞: x' = D
+                steps.append(_step(1.0, skip, out, "linear", 0.0, 1.0))
+                continue
+            h = lam[i + 1] - lam[i]
+            a = vp_sigma[i + 1] / vp_sigma[i]
+            phi = alpha[i + 1] * math.expm1(-h)  # α_t(e^−h − 1)
+            if self._order(i, n) == 1:
+                steps.append(_step(1.0, skip, out, "linear", a, -phi))
+                continue
+            r = (lam[i] - lam[i - 1]) / h
+            if self.config["solver_type"] == "midpoint":  # D1 = (D − D_prev)/r weighted −½φ
+                k1 = -0.5 * phi / r
+            else:  # heun: D1 weighted α_t((e^−h − 1)/h + 1)
+                k1 = alpha[i + 1] * (math.expm1(-h) / h + 1.0) / r
+            steps.append(_step(1.0, skip, out, "linear", a, -phi + k1, -k1))
+        return SamplingPlan(self.timesteps(num_steps).astype(np.float32), np.float32(1.0), tuple(steps))
+
+
+_SCHEDULER_CLASSES = {cls._NAME: cls for cls in (EulerDiscreteScheduler, EulerAncestralDiscreteScheduler,
+                                                  DDIMScheduler, DPMSolverMultistepScheduler)}
+SUPPORTED_SCHEDULERS = tuple(_SCHEDULER_CLASSES)
 
 
 def scheduler_from_config(config: Mapping | None, where: str = "scheduler config"):

@@ -71,6 +71,10 @@ def _cmd_txt2img(args) -> int:
     stages.say(f"loading {args.model}")
     seed = _seed(args)
     with _image_pipeline(model, args.device) as pipe:
+        if args.scheduler:  # as diffusers: SchedulerClass.from_config(pipe.scheduler.config)
+            from . import schedules
+
+            pipe.scheduler = getattr(schedules, args.scheduler).from_config(pipe.scheduler.config)
         steps = args.image_steps if args.image_steps is not None else (4 if model == "tiny" else 50)
         size = (64, 64) if model == "tiny" else pipe.default_size
         stages.say("denoising")
@@ -156,6 +160,11 @@ def add_parsers(sub, generation_options) -> None:
     """Registers txt2img and txt2vid; `generation_options` adds svdc img2vid's video options (svdc/cli.py)."""
     p = sub.add_parser("txt2img", help="text-to-image with a Stable Diffusion 2.x model (or --model tiny)")
     _image_options(p, "--steps")
+    from .schedules import SUPPORTED_SCHEDULERS
+
+    p.add_argument("--scheduler", choices=SUPPORTED_SCHEDULERS, default=None,
+                   help="another diffusers scheduler class, built from the model's scheduler config (default: the "
+                        "model's own)")
     p.add_argument("--model", required=True,
                    help="a diffusers SD 2.x pipeline folder, a hub id in the local Hugging Face cache, or 'tiny'")
     p.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")

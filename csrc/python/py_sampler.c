@@ -1,8 +1,10 @@
-/* py_sampler.c — svdc._C.Sampler: the Euler/EDM/CFG sampler of csrc/models/sampler.c on the CPU backend.
- * Sampler(batch, frames, channels, height, width, sigmas, s_churn=0, s_tmin=0, s_tmax=inf, s_noise=1,
- *         prediction_type="v_prediction" | "epsilon" | "sample", cond_channels=channels (or 0: no concat));
- * .set_latents(x, scale) .set_cond(c) .model_input(step, cfg) -> ndarray .gamma(step) -> float
- * .step(step, v, cfg, guidance=None, noise=None) .latents -> ndarray copy. Each call is bounded (one step). */
+/* py_sampler.c — svdc._C.Sampler: the sampling step of csrc/models/sampler.c on any registered device.
+ * Sampler(batch, frames, channels, height, width, cond_channels=channels (or 0: no concat), device="cpu");
+ * .set_latents(x, scale) .set_cond(c) .model_input(c_in, cfg) -> ndarray
+ * .step(model_output, cfg, guidance=None, noise=None, *, c_skip, c_out, update="euler"|"linear", a, b, c=0,
+ *       noise_in=0, noise_out=0) .latents -> ndarray copy.
+ * The state lives on the device, allocated once; each call stages only its own NumPy arguments/results through the
+ * core's transfer service (nothing is copied on the CPU). Every scalar comes from svdc/schedules.py. */
 #include "util.h"
 
 #include <math.h>
@@ -10,62 +12,43 @@
 
 #include "../core/arena.h"
 #include "../core/backend.h"
+#include "../core/device.h"
+#include "../core/transfer.h"
 #include "../models/sampler.h"
 #include "registry.h"
 
 typedef struct {
     PyObject_HEAD svdc_sampler *sampler;
-    svdc_ctx ctx;
-    int64_t shape[5]; /* B, F, C, h, w */
+    svdc_ctx ctx;          /* the device; its arena stages the NumPy arguments of one call */
+    int64_t shape[5];      /* B, F, C, h, w */
     int64_t cond_channels; /* channels concatenated to the model input: C (SVD) or 0 */
-    int num_steps;
+    char device[32];
     PyThread_type_lock lock;
 } SamplerObject;
 
 static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"batch", "frames", "channels", "height", "width", "sigmas",
-                             "s_churn", "s_tmin", "s_tmax", "s_noise", "prediction_type", "cond_channels", NULL};
+    static char *kwlist[] = {"batch", "frames", "channels", "height", "width", "cond_channels", "device", NULL};
     long long b, f, c, h, w, cond_channels = -1;
-    PyObject *sigmas_obj;
-    float s_churn = 0.0f, s_tmin = 0.0f, s_tmax = INFINITY, s_noise = 1.0f;
-    const char *prediction = "v_prediction";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLLLLO|ffffsL", kwlist, &b, &f, &c, &h, &w, &sigmas_obj, &s_churn,
-                                     &s_tmin, &s_tmax, &s_noise, &prediction, &cond_channels))
+    const char *device = "cpu";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLLLL|Ls", kwlist, &b, &f, &c, &h, &w, &cond_channels, &device))
         return -1;
-    svdc_prediction pred;
-    if (!strcmp(prediction, "v_prediction"))
-        pred = SVDC_PREDICTION_V;
-    else if (!strcmp(prediction, "epsilon"))
-        pred = SVDC_PREDICTION_EPSILON;
-    else if (!strcmp(prediction, "sample"))
-        pred = SVDC_PREDICTION_SAMPLE;
-    else {
-        PyErr_Format(PyExc_ValueError, "prediction_type: expected 'v_prediction', 'epsilon' or 'sample', got '%s'",
-                     prediction);
-        return -1;
-    }
     if (self->sampler) {
         PyErr_SetString(PyExc_RuntimeError, "Sampler: already initialised");
         return -1;
     }
-    PyArrayObject *sig = svdc_py_f32_array(sigmas_obj, "sigmas", 1);
-    if (!sig) return -1;
-    npy_intp n = PyArray_DIM(sig, 0);
-    if (n < 2) {
-        PyErr_Format(PyExc_ValueError, "sigmas: expected at least 2 values (N steps + the final sigma), got %zd",
-                     (Py_ssize_t)n);
-        Py_DECREF(sig);
+    const svdc_backend *backend;
+    int ordinal;
+    svdc_status s = svdc_device_parse(device, &backend, &ordinal);
+    if (s) {
+        svdc_py_raise(s);
         return -1;
     }
     svdc_sampler_config cfg = {.batch = b, .frames = f, .channels = c, .height = h, .width = w,
-                               .num_steps = (int)(n - 1), .sigmas = (const float *)PyArray_DATA(sig),
-                               .s_churn = s_churn, .s_tmin = s_tmin, .s_tmax = s_tmax, .s_noise = s_noise,
-                               .prediction = pred, .cond_channels = cond_channels < 0 ? c : cond_channels};
-    self->ctx.backend = svdc_backend_cpu();
-    self->ctx.device = SVDC_DEVICE_CPU;
-    svdc_status s = svdc_arena_init(&self->ctx.arena, self->ctx.backend, SVDC_DEVICE_CPU);
+                               .cond_channels = cond_channels < 0 ? c : cond_channels};
+    self->ctx.backend = backend;
+    self->ctx.device = ordinal;
+    s = svdc_arena_init(&self->ctx.arena, backend, ordinal);
     if (!s) s = svdc_sampler_init(&self->sampler, &self->ctx, &cfg);
-    Py_DECREF(sig);
     if (s) {
         svdc_py_raise(s);
         return -1;
@@ -74,10 +57,11 @@ static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
+    if (backend == svdc_backend_cpu()) snprintf(self->device, sizeof self->device, "cpu");
+    else snprintf(self->device, sizeof self->device, "%s:%d", backend->name, ordinal);
     int64_t shape[5] = {b, f, c, h, w};
     memcpy(self->shape, shape, sizeof shape);
     self->cond_channels = cfg.cond_channels;
-    self->num_steps = (int)(n - 1);
     return 0;
 }
 
@@ -94,6 +78,62 @@ static int ready(SamplerObject *self) {
     return -1;
 }
 
+/* One sampler call with host I/O: the NumPy-backed tensors in[] are staged onto the device (out[] given device
+ * buffers), the call sees the device views through the same pointers, the outputs come back, and every tensor is
+ * its host view again. Runs with the GIL released and the lock held. */
+enum { SAMPLER_MAX_IO = 3 };
+typedef struct {
+    int kind; /* which call */
+    float scale, c_in;
+    int cfg;
+    const float *guidance;
+    svdc_sampler_coefs coefs;
+    svdc_tensor *in[SAMPLER_MAX_IO], *out;
+    int nin;
+} sampler_call;
+
+enum { CALL_SET_LATENTS, CALL_SET_COND, CALL_MODEL_INPUT, CALL_STEP, CALL_GET_LATENTS };
+
+static svdc_status dispatch(SamplerObject *self, const sampler_call *a) {
+    switch (a->kind) {
+    case CALL_SET_LATENTS: return svdc_sampler_set_latents(self->sampler, a->in[0], a->scale);
+    case CALL_SET_COND: return svdc_sampler_set_cond(self->sampler, a->in[0]);
+    case CALL_MODEL_INPUT: return svdc_sampler_model_input(self->sampler, a->c_in, a->cfg, a->out);
+    case CALL_STEP: return svdc_sampler_step(self->sampler, a->in[0], a->cfg, a->guidance, &a->coefs, a->in[1]);
+    default: return svdc_sampler_get_latents(self->sampler, a->out);
+    }
+}
+
+static svdc_status run_staged(SamplerObject *self, sampler_call *a) {
+    svdc_tensor host_in[SAMPLER_MAX_IO], host_out;
+    svdc_status s = SVDC_OK;
+    svdc_arena_reset(self->ctx.arena);
+    for (int i = 0; i < a->nin; i++)
+        if (a->in[i]) host_in[i] = *a->in[i];
+    if (a->out) host_out = *a->out;
+    for (int i = 0; i < a->nin && !s; i++)
+        if (a->in[i]) s = svdc_transfer_upload(&self->ctx, &host_in[i], host_in[i].dtype, a->in[i]);
+    if (!s && a->out) s = svdc_transfer_output(&self->ctx, &host_out, host_out.dtype, a->out);
+    if (!s) s = dispatch(self, a);
+    if (!s && a->out) s = svdc_transfer_download(&self->ctx, a->out, &host_out);
+    for (int i = 0; i < a->nin; i++)
+        if (a->in[i]) *a->in[i] = host_in[i];
+    if (a->out) *a->out = host_out;
+    svdc_arena_reset(self->ctx.arena);
+    return s;
+}
+
+static PyObject *run(SamplerObject *self, sampler_call *a, PyArrayObject *result) {
+    svdc_status s;
+    SVDC_PY_RUN_LOCKED(self->lock, s, run_staged(self, a));
+    if (s) {
+        Py_XDECREF(result);
+        return svdc_py_raise(s);
+    }
+    if (result) return (PyObject *)result;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Sampler_set_latents(SamplerObject *self, PyObject *args) {
     PyObject *xo;
     float scale = 1.0f;
@@ -101,11 +141,10 @@ static PyObject *Sampler_set_latents(SamplerObject *self, PyObject *args) {
     PyArrayObject *x = svdc_py_f32_array(xo, "latents", 5);
     if (!x) return NULL;
     svdc_tensor t = svdc_py_tensor(x);
-    svdc_status s;
-    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_set_latents(self->sampler, &t, scale));
+    sampler_call a = {.kind = CALL_SET_LATENTS, .scale = scale, .in = {&t}, .nin = 1};
+    PyObject *r = run(self, &a, NULL);
     Py_DECREF(x);
-    if (s) return svdc_py_raise(s);
-    Py_RETURN_NONE;
+    return r;
 }
 
 static PyObject *Sampler_set_cond(SamplerObject *self, PyObject *arg) {
@@ -113,51 +152,55 @@ static PyObject *Sampler_set_cond(SamplerObject *self, PyObject *arg) {
     PyArrayObject *c = svdc_py_f32_array(arg, "cond", 4);
     if (!c) return NULL;
     svdc_tensor t = svdc_py_tensor(c);
-    svdc_status s;
-    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_set_cond(self->sampler, &t));
+    sampler_call a = {.kind = CALL_SET_COND, .in = {&t}, .nin = 1};
+    PyObject *r = run(self, &a, NULL);
     Py_DECREF(c);
-    if (s) return svdc_py_raise(s);
-    Py_RETURN_NONE;
+    return r;
 }
 
 static PyObject *Sampler_model_input(SamplerObject *self, PyObject *args) {
-    int step, cfg;
-    if (ready(self) < 0 || !PyArg_ParseTuple(args, "ip", &step, &cfg)) return NULL;
+    float c_in;
+    int cfg;
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "fp", &c_in, &cfg)) return NULL;
     int64_t shape[5] = {cfg ? 2 * self->shape[0] : self->shape[0], self->shape[1],
                         self->shape[2] + self->cond_channels, self->shape[3], self->shape[4]};
     PyArrayObject *out = svdc_py_new_f32(5, shape);
     if (!out) return NULL;
     svdc_tensor t = svdc_py_tensor(out);
-    svdc_status s;
-    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_model_input(self->sampler, step, cfg, &t));
-    if (s) {
-        Py_DECREF(out);
-        return svdc_py_raise(s);
-    }
-    return (PyObject *)out;
-}
-
-static PyObject *Sampler_gamma(SamplerObject *self, PyObject *arg) {
-    if (ready(self) < 0) return NULL;
-    long step = PyLong_AsLong(arg);
-    if (step == -1 && PyErr_Occurred()) return NULL;
-    if (step < 0 || step >= self->num_steps) {
-        PyErr_Format(PyExc_ValueError, "step: expected 0 <= step < %d, got %ld", self->num_steps, step);
-        return NULL;
-    }
-    return PyFloat_FromDouble(svdc_sampler_gamma(self->sampler, (int)step));
+    sampler_call a = {.kind = CALL_MODEL_INPUT, .c_in = c_in, .cfg = cfg, .out = &t};
+    return run(self, &a, out);
 }
 
 static PyObject *Sampler_step(SamplerObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"step", "v", "cfg", "guidance", "noise", NULL};
-    int step, cfg;
-    PyObject *vo, *go = Py_None, *no = Py_None;
+    static char *kwlist[] = {"model_output", "cfg", "guidance", "noise", "c_skip", "c_out", "update", "a", "b",
+                             "c", "noise_in", "noise_out", NULL};
+    int cfg;
+    PyObject *fo, *go = Py_None, *no = Py_None;
+    const char *update = "euler";
+    /* NaN marks the coefficients every step must give (the rest default to 0) */
+    svdc_sampler_coefs k = {.c_skip = NAN, .c_out = NAN, .a = NAN, .b = NAN};
     if (ready(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kwds, "iOp|OO", kwlist, &step, &vo, &cfg, &go, &no))
+        !PyArg_ParseTupleAndKeywords(args, kwds, "Op|OO$ffsfffff", kwlist, &fo, &cfg, &go, &no, &k.c_skip, &k.c_out,
+                                     &update, &k.a, &k.b, &k.c, &k.noise_in, &k.noise_out))
         return NULL;
-    PyArrayObject *v = svdc_py_f32_array(vo, "v", 5), *g = NULL, *n = NULL;
+    const float required[] = {k.c_skip, k.c_out, k.a, k.b};
+    static const char *names[] = {"c_skip", "c_out", "a", "b"};
+    for (int i = 0; i < 4; i++)
+        if (isnan(required[i])) {
+            PyErr_Format(PyExc_TypeError, "step: the coefficient %s is required (a keyword argument)", names[i]);
+            return NULL;
+        }
+    if (!strcmp(update, "euler"))
+        k.update = SVDC_UPDATE_EULER;
+    else if (!strcmp(update, "linear"))
+        k.update = SVDC_UPDATE_LINEAR;
+    else {
+        PyErr_Format(PyExc_ValueError, "update: expected 'euler' or 'linear', got '%s'", update);
+        return NULL;
+    }
+    PyArrayObject *f = svdc_py_f32_array(fo, "model_output", 5), *g = NULL, *n = NULL;
     PyObject *result = NULL;
-    if (!v) return NULL;
+    if (!f) return NULL;
     if (go != Py_None) {
         if (!(g = svdc_py_f32_array(go, "guidance", 1))) goto done;
         if (PyArray_DIM(g, 0) != self->shape[1]) {
@@ -167,19 +210,13 @@ static PyObject *Sampler_step(SamplerObject *self, PyObject *args, PyObject *kwd
         }
     }
     if (no != Py_None && !(n = svdc_py_f32_array(no, "noise", 5))) goto done;
-    svdc_tensor tv = svdc_py_tensor(v), tn;
+    svdc_tensor tf = svdc_py_tensor(f), tn;
     if (n) tn = svdc_py_tensor(n);
-    const float *gd = g ? (const float *)PyArray_DATA(g) : NULL;
-    svdc_status s;
-    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_step(self->sampler, step, &tv, cfg, gd, n ? &tn : NULL));
-    if (s) {
-        svdc_py_raise(s);
-        goto done;
-    }
-    Py_INCREF(Py_None);
-    result = Py_None;
+    sampler_call a = {.kind = CALL_STEP, .cfg = cfg, .guidance = g ? (const float *)PyArray_DATA(g) : NULL,
+                      .coefs = k, .in = {&tf, n ? &tn : NULL}, .nin = 2};
+    result = run(self, &a, NULL);
 done:
-    Py_XDECREF(v);
+    Py_XDECREF(f);
     Py_XDECREF(g);
     Py_XDECREF(n);
     return result;
@@ -191,18 +228,8 @@ static PyObject *Sampler_get_latents(SamplerObject *self, void *closure) {
     PyArrayObject *out = svdc_py_new_f32(5, self->shape);
     if (!out) return NULL;
     svdc_tensor t = svdc_py_tensor(out);
-    svdc_status s;
-    SVDC_PY_RUN_LOCKED(self->lock, s, svdc_sampler_get_latents(self->sampler, &t));
-    if (s) {
-        Py_DECREF(out);
-        return svdc_py_raise(s);
-    }
-    return (PyObject *)out;
-}
-
-static PyObject *Sampler_get_num_steps(SamplerObject *self, void *closure) {
-    (void)closure;
-    return PyLong_FromLong(self->num_steps);
+    sampler_call a = {.kind = CALL_GET_LATENTS, .out = &t};
+    return run(self, &a, out);
 }
 
 static PyObject *Sampler_get_shape(SamplerObject *self, void *closure) {
@@ -211,23 +238,29 @@ static PyObject *Sampler_get_shape(SamplerObject *self, void *closure) {
                          (long long)self->shape[3], (long long)self->shape[4]);
 }
 
+static PyObject *Sampler_get_device(SamplerObject *self, void *closure) {
+    (void)closure;
+    if (ready(self) < 0) return NULL;
+    return PyUnicode_FromString(self->device);
+}
+
 static PyMethodDef Sampler_methods[] = {
     {"set_latents", (PyCFunction)Sampler_set_latents, METH_VARARGS,
-     "set_latents(x (B,F,C,h,w) float32, scale=1.0): x·scale becomes the sampler state."},
+     "set_latents(x (B,F,C,h,w) float32, scale=1.0): x·scale becomes the sampler state (D_prev is forgotten)."},
     {"set_cond", (PyCFunction)Sampler_set_cond, METH_O,
      "set_cond(c (B,C,h,w) float32): the conditioning latents, repeated over frames (default zeros)."},
     {"model_input", (PyCFunction)Sampler_model_input, METH_VARARGS,
-     "model_input(step, cfg) -> (2B or B, F, 2C, h, w): [x;x]·c_in concatenated with [0; cond] along channels."},
-    {"gamma", (PyCFunction)Sampler_gamma, METH_O, "gamma(step) -> the churn gamma (noise is needed iff > 0)."},
+     "model_input(c_in, cfg) -> (2B or B, F, C + cond_channels, h, w): [x;x]·c_in with [0; cond] on the channels."},
     {"step", (PyCFunction)(void (*)(void))Sampler_step, METH_VARARGS | METH_KEYWORDS,
-     "step(step, v, cfg, guidance=None, noise=None): one Euler step with per-frame CFG."},
+     "step(model_output, cfg, guidance=None, noise=None, *, c_skip, c_out, update, a, b, c=0, noise_in=0, "
+     "noise_out=0): one step (see csrc/models/sampler.h)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Sampler_getset[] = {
-    {"latents", (getter)Sampler_get_latents, NULL, "a copy of the current latents (B, F, C, h, w)", NULL},
-    {"num_steps", (getter)Sampler_get_num_steps, NULL, "N", NULL},
+    {"latents", (getter)Sampler_get_latents, NULL, "a host copy of the current latents (B, F, C, h, w)", NULL},
     {"shape", (getter)Sampler_get_shape, NULL, "(B, F, C, h, w)", NULL},
+    {"device", (getter)Sampler_get_device, NULL, "the device the state lives on", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -235,8 +268,8 @@ static PyTypeObject SamplerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "svdc._C.Sampler",
     .tp_basicsize = sizeof(SamplerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Sampler(batch, frames, channels, height, width, sigmas, s_churn=0, s_tmin=0, s_tmax=inf, "
-              "s_noise=1): SVD's Euler sampler; latents stay inside across steps.",
+    .tp_doc = "Sampler(batch, frames, channels, height, width, cond_channels=channels, device='cpu'): the tensor "
+              "work of a sampling step; latents stay on the device across steps.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Sampler_init,
     .tp_dealloc = (destructor)Sampler_dealloc,

@@ -51,24 +51,26 @@ def make_generator(seed) -> Generator:
 
 
 # --- the denoising loop ----------------------------------------------------------------------------------------
-def denoise(sampler, model: Callable[[int, np.ndarray], np.ndarray], *, cfg: bool, guidance: np.ndarray | None,
-            generator: Generator, callback: Optional[Callable] = None, progress: bool = True,
-            desc: str = "denoising") -> np.ndarray:
-    """Runs every step of `sampler` (an svdc._C.Sampler): model(step, model_input) -> v, then the Euler step.
-    callback(step, total, latents) runs after each step; its exceptions propagate (the sampler is discarded, so
-    nothing is left half-done). Returns the final latents (B, F, C, h, w)."""
-    total = sampler.num_steps
+def denoise(sampler, plan, model: Callable[[int, np.ndarray], np.ndarray], *, cfg: bool,
+            guidance: np.ndarray | None, generator: Generator, callback: Optional[Callable] = None,
+            progress: bool = True, desc: str = "denoising") -> np.ndarray:
+    """Runs every step of `plan` (a schedules.SamplingPlan) on `sampler` (an svdc._C.Sampler holding the latents):
+    model(step, model_input) -> model output, noise from `generator` where the scheduler draws it, then the step.
+    The latents stay in the sampler (on its device); they come to the host only for callback(step, total,
+    latents), whose exceptions propagate (the sampler is discarded, so nothing is left half-done), and at the end.
+    Returns the final latents (B, F, C, h, w)."""
+    total = plan.num_steps
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=desc, unit="step", leave=False)
     try:
-        for i in range(total):
-            u = sampler.model_input(i, cfg)
-            v = model(i, u)
-            noise = generator.randn(sampler.shape) if sampler.gamma(i) > 0 else None
-            sampler.step(i, np.ascontiguousarray(v, dtype=np.float32), cfg, guidance, noise)
+        for i, step in enumerate(plan.steps):
+            u = sampler.model_input(step.c_in, cfg)
+            out = model(i, u)
+            noise = generator.randn(sampler.shape) if step.draws_noise else None
+            sampler.step(np.ascontiguousarray(out, dtype=np.float32), cfg, guidance, noise, **step.coefficients())
             if bar is not None:
                 bar.update(1)
             if callback is not None:
@@ -79,9 +81,17 @@ def denoise(sampler, model: Callable[[int, np.ndarray], np.ndarray], *, cfg: boo
     return sampler.latents
 
 
-def new_sampler(shape, sigmas: np.ndarray, churn: dict | None = None):
+def new_sampler(shape, device: str = "cpu", cond_channels: int | None = None):
+    """An svdc._C.Sampler for latents `shape` (B, F, C, h, w) on `device` (the UNet's native device, so the
+    latents live where the model runs); cond_channels None = C (concat conditioning), 0 = none."""
     b, f, c, h, w = (int(d) for d in shape)
-    return _C.Sampler(b, f, c, h, w, np.ascontiguousarray(sigmas, dtype=np.float32), **(churn or {}))
+    return _C.Sampler(b, f, c, h, w, c if cond_channels is None else int(cond_channels), device=device)
+
+
+def native_device_of(model) -> str:
+    """The native device string of an svdc model ("cpu", "emu:0", "cuda:0"); "cpu" for stand-ins without one."""
+    native = getattr(model, "_native", None)
+    return str(getattr(native, "device", "cpu") or "cpu")
 
 
 # --- the staged pipeline ---------------------------------------------------------------------------------------
@@ -126,19 +136,20 @@ class VideoDiffusionPipeline:
     def sample(self, latent_shape, schedule, x0: np.ndarray, cond: np.ndarray, embeds: np.ndarray, ids: np.ndarray,
                guidance: np.ndarray | None, generator: Generator, callback: Optional[Callable] = None,
                progress: bool = True) -> np.ndarray:
-        """Euler sampling over `schedule` (sigmas, timesteps, init_noise_sigma) from x = x0·init_noise_sigma with
+        """Euler v-prediction sampling over `schedule` (a schedules.EulerSchedule) from x = x0·init_noise_sigma with
         the concat condition `cond`; CFG (uncond rows first) when `guidance` is given. -> latents (B, F, C, h, w)."""
         cfg = guidance is not None
-        sampler = new_sampler(latent_shape, schedule.sigmas)
-        sampler.set_latents(x0, float(schedule.init_noise_sigma))
+        plan = schedule.plan("v_prediction")
+        sampler = new_sampler(latent_shape, native_device_of(self.unet))
+        sampler.set_latents(x0, float(plan.init_noise_sigma))
         sampler.set_cond(cond)
         rows = (2 if cfg else 1) * int(latent_shape[0])
 
         def model(i, u):
-            t = np.full((rows,), schedule.timesteps[i], dtype=np.float32)
+            t = np.full((rows,), plan.timesteps[i], dtype=np.float32)
             return self.unet(u, t, embeds, ids)
 
-        return denoise(sampler, model, cfg=cfg, guidance=guidance, generator=generator, callback=callback,
+        return denoise(sampler, plan, model, cfg=cfg, guidance=guidance, generator=generator, callback=callback,
                        progress=progress, desc=self.progress_desc)
 
     def decode(self, latents: np.ndarray, chunk_size: int | None = None) -> np.ndarray:

@@ -33,15 +33,9 @@ def kind_of(id_widths) -> str:
 
 
 def edm_sigmas(num_steps: int) -> schedules.EulerSchedule:
-    """sgm's EDMDiscretization(σ_max 700) evaluated in float32 as torch does (σ_0 = 700.00012, not 700), a final 0,
-    c_noise = ¼·ln σ and the initial noise scale √(1 + σ_0²)."""
+    """sgm's EDMDiscretization of the sv3d configs (schedules.sgm_edm_schedule)."""
     base.check_int("num_inference_steps", num_steps, 1)
-    ramp = schedules.linspace_f32(0.0, 1.0, num_steps)
-    lo, hi = EDM_SIGMA_MIN ** (1 / EDM_RHO), EDM_SIGMA_MAX ** (1 / EDM_RHO)
-    sig = (np.float32(hi) + ramp * np.float32(lo - hi)) ** np.float32(EDM_RHO)
-    sigmas = np.concatenate([sig, [0.0]]).astype(np.float32)
-    return schedules.EulerSchedule(sigmas=sigmas, timesteps=schedules.timesteps_from_sigmas(sigmas),
-                                   init_noise_sigma=schedules.init_noise_sigma(sigmas))
+    return schedules.sgm_edm_schedule(num_steps, EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO)
 
 
 def _unet_config_for(path: str, configs: dict) -> dict | None:

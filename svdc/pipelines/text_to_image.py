@@ -17,6 +17,9 @@ SD2_SCHEDULER_CONFIG = {"_class_name": "EulerDiscreteScheduler", "beta_start": 0
                         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
                         "timestep_spacing": "leading", "prediction_type": "epsilon"}
 
+# The components a cached hub snapshot of an SD pipeline must hold (config.json in each).
+SD_COMPONENTS = ("unet", "vae", "text_encoder")
+
 # diffusers' __call__ defaults.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -64,7 +67,7 @@ class TextToImage:
         if single_file:
             raise TypeError(f"from_pretrained: {sorted(single_file)} apply to single files only")
         if hub.is_hub_id(p):
-            p = hub.resolve_snapshot(p)
+            p = hub.resolve_snapshot(p, components=SD_COMPONENTS)
         if not os.path.isdir(p) or not os.path.isfile(os.path.join(p, "model_index.json")):
             raise CheckpointError(f"{p}: not a diffusers pipeline folder (no model_index.json); expected "
                                   "model_index.json with unet/, vae/, text_encoder/, tokenizer/ and scheduler/")
@@ -153,29 +156,27 @@ class TextToImage:
         out = self.text_encoder(ids, hidden_layer=self.text_hidden_layer, final_layer_norm=True)
         return np.ascontiguousarray(out["hidden_states"], dtype=np.float32)
 
-    def sample(self, schedule, x0: np.ndarray, embeds: np.ndarray, guidance_scale: float | None, generator,
+    def sample(self, plan, x0: np.ndarray, embeds: np.ndarray, guidance_scale: float | None, generator,
                callback=None, progress: bool = True) -> np.ndarray:
-        """Sampling over `schedule` from x = x0·init_noise_sigma, CFG (uncond rows first) when guidance_scale is
-        given. x0 (B, C, h, w) -> latents (B, C, h, w)."""
-        from .._native import _C
-
+        """Sampling over `plan` (a schedules.SamplingPlan) from x = x0·init_noise_sigma, CFG (uncond rows first)
+        when guidance_scale is given. x0 (B, C, h, w) -> latents (B, C, h, w)."""
         b, c, h, w = x0.shape
         cfg = guidance_scale is not None
-        sampler = _C.Sampler(b, 1, c, h, w, np.ascontiguousarray(schedule.sigmas, dtype=np.float32),
-                             prediction_type=self.scheduler.prediction_type, cond_channels=0)
-        sampler.set_latents(x0[:, None], float(schedule.init_noise_sigma))  # (B, C, h, w) -> (B, 1, C, h, w)
+        # the image batch as B one-frame videos: (B, C, h, w) <-> (B, 1, C, h, w)
+        sampler = base.new_sampler((b, 1, c, h, w), base.native_device_of(self.unet), cond_channels=0)
+        sampler.set_latents(x0[:, None], float(plan.init_noise_sigma))
         rows = 2 * b if cfg else b
         guidance = np.array([guidance_scale], dtype=np.float32) if cfg else None
 
         def model(i, u):
-            t = np.full((rows,), schedule.timesteps[i], dtype=np.float32)
+            t = np.full((rows,), plan.timesteps[i], dtype=np.float32)
             out = self.unet(u[:, 0], t, embeds)  # (R, 1, C, h, w) -> (R, C, h, w): one image per row
             return np.asarray(out)[:, None]
 
         def on_step(i, total, latents):
             callback(i, total, latents[:, 0])
 
-        final = base.denoise(sampler, model, cfg=cfg, guidance=guidance, generator=generator,
+        final = base.denoise(sampler, plan, model, cfg=cfg, guidance=guidance, generator=generator,
                              callback=on_step if callback is not None else None, progress=progress,
                              desc=self.progress_desc)
         return final[:, 0]
@@ -225,14 +226,12 @@ class TextToImage:
             latents = np.ascontiguousarray(latents, dtype=np.float32)
             if not np.all(np.isfinite(latents)):
                 raise ValueError("latents: contains NaN or Inf")
-        schedule = self.scheduler.schedule(steps)
+        plan = self.scheduler.plan(steps)
         generator = base.make_generator(seed)
         cfg = scale > 1.0  # diffusers' do_classifier_free_guidance
 
         embeds = self.encode_prompt(prompts, (negatives or [""] * b) if cfg else None)
         x0 = generator.randn(shape) if latents is None else latents
-        final = self.sample(schedule, x0, embeds, scale if cfg else None, generator, callback, progress)
-        if schedule.final_scale != 1:  # DDIM samples x/√ᾱ; its result is x
-            final = final * schedule.final_scale
+        final = self.sample(plan, x0, embeds, scale if cfg else None, generator, callback, progress)
         images = self.decode(final)
         return list(images) if batched else images[0]

@@ -1,8 +1,9 @@
 """End to end: svdc.TextToImage against diffusers' StableDiffusionPipeline built from tiny perturbed random
 components (diffusers UNet2DConditionModel / AutoencoderKL, transformers CLIPTextModel / CLIPTokenizer), saved with
 save_pretrained and loaded by svdc; same prompts, seed and settings: uint8 pixels within one level on >= 99.9 %.
-Euler with epsilon and v prediction, each timestep spacing, with and without CFG, a batch of two prompts with
-negative prompts. Plus the bad inputs."""
+Every scheduler svdc implements (Euler, Euler ancestral with its per-step generator noise, DDIM on every spacing,
+DPM-Solver++ 2M, SD-Turbo's one trailing step) with epsilon and v prediction, each timestep spacing, with and
+without CFG, a batch of two prompts with negative prompts. Plus the bad inputs."""
 import json
 import os
 
@@ -66,6 +67,8 @@ PROMPTS = ["a red fox in the snow!", "an astronaut riding a horse on mars, cinem
 NEGATIVES = ["blurry", "low quality, watermark"]
 
 DDIM = {"_class_name": "DDIMScheduler", "clip_sample": False, "set_alpha_to_one": False}
+ANCESTRAL = {"_class_name": "EulerAncestralDiscreteScheduler"}
+DPM = {"_class_name": "DPMSolverMultistepScheduler"}  # diffusers' defaults: 2M, dpmsolver++, lower_order_final
 
 CASES = {
     # name: (scheduler config overrides, call kwargs)
@@ -89,6 +92,32 @@ CASES = {
     "ddim-v-leading-cfg": ({**DDIM, "prediction_type": "v_prediction"},
                            dict(prompt=PROMPTS[1], negative_prompt="dark", guidance_scale=5.0,
                                 num_inference_steps=3)),
+    "ddim-eps-linspace-cfg-batch2-neg": ({**DDIM, "timestep_spacing": "linspace"},
+                                         dict(prompt=PROMPTS, negative_prompt=NEGATIVES, guidance_scale=6.0,
+                                              num_inference_steps=4)),
+    # trailing with 3 steps visits 999, 666, 332 while DDIM steps to t - 333: uneven
+    "ddim-v-uneven-trailing-no-cfg": ({**DDIM, "prediction_type": "v_prediction", "timestep_spacing": "trailing"},
+                                      dict(prompt=PROMPTS, guidance_scale=1.0, num_inference_steps=3)),
+    "ancestral-eps-leading-cfg-batch2-neg": (ANCESTRAL, dict(prompt=PROMPTS, negative_prompt=NEGATIVES,
+                                                             guidance_scale=7.5, num_inference_steps=4)),
+    "ancestral-v-linspace-no-cfg-batch2": ({**ANCESTRAL, "prediction_type": "v_prediction",
+                                            "timestep_spacing": "linspace"},
+                                           dict(prompt=PROMPTS, guidance_scale=1.0, num_inference_steps=3)),
+    "ancestral-v-trailing-cfg": ({**ANCESTRAL, "prediction_type": "v_prediction", "timestep_spacing": "trailing"},
+                                 dict(prompt=PROMPTS[0], negative_prompt="blurry", guidance_scale=4.0,
+                                      num_inference_steps=3)),
+    "dpm-eps-linspace-cfg-batch2-neg": ({**DPM, "timestep_spacing": "linspace"},
+                                        dict(prompt=PROMPTS, negative_prompt=NEGATIVES, guidance_scale=7.5,
+                                             num_inference_steps=5)),
+    "dpm-v-leading-no-cfg-batch2": ({**DPM, "prediction_type": "v_prediction"},
+                                    dict(prompt=PROMPTS, guidance_scale=1.0, num_inference_steps=4)),
+    "dpm-eps-trailing-cfg-sigma-min": ({**DPM, "timestep_spacing": "trailing", "final_sigmas_type": "sigma_min"},
+                                       dict(prompt=PROMPTS[1], guidance_scale=3.0, num_inference_steps=3)),
+    # SD-Turbo: its folder's EulerDiscreteScheduler with trailing spacing, one step at t = 999, no guidance
+    "turbo-euler-1-step": ({"timestep_spacing": "trailing"}, dict(prompt=PROMPTS, guidance_scale=0.0,
+                                                                  num_inference_steps=1)),
+    "turbo-ancestral-1-step": ({**ANCESTRAL, "timestep_spacing": "trailing"},
+                               dict(prompt=PROMPTS[0], guidance_scale=0.0, num_inference_steps=1)),
 }
 
 
@@ -100,7 +129,8 @@ def test_matches_diffusers(reference, case):
     pipe, _, ours = reference
     overrides, kwargs = CASES[case]
     sched = {**tiny.SD_SCHEDULER_CONFIG, **overrides}
-    sched = {k: v for k, v in sched.items() if k not in ("interpolation_type",) or "DDIM" not in sched["_class_name"]}
+    if sched["_class_name"] != "EulerDiscreteScheduler":
+        sched.pop("interpolation_type", None)
     ref_class = getattr(diffusers, sched["_class_name"])
     pipe.scheduler = ref_class(**{k: v for k, v in sched.items() if not k.startswith("_")})
     ours = svdc.TextToImage.from_components(ours.unet, ours.vae, ours.text_encoder, ours.tokenizer,

@@ -14,6 +14,21 @@ def test_txt2img_tiny(tmp_path, capsys):
     assert "seed 1" in capsys.readouterr().out
 
 
+def test_txt2img_scheduler_switch(tmp_path):
+    a, b = tmp_path / "euler.png", tmp_path / "dpm.png"
+    common = ["--model", "tiny", "--seed", "1", "--steps", "3", "-q"]
+    assert main(["txt2img", "a fox", "-o", str(a), *common]) == 0
+    assert main(["txt2img", "a fox", "-o", str(b), "--scheduler", "DPMSolverMultistepScheduler", *common]) == 0
+    assert not np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_txt2img_unknown_scheduler_is_refused_by_argparse(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["txt2img", "a", "--model", "tiny", "-o", "x.png", "--scheduler", "LMSDiscreteScheduler"])
+    assert e.value.code == 2 and "--scheduler" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
 def test_txt2vid_tiny_writes_video_and_image(tmp_path, capsys):
     out, image = tmp_path / "fox.gif", tmp_path / "first.png"
     assert main(["txt2vid", "a fox", "--image-model", "tiny", "--video-model", "tiny", "-o", str(out),

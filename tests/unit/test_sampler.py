@@ -1,6 +1,6 @@
-"""svdc._C.Sampler against diffusers' EulerDiscreteScheduler (SVD config) driven the way
-StableVideoDiffusionPipeline drives it: model input ([x;x]·c_in ⊕ [0; cond]), per-frame CFG, Euler steps to σ = 0,
-churn with noise from the same seed, and refusal of bad input."""
+"""svdc._C.Sampler executing svdc.schedules' Euler plans against diffusers' EulerDiscreteScheduler (SVD config)
+driven the way StableVideoDiffusionPipeline drives it: model input ([x;x]·c_in ⊕ [0; cond]), per-frame CFG, Euler
+steps to σ = 0, churn with noise from the same seed, and refusal of bad input."""
 import numpy as np
 import pytest
 
@@ -52,20 +52,16 @@ def _run_both(torch, b, f, h, w, steps, cfg, churn=None, seed=0):
         ref_lats.append(lat.numpy().copy())
 
     # svdc
-    sched = schedules.euler_schedule(steps)
-    kw = {}
-    if churn:
-        kw = dict(s_churn=churn.get("s_churn", 0.0), s_tmin=churn.get("s_tmin", 0.0),
-                  s_tmax=churn.get("s_tmax", float("inf")), s_noise=churn.get("s_noise", 1.0))
-    s = _C.Sampler(b, f, c, h, w, sched.sigmas, **kw)
-    s.set_latents(x0, float(sched.init_noise_sigma))
+    plan = schedules.euler_schedule(steps).plan("v_prediction", **(churn or {}))
+    s = _C.Sampler(b, f, c, h, w)
+    s.set_latents(x0, float(plan.init_noise_sigma))
     s.set_cond(cond)
     sg = svdc.Generator(seed)
     inputs, lats = [], [s.latents]
-    for i in range(steps):
-        inputs.append(s.model_input(i, cfg))
-        noise = sg.randn((b, f, c, h, w)) if s.gamma(i) > 0 else None
-        s.step(i, vs[i], cfg, guidance if cfg else None, noise)
+    for i, step in enumerate(plan.steps):
+        inputs.append(s.model_input(step.c_in, cfg))
+        noise = sg.randn((b, f, c, h, w)) if step.draws_noise else None
+        s.step(vs[i], cfg, guidance if cfg else None, noise, **step.coefficients())
         lats.append(s.latents)
     return ref_inputs, ref_lats, inputs, lats
 
@@ -108,14 +104,16 @@ def test_sampler_churn_matches_diffusers(torch_cpu):
         _close_ulps(lats[i + 1], ref_lats[i + 1], mag, 16, f"latents after churn step {i}")
 
 
-def test_gamma_window():
+def test_churn_window():
+    """Churn noise exactly where diffusers applies it: γ = min(s_churn/N, √2 − 1) for σ in [s_tmin, s_tmax]."""
     sched = schedules.euler_schedule(10)
-    s = _C.Sampler(1, 1, 4, 2, 2, sched.sigmas, s_churn=2.0, s_tmin=1.0, s_tmax=100.0)
-    gammas = [s.gamma(i) for i in range(10)]
-    for sig, g in zip(sched.sigmas[:-1], gammas):
-        want = min(2.0 / 10, 2**0.5 - 1) if 1.0 <= sig <= 100.0 else 0.0
-        assert abs(g - want) < 1e-7
-    assert any(g == 0 for g in gammas) and any(g > 0 for g in gammas)
+    steps = sched.plan("v_prediction", s_churn=2.0, s_tmin=1.0, s_tmax=100.0).steps
+    for sig, step in zip(sched.sigmas[:-1], steps):
+        gamma = min(2.0 / 10, 2**0.5 - 1) if 1.0 <= sig <= 100.0 else 0.0
+        want = float(sig) * ((1 + gamma) ** 2 - 1) ** 0.5
+        assert abs(step.noise_in - want) <= 1e-6 * float(sig) and step.draws_noise == (gamma > 0)
+        assert abs(step.a - 1 / (float(sig) * (1 + gamma))) <= 1e-6 * step.a  # 1/σ̂
+    assert any(s.noise_in == 0 for s in steps) and any(s.noise_in > 0 for s in steps)
 
 
 def test_last_step_lands_on_denoised():
@@ -124,45 +122,68 @@ def test_last_step_lands_on_denoised():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 2, 4, 3, 3)).astype(np.float32)
     v = rng.standard_normal((1, 2, 4, 3, 3)).astype(np.float32)
-    s = _C.Sampler(1, 2, 4, 3, 3, sched.sigmas)
+    s = _C.Sampler(1, 2, 4, 3, 3)
     s.set_latents(x)
-    s.step(1, v, False)
+    s.step(v, False, **sched.plan().steps[1].coefficients())
     sig = np.float32(sched.sigmas[1])
     want = schedules.c_skip(sig) * x + schedules.c_out(sig) * v
     np.testing.assert_allclose(s.latents, want, rtol=1e-5, atol=1e-6)
 
 
+def test_linear_update_with_the_previous_denoised():
+    """x' = a·x + b·D + c·D_prev with D_prev the D of the previous linear step, then + noise_out·ε."""
+    rng = np.random.default_rng(2)
+    x, f1, f2, eps = (rng.standard_normal((2, 1, 4, 3, 3)).astype(np.float32) for _ in range(4))
+    s = _C.Sampler(2, 1, 4, 3, 3, 0)
+    s.set_latents(x)
+    k1 = dict(c_skip=0.5, c_out=-0.25, update="linear", a=0.75, b=0.5)
+    s.step(f1, False, **k1)
+    d1 = np.float32(0.5) * x + np.float32(-0.25) * f1
+    x1 = np.float32(0.75) * x + np.float32(0.5) * d1
+    np.testing.assert_allclose(s.latents, x1, rtol=1e-6, atol=1e-6)
+    s.step(f2, False, None, eps, c_skip=1.0, c_out=-2.0, update="linear", a=0.5, b=1.5, c=-0.5, noise_out=0.125)
+    d2 = x1 + np.float32(-2.0) * f2
+    want = np.float32(0.5) * x1 + np.float32(1.5) * d2 - np.float32(0.5) * d1 + np.float32(0.125) * eps
+    np.testing.assert_allclose(s.latents, want, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_inputs():
-    sched = schedules.euler_schedule(3)
-    s = _C.Sampler(1, 2, 4, 3, 3, sched.sigmas)
+    k = schedules.euler_schedule(3).plan().steps[0].coefficients()
+    s = _C.Sampler(1, 2, 4, 3, 3)
     good = np.zeros((2, 2, 4, 3, 3), np.float32)
-    with pytest.raises(svdc.ShapeError, match="v"):
-        s.step(0, np.zeros((1, 2, 4, 3, 3), np.float32), True)
-    with pytest.raises(ValueError, match="step"):
-        s.step(3, good, True)
-    with pytest.raises(ValueError, match="step"):
-        s.model_input(-1, True)
+    with pytest.raises(svdc.ShapeError, match="model output"):
+        s.step(np.zeros((1, 2, 4, 3, 3), np.float32), True, **k)
+    with pytest.raises(ValueError, match="c_in"):
+        s.model_input(float("nan"), True)
     bad = good.copy()
     bad[0, 0, 0, 0, 0] = np.nan
     before = s.latents
     with pytest.raises(ValueError, match="UNet output"):
-        s.step(0, bad, True)
+        s.step(bad, True, **k)
     np.testing.assert_array_equal(s.latents, before)  # refused before touching the state
+    with pytest.raises(ValueError, match="c_out"):
+        s.step(good, True, **{**k, "c_out": float("inf")})
+    with pytest.raises(TypeError, match="c_skip"):
+        s.step(good, True, **{n: v for n, v in k.items() if n != "c_skip"})
+    with pytest.raises(ValueError, match="update"):
+        s.step(good, True, **{**k, "update": "heun"})
+    with pytest.raises(ValueError, match="previous linear step"):
+        s.step(good, True, **{**k, "update": "linear", "c": 0.5})
+    with pytest.raises(ValueError, match="one draw per step"):
+        s.step(good, True, None, np.zeros((1, 2, 4, 3, 3), np.float32), **{**k, "noise_in": 1.0, "noise_out": 1.0})
+    np.testing.assert_array_equal(s.latents, before)
     with pytest.raises(svdc.ShapeError, match="guidance"):
-        s.step(0, good, True, np.ones(3, np.float32))
+        s.step(good, True, np.ones(3, np.float32), **k)
     with pytest.raises(svdc.ShapeError, match="cond"):
         s.set_cond(np.zeros((1, 4, 3, 4), np.float32))
     with pytest.raises(svdc.ShapeError, match="float32"):
         s.set_latents(np.zeros((1, 2, 4, 3, 3), np.float64))
-    with pytest.raises(ValueError, match="sigmas"):
-        _C.Sampler(1, 2, 4, 3, 3, np.array([1.0, -1.0, 0.0], np.float32))
-    with pytest.raises(ValueError, match="sigmas"):
-        _C.Sampler(1, 2, 4, 3, 3, np.array([1.0], np.float32))
     with pytest.raises(ValueError, match="shape"):
-        _C.Sampler(0, 2, 4, 3, 3, sched.sigmas)
-    churny = _C.Sampler(1, 2, 4, 3, 3, sched.sigmas, s_churn=1.0, s_tmax=1e9)
+        _C.Sampler(0, 2, 4, 3, 3)
     with pytest.raises(ValueError, match="noise"):
-        churny.step(0, good, True)
+        s.step(good, True, **{**k, "noise_in": 0.5})
+    with pytest.raises(ValueError, match="device|emu|cuda"):
+        _C.Sampler(1, 2, 4, 3, 3, device="tpu")
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "sample"])
@@ -195,18 +216,18 @@ def test_prediction_types_without_concat_conditioning(torch_cpu, prediction, cfg
         lat = ref.step(o, t, lat, generator=gen, **churn).prev_sample
         ref_lats.append(lat.numpy().copy())
 
-    sched = schedules.euler_schedule(steps)
-    s = _C.Sampler(b, f, c, h, w, sched.sigmas, prediction_type=prediction, cond_channels=0, **churn)
-    s.set_latents(x0, float(sched.init_noise_sigma))
+    plan = schedules.euler_schedule(steps).plan(prediction, **churn)
+    s = _C.Sampler(b, f, c, h, w, 0)
+    s.set_latents(x0, float(plan.init_noise_sigma))
     sg = svdc.Generator(4)
-    prev = float(np.max(np.abs(x0 * sched.init_noise_sigma)))
-    for i in range(steps):
-        inp = s.model_input(i, cfg)
+    prev = float(np.max(np.abs(x0 * plan.init_noise_sigma)))
+    for i, step in enumerate(plan.steps):
+        inp = s.model_input(step.c_in, cfg)
         assert inp.shape == ((2 * b if cfg else b), f, c, h, w)
         # as above: the rounding of the previous latents is passed on (16 float32 ulps of their size)
         _close_ulps(inp, ref_inputs[i], prev, 16, f"model input {i}")
-        noise = sg.randn((b, f, c, h, w)) if s.gamma(i) > 0 else None
-        s.step(i, outs[i], cfg, guidance if cfg else None, noise)
+        noise = sg.randn((b, f, c, h, w)) if step.draws_noise else None
+        s.step(outs[i], cfg, guidance if cfg else None, noise, **step.coefficients())
         mag = max(prev, float(np.max(np.abs(ref_lats[i]))))
         _close_ulps(s.latents, ref_lats[i], mag, 16, f"latents after step {i}")
         prev = float(np.max(np.abs(ref_lats[i])))
@@ -215,6 +236,6 @@ def test_prediction_types_without_concat_conditioning(torch_cpu, prediction, cfg
 def test_prediction_type_and_cond_channels_refused():
     sigmas = schedules.euler_schedule(2).sigmas
     with pytest.raises(ValueError, match="prediction_type"):
-        _C.Sampler(1, 2, 4, 3, 3, sigmas, prediction_type="x0")
+        schedules.euler_steps(sigmas, "x0")
     with pytest.raises(ValueError, match="cond_channels"):
-        _C.Sampler(1, 2, 4, 3, 3, sigmas, cond_channels=3)
+        _C.Sampler(1, 2, 4, 3, 3, 3)
