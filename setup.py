@@ -1,5 +1,6 @@
-"""Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32) and, when nvcc is found,
-svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
+"""Builds svdc._C (csrc/ + kernels/cpu/, OpenMP, OpenBLAS from scipy-openblas32; the CPU kernels twice, for any
+x86-64 and with AVX2+FMA, chosen at run time), svdc._C_testing (the op-test
+surface of tests and benchmarks, csrc/testing/) and, when nvcc is found, svdc._C_cuda (kernels/cuda/*.cu compiled to objects by nvcc inside build_ext, linked with cudart [+ cuBLAS]).
 
 SVDC_CUDA=auto (default) builds the CUDA module when nvcc and the toolkit headers are found, and falls back to a
 CPU-only build (with a message) when that build fails; 1 requires it (a failure stops the build); 0 never builds it.
@@ -82,9 +83,17 @@ def find_cublas(cuda_home):
 
 C_FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-fopenmp", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas"]
 if os.environ.get("SVDC_NATIVE", "0") == "1":
-    C_FLAGS.append("-march=native")  # opt-in: wheels must run on any x86-64
-else:
-    C_FLAGS += ["-mavx2", "-mfma"] if os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1" else []
+    C_FLAGS.append("-march=native")  # opt-in: the build then runs only on CPUs like this one
+# Everything is compiled for any x86-64. The CPU kernel files (kernels/cpu, but blas.c and backend_cpu.c) are
+# compiled a second time with AVX2+FMA as the "avx2" variant (SVDC_AVX2=1, the default on x86-64); backend_cpu.c
+# picks the variant at run time from the CPU's features (SVDC_CPU_KERNELS=baseline|avx2|auto overrides).
+for _name in ("SVDC_AVX2", "SVDC_NATIVE"):
+    if os.environ.get(_name, "0") not in ("0", "1"):
+        sys.exit(f"{_name} must be 0 or 1, got {os.environ[_name]!r}")
+BUILD_AVX2 = os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1"
+CPU_VARIANT_SOURCES = [s for s in rel_sources("kernels/cpu/*.c")
+                       if Path(s).name not in ("blas.c", "backend_cpu.c")]
+AVX2_FLAGS = ["-mavx2", "-mfma"]
 
 openblas_lib = scipy_openblas32.get_lib_dir()
 # The version lives in svdc/_version.py only; the C core gets it as SVDC_VERSION.
@@ -99,12 +108,22 @@ cpu_extension = Extension(
     libraries=[scipy_openblas32.get_library()],
     # No runtime_library_dirs: pip builds in a temporary environment that is deleted afterwards; svdc/_native.py
     # loads OpenBLAS from the installed scipy-openblas32 wheel before svdc._C instead.
-    define_macros=[("SVDC_VERSION", f'"{VERSION}"')],
+    define_macros=[("SVDC_VERSION", f'"{VERSION}"'), ("SVDC_CPU_VARIANT", "baseline")]
+    + ([("SVDC_CPU_HAVE_AVX2", "1")] if BUILD_AVX2 else []),
     extra_compile_args=C_FLAGS,
     extra_link_args=["-fopenmp"],
 )
 
-extensions = [cpu_extension]
+# The op-test surface (tests and benchmarks only): no core file and no library; its svdc_* symbols resolve against
+# svdc._C at load time, which svdc._native.testing_ops() makes global first (one core, one registry, one emu state).
+testing_extension = Extension(
+    "svdc._C_testing",
+    sources=rel_sources("csrc/testing/*.c"),
+    include_dirs=["csrc/include", "csrc/core", numpy.get_include()],
+    extra_compile_args=C_FLAGS,
+)
+
+extensions = [cpu_extension, testing_extension]
 
 mode = os.environ.get("SVDC_CUDA", "auto").lower()
 if mode not in ("auto", "0", "1"):
@@ -164,7 +183,8 @@ if cuda_home is not None:
 
 
 class BuildExt(build_ext):
-    """Compiles .cu sources with nvcc into objects and hands them to the normal link step."""
+    """Compiles .cu sources with nvcc, and the avx2 variant of the CPU kernels, into objects and hands them to the
+    normal link step."""
 
     skipped = ()  # extensions whose build failed and was allowed to (SVDC_CUDA=auto)
 
@@ -189,18 +209,34 @@ class BuildExt(build_ext):
             self.extensions = kept
 
     def _build(self, ext):
+        # Objects built here (the avx2 kernel variant, nvcc's) are invisible to setuptools' freshness check, which
+        # sees only the .c sources: when any was rebuilt, relink.
+        relink = ext.name == "svdc._C" and BUILD_AVX2 and self._add_avx2_variant(ext)
         cu_sources = [s for s in ext.sources if s.endswith(".cu")]
         if cu_sources:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
             ext.extra_objects = list(ext.extra_objects or []) + self._nvcc_compile(ext, cu_sources)
-            # The objects were just rebuilt and setuptools' freshness check sees only the .c sources: always relink.
-            force, self.force = self.force, True
-            try:
-                super().build_extension(ext)
-            finally:
-                self.force = force
-            return
+            relink = True
+        target = self.get_ext_fullpath(ext.name)
+        if relink and os.path.exists(target):
+            os.remove(target)  # per extension, unlike self.force (build_ext -j builds extensions in threads)
         super().build_extension(ext)
+
+    def _add_avx2_variant(self, ext):
+        """Compiles the CPU kernel files again with AVX2+FMA as the avx2 variant (their own folder, their own symbol
+        names: SVDC_CPU_VARIANT=avx2) and links them into ext. Objects newer than every kernel source and header are
+        reused. Returns whether any was compiled."""
+        out_dir = str(Path(self.build_temp) / "avx2")
+        macros = [m for m in ext.define_macros if m[0] != "SVDC_CPU_VARIANT"] + [("SVDC_CPU_VARIANT", "avx2")]
+        inputs = CPU_VARIANT_SOURCES + rel_sources("kernels/cpu/*.h", "csrc/core/*.h", "csrc/include/*.h")
+        newest = max(os.path.getmtime(p) for p in inputs)
+        objects = self.compiler.object_filenames(CPU_VARIANT_SOURCES, output_dir=out_dir)
+        stale = not all(os.path.exists(o) and os.path.getmtime(o) >= newest for o in objects)
+        if stale:
+            objects = self.compiler.compile(CPU_VARIANT_SOURCES, output_dir=out_dir, macros=macros,
+                                            include_dirs=ext.include_dirs, extra_postargs=C_FLAGS + AVX2_FLAGS)
+        ext.extra_objects = [o for o in (ext.extra_objects or []) if o not in objects] + list(objects)
+        return stale
 
     def _nvcc_compile(self, ext, sources):
         archs = os.environ.get("SVDC_CUDA_ARCHS", "80;90").split(";")

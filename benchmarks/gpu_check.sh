@@ -9,7 +9,8 @@
 #   5. the GEMM-using tests again without cuBLAS (SVDC_CUDA_NO_CUBLAS=1: the fallback kernel)
 #   6. the full SVD UNet forward beside diffusers on the same GPU, and the tiny pipeline cuda vs cpu
 #      (benchmarks/unet_cuda.py)
-#   7. compute-sanitizer memcheck and racecheck over the main kernels (attention tiled/rows, group norm, conv2d)
+#   7. compute-sanitizer memcheck and racecheck over the main kernels (attention tiled/wide/rows, group norm,
+#      conv2d, conv_temporal)
 #   8. op benchmarks in bf16 and fp16 beside torch (benchmarks/ops_cuda.py)
 # Results in $OUT (8 files at most): gpu_check.md (the summary: copy it to benchmarks/results/), build.log,
 # smoke.log, pytest.log, sanitizer.log, ops_cuda_bf16.md, ops_cuda_fp16.md, unet_cuda.md.
@@ -149,7 +150,7 @@ if can_run "SVD UNet forward beside diffusers" 100; then
 fi
 
 # ---- 7. compute-sanitizer (memcheck, racecheck) over the main kernels ----
-SAN_TESTS=(tests/cuda/test_cuda_ops.py -k "(attention or group_norm or conv2d) and fp16")
+SAN_TESTS=(tests/cuda/test_cuda_ops.py -k "(attention or group_norm or conv2d or conv_temporal) and fp16")
 sanitize() {  # tool, seconds
     can_run "compute-sanitizer $1" "$2" || return 0
     echo "==== $1" >>"$OUT/sanitizer.log"
@@ -157,7 +158,7 @@ sanitize() {  # tool, seconds
         "${SAN_TESTS[@]}" >>"$OUT/sanitizer.log" 2>&1
     local rc=$?
     case $rc in
-        0) note "- compute-sanitizer $1 (attention, group_norm, conv2d in fp16): clean" ;;
+        0) note "- compute-sanitizer $1 (attention incl. the wide D > 128 kernel, group_norm, conv2d, conv_temporal in fp16): clean" ;;
         99) note "- compute-sanitizer $1: ERRORS (kernel and file:line in sanitizer.log)"; STATUS=1 ;;
         124) note "- compute-sanitizer $1: timed out ($2 s), inconclusive" ;;
         *) note "- compute-sanitizer $1: exit $rc (tool or test failure; see sanitizer.log)" ;;

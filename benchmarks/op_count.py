@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import commit, machine  # noqa: E402
 
 import svdc  # noqa: E402
-from svdc._native import _C  # noqa: E402
+from svdc._native import _C, testing_ops  # noqa: E402
 from svdc.configs import unet as unet_configs  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def count(frames: int, height: int, width: int, preset: str = "svd_xt", chunk_bu
     cfg = unet_configs.preset(preset)
     native = unet_configs.to_native(cfg)
     shapes = _C.UNet.weight_shapes(native)
-    ops = _C._ops
+    ops = testing_ops()
     ops.emu_set_dry_run(True)
     ops.emu_set_chunk_budget(chunk_budget)
     try:

@@ -214,7 +214,31 @@ def _generation_options(p: argparse.ArgumentParser, output_default: str | None) 
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose parsers live in other modules (curation alone costs ~0.5 s of imports): a run of another command
+# imports none of them, so its argument errors stay fast; help and unknown commands import them all.
+_OTHER_MODULE_COMMANDS = {"txt2img": "text", "txt2vid": "text", "curate": "curate", "batch": "batch"}
+
+
+def _add_other_module_parsers(sub, command: str | None) -> None:
+    wanted = {_OTHER_MODULE_COMMANDS[command]} if command in _OTHER_MODULE_COMMANDS else \
+        set() if command in sub.choices else set(_OTHER_MODULE_COMMANDS.values())
+    if "text" in wanted:
+        from .text_cli import add_parsers as add_text_parsers
+
+        add_text_parsers(sub, _generation_options)
+    if "curate" in wanted:
+        from .curation.cli import add_parser as add_curate_parser
+
+        add_curate_parser(sub)
+    if "batch" in wanted:
+        from .runner.cli import add_batch_parser
+
+        add_batch_parser(sub)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; `command` (the first argument) limits the parsers imported from other modules to its own (None:
+    all of them)."""
     parser = argparse.ArgumentParser(prog="svdc", description="Stable Video Diffusion in C/CUDA.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="build information and a PASS/FAIL line per backend")
@@ -262,20 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--prompt", default=None, help="the txt2vid workflow's prompt")
     p_demo.set_defaults(func=_cmd_demo)
 
-    from .text_cli import add_parsers as add_text_parsers
-
-    add_text_parsers(sub, _generation_options)
-
-    from .curation.cli import add_parser as add_curate_parser
-    from .runner.cli import add_batch_parser
-
-    add_curate_parser(sub)
-    add_batch_parser(sub)
+    _add_other_module_parsers(sub, command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    args = build_parser(command).parse_args(argv)
     from . import SvdcError
 
     try:

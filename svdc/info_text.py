@@ -1,6 +1,7 @@
 """`svdc info`: renders svdc.info()'s data (svdc/runtime.py) with the Python side of the installation, for bug
-reports: versions, install path, build flags, BLAS and threads, CUDA, and one line per backend where a backend this
-build does not contain reads "not built" rather than FAIL."""
+reports: versions, install path, the SIMD kernels built and the one selected for this CPU, BLAS and threads, the CUDA
+toolkit and architectures, one line per backend and the table of which models run on which device, where a backend
+this build does not contain reads "not built" rather than FAIL."""
 # (Not named svdc/info.py: that module would shadow the function svdc.info.)
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sys
 # Keys of svdc.info() shown as "name: value" lines, in this order, when present (newer builds report more).
 _BUILD_KEYS = (
     ("compiler", "compiler"),
-    ("simd", "SIMD flags"),
+    ("simd", "SIMD (build)"),
+    ("cpu_features", "SIMD (this CPU)"),
+    ("cpu_kernels", "CPU kernels selected"),
     ("openmp", "OpenMP"),
     ("openmp_threads", "OpenMP threads"),
     ("blas", "BLAS"),
@@ -52,6 +55,8 @@ def render(data: dict | None = None) -> str:
         if key in data:
             value = data[key]
             lines.append(f"  {label}: {value.strip() if isinstance(value, str) else value}")
+        elif key == "cuda_toolkit" and not cuda_built():
+            lines.append(f"  {label}: not built")
     lines.append("  backends:")
     for name, status in data.get("backends", {}).items():
         lines.append(f"    {name}: {backend_line(name, status)}")
@@ -59,7 +64,17 @@ def render(data: dict | None = None) -> str:
         lines.append(f"    {name} build: {line}")
     models = data.get("models")
     if models:
-        lines.append("  models (device: models that run there):")
-        for device, names in models.items():
-            lines.append(f"    {device}: {', '.join(names) if not isinstance(names, str) else names}")
+        lines.append("  models (on each device, checked against the CPU with tiny random weights):")
+        names = sorted({n for cells in models.values() if isinstance(cells, dict) for n in cells})
+        width = max([len(d) for d in models] + [6])
+        lines.append(("    " + "device".ljust(width) + "  " + "  ".join(n.ljust(12) for n in names)).rstrip())
+        notes = []
+        for device, cells in models.items():
+            if isinstance(cells, dict):
+                marks = [("ok" if cells.get(n) == "PASS" else "FAIL" if n in cells else "-").ljust(12) for n in names]
+                lines.append("    " + device.ljust(width) + "  " + "  ".join(marks).rstrip())
+                notes += [f"{device} {n}: {cell}" for n, cell in cells.items() if cell != "PASS"]
+            else:  # the device cannot run anything: the backend's line says why
+                lines.append("    " + device.ljust(width) + "  " + backend_line(device, cells))
+        lines += [f"    {note}" for note in notes]
     return "\n".join(lines)

@@ -1,10 +1,13 @@
 /* arena.c — chunked stack allocator for activations (see arena.h). Offsets are "logical": chunk i covers
- * [start_i, start_i + cap_i) and chunks are contiguous in that space, so a mark is a single number. */
+ * [start_i, start_i + cap_i) and chunks are contiguous in that space, so a mark is a single number. A measuring
+ * arena has one chunk: a large address-space reservation that nothing reads or writes. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include "arena.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend.h"
 #include "tensor.h"
@@ -12,6 +15,8 @@
 #define ARENA_ALIGN 256
 #define ARENA_MIN_CHUNK ((size_t)64 << 20)
 #define ARENA_MAX_CHUNKS 64
+/* Address space a measuring arena reserves (PROT_NONE, no memory behind it): the largest plan it can measure. */
+#define ARENA_MEASURING_SPAN ((size_t)1 << 40)
 
 typedef struct arena_chunk {
     char *base;
@@ -28,6 +33,7 @@ struct svdc_arena {
     size_t top;   /* logical offset of the first free byte */
     size_t peak;
     svdc_status last_status; /* why the last failed allocation failed (SVDC_ERR_MEMORY or a device error) */
+    int measuring;           /* chunks[0] is an ARENA_MEASURING_SPAN reservation; the backend is never called */
 };
 
 svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int device) {
@@ -40,13 +46,34 @@ svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int d
     return SVDC_OK;
 }
 
+svdc_status svdc_arena_init_measuring(svdc_arena **out, int device) {
+    *out = NULL;
+    void *span = mmap(NULL, ARENA_MEASURING_SPAN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (span == MAP_FAILED)
+        return svdc_fail(SVDC_ERR_MEMORY, "arena: cannot reserve %zu bytes of address space for a measuring pass",
+                         ARENA_MEASURING_SPAN);
+    svdc_arena *a = calloc(1, sizeof *a);
+    if (!a) {
+        munmap(span, ARENA_MEASURING_SPAN);
+        return svdc_fail(SVDC_ERR_MEMORY, "arena: cannot allocate %zu bytes of host memory", sizeof *a);
+    }
+    a->device = device;
+    a->measuring = 1;
+    a->chunks[0] = (arena_chunk){span, 0, ARENA_MEASURING_SPAN};
+    a->num_chunks = 1;
+    *out = a;
+    return SVDC_OK;
+}
+
 static void free_chunks_from(svdc_arena *a, int first) {
+    if (a->measuring) return; /* its one reservation goes in svdc_arena_free */
     for (int i = first; i < a->num_chunks; i++) a->backend->free(a->device, a->chunks[i].base);
     if (first < a->num_chunks) a->num_chunks = first;
 }
 
 void svdc_arena_free(svdc_arena *arena) {
     if (!arena) return;
+    if (arena->measuring) munmap(arena->chunks[0].base, ARENA_MEASURING_SPAN);
     free_chunks_from(arena, 0);
     free(arena);
 }
@@ -81,6 +108,12 @@ void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
             a->top = a->chunks[a->current].start + bytes;
             if (a->top > a->peak) a->peak = a->top;
             return a->chunks[a->current].base;
+        }
+        if (a->measuring) {
+            a->last_status = SVDC_ERR_MEMORY;
+            svdc_fail(SVDC_ERR_MEMORY, "arena: a measuring pass needs more than %zu bytes on device %d",
+                      ARENA_MEASURING_SPAN, a->device);
+            return NULL;
         }
         /* Too small or absent: drop what follows and add a chunk big enough. */
         free_chunks_from(a, a->current + 1);
@@ -160,6 +193,7 @@ svdc_status svdc_arena_last_status(const svdc_arena *a) { return a->last_status 
 
 svdc_status svdc_arena_reserve(svdc_arena *a, size_t bytes) {
     bytes = align_up(bytes ? bytes : 1);
+    if (a->measuring) return svdc_fail(SVDC_ERR_INTERNAL, "arena: reserve on a measuring arena");
     if (a->num_chunks == 1 && a->chunks[0].cap >= bytes) return SVDC_OK;
     svdc_arena_trim(a);
     char *base = a->backend->alloc(a->device, bytes);

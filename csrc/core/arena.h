@@ -12,6 +12,9 @@ typedef struct svdc_backend svdc_backend;
 typedef struct svdc_arena svdc_arena;
 
 svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int device);
+/* A measuring arena for a planning pass (plan.h): it hands out addresses of a PROT_NONE reservation (never backed,
+ * never readable), never calls the backend, and its peak is what a real call of the same work needs. */
+svdc_status svdc_arena_init_measuring(svdc_arena **out, int device);
 void svdc_arena_free(svdc_arena *arena); /* NULL is a no-op; returns every chunk to the device */
 
 /* 256-byte aligned; NULL (with SVDC_ERR_MEMORY and a message naming bytes and device) when the device is out of

@@ -12,7 +12,7 @@
 #include "ops.h"
 
 /* Bumped when the non-op part of the table changes; the op part is checked through op_signature. */
-#define SVDC_BACKEND_ABI_VERSION 2
+#define SVDC_BACKEND_ABI_VERSION 3
 
 /* What the core lends a backend built as a separate module: the one thread-local error buffer and scratch memory
  * from the calling context's arena. Handed over by the registry (attach) before the backend is used. */
@@ -35,6 +35,12 @@ struct svdc_backend {
     /* Bytes of one op's working set the model code should aim for when it splits a layer into chunks (the CPU's
      * cache-friendly size); 0 = no limit, issue one op per layer (a GPU: fewer, larger launches). */
     size_t chunk_budget;
+    /* The ops whose kernels take scratch from the context's arena (bit SVDC_OP_BIT(name)). A measuring pass (plan.h)
+     * still calls them: they take their scratch as a real call would, release it and return without touching any
+     * tensor, so the plan includes it. Zero where scratch never comes from the device arena (cpu, emu). */
+    unsigned long long scratch_ops;
+    /* 1 only in a measuring table (plan.h): device memory is address space only and nothing may be launched. */
+    int measuring;
 
     /* Called once by the registry before first use (NULL when the backend is built into the core). */
     svdc_status (*attach)(const svdc_core_services *core);

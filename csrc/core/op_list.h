@@ -63,4 +63,9 @@
 #define SVDC_OP_ONE_(name, params, args) +1
 enum { SVDC_OP_COUNT = 0 SVDC_OP_LIST(SVDC_OP_ONE_) };
 
+/* SVDC_OP_INDEX_<name>: an op's position in the list; SVDC_OP_BIT(name) its bit in a set of ops. */
+#define SVDC_OP_INDEX_ENTRY_(name, params, args) SVDC_OP_INDEX_##name,
+enum { SVDC_OP_LIST(SVDC_OP_INDEX_ENTRY_) SVDC_OP_INDEX_END_ };
+#define SVDC_OP_BIT(name) (1ULL << SVDC_OP_INDEX_##name)
+
 #endif

@@ -8,7 +8,9 @@
 
 #include "../core/arena.h"
 #include "../core/device.h"
+#include "../core/plan.h"
 #include "../core/transfer.h"
+#include "../core/try.h"
 
 /* Frees everything the object holds and leaves it unusable. */
 static void model_clear(svdc_py_model *self) {
@@ -89,35 +91,55 @@ int svdc_py_model_ready(svdc_py_model *self) {
     return 0;
 }
 
-/* Runs the call with the staged I/O (see model_object.h); the lock is held, the GIL released. */
-static svdc_status run_staged(svdc_py_model *self, svdc_py_model_call call, void *args, svdc_tensor *const *in,
-                              int nin, svdc_tensor *const *out, int nout) {
+/* Runs the call in `ctx` with the staged I/O (see model_object.h); the lock is held, the GIL released. */
+static svdc_status run_staged(svdc_py_model *self, const svdc_ctx *ctx, svdc_py_model_call call, void *args,
+                              svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout) {
     enum { MAX_IO = 8 };
     if (nin > MAX_IO || nout > MAX_IO) return svdc_fail(SVDC_ERR_INTERNAL, "model call: more than %d inputs", MAX_IO);
     svdc_tensor host_in[MAX_IO], host_out[MAX_IO];
     for (int i = 0; i < nin; i++) host_in[i] = *in[i];
     for (int o = 0; o < nout; o++) host_out[o] = *out[o];
     svdc_status s = SVDC_OK;
-    for (int i = 0; i < nin && !s; i++) s = svdc_transfer_upload(&self->ctx, &host_in[i], host_in[i].dtype, in[i]);
-    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_output(&self->ctx, &host_out[o], host_out[o].dtype, out[o]);
-    if (!s) s = call(&self->ctx, self->model, args);
-    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_download(&self->ctx, out[o], &host_out[o]);
+    svdc_ctx call_ctx = *ctx; /* the call takes a mutable context */
+    for (int i = 0; i < nin && !s; i++) s = svdc_transfer_upload(ctx, &host_in[i], host_in[i].dtype, in[i]);
+    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_output(ctx, &host_out[o], host_out[o].dtype, out[o]);
+    if (!s) s = call(&call_ctx, self->model, args);
+    for (int o = 0; o < nout && !s; o++) s = svdc_transfer_download(ctx, out[o], &host_out[o]);
     for (int i = 0; i < nin; i++) *in[i] = host_in[i];
     for (int o = 0; o < nout; o++) *out[o] = host_out[o];
+    return s;
+}
+
+/* The measuring pass (core/plan.h): the same call and staging against the backend's measuring table and a
+ * measuring arena; *peak is the device arena the real call needs. */
+static svdc_status measure_call(svdc_py_model *self, svdc_py_model_call call, void *args, svdc_tensor *const *in,
+                                int nin, svdc_tensor *const *out, int nout, size_t *peak) {
+    svdc_backend measuring;
+    svdc_plan_backend(self->ctx.backend, &measuring);
+    svdc_ctx ctx = {&measuring, NULL, self->ctx.device};
+    SVDC_TRY(svdc_arena_init_measuring(&ctx.arena, self->ctx.device));
+    svdc_status s = run_staged(self, &ctx, call, args, in, nin, out, nout);
+    *peak = svdc_arena_peak(ctx.arena);
+    svdc_arena_free(ctx.arena);
     return s;
 }
 
 svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
                                  svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout) {
     svdc_status s;
-    size_t peak = 0;
+    size_t peak = 0, planned = 0;
     const int on_host = self->ctx.backend == svdc_backend_cpu();
     Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
     svdc_arena *arena = self->ctx.arena;
     const size_t reserved_before = svdc_arena_reserved(arena);
     svdc_arena_reset(arena);
     svdc_arena_reset_peak(arena);
-    s = run_staged(self, call, args, in, nin, out, nout);
+    /* On a device: measure first and hold the peak in one block before anything runs, so the call neither
+     * allocates nor frees device memory (no cudaFree mid-forward; a precondition for CUDA graphs). A larger block
+     * held from an earlier call is kept. */
+    s = on_host ? SVDC_OK : measure_call(self, call, args, in, nin, out, nout, &planned);
+    if (!s && !on_host) s = svdc_arena_reserve(arena, planned);
+    if (!s) s = run_staged(self, &self->ctx, call, args, in, nin, out, nout);
     peak = svdc_arena_peak(arena);
     svdc_arena_reset(arena);
     if (on_host) {
@@ -134,13 +156,16 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
             }
         }
     } else if (svdc_arena_num_chunks(arena) > 1) {
-        /* One block at the measured peak: the next call of these shapes allocates and frees nothing (no
-         * cudaFree mid-forward; a precondition for capturing the call in a CUDA graph). */
+        /* The call outgrew its plan (a kernel that takes arena scratch without declaring it in scratch_ops): one
+         * block at the measured peak for the next call. */
         svdc_arena_trim(arena);
         svdc_arena_reserve(arena, peak); /* on failure the next call allocates as it goes */
     }
     PyThread_release_lock(self->lock);
-    Py_END_ALLOW_THREADS if (record_peak) self->last_peak = peak;
+    Py_END_ALLOW_THREADS if (record_peak) {
+        self->last_peak = peak;
+        self->last_planned = planned;
+    }
     return s;
 }
 
@@ -186,6 +211,11 @@ PyObject *svdc_py_model_get_device(PyObject *self, void *closure) {
     svdc_py_model *m = (svdc_py_model *)self;
     if (!svdc_py_model_ready(m)) return NULL;
     return PyUnicode_FromString(m->device);
+}
+
+PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSize_t(((svdc_py_model *)self)->last_planned);
 }
 
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure) {

@@ -29,6 +29,7 @@ typedef struct {
     svdc_ctx ctx;
     PyThread_type_lock lock; /* one call at a time per object: the arena is per object */
     size_t last_peak;        /* arena high-water mark of the last call that records it, bytes */
+    size_t last_planned;     /* what its measuring pass planned (device backends; 0 on the CPU), bytes */
     PyObject *config;        /* a dict copy of the config it was built from */
     char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
 } svdc_py_model;
@@ -52,9 +53,10 @@ svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void
 
 /* svdc_py_model_run with host I/O: the host tensors *in[i] are uploaded to the model's device (and *out[o] given
  * device buffers) for the call, which sees the device views through the same pointers; the outputs are copied back
- * and every tensor is restored to its host view before returning. On the CPU nothing is copied. On a device the
- * arena is then reserved at the call's peak in one block, so later calls of the same shapes neither allocate nor
- * free device memory; a failed call leaves the arena as it was before the call. */
+ * and every tensor is restored to its host view before returning. On the CPU nothing is copied. On a device a
+ * measuring pass (core/plan.h) first sizes the call and the arena is reserved at that peak in one block before the
+ * call runs, so the call itself neither allocates nor frees device memory; a failed call leaves the arena as it was
+ * before the call. */
 svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
                                  svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout);
 /* The (array, count) pair of run_io's in/out: SVDC_PY_IO(&x, &y) */
@@ -74,6 +76,7 @@ PyObject *svdc_py_model_get_num_parameters(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_config(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_device(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure);
 
 /* The getset entries every model type has (put first in its PyGetSetDef table). */
 #define SVDC_PY_MODEL_GETSET                                                                                         \
@@ -81,6 +84,8 @@ PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure);
         {"num_parameters", svdc_py_model_get_num_parameters, NULL, "number of weights (elements)", NULL},            \
         {"config", svdc_py_model_get_config, NULL, "a copy of the config dict it was built from", NULL},           \
         {"device", svdc_py_model_get_device, NULL, "the device it lives on ('cpu', 'emu:0', 'cuda:0')", NULL},     \
-        {"arena_reserved_bytes", svdc_py_model_get_arena_reserved, NULL, "device memory its arena holds", NULL}
+        {"arena_reserved_bytes", svdc_py_model_get_arena_reserved, NULL, "device memory its arena holds", NULL},   \
+        {"last_planned_bytes", svdc_py_model_get_last_planned, NULL,                                                \
+         "device arena the measuring pass of the last call planned (reserved before it ran), bytes", NULL}
 
 #endif

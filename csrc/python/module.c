@@ -8,6 +8,7 @@
 #endif
 
 #include "../../kernels/cpu/blas.h"
+#include "../../kernels/cpu/kernels.h"
 #include "../core/device.h"
 #include "registry.h"
 
@@ -18,7 +19,10 @@ static PyObject *build_info(PyObject *self, PyObject *noargs) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    return Py_BuildValue("{s:s, s:s, s:s, s:i, s:O, s:s}", "version", SVDC_VERSION, "compiler",
+    return Py_BuildValue("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:s}", "version", SVDC_VERSION,
+                         "cpu_kernels", svdc_cpu_kernels_selected(), "cpu_kernels_built", svdc_cpu_kernels_built(),
+                         "cpu_kernels_reason", svdc_cpu_kernels_reason(), "cpu_features", svdc_cpu_features(),
+                         "compiler",
 #if defined(__clang__)
                          "clang " __clang_version__,
 #elif defined(__GNUC__)

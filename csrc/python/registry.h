@@ -7,7 +7,6 @@
 
 typedef int (*svdc_py_registrar)(PyObject *module);
 
-int svdc_py_register_ops(PyObject *module);           /* py_ops.c: svdc._C._ops, the private op test surface */
 int svdc_py_register_generator(PyObject *module);     /* py_generator.c: svdc._C.Generator (torch-compatible noise) */
 int svdc_py_register_sampler(PyObject *module);       /* py_sampler.c: svdc._C.Sampler (Euler/EDM/CFG steps) */
 int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svdc._C.ImageEncoder */
@@ -17,7 +16,6 @@ int svdc_py_register_curation(PyObject *module);      /* py_curation.c: svdc._C.
 int svdc_py_register_text_encoder(PyObject *module);  /* py_text_encoder.c: svdc._C.TextEncoder */
 
 static const svdc_py_registrar svdc_py_registrars[] = {
-    svdc_py_register_ops,
     svdc_py_register_generator,
     svdc_py_register_sampler,
     svdc_py_register_image_encoder,

@@ -96,7 +96,7 @@ static void attention_block(const float *q, const float *k, const float *v, floa
     }
 }
 
-svdc_status svdc_cpu_attention(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
+svdc_status SVDC_CPU_KERNEL(attention)(const svdc_ctx *ctx, const svdc_tensor *q, const svdc_tensor *k, const svdc_tensor *v,
                                int num_heads, float scale, int causal, svdc_tensor *y) {
     const int64_t B = q->shape[0], Lq = q->shape[1], E = q->shape[2], Lk = k->shape[1];
     const int64_t H = num_heads, D = E / H;

@@ -247,7 +247,7 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
+svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                             const svdc_conv2d_params *p, svdc_tensor *y) {
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     const int64_t O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
@@ -309,7 +309,7 @@ svdc_status svdc_cpu_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const svd
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
+svdc_status SVDC_CPU_KERNEL(conv_temporal)(const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w,
                                    const svdc_tensor *b, svdc_tensor *y) {
     const int64_t N = x->shape[0], C = x->shape[1], S = x->shape[2] * x->shape[3], O = w->shape[0];
     const int64_t F = num_frames;

@@ -22,19 +22,19 @@ static void map_blocks(void (*fn)(const float *, float *, int64_t), const svdc_t
     }
 }
 
-svdc_status svdc_cpu_gelu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(gelu)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     map_blocks(svdc_vgelu, x, y);
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_silu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(silu)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     map_blocks(svdc_vsilu, x, y);
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(geglu)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const int64_t two_n = x->shape[x->ndim - 1], n = two_n / 2;
     const int64_t rows = n ? svdc_tensor_numel(y) / n : 0;
@@ -49,7 +49,7 @@ svdc_status svdc_cpu_geglu(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tenso
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *a, float beta, const svdc_tensor *b,
+svdc_status SVDC_CPU_KERNEL(axpby)(const svdc_ctx *ctx, float alpha, const svdc_tensor *a, float beta, const svdc_tensor *b,
                            svdc_tensor *y) {
     (void)ctx;
     const int64_t n = svdc_tensor_numel(a);
@@ -68,7 +68,7 @@ svdc_status svdc_cpu_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(mul)(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y) {
     (void)ctx;
     const int64_t n = svdc_tensor_numel(a);
     const float *ad = a->data, *bd = b->data;
@@ -78,7 +78,7 @@ svdc_status svdc_cpu_mul(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_t
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
+svdc_status SVDC_CPU_KERNEL(add_channel_bias)(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
                                       svdc_tensor *y) {
     (void)ctx;
     const int64_t NC = x->shape[0] * x->shape[1];
@@ -96,7 +96,7 @@ svdc_status svdc_cpu_add_channel_bias(const svdc_ctx *ctx, const svdc_tensor *x,
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(add_token_bias)(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *v, svdc_tensor *y) {
     (void)ctx;
     const int64_t N = x->shape[0], L = x->shape[1], C = x->shape[2];
     const float *xd = x->data, *vd = v->data;
@@ -111,7 +111,7 @@ svdc_status svdc_cpu_add_token_bias(const svdc_ctx *ctx, const svdc_tensor *x, c
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_fill(const svdc_ctx *ctx, svdc_tensor *y, float value) {
+svdc_status SVDC_CPU_KERNEL(fill)(const svdc_ctx *ctx, svdc_tensor *y, float value) {
     (void)ctx;
     const int64_t n = svdc_tensor_numel(y);
     float *yd = y->data;
@@ -120,14 +120,14 @@ svdc_status svdc_cpu_fill(const svdc_ctx *ctx, svdc_tensor *y, float value) {
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_copy(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(copy)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const size_t bytes = svdc_tensor_bytes(x);
     if (bytes) memcpy(y->data, x->data, bytes);
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, int *all_finite) {
+svdc_status SVDC_CPU_KERNEL(check_finite)(const svdc_ctx *ctx, const svdc_tensor *x, int *all_finite) {
     (void)ctx;
     const int64_t n = svdc_tensor_numel(x);
     const float *xd = x->data;
@@ -196,7 +196,7 @@ static inline float load_as_f32(const void *p, svdc_dtype dt, int64_t i) {
     }
 }
 
-svdc_status svdc_cpu_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(convert)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const int64_t n = svdc_tensor_numel(x);
     const svdc_dtype from = x->dtype, to = y->dtype;
@@ -217,7 +217,7 @@ svdc_status svdc_cpu_convert(const svdc_ctx *ctx, const svdc_tensor *x, svdc_ten
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(timestep_embedding)(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y) {
     (void)ctx;
     const int64_t N = t->shape[0];
     const int half = dim / 2;

@@ -5,7 +5,7 @@
 #include "blas.h"
 #include "kernels.h"
 
-svdc_status svdc_cpu_linear(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
+svdc_status SVDC_CPU_KERNEL(linear)(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *w, const svdc_tensor *b,
                             svdc_tensor *y) {
     (void)ctx;
     const int64_t K = x->shape[x->ndim - 1];

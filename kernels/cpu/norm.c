@@ -39,7 +39,7 @@ static inline void shifted_moments(const float *x, int64_t n, float shift, doubl
     *sumsq += q;
 }
 
-svdc_status svdc_cpu_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+svdc_status SVDC_CPU_KERNEL(group_norm)(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
                                 const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
                                 svdc_tensor *y) {
     (void)ctx;
@@ -82,7 +82,7 @@ svdc_status svdc_cpu_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int n
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
+svdc_status SVDC_CPU_KERNEL(layer_norm)(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
                                 const svdc_tensor *beta, float eps, svdc_tensor *y) {
     (void)ctx;
     const int64_t D = x->shape[x->ndim - 1], rows = svdc_tensor_numel(x) / D;

@@ -3,7 +3,7 @@
 
 #include "kernels.h"
 
-svdc_status svdc_cpu_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(upsample_nearest2x)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     const float *xd = x->data;
@@ -19,7 +19,7 @@ svdc_status svdc_cpu_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b,
+svdc_status SVDC_CPU_KERNEL(concat_channels)(const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b,
                                      svdc_tensor *y) {
     (void)ctx;
     const int64_t N = a->shape[0];
@@ -36,7 +36,7 @@ svdc_status svdc_cpu_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, 
     return SVDC_OK;
 }
 
-svdc_status svdc_cpu_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
+svdc_status SVDC_CPU_KERNEL(permute_0213)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const int64_t A = x->shape[0], B = x->shape[1], C = x->shape[2], D = x->shape[3];
     const float *xd = x->data;

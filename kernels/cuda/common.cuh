@@ -104,6 +104,10 @@ static inline unsigned svdc_cuda_blocks(int64_t n, int threads) {
 // mark when done. NULL on failure with the arena's message set.
 static inline void *svdc_cuda_scratch(const svdc_ctx *ctx, size_t bytes) { return svdc_arena_alloc(ctx->arena, bytes); }
 
+// A measuring pass (core/plan.h): the ops of the table's scratch_ops take their scratch as a real call would and
+// return before any launch (the tensors are address space only).
+static inline bool svdc_cuda_measuring(const svdc_ctx *ctx) { return ctx->backend && ctx->backend->measuring; }
+
 // ---- GEMM (gemm.cu): row-major, strided-batched, fp32 accumulation, storage type `dtype` for A, B and C ----
 // C[b] (M x N, ldc) = alpha * A[b] (M x K, lda) * op(B[b]) + beta * C[b], op(B) = B (K x N, ldb) or, trans_b,
 // Bᵀ with B stored (N x K, ldb). beta == 0 never reads C. Strides in elements; batch >= 1.

@@ -1,7 +1,8 @@
 // conv.cu — 2-D convolution (any kernel, stride, asymmetric zero padding) and the temporal (3,1,1) convolution on
 // the GPU as GEMMs: a 1x1 stride-1 conv is one batched GEMM on the input as is; other kernels go through im2col in
 // bounded chunks from the arena (whole images when they fit the budget, else runs of output rows); the temporal conv
-// is three frame-shifted batched GEMMs accumulating into the output.
+// gathers the three frame taps of each image into one (3C, S) operand and runs one GEMM with K = 3C, so a 16-bit
+// output is accumulated in fp32 and rounded once.
 #include "common.cuh"
 
 #include <cstdlib>
@@ -43,14 +44,32 @@ __global__ void im2col_kernel(const T *__restrict__ x, T *__restrict__ col, int6
     }
 }
 
-// w (O, C, 3) -> wk (3, O, C): each tap becomes a row-major (O, C) matrix.
+// w (O, C, 3) -> wk (O, 3C): wk[o, k*C + c] = w[o, c, k], the row-major A of the K = 3C GEMM.
 template <typename T>
 __global__ void temporal_weight_kernel(const T *__restrict__ w, T *__restrict__ wk, int64_t O, int64_t C) {
     const int64_t n = 3 * O * C;
     for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
          idx += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t k = idx / (O * C), oc = idx % (O * C);
-        wk[idx] = w[oc * 3 + k];
+        const int64_t o = idx / (3 * C), kc = idx % (3 * C);
+        const int64_t k = kc / C, c = kc % C;
+        wk[idx] = w[(o * C + c) * 3 + k];
+    }
+}
+
+// col (nimg, 3C, S) for images [n0, n0 + nimg) of x (N, C, S) in videos of F frames:
+// col[img, k*C + c, s] = x[n + k - 1, c, s] with n = n0 + img, zero where frame n % F + k - 1 leaves the video.
+// One block per col row (grid-stride), threads over S.
+template <typename T>
+__global__ void temporal_gather_kernel(const T *__restrict__ x, T *__restrict__ col, int64_t C, int64_t S, int64_t F,
+                                       int64_t n0, int64_t rows) {
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        const int64_t c = row % C, t = row / C;
+        const int64_t k = t % 3, n = n0 + t / 3;
+        const int64_t f = n % F + k - 1;
+        const bool inside = f >= 0 && f < F;
+        const T *src = x + ((inside ? n + k - 1 : n) * C + c) * S;
+        T *dst = col + row * S;
+        for (int64_t s = threadIdx.x; s < S; s += blockDim.x) dst[s] = inside ? src[s] : from_f32<T>(0.0f);
     }
 }
 
@@ -67,11 +86,14 @@ svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const sv
     const svdc_dtype dt = y->dtype;
     const size_t es = svdc_dtype_width(dt);
     if (N == 0 || O == 0 || P == 0) return SVDC_OK;
-    if (b) SVDC_TRY(svdc_cuda_fill_bias(dev, b, y->data, N, O, P));
+    const bool direct = K == 0 || (kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+                                   p->pad_left == 0 && Ho == H && Wo == W);
+    const bool measuring = svdc_cuda_measuring(ctx); /* a measuring pass (core/plan.h): scratch only */
+    if (direct && measuring) return SVDC_OK;          /* no scratch */
+    if (b && !measuring) SVDC_TRY(svdc_cuda_fill_bias(dev, b, y->data, N, O, P));
     const float beta = b ? 1.0f : 0.0f;
 
-    if (K == 0 || (kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
-                   p->pad_left == 0 && Ho == H && Wo == W)) {
+    if (direct) {
         /* 1x1: y[n] (O, P) = w (O, C) · x[n] (C, P), one GEMM per image in a strided batch (w shared). */
         return svdc_cuda_gemm(dev, dt, 0, O, P, C, 1.0f, w->data, C, 0, x->data, P, C * P, beta, y->data, P, O * P,
                               N);
@@ -79,6 +101,16 @@ svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const sv
 
     const int64_t budget = im2col_budget_bytes() / (int64_t)es;
     const size_t mark = svdc_arena_mark(ctx->arena);
+    if (measuring) {
+        /* Take the im2col buffer the real call takes below, launch nothing. */
+        const int64_t nb = K * P <= budget ? (budget / (K * P) < N ? budget / (K * P) : N) : 0;
+        int64_t rows = nb ? 0 : budget / (K * Wo);
+        if (!nb && rows < 1) rows = 1;
+        if (rows > Ho) rows = Ho;
+        const void *col = svdc_cuda_scratch(ctx, (size_t)(nb ? nb * K * P : K * rows * Wo) * es);
+        svdc_arena_release(ctx->arena, mark);
+        return col ? SVDC_OK : SVDC_ERR_MEMORY;
+    }
     svdc_status s = SVDC_OK;
     const char *xd = static_cast<const char *>(x->data);
     char *yd = static_cast<char *>(y->data);
@@ -133,18 +165,25 @@ svdc_status svdc_cuda_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, i
     svdc_cuda_device *dev;
     SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
     const int64_t N = x->shape[0], C = x->shape[1], S = x->shape[2] * x->shape[3], O = w->shape[0];
-    const int64_t F = num_frames, videos = N / F;
+    const int64_t F = num_frames, K = 3 * C;
     const svdc_dtype dt = y->dtype;
     const size_t es = svdc_dtype_width(dt);
     if (N == 0 || O == 0 || S == 0) return SVDC_OK;
+    /* Images per chunk of the gathered operand (at least one, whatever the budget). */
+    int64_t nb = im2col_budget_bytes() / (int64_t)es / (K * S > 0 ? K * S : 1);
+    if (nb < 1) nb = 1;
+    if (nb > N) nb = N;
     const size_t mark = svdc_arena_mark(ctx->arena);
-    void *wk = svdc_cuda_scratch(ctx, (size_t)(3 * O * C + 1) * es);
-    if (!wk) return SVDC_ERR_MEMORY;
+    void *wk = svdc_cuda_scratch(ctx, (size_t)(O * K + 1) * es);
+    void *col = wk ? svdc_cuda_scratch(ctx, (size_t)(nb * K * S + 1) * es) : nullptr;
+    if (!col || svdc_cuda_measuring(ctx)) { /* a measuring pass (core/plan.h) only takes the scratch */
+        svdc_arena_release(ctx->arena, mark);
+        return col ? SVDC_OK : SVDC_ERR_MEMORY;
+    }
     svdc_status s = svdc_cuda_dispatch(dt, "conv_temporal", [&](auto tag) -> svdc_status {
         using T = decltype(tag);
-        const int64_t n = 3 * O * C;
-        if (n == 0) return SVDC_OK;
-        temporal_weight_kernel<T><<<svdc_cuda_blocks(n, 256), 256, 0, dev->stream>>>(
+        if (O * K == 0) return SVDC_OK;
+        temporal_weight_kernel<T><<<svdc_cuda_blocks(O * K, 256), 256, 0, dev->stream>>>(
             static_cast<const T *>(w->data), static_cast<T *>(wk), O, C);
         SVDC_CUDA_LAUNCHED(dev, "temporal_weight_kernel");
         return SVDC_OK;
@@ -152,20 +191,23 @@ svdc_status svdc_cuda_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, i
     if (s == SVDC_OK && b) s = svdc_cuda_fill_bias(dev, b, y->data, N, O, S);
     const char *xd = static_cast<const char *>(x->data);
     char *yd = static_cast<char *>(y->data);
-    const char *wkd = static_cast<const char *>(wk);
-    /* Centre tap first (every row, writes y when there is no bias): y[n] (O, S) (+)= w_1 (O, C) · x[n] (C, S). */
-    if (s == SVDC_OK)
-        s = svdc_cuda_gemm(dev, dt, 0, O, S, C, 1.0f, wkd + (size_t)(O * C) * es, C, 0, xd, S, C * S,
-                           b ? 1.0f : 0.0f, yd, S, O * S, N);
-    /* Per video: y[v, f] += w_0 · x[v, f - 1] for f >= 1, and y[v, f] += w_2 · x[v, f + 1] for f <= F - 2. */
-    for (int64_t v = 0; v < videos && F > 1 && s == SVDC_OK; v++) {
-        const int64_t r0 = v * F;
-        s = svdc_cuda_gemm(dev, dt, 0, O, S, C, 1.0f, wkd, C, 0, xd + (size_t)(r0 * C * S) * es, S, C * S, 1.0f,
-                           yd + (size_t)((r0 + 1) * O * S) * es, S, O * S, F - 1);
+    /* Per chunk: col (cnt, 3C, S) = the three taps of each image; y[n] (O, S) (+)= wk (O, 3C) · col[n] (3C, S) as
+     * one strided batch: all three taps accumulate in fp32 inside one GEMM and y is rounded once. */
+    for (int64_t n0 = 0; n0 < N && s == SVDC_OK; n0 += nb) {
+        const int64_t cnt = N - n0 < nb ? N - n0 : nb;
+        const int64_t rows = cnt * K;
+        const int threads = S >= 256 ? 256 : S > 64 ? 128 : 64;
+        s = svdc_cuda_dispatch(dt, "conv_temporal", [&](auto tag) -> svdc_status {
+            using T = decltype(tag);
+            if (K == 0) return SVDC_OK;
+            temporal_gather_kernel<T><<<(unsigned)(rows < (1 << 20) ? rows : (1 << 20)), threads, 0, dev->stream>>>(
+                reinterpret_cast<const T *>(xd), static_cast<T *>(col), C, S, F, n0, rows);
+            SVDC_CUDA_LAUNCHED(dev, "temporal_gather_kernel");
+            return SVDC_OK;
+        });
         if (s == SVDC_OK)
-            s = svdc_cuda_gemm(dev, dt, 0, O, S, C, 1.0f, wkd + (size_t)(2 * O * C) * es, C, 0,
-                               xd + (size_t)((r0 + 1) * C * S) * es, S, C * S, 1.0f, yd + (size_t)(r0 * O * S) * es,
-                               S, O * S, F - 1);
+            s = svdc_cuda_gemm(dev, dt, 0, O, S, K, 1.0f, wk, K, 0, col, S, K * S, b ? 1.0f : 0.0f,
+                               yd + (size_t)(n0 * O * S) * es, S, O * S, cnt);
     }
     svdc_arena_release(ctx->arena, mark);
     return s;

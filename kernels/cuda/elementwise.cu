@@ -234,7 +234,10 @@ svdc_status svdc_cuda_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, in
     if (!n) return SVDC_OK;
     const size_t mark = svdc_arena_mark(ctx->arena);
     int *flag = static_cast<int *>(svdc_cuda_scratch(ctx, sizeof(int)));
-    if (!flag) return SVDC_ERR_MEMORY;
+    if (!flag || svdc_cuda_measuring(ctx)) { /* a measuring pass (core/plan.h) only takes the scratch */
+        svdc_arena_release(ctx->arena, mark);
+        return flag ? SVDC_OK : SVDC_ERR_MEMORY;
+    }
     int bad = 0;
     svdc_status s = SVDC_OK;
     cudaError_t err = cudaMemsetAsync(flag, 0, sizeof(int), dev->stream);

@@ -158,9 +158,9 @@ svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int 
     double2 *partial = static_cast<double2 *>(svdc_cuda_scratch(ctx, (size_t)nblocks * sizeof(double2)));
     float3 *stats = partial ? static_cast<float3 *>(svdc_cuda_scratch(ctx, (size_t)(videos * G) * sizeof(float3)))
                             : nullptr;
-    if (!stats) {
-        svdc_arena_release(ctx->arena, mark); /* `partial` may have been allocated */
-        return SVDC_ERR_MEMORY;
+    if (!stats || svdc_cuda_measuring(ctx)) { /* a measuring pass (core/plan.h) only takes the scratch */
+        svdc_arena_release(ctx->arena, mark);  /* `partial` may have been allocated */
+        return stats ? SVDC_OK : SVDC_ERR_MEMORY;
     }
     const svdc_status s = svdc_cuda_dispatch(x->dtype, "group_norm", [&](auto tag) -> svdc_status {
         using T = decltype(tag);

@@ -2,8 +2,9 @@
 CUDA (skipped with the reason where no GPU is usable; CI has none, tests/device covers the device path there):
 a fault surfacing at an allocation is a device error, not "out of memory"; the attention shared-memory limit is set
 once per bucket (two threads with different head dims of one bucket); NaN scores reach the output through the tiled
-softmax; the im2col row-run and multi-chunk paths (small SVDC_CUDA_IM2COL_BUDGET); cuBLAS status with its reason;
-the tiny models and the image-to-video pipeline on CUDA against the CPU."""
+softmax (the tiled and the wide kernel); the im2col row-run and multi-chunk paths and the temporal conv's chunks
+(small SVDC_CUDA_IM2COL_BUDGET); cuBLAS status with its reason; the tiny models and the image-to-video pipeline on
+CUDA against the CPU; the device arena planned exactly (scratch included) so a forward allocates nothing."""
 import os
 import subprocess
 import sys
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 
 from svdc import runtime, tiny
-from svdc._native import _C
+from svdc._native import testing_ops
 
-ops = _C._ops
+ops = testing_ops()
 _COUNT, _REASON = runtime._cuda_status()
 pytestmark = pytest.mark.skipif(_COUNT == 0, reason=f"no usable CUDA device: cuda {_REASON}")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,10 +32,10 @@ def test_a_fault_is_not_reported_as_out_of_memory():
         """
         import svdc
         from svdc import runtime, tiny, _C_cuda
-        from svdc._native import _C
+        from svdc._native import testing_ops
         assert runtime._cuda_status()[0] > 0
         _C_cuda._debug_fault(0)
-        for what, call in (("alloc", lambda: _C._ops.arena_alloc(1 << 20, device="cuda")),
+        for what, call in (("alloc", lambda: testing_ops().arena_alloc(1 << 20, device="cuda")),
                            ("model", lambda: svdc.UNet.from_config(tiny.UNET_CONFIG, tiny.random_weights(
                                svdc.UNet.weight_shapes(tiny.UNET_CONFIG), 0), device="cuda"))):
             try:
@@ -79,8 +80,9 @@ def test_attention_threads_with_two_head_dims_of_one_bucket():
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
-def test_nan_scores_reach_the_output_through_the_tiled_kernel(dtype):
-    q, k, v = rand(4, 1, 40, 64), rand(5, 1, 200, 64), rand(6, 1, 200, 64)
+@pytest.mark.parametrize("D", [64, 320], ids=["tiled", "wide"])
+def test_nan_scores_reach_the_output_through_the_tiled_kernel(dtype, D):
+    q, k, v = rand(4, 1, 40, D), rand(5, 1, 200, D), rand(6, 1, 200, D)
     k[0, 5, :] = np.nan  # a NaN key in the first 64-key tile; later tiles are finite
     ref = ops.attention(q, k, v, 1, 0.125)
     got = ops.attention(q, k, v, 1, 0.125, device="cuda", dtype=dtype)
@@ -95,6 +97,37 @@ def test_im2col_chunked_paths(monkeypatch, budget):
     ref = ops.conv2d(x, w, b, stride=(2, 1), padding=(1, 1, 0, 1))
     got = ops.conv2d(x, w, b, stride=(2, 1), padding=(1, 1, 0, 1), device="cuda")
     assert np.max(np.abs(got - ref)) <= 2e-5 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("budget", [1000, 60000], ids=["one image per chunk", "several images per chunk"])
+def test_conv_temporal_chunks_round_once(monkeypatch, dtype, budget):
+    monkeypatch.setenv("SVDC_CUDA_IM2COL_BUDGET", str(budget))
+    x, w, b = rand(10, 2 * 7, 6, 5, 4), rand(11, 9, 6, 3), rand(12, 9)
+    if dtype != "fp32":  # the reference sees the inputs rounded as the device stores them
+        code = "f16" if dtype == "fp16" else "bf16"
+        x, w, b = (ops.convert(ops.convert(a, code), "f32") for a in (x, w, b))
+    ref = ops.conv_temporal(x, 7, w, b)
+    got = ops.conv_temporal(x, 7, w, b, device="cuda", dtype=dtype)
+    rel = {"fp32": 2e-5, "fp16": 1e-3, "bf16": 8e-3}[dtype]  # one output rounding (test_cuda_ops.py's bounds)
+    assert np.max(np.abs(got - ref)) <= rel * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("budget", [None, 4096], ids=["default", "row runs"])
+def test_unet_forward_on_cuda_allocates_nothing_after_its_plan(monkeypatch, budget):
+    """The measuring pass includes the kernels' arena scratch (scratch_ops: im2col, group norm partials, the
+    temporal conv's operands), so the planned block is the call's high-water mark and the arena stays one block."""
+    if budget:
+        monkeypatch.setenv("SVDC_CUDA_IM2COL_BUDGET", str(budget))
+    import svdc
+
+    unet = svdc.UNet.from_config(tiny.UNET_CONFIG, tiny.random_weights(svdc.UNet.weight_shapes(tiny.UNET_CONFIG), 0),
+                                 device="cuda")
+    args = (rand(13, 1, 3, 8, 8, 8), np.float32(0.7), rand(14, 1, 1, 32), rand(15, 1, 3))
+    unet(*args)
+    native = unet._native
+    assert native.last_planned_bytes == native.last_peak_bytes > 0
+    assert native.arena_reserved_bytes == native.last_peak_bytes
 
 
 def test_cublas_status_names_the_reason():

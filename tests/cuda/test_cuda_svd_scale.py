@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from svdc import runtime
-from svdc._native import _C
+from svdc._native import testing_ops
 
-ops = _C._ops
+ops = testing_ops()
 _COUNT, _REASON = runtime._cuda_status()
 torch = pytest.importorskip("torch")
 pytestmark = [

@@ -7,9 +7,9 @@ import pytest
 
 import svdc
 from svdc import tiny
-from svdc._native import _C
+from svdc._native import testing_ops
 
-ops = _C._ops
+ops = testing_ops()
 
 
 @pytest.fixture(autouse=True)

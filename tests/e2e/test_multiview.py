@@ -158,14 +158,14 @@ def test_embedding_rows_match_diffusers(models):
     """The per-frame vector: each added id through the C sinusoid equals diffusers' get_timestep_embedding (<= 1e-6),
     and the UNet's whole conditioning rows (time + add_embedding(vector)) match diffusers' modules."""
     torch = _torch()
-    from svdc._native import _C
+    from svdc._native import testing_ops
 
     kind, pipe, (unet, _, _) = models
     elev, azim = orbits.dynamic_orbit(20.0, seed=3)
     ids = pipe.added_ids(elev, azim)  # (2, 21, n)
     assert ids.shape == (2, 21, 3 if kind == "sv3d_p" else 1) and np.array_equal(ids[0], ids[1])
     widths = [256, 512, 512][: ids.shape[-1]]
-    ours = np.concatenate([_C._ops.timestep_embedding(np.ascontiguousarray(ids[1, :, j]), w)
+    ours = np.concatenate([testing_ops().timestep_embedding(np.ascontiguousarray(ids[1, :, j]), w)
                            for j, w in enumerate(widths)], axis=1)
     ref = _vector_rows(torch, kind, elev, azim).numpy()
     assert ours.shape == ref.shape == (21, sum(widths))

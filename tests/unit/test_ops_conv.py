@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._C import _ops
+from svdc._native import testing_ops
 
 from tests.unit._oracle import assert_close, conv2d_ref, rand
+
+_ops = testing_ops()
 
 
 @pytest.mark.parametrize(

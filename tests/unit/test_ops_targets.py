@@ -6,7 +6,9 @@ import pytest
 
 import svdc
 from svdc import runtime
-from svdc._C import _ops
+from svdc._native import testing_ops
+
+_ops = testing_ops()
 
 
 def test_staged_cpu_call_equals_the_direct_one():

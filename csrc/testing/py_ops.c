@@ -1,6 +1,9 @@
-/* py_ops.c — svdc._C._ops: a private test surface that runs single ops with NumPy arrays, on the CPU backend (so the
- * unit tests can compare every op against NumPy) or on the CUDA backend (so the CUDA tests can compare it with the
- * CPU). Not public API.
+/* py_ops.c — svdc._C_testing: the op-test surface, a separate extension module that only tests and benchmarks load
+ * (svdc._native.testing_ops()). It runs single ops with NumPy arrays, on the CPU backend (so the unit tests can compare
+ * every op against NumPy) or on the CUDA backend (so the CUDA tests can compare it with the CPU). Not public API.
+ * It compiles no core or binding file: every svdc_* symbol it calls (the ops, the device registry, the transfer
+ * service, the emulated device's controls, the binding helpers and NumPy's API table) is svdc._C's, which
+ * testing_ops() makes global before loading this module, so both share one core, one registry and one emu state.
  *
  * Every binding follows one pattern: parse the Python arguments into an `op_call` (input arrays as tensors, scalar
  * arguments), work out the output shape (when the inputs are malformed any shape will do: ops.c names the bad input
@@ -15,7 +18,9 @@
  * to float32 and copied out. `repeat=N` (staged calls) times N more runs on the device after the first;
  * last_op_ms() reads the time per run. OP_LIST names the ops of the core's op list; emu_* control the emulated
  * device (kernels/emu/emu.h). */
-#include "util.h"
+/* NumPy's API table is a hidden symbol per module: this module imports its own. */
+#define SVDC_PY_IMPORT_ARRAY
+#include "../python/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +32,6 @@
 #include "../core/ops.h"
 #include "../core/transfer.h"
 #include "../../kernels/emu/emu.h"
-#include "registry.h"
 
 #define MAX_IN 4
 
@@ -896,7 +900,7 @@ static PyMethodDef ops_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops",
+static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C_testing",
                                      "Single ops on any registered backend, and the emulated device's controls, for tests.",
                                      -1, ops_methods};
 
@@ -904,9 +908,10 @@ static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C._ops",
 #define OP_LIST_NAME_(name, params, args) #name,
 static const char *const op_list_names[] = {SVDC_OP_LIST(OP_LIST_NAME_) NULL};
 
-int svdc_py_register_ops(PyObject *module) {
+PyMODINIT_FUNC PyInit__C_testing(void) {
+    import_array();
     PyObject *ops = PyModule_Create(&ops_def);
-    if (!ops) return -1;
+    if (!ops) return NULL;
     PyObject *names = PyTuple_New(SVDC_OP_COUNT);
     if (!names) goto fail;
     for (int i = 0; i < SVDC_OP_COUNT; i++) {
@@ -921,9 +926,8 @@ int svdc_py_register_ops(PyObject *module) {
         Py_DECREF(names);
         goto fail;
     }
-    if (PyModule_AddObject(module, "_ops", ops) < 0) goto fail;
-    return 0;
+    return ops;
 fail:
     Py_DECREF(ops);
-    return -1;
+    return NULL;
 }
