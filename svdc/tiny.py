@@ -131,8 +131,13 @@ def test_image(height: int = TINY_HEIGHT, width: int = TINY_WIDTH) -> np.ndarray
 TINY_SV3D_SIZE = 64
 TINY_SV3D_STEPS = 4
 # Two layers per block, as SD's 2-D decoder has: only then does the temporal decoder's mid block run
-# res, attention, res like the 2-D one (with one layer it runs a single res block).
+# res, attention, res like the 2-D one (with one layer it runs a single res block). The sizes of the tiny SV3D VAE;
+# its weights are drawn for this (temporal) table, so they are the same whichever decoder form is loaded.
 SV3D_VAE_CONFIG = {**VAE_CONFIG, "layers_per_block": 2}
+# The tiny SV3D VAE as SV3D has it: a 2-D decoder without post_quant_conv (configs/vae.py SV3D).
+SV3D_VAE_2D_CONFIG = {**SV3D_VAE_CONFIG, "_class_name": "AutoencoderKL",
+                      "up_block_types": ["UpDecoderBlock2D"] * len(SV3D_VAE_CONFIG["block_out_channels"]),
+                      "use_post_quant_conv": False}
 
 
 def sv3d_unet_config(kind: str = "sv3d_p") -> dict:
@@ -145,9 +150,17 @@ def sv3d_unet_config(kind: str = "sv3d_p") -> dict:
             "added_id_widths": widths[kind], "num_frames": 21}
 
 
+def decoder_2d_weights(weights: dict) -> dict:
+    """AutoencoderKL weights (2-D decoder, no post_quant_conv) from AutoencoderKLTemporalDecoder ones: the spatial
+    halves of the decoder's res blocks, the temporal parts dropped."""
+    return {k.replace(".spatial_res_block.", "."): v for k, v in weights.items()
+            if ".temporal_res_block." not in k and "time_mixer" not in k and "time_conv_out" not in k}
+
+
 def identity_temporal_decoder(weights: dict) -> dict:
     """The VAE weights with every temporal part of the decoder made an exact identity (zero temporal res-block
-    convs, time_conv_out = centre tap 1), so the decoder is the plain 2-D decoder SV3D uses."""
+    convs, time_conv_out = centre tap 1): an AutoencoderKLTemporalDecoder that decodes like the 2-D decoder of
+    decoder_2d_weights(weights), for writing SV3D-like weights in the temporal layout (tests)."""
     out = dict(weights)
     for name, w in weights.items():
         if ".temporal_res_block." in name or name == "decoder.time_conv_out.bias":
@@ -170,8 +183,8 @@ def tiny_multiview_components(kind: str = "sv3d_p", device: str = "auto", seed: 
     device = resolve_device(device)
     cfg = sv3d_unet_config(kind)
     unet = UNet.from_config(cfg, random_weights(UNet.weight_shapes(cfg), seed), device=device, dtype=dtype)
-    vae_weights = identity_temporal_decoder(random_weights(VAE.weight_shapes(SV3D_VAE_CONFIG), seed + 1))
-    vae = VAE.from_config(SV3D_VAE_CONFIG, vae_weights, device=device, dtype=dtype)
+    vae_weights = decoder_2d_weights(random_weights(VAE.weight_shapes(SV3D_VAE_CONFIG), seed + 1))
+    vae = VAE.from_config(SV3D_VAE_2D_CONFIG, vae_weights, device=device, dtype=dtype)
     enc = ImageEncoder.from_config(IMAGE_ENCODER_CONFIG,
                                    random_weights(ImageEncoder.weight_shapes(IMAGE_ENCODER_CONFIG), seed + 2),
                                    device=device, dtype=dtype)

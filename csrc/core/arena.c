@@ -4,7 +4,6 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include "arena.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,16 +163,6 @@ svdc_status svdc_arena_tensor(svdc_arena *a, svdc_dtype dtype, int ndim, const i
     return out->data ? SVDC_OK : a->last_status;
 }
 
-svdc_status svdc_arena_f32(svdc_arena *a, svdc_tensor *out, int ndim, ...) {
-    int64_t shape[SVDC_MAX_DIMS];
-    if (ndim < 1 || ndim > SVDC_MAX_DIMS) return svdc_fail(SVDC_ERR_ARGUMENT, "arena: ndim %d out of range", ndim);
-    va_list args;
-    va_start(args, ndim);
-    for (int i = 0; i < ndim; i++) shape[i] = va_arg(args, int64_t);
-    va_end(args);
-    return svdc_arena_tensor(a, SVDC_DTYPE_F32, ndim, shape, out);
-}
-
 size_t svdc_arena_mark(const svdc_arena *a) { return a->top; }
 
 void svdc_arena_release(svdc_arena *a, size_t mark) {
@@ -185,7 +174,6 @@ void svdc_arena_release(svdc_arena *a, size_t mark) {
 }
 
 void svdc_arena_reset(svdc_arena *a) { svdc_arena_release(a, 0); }
-size_t svdc_arena_in_use(const svdc_arena *a) { return a->top; }
 size_t svdc_arena_peak(const svdc_arena *a) { return a->peak; }
 void svdc_arena_reset_peak(svdc_arena *a) { a->peak = a->top; }
 

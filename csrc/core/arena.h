@@ -23,13 +23,11 @@ void *svdc_arena_alloc(svdc_arena *arena, size_t bytes);
 
 /* Allocates a tensor of the given dtype/shape on the arena's device; out->data is NULL on failure. */
 svdc_status svdc_arena_tensor(svdc_arena *arena, svdc_dtype dtype, int ndim, const int64_t *shape, svdc_tensor *out);
-svdc_status svdc_arena_f32(svdc_arena *arena, svdc_tensor *out, int ndim, ...); /* shape as int64_t varargs */
 
 size_t svdc_arena_mark(const svdc_arena *arena);
 void svdc_arena_release(svdc_arena *arena, size_t mark); /* frees everything allocated after `mark` */
 void svdc_arena_reset(svdc_arena *arena);                 /* release(0) */
 
-size_t svdc_arena_in_use(const svdc_arena *arena);    /* bytes handed out now (alignment included) */
 size_t svdc_arena_peak(const svdc_arena *arena);      /* high-water mark of in_use since the last reset_peak */
 size_t svdc_arena_reserved(const svdc_arena *arena);  /* bytes held from the device */
 void svdc_arena_reset_peak(svdc_arena *arena);

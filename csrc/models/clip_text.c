@@ -112,36 +112,36 @@ svdc_status svdc_clip_text_forward(const svdc_ctx *ctx, const svdc_clip_text *m,
     const svdc_clip_text_config *c = &m->cfg;
     char a[96];
     if (n < 1 || t < 1 || t > c->max_position_embeddings)
-        return svdc_fail(SVDC_ERR_SHAPE, "text_encoder: input_ids has shape (%lld, %lld), expected (N >= 1, 1..%d)",
+        return svdc_fail(SVDC_ERR_SHAPE, "clip_text: input_ids has shape (%lld, %lld), expected (N >= 1, 1..%d)",
                          (long long)n, (long long)t, c->max_position_embeddings);
     for (int64_t i = 0; i < n * t; i++)
         if (input_ids[i] < 0 || input_ids[i] >= c->vocab_size)
-            return svdc_fail(SVDC_ERR_VALUE, "text_encoder: input_ids[%lld, %lld] = %d is outside the vocabulary "
+            return svdc_fail(SVDC_ERR_VALUE, "clip_text: input_ids[%lld, %lld] = %d is outside the vocabulary "
                              "0..%d", (long long)(i / t), (long long)(i % t), input_ids[i], c->vocab_size - 1);
     if (skip_layers < 0 || skip_layers >= c->num_hidden_layers)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "text_encoder: skip_layers %d, expected 0..%d", skip_layers,
+        return svdc_fail(SVDC_ERR_ARGUMENT, "clip_text: skip_layers %d, expected 0..%d", skip_layers,
                          c->num_hidden_layers - 1);
     if (!hidden || hidden->ndim != 3 || hidden->shape[0] != n || hidden->shape[1] != t ||
         hidden->shape[2] != c->hidden_size)
-        return svdc_fail(SVDC_ERR_SHAPE, "text_encoder: hidden has shape %s, expected (%lld, %lld, %d)",
+        return svdc_fail(SVDC_ERR_SHAPE, "clip_text: hidden has shape %s, expected (%lld, %lld, %d)",
                          hidden ? svdc_shape_str(hidden, a, sizeof a) : "NULL", (long long)n, (long long)t,
                          c->hidden_size);
     if (pooled) {
-        if (!eos_index) return svdc_fail(SVDC_ERR_ARGUMENT, "text_encoder: pooled output needs eos_index");
+        if (!eos_index) return svdc_fail(SVDC_ERR_ARGUMENT, "clip_text: pooled output needs eos_index");
         for (int64_t b = 0; b < n; b++)
             if (eos_index[b] < 0 || eos_index[b] >= t)
-                return svdc_fail(SVDC_ERR_VALUE, "text_encoder: eos_index[%lld] = %d, expected 0..%lld", (long long)b,
+                return svdc_fail(SVDC_ERR_VALUE, "clip_text: eos_index[%lld] = %d, expected 0..%lld", (long long)b,
                                  eos_index[b], (long long)(t - 1));
         if (pooled->ndim != 2 || pooled->shape[0] != n || pooled->shape[1] != c->hidden_size)
-            return svdc_fail(SVDC_ERR_SHAPE, "text_encoder: pooled has shape %s, expected (%lld, %d)",
+            return svdc_fail(SVDC_ERR_SHAPE, "clip_text: pooled has shape %s, expected (%lld, %d)",
                              svdc_shape_str(pooled, a, sizeof a), (long long)n, c->hidden_size);
     }
     if (text_embeds) {
         if (!pooled || c->projection_dim < 1)
-            return svdc_fail(SVDC_ERR_ARGUMENT, "text_encoder: text_embeds needs the pooled output and a "
+            return svdc_fail(SVDC_ERR_ARGUMENT, "clip_text: text_embeds needs the pooled output and a "
                              "text_projection (projection_dim %d)", c->projection_dim);
         if (text_embeds->ndim != 2 || text_embeds->shape[0] != n || text_embeds->shape[1] != c->projection_dim)
-            return svdc_fail(SVDC_ERR_SHAPE, "text_encoder: text_embeds has shape %s, expected (%lld, %d)",
+            return svdc_fail(SVDC_ERR_SHAPE, "clip_text: text_embeds has shape %s, expected (%lld, %d)",
                              svdc_shape_str(text_embeds, a, sizeof a), (long long)n, c->projection_dim);
     }
     size_t mark = svdc_arena_mark(ctx->arena);

@@ -3,12 +3,7 @@
 #include "clip_vision.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-#include "../core/arena.h"
-#include "../core/tensor.h"
 
 svdc_status svdc_clip_vision_config_check(const svdc_clip_vision_config *c) {
     if (c->image_size < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "clip_vision: image_size must be >= 1, got %d", c->image_size);
@@ -43,30 +38,32 @@ static svdc_status declare(svdc_clip_vision *m) {
     const svdc_clip_vision_config *c = &m->cfg;
     svdc_params *p = &m->params;
     const int64_t C = c->hidden_size, I = c->intermediate_size, g = grid_of(c);
-    int64_t patch[4] = {C, c->num_channels, c->patch_size, c->patch_size};
-    int64_t pos[2] = {g * g + 1, C};
-    int64_t proj[2] = {c->projection_dim, C};
-    SVDC_TRY(svdc_params_add(p, &m->patch_w, 4, patch, "vision_model.embeddings.patch_embedding.weight"));
-    SVDC_TRY(svdc_params_add(p, &m->class_emb, 1, &C, "vision_model.embeddings.class_embedding"));
-    SVDC_TRY(svdc_params_add(p, &m->pos_emb, 2, pos, "vision_model.embeddings.position_embedding.weight"));
+    const char *emb = "vision_model.embeddings";
+    SVDC_TRY(blk_param4(p, &m->patch_w, C, c->num_channels, c->patch_size, c->patch_size, emb, "patch_embedding.weight"));
+    SVDC_TRY(blk_param1(p, &m->class_emb, C, emb, "class_embedding"));
+    SVDC_TRY(blk_param2(p, &m->pos_emb, g * g + 1, C, emb, "position_embedding.weight"));
     SVDC_TRY(blk_norm(p, &m->pre_ln_w, &m->pre_ln_b, C, "", "vision_model.pre_layrnorm")); /* sic */
     SVDC_TRY(svdc_clip_encoder_declare(&m->encoder, p, "vision_model.encoder", (int)C, (int)I, c->num_attention_heads,
                                        c->num_hidden_layers, c->layer_norm_eps, c->hidden_act));
     SVDC_TRY(blk_norm(p, &m->post_ln_w, &m->post_ln_b, C, "", "vision_model.post_layernorm"));
-    return svdc_params_add(p, &m->proj_w, 2, proj, "visual_projection.weight");
+    return blk_linear(p, &m->proj_w, NULL, c->projection_dim, C, "", "visual_projection");
 }
 
-svdc_status svdc_clip_vision_init(svdc_clip_vision *m, const svdc_clip_vision_config *cfg,
+svdc_status svdc_clip_vision_init(svdc_clip_vision **out, const svdc_clip_vision_config *cfg,
                                   const svdc_backend *backend, int device) {
-    memset(m, 0, sizeof *m);
-    svdc_status s = svdc_clip_vision_config_check(cfg);
-    if (s) return s;
+    *out = NULL;
+    SVDC_TRY(svdc_clip_vision_config_check(cfg));
+    svdc_clip_vision *m = calloc(1, sizeof *m);
+    if (!m) return svdc_fail(SVDC_ERR_MEMORY, "clip_vision: out of host memory");
     m->cfg = *cfg;
     svdc_params_init(&m->params, backend, device, SVDC_DTYPE_F32);
-    if ((s = declare(m)) || (s = svdc_params_allocate(&m->params))) {
+    svdc_status s = declare(m);
+    if (!s) s = svdc_params_allocate(&m->params);
+    if (s) {
         svdc_clip_vision_free(m);
         return s;
     }
+    *out = m;
     return SVDC_OK;
 }
 
@@ -74,12 +71,7 @@ void svdc_clip_vision_free(svdc_clip_vision *m) {
     if (!m) return;
     svdc_params_free(&m->params);
     svdc_clip_encoder_free(&m->encoder);
-}
-
-/* A view of `ndim`/`shape` starting `offset` elements into base's data (same device and dtype). */
-static svdc_tensor view_at(const svdc_tensor *base, int64_t offset, int ndim, const int64_t *shape) {
-    return svdc_tensor_view((char *)base->data + offset * (int64_t)svdc_dtype_size(base->dtype), base->dtype,
-                            base->device, ndim, shape);
+    free(m);
 }
 
 /* Embeddings: h (N, T, C) = [class_embedding; patch_conv(x) tokens] + position_embedding, T = g² + 1. */
@@ -88,19 +80,19 @@ static svdc_status embed(const svdc_ctx *ctx, const svdc_clip_vision *m, const s
     const int64_t N = x->shape[0], C = c->hidden_size, g = grid_of(c), P = g * g, T = P + 1;
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor pe, tok;
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &pe, 4, (int64_t)N, (int64_t)C, g, g));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc4(ctx, &pe, (int64_t)N, (int64_t)C, g, g));
     svdc_conv2d_params cp = {c->patch_size, c->patch_size, 0, 0, 0, 0};
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_conv2d(ctx, x, &m->patch_w, NULL, &cp, &pe)); /* (N, C, g, g); stride = kernel = patch */
     int64_t pe4[4] = {N, C, P, 1};
-    svdc_tensor pe_flat = view_at(&pe, 0, 4, pe4); /* (N, C, g, g) -> (N, C, P, 1) */
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &tok, 4, (int64_t)N, P, (int64_t)C, (int64_t)1));
+    svdc_tensor pe_flat = blk_view(ctx, pe.data, 4, pe4); /* (N, C, g, g) -> (N, C, P, 1) */
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc4(ctx, &tok, (int64_t)N, P, (int64_t)C, (int64_t)1));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_permute_0213(ctx, &pe_flat, &tok)); /* (N, C, P, 1) -> (N, P, C, 1): channels-last tokens */
     int64_t row[1] = {C}, patches[2] = {P, C}, all[2] = {T, C};
     for (int64_t n = 0; n < N; n++) {
-        svdc_tensor cls = view_at(h, n * T * C, 1, row);           /* h[n, 0, :] */
-        svdc_tensor body = view_at(h, n * T * C + C, 2, patches);  /* h[n, 1:, :] */
-        svdc_tensor src = view_at(&tok, n * P * C, 2, patches);    /* tok[n] (P, C) */
-        svdc_tensor hn = view_at(h, n * T * C, 2, all);            /* h[n] (T, C) */
+        svdc_tensor cls = blk_view(ctx, blk_at(h->data, n * T * C), 1, row);           /* h[n, 0, :] */
+        svdc_tensor body = blk_view(ctx, blk_at(h->data, n * T * C + C), 2, patches);  /* h[n, 1:, :] */
+        svdc_tensor src = blk_view(ctx, blk_at(tok.data, n * P * C), 2, patches);    /* tok[n] (P, C) */
+        svdc_tensor hn = blk_view(ctx, blk_at(h->data, n * T * C), 2, all);            /* h[n] (T, C) */
         SVDC_TRY_RELEASE(ctx, mark, svdc_op_convert(ctx, &m->class_emb, &cls)); /* from its storage dtype */
         SVDC_TRY_RELEASE(ctx, mark, svdc_op_copy(ctx, &src, &body));
         SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, &hn, &m->pos_emb, &hn));
@@ -115,17 +107,17 @@ svdc_status svdc_clip_vision_forward(const svdc_ctx *ctx, const svdc_clip_vision
     char got[96];
     if (x->ndim != 4 || x->shape[0] < 1 || x->shape[1] != c->num_channels || x->shape[2] != c->image_size ||
         x->shape[3] != c->image_size)
-        return svdc_fail(SVDC_ERR_SHAPE, "image_encoder: pixel_values must be (N, %d, %d, %d) with N >= 1, got %s",
+        return svdc_fail(SVDC_ERR_SHAPE, "clip_vision: pixel_values must be (N, %d, %d, %d) with N >= 1, got %s",
                          c->num_channels, c->image_size, c->image_size, svdc_shape_str(x, got, sizeof got));
     const int64_t N = x->shape[0], C = c->hidden_size, g = grid_of(c), T = g * g + 1;
     if (y->ndim != 2 || y->shape[0] != N || y->shape[1] != c->projection_dim)
-        return svdc_fail(SVDC_ERR_SHAPE, "image_encoder: image_embeds must be (%lld, %d), got %s", (long long)N,
+        return svdc_fail(SVDC_ERR_SHAPE, "clip_vision: image_embeds must be (%lld, %d), got %s", (long long)N,
                          c->projection_dim, svdc_shape_str(y, got, sizeof got));
-    SVDC_TRY(svdc_op_check_finite(ctx, x, "image_encoder: pixel_values"));
+    SVDC_TRY(svdc_op_check_finite(ctx, x, "clip_vision: pixel_values"));
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor h, cls, pooled;
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &h, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &cls, 3, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &h, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &cls, N, (int64_t)1, C));
     SVDC_TRY_RELEASE(ctx, mark, embed(ctx, m, x, &h));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, &h, &m->pre_ln_w, &m->pre_ln_b, c->layer_norm_eps, &h));
     const int n = c->num_hidden_layers;
@@ -136,9 +128,9 @@ svdc_status svdc_clip_vision_forward(const svdc_ctx *ctx, const svdc_clip_vision
     else
         SVDC_TRY_RELEASE(ctx, mark, svdc_clip_encoder_first_tokens(ctx, &h, &cls));
     /* pooler_output = post_layernorm(last_hidden_state[:, 0]); image_embeds = pooled · projᵀ (no bias) */
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &pooled, 2, N, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc2(ctx, &pooled, N, C));
     int64_t nc[2] = {N, C};
-    svdc_tensor cls2 = view_at(&cls, 0, 2, nc); /* (N, 1, C) -> (N, C) */
+    svdc_tensor cls2 = blk_view(ctx, cls.data, 2, nc); /* (N, 1, C) -> (N, C) */
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, &cls2, &m->post_ln_w, &m->post_ln_b, c->layer_norm_eps, &pooled));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &pooled, &m->proj_w, NULL, y));
     svdc_arena_release(ctx->arena, mark);

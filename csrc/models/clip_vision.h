@@ -30,9 +30,9 @@ typedef struct svdc_clip_vision {
 /* SVDC_ERR_ARGUMENT naming the field when a config value is impossible. */
 svdc_status svdc_clip_vision_config_check(const svdc_clip_vision_config *cfg);
 
-/* Declares the weight table and allocates it (one block) on `device`; the weights are then filled by name through
- * m->params (svdc_params_set / the Python loader). On failure everything is freed. */
-svdc_status svdc_clip_vision_init(svdc_clip_vision *m, const svdc_clip_vision_config *cfg,
+/* Checks cfg, declares the weight table and allocates it (one block) on `device`, and sets *out (NULL on failure); the
+ * weights are then filled by name through params (svdc_params_set / the Python loader). */
+svdc_status svdc_clip_vision_init(svdc_clip_vision **out, const svdc_clip_vision_config *cfg,
                                   const svdc_backend *backend, int device);
 void svdc_clip_vision_free(svdc_clip_vision *m); /* NULL is a no-op */
 

@@ -109,17 +109,12 @@ static svdc_status declare(svdc_unet *u) {
     const int n = c->num_levels, c0 = c->block_out_channels[0], temb = 4 * c0;
     char pre[256];
 
-    SVDC_TRY(blk_param4(p, &u->conv_in_w, c0, c->in_channels, 3, 3, "", "conv_in.weight"));
-    SVDC_TRY(blk_param1(p, &u->conv_in_b, c0, "", "conv_in.bias"));
-    SVDC_TRY(blk_param2(p, &u->time1_w, temb, c0, "", "time_embedding.linear_1.weight"));
-    SVDC_TRY(blk_param1(p, &u->time1_b, temb, "", "time_embedding.linear_1.bias"));
-    SVDC_TRY(blk_param2(p, &u->time2_w, temb, temb, "", "time_embedding.linear_2.weight"));
-    SVDC_TRY(blk_param1(p, &u->time2_b, temb, "", "time_embedding.linear_2.bias"));
+    SVDC_TRY(blk_conv(p, &u->conv_in_w, &u->conv_in_b, c0, c->in_channels, 3, "", "conv_in"));
+    SVDC_TRY(blk_linear(p, &u->time1_w, &u->time1_b, temb, c0, "time_embedding", "linear_1"));
+    SVDC_TRY(blk_linear(p, &u->time2_w, &u->time2_b, temb, temb, "time_embedding", "linear_2"));
     if (c->num_ids > 0) {
-        SVDC_TRY(blk_param2(p, &u->add1_w, temb, c->projection_input_dim, "", "add_embedding.linear_1.weight"));
-        SVDC_TRY(blk_param1(p, &u->add1_b, temb, "", "add_embedding.linear_1.bias"));
-        SVDC_TRY(blk_param2(p, &u->add2_w, temb, temb, "", "add_embedding.linear_2.weight"));
-        SVDC_TRY(blk_param1(p, &u->add2_b, temb, "", "add_embedding.linear_2.bias"));
+        SVDC_TRY(blk_linear(p, &u->add1_w, &u->add1_b, temb, c->projection_input_dim, "add_embedding", "linear_1"));
+        SVDC_TRY(blk_linear(p, &u->add2_w, &u->add2_b, temb, temb, "add_embedding", "linear_2"));
     }
 
     for (int i = 0; i < n; i++) {
@@ -134,15 +129,15 @@ static svdc_status declare(svdc_unet *u) {
         if (!d->resnets || (d->has_attention && !d->attentions))
             return svdc_fail(SVDC_ERR_MEMORY, "unet: out of host memory");
         for (int j = 0; j < d->num_layers; j++) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", i, j);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.resnets.%d", i, j));
             SVDC_TRY(res_declare(c, &d->resnets[j], p, pre, j == 0 ? cin : cout, cout, temb, eps));
             if (d->has_attention) {
-                snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, j);
+                SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.attentions.%d", i, j));
                 SVDC_TRY(attn_declare(c, &d->attentions[j], p, pre, cout, i));
             }
         }
         if (d->has_downsample) {
-            snprintf(pre, sizeof pre, "down_blocks.%d.downsamplers.0", i);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "down_blocks.%d.downsamplers.0", i));
             SVDC_TRY(svdc_downsample2d_declare(&d->downsampler, p, pre, cout, SVDC_DOWNSAMPLE_PAD_SAME));
         }
     }
@@ -170,23 +165,21 @@ static svdc_status declare(svdc_unet *u) {
         for (int j = 0; j < up->num_layers; j++) {
             const int res_skip = j == up->num_layers - 1 ? cskip_last : cout;
             const int res_in = j == 0 ? prev : cout;
-            snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, j);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.resnets.%d", i, j));
             SVDC_TRY(res_declare(c, &up->resnets[j], p, pre, res_in + res_skip, cout, temb, eps));
             if (up->has_attention) {
-                snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
+                SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.attentions.%d", i, j));
                 SVDC_TRY(attn_declare(c, &up->attentions[j], p, pre, cout, rev));
             }
         }
         if (up->has_upsample) {
-            snprintf(pre, sizeof pre, "up_blocks.%d.upsamplers.0", i);
+            SVDC_TRY(blk_name(pre, sizeof pre, "", "up_blocks.%d.upsamplers.0", i));
             SVDC_TRY(svdc_upsample2d_declare(&up->upsampler, p, pre, cout));
         }
     }
 
-    SVDC_TRY(blk_param1(p, &u->norm_out_w, c0, "", "conv_norm_out.weight"));
-    SVDC_TRY(blk_param1(p, &u->norm_out_b, c0, "", "conv_norm_out.bias"));
-    SVDC_TRY(blk_param4(p, &u->conv_out_w, c->out_channels, c0, 3, 3, "", "conv_out.weight"));
-    return blk_param1(p, &u->conv_out_b, c->out_channels, "", "conv_out.bias");
+    SVDC_TRY(blk_norm(p, &u->norm_out_w, &u->norm_out_b, c0, "", "conv_norm_out"));
+    return blk_conv(p, &u->conv_out_w, &u->conv_out_b, c->out_channels, c0, 3, "", "conv_out");
 }
 
 svdc_status svdc_unet_init(svdc_unet **out, const svdc_unet_config *cfg, const svdc_backend *backend, int device) {

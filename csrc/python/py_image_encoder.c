@@ -7,65 +7,27 @@
 #include "model_object.h"
 #include "registry.h"
 
-/* config[key] as a positive-or-zero int; KeyError/TypeError naming the key. */
-static int config_int(PyObject *cfg, const char *key, int *out) {
-    PyObject *v = PyDict_GetItemString(cfg, key); /* borrowed */
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "ImageEncoder config: missing key '%s'", key);
-        return -1;
-    }
-    if (!PyLong_Check(v) || PyBool_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "ImageEncoder config: '%s' must be an int, got %R", key, v);
-        return -1;
-    }
-    long x = PyLong_AsLong(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    if (x < 0 || x > (1L << 30)) {
-        PyErr_Format(PyExc_ValueError, "ImageEncoder config: '%s' must be in 0..2^30, got %ld", key, x);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
+static const char *const ACTIVATIONS[] = {"gelu", "quick_gelu"}; /* the index is the svdc_clip_act */
 
-static int parse_config(PyObject *cfg, void *out) {
+static int parse_config(PyObject *dict, void *out) {
     svdc_clip_vision_config *c = out;
-    if (!PyDict_Check(cfg)) {
-        PyErr_Format(PyExc_TypeError, "ImageEncoder: config must be a dict, got %s", Py_TYPE(cfg)->tp_name);
-        return -1;
-    }
     memset(c, 0, sizeof *c);
-    if (config_int(cfg, "image_size", &c->image_size) || config_int(cfg, "patch_size", &c->patch_size) ||
-        config_int(cfg, "num_channels", &c->num_channels) || config_int(cfg, "hidden_size", &c->hidden_size) ||
-        config_int(cfg, "num_hidden_layers", &c->num_hidden_layers) ||
-        config_int(cfg, "num_attention_heads", &c->num_attention_heads) ||
-        config_int(cfg, "intermediate_size", &c->intermediate_size) ||
-        config_int(cfg, "projection_dim", &c->projection_dim))
+    svdc_py_config cfg;
+    const int BIG = SVDC_PY_CONFIG_SIZE_MAX;
+    int act;
+    if (svdc_py_config_open(&cfg, dict, "ImageEncoder") ||
+        svdc_py_config_int(&cfg, "image_size", 0, BIG, &c->image_size) ||
+        svdc_py_config_int(&cfg, "patch_size", 0, BIG, &c->patch_size) ||
+        svdc_py_config_int(&cfg, "num_channels", 0, BIG, &c->num_channels) ||
+        svdc_py_config_int(&cfg, "hidden_size", 0, BIG, &c->hidden_size) ||
+        svdc_py_config_int(&cfg, "num_hidden_layers", 0, BIG, &c->num_hidden_layers) ||
+        svdc_py_config_int(&cfg, "num_attention_heads", 0, BIG, &c->num_attention_heads) ||
+        svdc_py_config_int(&cfg, "intermediate_size", 0, BIG, &c->intermediate_size) ||
+        svdc_py_config_int(&cfg, "projection_dim", 0, BIG, &c->projection_dim) ||
+        svdc_py_config_float(&cfg, "layer_norm_eps", 0.0, 1.0, &c->layer_norm_eps) ||
+        svdc_py_config_choice(&cfg, "hidden_act", ACTIVATIONS, 2, &act))
         return -1;
-    PyObject *eps = PyDict_GetItemString(cfg, "layer_norm_eps");
-    if (!eps) {
-        PyErr_SetString(PyExc_KeyError, "ImageEncoder config: missing key 'layer_norm_eps'");
-        return -1;
-    }
-    double e = PyFloat_AsDouble(eps);
-    if (e == -1.0 && PyErr_Occurred()) return -1;
-    c->layer_norm_eps = (float)e;
-    PyObject *act = PyDict_GetItemString(cfg, "hidden_act");
-    const char *name = act && PyUnicode_Check(act) ? PyUnicode_AsUTF8(act) : NULL;
-    if (!name) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_KeyError, "ImageEncoder config: 'hidden_act' must be a string (\"gelu\" or \"quick_gelu\")");
-        return -1;
-    }
-    if (!strcmp(name, "gelu"))
-        c->hidden_act = SVDC_CLIP_ACT_GELU;
-    else if (!strcmp(name, "quick_gelu"))
-        c->hidden_act = SVDC_CLIP_ACT_QUICK_GELU;
-    else {
-        PyErr_Format(PyExc_ValueError, "ImageEncoder config: hidden_act must be \"gelu\" or \"quick_gelu\", got \"%s\"",
-                     name);
-        return -1;
-    }
+    c->hidden_act = act ? SVDC_CLIP_ACT_QUICK_GELU : SVDC_CLIP_ACT_GELU;
     svdc_status s = svdc_clip_vision_config_check(c);
     if (s) {
         svdc_py_raise(s);
@@ -75,21 +37,9 @@ static int parse_config(PyObject *cfg, void *out) {
 }
 
 static svdc_status ie_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
-    svdc_clip_vision *m = malloc(sizeof *m);
-    if (!m) return svdc_fail(SVDC_ERR_MEMORY, "ImageEncoder: out of host memory");
-    svdc_status s = svdc_clip_vision_init(m, cfg, backend, device);
-    if (s) {
-        free(m);
-        return s;
-    }
-    *model = m;
-    return SVDC_OK;
+    return svdc_clip_vision_init((svdc_clip_vision **)model, cfg, backend, device);
 }
-
-static void ie_destroy(void *model) {
-    svdc_clip_vision_free(model);
-    free(model);
-}
+static void ie_destroy(void *model) { svdc_clip_vision_free(model); }
 
 static svdc_params *ie_params(void *model) { return &((svdc_clip_vision *)model)->params; }
 

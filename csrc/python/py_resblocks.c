@@ -7,30 +7,6 @@
 #include "../core/backend.h"
 #include "../models/blocks/resblocks.h"
 
-static int dict_int(PyObject *d, const char *key, int *out) {
-    PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "_st_resblock: config needs %s", key);
-        return -1;
-    }
-    long x = PyLong_AsLong(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    *out = (int)x;
-    return 0;
-}
-
-static int dict_float(PyObject *d, const char *key, float *out) {
-    PyObject *v = PyDict_GetItemString(d, key);
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "_st_resblock: config needs %s", key);
-        return -1;
-    }
-    double x = PyFloat_AsDouble(v);
-    if (x == -1.0 && PyErr_Occurred()) return -1;
-    *out = (float)x;
-    return 0;
-}
-
 /* _st_resblock(config: dict, weights: dict, x (B*F, Cin, H, W), num_frames, temb (B*F, T) | None) -> y */
 static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     (void)self;
@@ -39,10 +15,12 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!OOiO", &PyDict_Type, &cfg, &weights, &xo, &num_frames, &to)) return NULL;
     int cin, cout, tch, groups, temporal_dir;
     float eps, teps;
-    if (dict_int(cfg, "in_channels", &cin) || dict_int(cfg, "out_channels", &cout) ||
-        dict_int(cfg, "temb_channels", &tch) || dict_int(cfg, "groups", &groups) ||
-        dict_int(cfg, "temporal_weight", &temporal_dir) || dict_float(cfg, "eps", &eps) ||
-        dict_float(cfg, "temporal_eps", &teps))
+    svdc_py_config c;
+    const int BIG = SVDC_PY_CONFIG_SIZE_MAX;
+    if (svdc_py_config_open(&c, cfg, "_st_resblock") || svdc_py_config_int(&c, "in_channels", 1, BIG, &cin) ||
+        svdc_py_config_int(&c, "out_channels", 1, BIG, &cout) || svdc_py_config_int(&c, "temb_channels", 0, BIG, &tch) ||
+        svdc_py_config_int(&c, "groups", 1, BIG, &groups) || svdc_py_config_bool(&c, "temporal_weight", &temporal_dir) ||
+        svdc_py_config_float(&c, "eps", 0.0, 1.0, &eps) || svdc_py_config_float(&c, "temporal_eps", 0.0, 1.0, &teps))
         return NULL;
     PyArrayObject *x = svdc_py_f32_array(xo, "x", 4), *t = NULL, *y = NULL;
     if (!x) return NULL;

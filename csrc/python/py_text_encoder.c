@@ -6,59 +6,26 @@
 #include "model_object.h"
 #include "registry.h"
 
-/* config[key] as an int in lo..2^30; KeyError/TypeError/ValueError naming the key. */
-static int config_int(PyObject *cfg, const char *key, int lo, int *out) {
-    PyObject *v = PyDict_GetItemString(cfg, key); /* borrowed */
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "TextEncoder config: missing key '%s'", key);
-        return -1;
-    }
-    if (!PyLong_Check(v) || PyBool_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "TextEncoder config: '%s' must be an int, got %R", key, v);
-        return -1;
-    }
-    long x = PyLong_AsLong(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    if (x < lo || x > (1L << 30)) {
-        PyErr_Format(PyExc_ValueError, "TextEncoder config: '%s' must be in %d..2^30, got %ld", key, lo, x);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
+static const char *const ACTIVATIONS[] = {"gelu", "quick_gelu"};
 
-static int parse_config(PyObject *cfg, void *out) {
+static int parse_config(PyObject *dict, void *out) {
     svdc_clip_text_config *c = out;
-    if (!PyDict_Check(cfg)) {
-        PyErr_Format(PyExc_TypeError, "TextEncoder: config must be a dict, got %s", Py_TYPE(cfg)->tp_name);
-        return -1;
-    }
     memset(c, 0, sizeof *c);
-    if (config_int(cfg, "vocab_size", 1, &c->vocab_size) ||
-        config_int(cfg, "max_position_embeddings", 1, &c->max_position_embeddings) ||
-        config_int(cfg, "hidden_size", 1, &c->hidden_size) ||
-        config_int(cfg, "num_hidden_layers", 1, &c->num_hidden_layers) ||
-        config_int(cfg, "num_attention_heads", 1, &c->num_attention_heads) ||
-        config_int(cfg, "intermediate_size", 1, &c->intermediate_size) ||
-        config_int(cfg, "projection_dim", 0, &c->projection_dim))
+    svdc_py_config cfg;
+    const int BIG = SVDC_PY_CONFIG_SIZE_MAX;
+    int act;
+    if (svdc_py_config_open(&cfg, dict, "TextEncoder") ||
+        svdc_py_config_int(&cfg, "vocab_size", 1, BIG, &c->vocab_size) ||
+        svdc_py_config_int(&cfg, "max_position_embeddings", 1, BIG, &c->max_position_embeddings) ||
+        svdc_py_config_int(&cfg, "hidden_size", 1, BIG, &c->hidden_size) ||
+        svdc_py_config_int(&cfg, "num_hidden_layers", 1, BIG, &c->num_hidden_layers) ||
+        svdc_py_config_int(&cfg, "num_attention_heads", 1, BIG, &c->num_attention_heads) ||
+        svdc_py_config_int(&cfg, "intermediate_size", 1, BIG, &c->intermediate_size) ||
+        svdc_py_config_int(&cfg, "projection_dim", 0, BIG, &c->projection_dim) ||
+        svdc_py_config_float(&cfg, "layer_norm_eps", 0.0, 1.0, &c->layer_norm_eps) ||
+        svdc_py_config_choice(&cfg, "hidden_act", ACTIVATIONS, 2, &act))
         return -1;
-    PyObject *eps = PyDict_GetItemString(cfg, "layer_norm_eps");
-    double e = eps ? PyFloat_AsDouble(eps) : -1.0;
-    if (!eps || (e == -1.0 && PyErr_Occurred())) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_KeyError, "TextEncoder config: 'layer_norm_eps' must be a number");
-        return -1;
-    }
-    c->layer_norm_eps = (float)e;
-    PyObject *act = PyDict_GetItemString(cfg, "hidden_act");
-    const char *name = act && PyUnicode_Check(act) ? PyUnicode_AsUTF8(act) : NULL;
-    if (!name || (strcmp(name, "gelu") && strcmp(name, "quick_gelu"))) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "TextEncoder config: hidden_act must be \"gelu\" or \"quick_gelu\", got %R",
-                     act ? act : Py_None);
-        return -1;
-    }
-    c->hidden_act = strcmp(name, "gelu") ? SVDC_CLIP_ACT_QUICK_GELU : SVDC_CLIP_ACT_GELU;
+    c->hidden_act = act ? SVDC_CLIP_ACT_QUICK_GELU : SVDC_CLIP_ACT_GELU;
     return 0;
 }
 

@@ -10,96 +10,30 @@
 /* ---------------------------------------------------------------------------------------------------------------
  * Config dict -> svdc_unet_config (keys written by svdc/configs/unet.py: to_native()) */
 
-static int get_int(PyObject *cfg, const char *key, int *out) {
-    PyObject *v = PyDict_GetItemString(cfg, key); /* borrowed */
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "UNet config: missing key '%s'", key);
-        return -1;
-    }
-    long x = PyLong_AsLong(v);
-    if (x == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "UNet config: '%s' must be an int, got %R", key, v);
-        return -1;
-    }
-    if (x < -2147483647L || x > 2147483647L) {
-        PyErr_Format(PyExc_ValueError, "UNet config: '%s' = %ld is out of range", key, x);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-static int get_float(PyObject *cfg, const char *key, float *out) {
-    PyObject *v = PyDict_GetItemString(cfg, key); /* borrowed */
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "UNet config: missing key '%s'", key);
-        return -1;
-    }
-    double x = PyFloat_AsDouble(v);
-    if (x == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "UNet config: '%s' must be a number, got %R", key, v);
-        return -1;
-    }
-    *out = (float)x;
-    return 0;
-}
-
-/* A list of ints of exactly `n` entries (n < 0: any length up to cap, written to *n_out). */
-static int get_int_list(PyObject *cfg, const char *key, int *out, int cap, int n, int *n_out) {
-    PyObject *v = PyDict_GetItemString(cfg, key);
-    if (!v) {
-        PyErr_Format(PyExc_KeyError, "UNet config: missing key '%s'", key);
-        return -1;
-    }
-    PyObject *seq = PySequence_Fast(v, "UNet config: expected a list");
-    if (!seq) return -1;
-    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    if ((n >= 0 && len != n) || len > cap || (n != 0 && len < 1)) {
-        PyErr_Format(PyExc_ValueError, "UNet config: '%s' has %zd entries, expected %d", key, len, n >= 0 ? n : cap);
-        Py_DECREF(seq);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        long x = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (x == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "UNet config: '%s'[%zd] must be an int", key, i);
-            Py_DECREF(seq);
-            return -1;
-        }
-        out[i] = (int)x;
-    }
-    if (n_out) *n_out = (int)len;
-    Py_DECREF(seq);
-    return 0;
-}
-
-static int parse_config(PyObject *cfg, void *out) {
+static int parse_config(PyObject *dict, void *out) {
     svdc_unet_config *c = out;
     memset(c, 0, sizeof *c);
-    if (!PyDict_Check(cfg)) {
-        PyErr_SetString(PyExc_TypeError, "UNet config must be a dict");
-        return -1;
-    }
-    const int M = SVDC_UNET_MAX_LEVELS;
+    svdc_py_config cfg;
+    const int M = SVDC_UNET_MAX_LEVELS, BIG = SVDC_PY_CONFIG_SIZE_MAX;
     int kind;
-    if (get_int(cfg, "kind", &kind)) return -1;
+    if (svdc_py_config_open(&cfg, dict, "UNet") || svdc_py_config_int(&cfg, "kind", 0, 1, &kind)) return -1;
     c->kind = (svdc_block_kind)kind;
-    if (get_int(cfg, "in_channels", &c->in_channels) || get_int(cfg, "out_channels", &c->out_channels) ||
-        get_int_list(cfg, "block_out_channels", c->block_out_channels, M, -1, &c->num_levels))
+    if (svdc_py_config_int(&cfg, "in_channels", 1, BIG, &c->in_channels) ||
+        svdc_py_config_int(&cfg, "out_channels", 1, BIG, &c->out_channels) ||
+        svdc_py_config_int_list(&cfg, "block_out_channels", 1, M, 1, BIG, c->block_out_channels, &c->num_levels))
         return -1;
-    const int n = c->num_levels;
-    if (get_int_list(cfg, "down_attention", c->down_attention, M, n, NULL) ||
-        get_int_list(cfg, "up_attention", c->up_attention, M, n, NULL) ||
-        get_int_list(cfg, "layers_per_block", c->layers_per_block, M, n, NULL) ||
-        get_int_list(cfg, "num_attention_heads", c->num_attention_heads, M, n, NULL) ||
-        get_int_list(cfg, "transformer_layers", c->transformer_layers, M, n, NULL) ||
-        get_int(cfg, "cross_attention_dim", &c->cross_attention_dim) ||
-        get_int(cfg, "linear_projection", &c->linear_projection) || get_float(cfg, "norm_eps", &c->norm_eps) ||
-        get_int_list(cfg, "id_widths", c->id_widths, SVDC_UNET_MAX_IDS, kind == SVDC_BLOCK_2D ? 0 : -1, &c->num_ids) ||
-        get_int(cfg, "projection_input_dim", &c->projection_input_dim) || get_int(cfg, "sgm_eps", &c->sgm_eps))
+    const int n = c->num_levels, max_ids = kind == SVDC_BLOCK_2D ? 0 : SVDC_UNET_MAX_IDS;
+    if (svdc_py_config_int_list(&cfg, "down_attention", n, n, 0, 1, c->down_attention, NULL) ||
+        svdc_py_config_int_list(&cfg, "up_attention", n, n, 0, 1, c->up_attention, NULL) ||
+        svdc_py_config_int_list(&cfg, "layers_per_block", n, n, 1, BIG, c->layers_per_block, NULL) ||
+        svdc_py_config_int_list(&cfg, "num_attention_heads", n, n, 1, BIG, c->num_attention_heads, NULL) ||
+        svdc_py_config_int_list(&cfg, "transformer_layers", n, n, 1, BIG, c->transformer_layers, NULL) ||
+        svdc_py_config_int(&cfg, "cross_attention_dim", 1, BIG, &c->cross_attention_dim) ||
+        svdc_py_config_bool(&cfg, "linear_projection", &c->linear_projection) ||
+        svdc_py_config_float(&cfg, "norm_eps", 0.0, 1.0, &c->norm_eps) ||
+        svdc_py_config_int_list(&cfg, "id_widths", max_ids ? 1 : 0, max_ids, 1, BIG, c->id_widths, &c->num_ids) ||
+        svdc_py_config_int(&cfg, "projection_input_dim", 0, BIG, &c->projection_input_dim) ||
+        svdc_py_config_bool(&cfg, "sgm_eps", &c->sgm_eps))
         return -1;
     return 0;
 }

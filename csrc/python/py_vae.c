@@ -1,82 +1,34 @@
 /* py_vae.c — svdc._C.VAE(config: dict, weights: Mapping): the C AutoencoderKL / AutoencoderKLTemporalDecoder;
  * encode(x) -> posterior mean, decode(z, num_frames) -> frames (one C call per decode chunk; Python loops chunks). */
+#include <string.h>
+
 #include "../models/vae.h"
 #include "model_object.h"
 #include "registry.h"
 
-/* config[key] as an int >= lo, or `fallback` when absent. Returns -1 with an exception set on error. */
-static int config_int(PyObject *config, const char *key, int fallback, int lo, int *out) {
-    PyObject *v = PyMapping_GetItemString(config, key);
-    if (!v) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
-        PyErr_Clear();
-        *out = fallback;
-        return 0;
-    }
-    long x = PyLong_Check(v) && !PyBool_Check(v) ? PyLong_AsLong(v) : -1;
-    if (x == -1 && PyErr_Occurred()) PyErr_Clear();
-    if (!PyLong_Check(v) || PyBool_Check(v) || x < lo || x > 1L << 20) {
-        PyErr_Format(PyExc_ValueError, "VAE config: %s must be an integer >= %d, got %R", key, lo, v);
-        Py_DECREF(v);
-        return -1;
-    }
-    Py_DECREF(v);
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_config(PyObject *config, void *out) {
-    svdc_vae_config *cfg = out;
-    if (!PyMapping_Check(config)) {
-        PyErr_Format(PyExc_TypeError, "VAE: config must be a dict, got %s", Py_TYPE(config)->tp_name);
-        return -1;
-    }
-    svdc_vae_config_default(cfg);
-    if (config_int(config, "in_channels", cfg->in_channels, 1, &cfg->in_channels) < 0) return -1;
-    if (config_int(config, "out_channels", cfg->out_channels, 1, &cfg->out_channels) < 0) return -1;
-    if (config_int(config, "layers_per_block", cfg->layers_per_block, 1, &cfg->layers_per_block) < 0) return -1;
-    if (config_int(config, "latent_channels", cfg->latent_channels, 1, &cfg->latent_channels) < 0) return -1;
-    if (config_int(config, "norm_num_groups", cfg->norm_num_groups, 1, &cfg->norm_num_groups) < 0) return -1;
+/* The dict of svdc/models/vae.py _native_config. */
+static int parse_config(PyObject *dict, void *out) {
+    svdc_vae_config *c = out;
+    memset(c, 0, sizeof *c);
+    svdc_py_config cfg;
+    const int BIG = SVDC_PY_CONFIG_SIZE_MAX;
     int kind;
-    if (config_int(config, "decoder_kind", (int)cfg->decoder_kind, 0, &kind) < 0) return -1;
-    cfg->decoder_kind = (svdc_block_kind)kind;
-    if (config_int(config, "use_post_quant_conv", cfg->use_post_quant_conv, 0, &cfg->use_post_quant_conv) < 0)
+    if (svdc_py_config_open(&cfg, dict, "VAE") || svdc_py_config_int(&cfg, "in_channels", 1, BIG, &c->in_channels) ||
+        svdc_py_config_int(&cfg, "out_channels", 1, BIG, &c->out_channels) ||
+        svdc_py_config_int_list(&cfg, "block_out_channels", 1, SVDC_VAE_MAX_LEVELS, 1, BIG, c->block_out_channels,
+                                &c->num_levels) ||
+        svdc_py_config_int(&cfg, "layers_per_block", 1, BIG, &c->layers_per_block) ||
+        svdc_py_config_int(&cfg, "latent_channels", 1, BIG, &c->latent_channels) ||
+        svdc_py_config_int(&cfg, "norm_num_groups", 1, BIG, &c->norm_num_groups) ||
+        svdc_py_config_int(&cfg, "decoder_kind", 0, 1, &kind) ||
+        svdc_py_config_bool(&cfg, "use_post_quant_conv", &c->use_post_quant_conv))
         return -1;
-    PyObject *boc = PyMapping_GetItemString(config, "block_out_channels");
-    if (!boc) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
-        PyErr_Clear();
-        return 0; /* the diffusers default (64,) */
-    }
-    PyObject *seq = PySequence_Fast(boc, "VAE config: block_out_channels must be a list of integers");
-    Py_DECREF(boc);
-    if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n < 1 || n > SVDC_VAE_MAX_LEVELS) {
-        PyErr_Format(PyExc_ValueError, "VAE config: block_out_channels has %zd entries, expected 1..%d", n,
-                     SVDC_VAE_MAX_LEVELS);
-        Py_DECREF(seq);
-        return -1;
-    }
-    cfg->num_levels = (int)n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-        long x = PyLong_Check(it) && !PyBool_Check(it) ? PyLong_AsLong(it) : -1;
-        if (x == -1 && PyErr_Occurred()) PyErr_Clear();
-        if (x < 1 || x > 1L << 20) {
-            PyErr_Format(PyExc_ValueError, "VAE config: block_out_channels[%zd] must be a positive integer, got %R",
-                         i, it);
-            Py_DECREF(seq);
-            return -1;
-        }
-        cfg->block_out_channels[i] = (int)x;
-    }
-    Py_DECREF(seq);
+    c->decoder_kind = (svdc_block_kind)kind;
     return 0;
 }
 
 static svdc_status vae_create(void **model, const void *cfg, const svdc_backend *backend, int device) {
-    return svdc_vae_create((svdc_vae **)model, cfg, backend, device);
+    return svdc_vae_init((svdc_vae **)model, cfg, backend, device);
 }
 static void vae_destroy(void *model) { svdc_vae_free(model); }
 static svdc_params *vae_params(void *model) { return &((svdc_vae *)model)->params; }
@@ -217,7 +169,8 @@ static PyTypeObject PyVAE_Type = {
     .tp_basicsize = sizeof(svdc_py_model),
     .tp_dealloc = svdc_py_model_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder on the CPU.",
+    .tp_doc = "VAE(config: dict, weights: Mapping[str, float32 ndarray]): AutoencoderKLTemporalDecoder or AutoencoderKL "
+               "(the native config's decoder_kind).",
     .tp_methods = vae_methods,
     .tp_getset = vae_getset,
     .tp_init = vae_init,

@@ -1,6 +1,8 @@
 /* util.c — exception mapping, array checks and the weight loader shared by every binding type (see util.h). */
 #include "util.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 PyObject *svdc_py_SvdcError;
@@ -181,5 +183,142 @@ int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *mode
         }
     }
     Py_DECREF(keys);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * The native config reader */
+
+int svdc_py_config_open(svdc_py_config *c, PyObject *dict, const char *model) {
+    c->dict = dict;
+    c->model = model;
+    if (PyDict_Check(dict)) return 0;
+    PyErr_Format(PyExc_TypeError, "%s: config must be a dict, got %s", model, Py_TYPE(dict)->tp_name);
+    return -1;
+}
+
+/* The value of `key` (borrowed), or NULL with KeyError. */
+static PyObject *config_get(const svdc_py_config *c, const char *key) {
+    PyObject *v = PyDict_GetItemString(c->dict, key);
+    if (!v) PyErr_Format(PyExc_KeyError, "%s config: missing key '%s'", c->model, key);
+    return v;
+}
+
+/* `v` (named `what` in messages: "'key'" or "'key'[i]") as an int in lo..hi. */
+static int config_as_int(const svdc_py_config *c, const char *what, PyObject *v, int lo, int hi, int *out) {
+    if (!PyLong_Check(v) || PyBool_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s config: %s must be an int, got %s %R", c->model, what, Py_TYPE(v)->tp_name,
+                     v);
+        return -1;
+    }
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow || x < INT32_MIN || x > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s config: %s = %R is beyond the int32 range (expected %d..%d)", c->model,
+                     what, v, lo, hi);
+        return -1;
+    }
+    if (x < lo || x > hi) {
+        PyErr_Format(PyExc_ValueError, "%s config: %s must be in %d..%d, got %lld", c->model, what, lo, hi, x);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int svdc_py_config_int(const svdc_py_config *c, const char *key, int lo, int hi, int *out) {
+    PyObject *v = config_get(c, key);
+    if (!v) return -1;
+    char what[128];
+    snprintf(what, sizeof what, "'%s'", key);
+    return config_as_int(c, what, v, lo, hi, out);
+}
+
+int svdc_py_config_bool(const svdc_py_config *c, const char *key, int *out) {
+    PyObject *v = config_get(c, key);
+    if (!v) return -1;
+    if (PyBool_Check(v)) {
+        *out = v == Py_True;
+        return 0;
+    }
+    if (PyLong_Check(v)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow && (x == 0 || x == 1)) {
+            *out = (int)x;
+            return 0;
+        }
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s config: '%s' must be a bool (or 0 / 1), got %R", c->model, key, v);
+        return -1;
+    }
+    PyErr_Format(PyExc_TypeError, "%s config: '%s' must be a bool, got %s %R", c->model, key, Py_TYPE(v)->tp_name, v);
+    return -1;
+}
+
+int svdc_py_config_float(const svdc_py_config *c, const char *key, double lo, double hi, float *out) {
+    PyObject *v = config_get(c, key);
+    if (!v) return -1;
+    if (PyBool_Check(v) || !(PyFloat_Check(v) || PyLong_Check(v))) {
+        PyErr_Format(PyExc_TypeError, "%s config: '%s' must be a number, got %s %R", c->model, key,
+                     Py_TYPE(v)->tp_name, v);
+        return -1;
+    }
+    double x = PyFloat_AsDouble(v);
+    if (x == -1.0 && PyErr_Occurred()) return -1;
+    if (!isfinite(x) || x < lo || x > hi) {
+        PyErr_Format(PyExc_ValueError, "%s config: '%s' must be a finite number in %g..%g, got %R", c->model, key, lo,
+                     hi, v);
+        return -1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
+int svdc_py_config_choice(const svdc_py_config *c, const char *key, const char *const *choices, int n, int *out) {
+    PyObject *v = config_get(c, key);
+    if (!v) return -1;
+    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
+    if (!s && PyErr_Occurred()) return -1;
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(s, choices[i])) {
+            *out = i;
+            return 0;
+        }
+    char expected[256];
+    size_t used = 0;
+    expected[0] = 0;
+    for (int i = 0; i < n && used < sizeof expected; i++)
+        used += (size_t)snprintf(expected + used, sizeof expected - used, "%s\"%s\"", i ? " or " : "", choices[i]);
+    PyErr_Format(s ? PyExc_ValueError : PyExc_TypeError, "%s config: '%s' must be %s, got %R", c->model, key, expected,
+                 v);
+    return -1;
+}
+
+int svdc_py_config_int_list(const svdc_py_config *c, const char *key, int min_len, int max_len, int lo, int hi,
+                            int *out, int *len) {
+    PyObject *v = config_get(c, key);
+    if (!v) return -1;
+    if (!PyList_Check(v) && !PyTuple_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s config: '%s' must be a list of ints, got %s %R", c->model, key,
+                     Py_TYPE(v)->tp_name, v);
+        return -1;
+    }
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+    if (n < min_len || n > max_len) {
+        if (min_len == max_len)
+            PyErr_Format(PyExc_ValueError, "%s config: '%s' has %zd entries, expected %d", c->model, key, n, min_len);
+        else
+            PyErr_Format(PyExc_ValueError, "%s config: '%s' has %zd entries, expected %d..%d", c->model, key, n,
+                         min_len, max_len);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "'%s'[%zd]", key, i);
+        if (config_as_int(c, what, PySequence_Fast_GET_ITEM(v, i), lo, hi, &out[i]) < 0) return -1;
+    }
+    if (len) *len = (int)n;
     return 0;
 }

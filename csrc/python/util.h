@@ -58,6 +58,30 @@ int svdc_py_add_type(PyObject *module, PyTypeObject *type, const char *name);
         Py_END_ALLOW_THREADS                                                                                         \
     } while (0)
 
+/* The one reader of native config dicts (the dicts svdc/configs and svdc/models hand to a binding). Every
+ * value is required; a missing key raises KeyError, a value of the wrong type TypeError, a value outside its range
+ * (ints: also anything beyond int32) ValueError, each message "<model> config: '<key>' ..." with the expected and the
+ * actual value. Each returns 0, or -1 with the exception set. */
+#define SVDC_PY_CONFIG_SIZE_MAX (1 << 30) /* the largest channel count, length or width a config may give */
 
-/* PyArg "O&" converter for a non-negative int that fits in int (names no argument; the caller adds context). */
+typedef struct svdc_py_config {
+    PyObject *dict;    /* borrowed */
+    const char *model; /* "UNet", "VAE", ...: the messages' subject */
+} svdc_py_config;
+
+/* Checks that `dict` is a dict (TypeError naming the model otherwise) and fills *c. */
+int svdc_py_config_open(svdc_py_config *c, PyObject *dict, const char *model);
+/* An int (not a bool) in lo..hi. */
+int svdc_py_config_int(const svdc_py_config *c, const char *key, int lo, int hi, int *out);
+/* A bool, or the int 0 or 1, as 0 / 1. */
+int svdc_py_config_bool(const svdc_py_config *c, const char *key, int *out);
+/* A finite real number (int or float, not a bool) in lo..hi. */
+int svdc_py_config_float(const svdc_py_config *c, const char *key, double lo, double hi, float *out);
+/* A str equal to one of the n `choices`: *out is its index. */
+int svdc_py_config_choice(const svdc_py_config *c, const char *key, const char *const *choices, int n, int *out);
+/* A list or tuple of min_len..max_len ints, each in lo..hi: out[0..len), *len its length (len may be NULL when
+ * min_len == max_len). */
+int svdc_py_config_int_list(const svdc_py_config *c, const char *key, int min_len, int max_len, int lo, int hi,
+                            int *out, int *len);
+
 #endif

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import numbers
 
-__all__ = ["DEFAULTS", "SVD", "normalize", "preset"]
+__all__ = ["DEFAULTS", "SVD", "SV3D", "normalize", "preset", "with_2d_decoder"]
 
 # diffusers AutoencoderKLTemporalDecoder.__init__ defaults (unknown keys in a config.json are ignored).
 DEFAULTS = {
@@ -57,6 +57,13 @@ SVD = {
     "scaling_factor": 0.18215,
     "force_upcast": True,
 }
+
+# The VAE of sv3d_u / sv3d_p: the SVD sizes with a plain 2-D decoder (scripts/sampling/configs/sv3d_{u,p}.yaml in
+# Stability's generative-models: sgm.modules.diffusionmodules.model.Decoder inside an AutoencodingEngine, whose decode
+# applies no post_quant_conv), i.e. an AutoencoderKL without post_quant_conv.
+SV3D = {**KL_DEFAULTS, "block_out_channels": SVD["block_out_channels"], "layers_per_block": 2, "sample_size": 576,
+        "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "use_post_quant_conv": False}
 
 # Every group norm of this model has 32 groups in diffusers (hard-coded there, so not a config key).
 NORM_NUM_GROUPS = 32
@@ -115,9 +122,22 @@ def normalize(config: dict) -> dict:
 
 
 def preset(name: str = "svd") -> dict:
-    """The VAE config of a Stability checkpoint family: "svd" (svd, svd_xt, svd_xt_1_1), "sv3d" (same sizes)."""
-    if name in ("svd", "svd_xt", "svd_xt_1_1", "sv3d", "sv3d_u", "sv3d_p"):
+    """The VAE config of a Stability checkpoint family: "svd" (svd, svd_xt, svd_xt_1_1: the temporal decoder), "sv3d"
+    (sv3d_u, sv3d_p: the same sizes with a 2-D decoder), "sd2"."""
+    if name in ("svd", "svd_xt", "svd_xt_1_1"):
         return copy.deepcopy(SVD)
+    if name in ("sv3d", "sv3d_u", "sv3d_p"):
+        return copy.deepcopy(SV3D)
     if name == "sd2":
         return copy.deepcopy(SD2)
     raise ValueError(f"VAE preset: unknown name {name!r} (expected 'svd', 'svd_xt', 'sv3d_u', 'sv3d_p' or 'sd2')")
+
+
+def with_2d_decoder(config: dict) -> dict:
+    """The AutoencoderKL form (2-D decoder, no post_quant_conv) of a VAE config's sizes: what a Stability single file
+    whose first-stage decoder has no temporal parts (SV3D's) holds, whatever decoder class the sizes came with."""
+    levels = len(config.get("block_out_channels", DEFAULTS["block_out_channels"]))
+    out = {**copy.deepcopy(config), "_class_name": "AutoencoderKL", "up_block_types": ["UpDecoderBlock2D"] * levels,
+           "use_post_quant_conv": False}
+    out.setdefault("norm_num_groups", NORM_NUM_GROUPS)
+    return out

@@ -1,6 +1,6 @@
 """svdc.VAE: AutoencoderKLTemporalDecoder semantics (encode to the posterior mean, temporal decode with diffusers'
-chunking) or AutoencoderKL semantics (SD 2.x: post_quant_conv, 2-D decoder), by the config, over the C model
-svdc._C.VAE; loading from diffusers folders and Stability single files."""
+chunking) or AutoencoderKL semantics (2-D decoder: SD 2.x with post_quant_conv, SV3D without), by the config, over
+the C model svdc._C.VAE; loading from diffusers folders and Stability single files."""
 from __future__ import annotations
 
 import numbers
@@ -88,8 +88,9 @@ class VAE:
     def from_pretrained(cls, path, device="auto", dtype=None, config: dict | None = None) -> "VAE":
         """path: a diffusers vae/ folder, a diffusers pipeline folder, or a Stability single .safetensors file: SVD/SV3D
         (decoder from first_stage_model.decoder.*, encoder from the conditioner's VAE) or SD 2.x (the AutoencoderKL
-        under first_stage_model., picked when the file has no conditioner). `config` overrides the preset used for
-        single files (default: the SVD VAE, or SD 2.x's)."""
+        under first_stage_model., picked when the file has no conditioner). A single file's decoder kind is the
+        file's: SVD's is temporal; SV3D's is 2-D (loaded as an AutoencoderKL without post_quant_conv). `config`
+        overrides the sizes of the preset used for single files (default: the SVD, SV3D or SD 2.x VAE)."""
         model_device(device, dtype, "VAE")
         from ..naming import vae as naming
         from ._loading import resolve
@@ -102,12 +103,18 @@ class VAE:
                     raise _C.CheckpointError(f"{src.path}: config.json describes a {name}; svdc.VAE loads an "
                                              f"AutoencoderKLTemporalDecoder (SVD) or an AutoencoderKL (SD 2.x)")
                 return cls.from_config(src.config if config is None else config, src.weights, device, dtype)
-            if config is None:  # SVD/SV3D files carry a conditioner; SD 2.x files keep the whole VAE in first_stage_model
-                sd2 = not any(k.startswith("conditioner.") for k in src.file.keys())
-                config = vae_configs.preset("sd2" if sd2 else "svd")
+            # SVD/SV3D files carry a conditioner (the encoder is its VAE's); SD 2.x files keep the whole VAE in
+            # first_stage_model.
+            keys = list(src.file.keys())
+            sgm_video = any(k.startswith("conditioner.") for k in keys)
+            decoder_2d = sgm_video and not naming.has_temporal_decoder(keys)
+            if config is None:
+                config = vae_configs.preset("sv3d" if decoder_2d else "svd" if sgm_video else "sd2")
+            elif decoder_2d:
+                config = vae_configs.with_2d_decoder(config)
             cfg = vae_configs.normalize(config)
             levels = len(cfg["block_out_channels"])
-            if vae_configs.is_kl(cfg):
+            if vae_configs.is_kl(cfg) and not sgm_video:
                 weights = naming.map_kl_single_file(src.file, levels)
             else:
                 weights = naming.map_single_file(src.file, levels)

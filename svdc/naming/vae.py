@@ -1,5 +1,6 @@
-"""VAE names: Stability single-file (sgm) -> diffusers AutoencoderKLTemporalDecoder (SVD/SV3D files) and
-AutoencoderKL (SD 2.x files: everything under first_stage_model.), the explicit ignore lists, and the inverse maps
+"""VAE names: Stability single-file (sgm) -> diffusers AutoencoderKLTemporalDecoder (SVD files), AutoencoderKL with
+the conditioner's encoder (SV3D files: a 2-D first-stage decoder) and AutoencoderKL (SD 2.x files: everything under
+first_stage_model.), the explicit ignore lists, and the inverse maps
 (diffusers -> sgm) used to write single-file layouts for tests and conversion."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = [
     "ENCODER_PREFIXES",
     "IGNORED_PREFIXES",
     "find_encoder_prefix",
+    "has_temporal_decoder",
     "sgm_to_diffusers",
     "diffusers_to_sgm",
     "map_single_file",
@@ -50,6 +52,8 @@ _DEC_RES = {
     "time_stack.out_layers.0": "temporal_res_block.norm2",
     "time_stack.out_layers.3": "temporal_res_block.conv2",
 }
+# A 2-D decoder's res block is the spatial half of the temporal decoder's: the same names without this level.
+_SPATIAL = "spatial_res_block."
 # Inside an encoder ResnetBlock.
 _ENC_RES = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
 # AttnBlock (1x1 convs) -> diffusers Attention (linears).
@@ -210,20 +214,25 @@ def find_encoder_prefix(keys) -> str:
                           + " or ".join(p + "encoder." for p in ENCODER_PREFIXES) + ")")
 
 
+def has_temporal_decoder(keys) -> bool:
+    """True when a Stability single file's first-stage decoder has temporal parts (SVD's VideoDecoder), False for a
+    plain 2-D decoder (SV3D's sgm Decoder) or no decoder."""
+    return any(k.startswith(DECODER_PREFIX) and (".time_stack." in k or k.endswith(".mix_factor")
+                                                 or ".time_mix_conv." in k) for k in keys)
+
+
 def map_single_file(sf, num_levels: int):
     """LazyWeights of float32 tensors under diffusers names from an open SafetensorsFile `sf` (or any object with
-    keys(), shape_of(name) and get_float32(name)). Unknown names raise CheckpointError naming the tensor; 1x1-conv
+    keys(), shape_of(name) and get_float32(name)): AutoencoderKLTemporalDecoder names for a temporal decoder (SVD),
+    AutoencoderKL names for a 2-D one (SV3D). Unknown names raise CheckpointError naming the tensor; 1x1-conv
     attention weights (C, C, 1, 1) become linear (C, C)."""
     from ..weights import CheckpointError, LazyWeights
 
     path = getattr(sf, "path", "single file")
     keys = list(sf.keys())
     prefix = find_encoder_prefix(keys)
+    decoder_2d = not has_temporal_decoder(keys)
     loaders, shapes, sources = {}, {}, {}
-    decoder_keys = [k for k in keys if k.startswith(DECODER_PREFIX)]
-    if decoder_keys and not any(".time_stack." in k or k.endswith(".mix_factor") for k in decoder_keys):
-        # SV3D: a plain 2-D decoder. It is the temporal decoder with identity temporal parts (below).
-        _add_identity_temporal(sf, decoder_keys, num_levels, loaders, shapes, sources)
     for name in keys:
         try:
             new = sgm_to_diffusers(name, prefix, num_levels)
@@ -232,6 +241,8 @@ def map_single_file(sf, num_levels: int):
                                   f"not on the ignore list)") from None
         if new is None:
             continue
+        if decoder_2d and new.startswith("decoder."):  # the temporal map's spatial halves are the 2-D res blocks
+            new = new.replace(_SPATIAL, "")
         if new in loaders:
             raise CheckpointError(f"{path}: tensors {sources[new]!r} and {name!r} both map to {new!r}")
         shape = tuple(sf.shape_of(name))
@@ -244,46 +255,6 @@ def map_single_file(sf, num_levels: int):
         shapes[new] = shape
         sources[new] = name
     return LazyWeights(loaders, shapes)
-
-
-def _add_identity_temporal(sf, decoder_keys, num_levels, loaders, shapes, sources):
-    """Weights that make every temporal part of the temporal decoder an exact identity, so that a plain 2-D SD
-    decoder (SV3D's first_stage_model) runs through the same C model: each TemporalResnetBlock gets zero convs
-    (its output is then x + 0 = x), so the blend of two equal branches returns the spatial output whatever the mix
-    factor; time_conv_out becomes the identity (centre tap 1, no bias)."""
-    for name in decoder_keys:
-        m = re.fullmatch(re.escape(DECODER_PREFIX) + r"(mid\.block_[12]|up\.\d+\.block\.\d+)\.norm2\.weight", name)
-        if not m:
-            continue
-        c = int(sf.shape_of(name)[0])
-        block = sgm_to_diffusers(name, ENCODER_PREFIXES[0], num_levels).rsplit(".spatial_res_block.", 1)[0]
-        t = block + ".temporal_res_block."
-        for norm in ("norm1", "norm2"):
-            _const(loaders, shapes, sources, t + norm + ".weight", (c,), 1.0)
-            _const(loaders, shapes, sources, t + norm + ".bias", (c,), 0.0)
-        for conv in ("conv1", "conv2"):
-            _const(loaders, shapes, sources, t + conv + ".weight", (c, c, 3, 1, 1), 0.0)
-            _const(loaders, shapes, sources, t + conv + ".bias", (c,), 0.0)
-        _const(loaders, shapes, sources, block + ".time_mixer.mix_factor", (1,), 0.0)
-    conv_out = DECODER_PREFIX + "conv_out.weight"
-    if conv_out in decoder_keys:
-        out = int(sf.shape_of(conv_out)[0])
-
-        def identity(out=out):
-            w = np.zeros((out, out, 3, 1, 1), np.float32)
-            w[np.arange(out), np.arange(out), 1, 0, 0] = 1.0
-            return w
-
-        loaders["decoder.time_conv_out.weight"] = identity
-        shapes["decoder.time_conv_out.weight"] = (out, out, 3, 1, 1)
-        sources["decoder.time_conv_out.weight"] = "(identity for a 2-D decoder)"
-        _const(loaders, shapes, sources, "decoder.time_conv_out.bias", (out,), 0.0)
-
-
-def _const(loaders, shapes, sources, name, shape, value):
-    loaders[name] = lambda shape=shape, value=value: np.full(shape, value, np.float32)
-    shapes[name] = shape
-    sources[name] = "(identity for a 2-D decoder)"
 
 
 def to_single_file(weights, num_levels: int, encoder_prefix: str = ENCODER_PREFIXES[0]) -> dict:
@@ -308,7 +279,6 @@ KL_IGNORED_NAMES = frozenset({
     "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
     "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", "logvar", "lvlb_weights",
 })
-_SPATIAL = "spatial_res_block."
 
 
 def kl_sgm_to_diffusers(name: str, num_levels: int) -> str | None:

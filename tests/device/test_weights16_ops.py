@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import _C
+from svdc._native import testing_ops
 
-ops = _C._ops
+ops = testing_ops()
 rng = np.random.default_rng(0)
 
 

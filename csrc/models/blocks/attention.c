@@ -17,20 +17,17 @@ svdc_status svdc_attention_declare(svdc_attention *a, svdc_params *p, const char
     a->query_dim = c;
     a->context_dim = ckv;
     a->heads = heads;
-    SVDC_TRY(blk_param2(p, &a->q_w, c, c, prefix, "to_q.weight"));
-    SVDC_TRY(blk_param2(p, &a->k_w, c, ckv, prefix, "to_k.weight"));
-    SVDC_TRY(blk_param2(p, &a->v_w, c, ckv, prefix, "to_v.weight"));
-    SVDC_TRY(blk_param2(p, &a->out_w, c, c, prefix, "to_out.0.weight"));
-    return blk_param1(p, &a->out_b, c, prefix, "to_out.0.bias");
+    SVDC_TRY(blk_linear(p, &a->q_w, NULL, c, c, prefix, "to_q"));
+    SVDC_TRY(blk_linear(p, &a->k_w, NULL, c, ckv, prefix, "to_k"));
+    SVDC_TRY(blk_linear(p, &a->v_w, NULL, c, ckv, prefix, "to_v"));
+    return blk_linear(p, &a->out_w, &a->out_b, c, c, prefix, "to_out.0");
 }
 
 svdc_status svdc_geglu_ff_declare(svdc_geglu_ff *f, svdc_params *p, const char *prefix, int dim) {
     f->dim = dim;
     f->inner = 4 * dim;
-    SVDC_TRY(blk_param2(p, &f->proj_w, 2 * f->inner, dim, prefix, "net.0.proj.weight"));
-    SVDC_TRY(blk_param1(p, &f->proj_b, 2 * f->inner, prefix, "net.0.proj.bias"));
-    SVDC_TRY(blk_param2(p, &f->out_w, dim, f->inner, prefix, "net.2.weight"));
-    return blk_param1(p, &f->out_b, dim, prefix, "net.2.bias");
+    SVDC_TRY(blk_linear(p, &f->proj_w, &f->proj_b, 2 * f->inner, dim, prefix, "net.0.proj"));
+    return blk_linear(p, &f->out_w, &f->out_b, dim, f->inner, prefix, "net.2");
 }
 
 svdc_status svdc_basic_block_declare(svdc_basic_block *b, svdc_params *p, const char *prefix, int channels, int heads,
@@ -39,11 +36,11 @@ svdc_status svdc_basic_block_declare(svdc_basic_block *b, svdc_params *p, const 
     SVDC_TRY(blk_norm(p, &b->norm1_w, &b->norm1_b, channels, prefix, "norm1"));
     SVDC_TRY(blk_norm(p, &b->norm2_w, &b->norm2_b, channels, prefix, "norm2"));
     SVDC_TRY(blk_norm(p, &b->norm3_w, &b->norm3_b, channels, prefix, "norm3"));
-    snprintf(pre, sizeof pre, "%s.attn1", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn1"));
     SVDC_TRY(svdc_attention_declare(&b->attn1, p, pre, channels, channels, heads));
-    snprintf(pre, sizeof pre, "%s.attn2", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn2"));
     SVDC_TRY(svdc_attention_declare(&b->attn2, p, pre, channels, context_dim, heads));
-    snprintf(pre, sizeof pre, "%s.ff", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "ff"));
     return svdc_geglu_ff_declare(&b->ff, p, pre, channels);
 }
 

@@ -7,12 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A view of `ndim`/`shape` starting `offset` elements into base's data (same device and dtype). */
-static svdc_tensor view_at(const svdc_tensor *base, int64_t offset, int ndim, const int64_t *shape) {
-    return svdc_tensor_view((char *)base->data + offset * (int64_t)svdc_dtype_size(base->dtype), base->dtype,
-                            base->device, ndim, shape);
-}
-
 svdc_status svdc_clip_encoder_declare(svdc_clip_encoder *e, svdc_params *p, const char *prefix, int hidden_size,
                                       int intermediate_size, int num_heads, int num_layers, float eps,
                                       svdc_clip_act act) {
@@ -37,7 +31,7 @@ svdc_status svdc_clip_encoder_declare(svdc_clip_encoder *e, svdc_params *p, cons
     for (int i = 0; i < num_layers; i++) {
         svdc_clip_layer *L = &e->layers[i];
         char base[256];
-        snprintf(base, sizeof base, "%s.layers.%d", prefix, i);
+        SVDC_TRY(blk_name(base, sizeof base, prefix, "layers.%d", i));
         SVDC_TRY(blk_norm(p, &L->ln1_w, &L->ln1_b, C, base, "layer_norm1"));
         SVDC_TRY(blk_linear(p, &L->q_w, &L->q_b, C, C, base, "self_attn.q_proj"));
         SVDC_TRY(blk_linear(p, &L->k_w, &L->k_b, C, C, base, "self_attn.k_proj"));
@@ -69,7 +63,7 @@ svdc_status svdc_clip_encoder_first_tokens(const svdc_ctx *ctx, const svdc_tenso
     const int64_t N = h->shape[0], T = h->shape[1], C = h->shape[2];
     int64_t row[1] = {C};
     for (int64_t n = 0; n < N; n++) {
-        svdc_tensor src = view_at(h, n * T * C, 1, row), dst = view_at(y, n * C, 1, row);
+        svdc_tensor src = blk_view(ctx, blk_at(h->data, n * T * C), 1, row), dst = blk_view(ctx, blk_at(y->data, n * C), 1, row);
         svdc_status s = svdc_op_copy(ctx, &src, &dst);
         if (s) return s;
     }
@@ -84,11 +78,11 @@ static svdc_status encoder_layer(const svdc_ctx *ctx, const svdc_clip_encoder *e
     const float scale = 1.0f / sqrtf((float)(C / heads)); /* head_dim^-0.5 */
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor t, q, k, v, a, f;
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &q, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &a, 3, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &t, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &q, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &k, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &v, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &a, N, T, C));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->q_w, &L->q_b, &q));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
@@ -97,7 +91,7 @@ static svdc_status encoder_layer(const svdc_ctx *ctx, const svdc_clip_encoder *e
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &a, &L->o_w, &L->o_b, &q));            /* q reused as the attention output */
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_add(ctx, h, &q, h));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln2_w, &L->ln2_b, e->eps, &t));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &f, 3, N, T, I));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &f, N, T, I));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->fc1_w, &L->fc1_b, &f));
     SVDC_TRY_RELEASE(ctx, mark, activation(ctx, e->act, &f));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &f, &L->fc2_w, &L->fc2_b, &q));
@@ -123,15 +117,15 @@ svdc_status svdc_clip_encoder_layer_first_token(const svdc_ctx *ctx, const svdc_
     const float scale = 1.0f / sqrtf((float)(C / heads));
     size_t mark = svdc_arena_mark(ctx->arena);
     svdc_tensor t, k, v, t0, q, a, o, t2, f;
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &k, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &v, 3, N, T, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t0, 3, N, (int64_t)1, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &q, 3, N, (int64_t)1, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &a, 3, N, (int64_t)1, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &o, 3, N, (int64_t)1, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &t2, 3, N, (int64_t)1, C));
-    SVDC_TRY_RELEASE(ctx, mark, svdc_arena_f32(ctx->arena, &f, 3, N, (int64_t)1, I));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &t, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &k, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &v, N, T, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &t0, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &q, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &a, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &o, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &t2, N, (int64_t)1, C));
+    SVDC_TRY_RELEASE(ctx, mark, blk_alloc3(ctx, &f, N, (int64_t)1, I));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_layer_norm(ctx, h, &L->ln1_w, &L->ln1_b, e->eps, &t));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->k_w, &L->k_b, &k));
     SVDC_TRY_RELEASE(ctx, mark, svdc_op_linear(ctx, &t, &L->v_w, &L->v_b, &v));

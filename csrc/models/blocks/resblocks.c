@@ -4,30 +4,84 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "../../core/arena.h"
 #include "../../core/backend.h"
-#include "../../core/tensor.h"
-#include "../../core/try.h"
 
-/* An arena tensor with x's dtype/device and the given 4-D / 2-D shape. */
-static svdc_status alloc_like4(const svdc_ctx *ctx, const svdc_tensor *like, int64_t n, int64_t c, int64_t h,
-                               int64_t w, svdc_tensor *out) {
-    int64_t shape[4] = {n, c, h, w};
-    SVDC_TRY(svdc_arena_tensor(ctx->arena, like->dtype, 4, shape, out));
-    out->device = ctx->device;
+/* ---------------------------------------------------------------------------------------------------------------
+ * Declarations (diffusers names) */
+
+static svdc_status check_groups(const char *block, int channels, int groups) {
+    if (groups <= 0 || channels <= 0 || channels % groups != 0)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %d channels are not divisible into %d groups", block, channels,
+                         groups);
     return SVDC_OK;
 }
 
-static svdc_status alloc_like2(const svdc_ctx *ctx, const svdc_tensor *like, int64_t n, int64_t c,
-                               svdc_tensor *out) {
-    int64_t shape[2] = {n, c};
-    SVDC_TRY(svdc_arena_tensor(ctx->arena, like->dtype, 2, shape, out));
-    out->device = ctx->device;
-    return SVDC_OK;
+/* norm1, conv1, [time_emb_proj], norm2, conv2 under `prefix`: 3x3 convs (ResnetBlock2D) or (3, 1, 1) convs over the
+ * frames (TemporalResnetBlock, where cin == cout). */
+static svdc_status res_weights_declare(svdc_res_weights *w, svdc_params *p, const char *prefix, int cin, int cout,
+                                       int temb_channels, int groups, int temporal) {
+    SVDC_TRY(check_groups(prefix, cin, groups));
+    SVDC_TRY(check_groups(prefix, cout, groups));
+    if (temb_channels < 0) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: temb_channels %d < 0", prefix, temb_channels);
+    memset(w, 0, sizeof *w);
+    SVDC_TRY(blk_norm(p, &w->norm1_w, &w->norm1_b, cin, prefix, "norm1"));
+    SVDC_TRY(temporal ? blk_conv_temporal(p, &w->conv1_w, &w->conv1_b, cout, cin, prefix, "conv1")
+                      : blk_conv(p, &w->conv1_w, &w->conv1_b, cout, cin, 3, prefix, "conv1"));
+    if (temb_channels > 0)
+        SVDC_TRY(blk_linear(p, &w->temb_w, &w->temb_b, cout, temb_channels, prefix, "time_emb_proj"));
+    SVDC_TRY(blk_norm(p, &w->norm2_w, &w->norm2_b, cout, prefix, "norm2"));
+    return temporal ? blk_conv_temporal(p, &w->conv2_w, &w->conv2_b, cout, cout, prefix, "conv2")
+                    : blk_conv(p, &w->conv2_w, &w->conv2_b, cout, cout, 3, prefix, "conv2");
 }
+
+svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *prefix, int in_channels,
+                                  int out_channels, int temb_channels, int groups, float eps) {
+    memset(r, 0, sizeof *r);
+    r->in_channels = in_channels;
+    r->out_channels = out_channels;
+    r->temb_channels = temb_channels;
+    r->groups = groups;
+    r->eps = eps;
+    SVDC_TRY(res_weights_declare(&r->w, p, prefix, in_channels, out_channels, temb_channels, groups, 0));
+    if (in_channels == out_channels) return SVDC_OK;
+    return blk_conv(p, &r->shortcut_w, &r->shortcut_b, out_channels, in_channels, 1, prefix, "conv_shortcut");
+}
+
+svdc_status svdc_temporal_resnet_declare(svdc_temporal_resnet *r, svdc_params *p, const char *prefix, int channels,
+                                         int temb_channels, int groups, float eps) {
+    memset(r, 0, sizeof *r);
+    r->channels = channels;
+    r->temb_channels = temb_channels;
+    r->groups = groups;
+    r->eps = eps;
+    return res_weights_declare(&r->w, p, prefix, channels, channels, temb_channels, groups, 1);
+}
+
+svdc_status svdc_resblock_declare(svdc_resblock *b, svdc_params *p, const char *prefix, svdc_block_kind kind,
+                                  int in_channels, int out_channels, int temb_channels, int groups, float eps_spatial,
+                                  float eps_temporal, svdc_blend_direction direction) {
+    memset(b, 0, sizeof *b);
+    b->kind = kind;
+    if (kind == SVDC_BLOCK_2D)
+        return svdc_resnet2d_declare(&b->spatial, p, prefix, in_channels, out_channels, temb_channels, groups,
+                                     eps_spatial);
+    if (kind != SVDC_BLOCK_SPATIO_TEMPORAL)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown block kind %d", prefix, (int)kind);
+    if (direction != SVDC_BLEND_SPATIAL_WEIGHT && direction != SVDC_BLEND_TEMPORAL_WEIGHT)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown blend direction %d", prefix, (int)direction);
+    b->direction = direction;
+    char sub[512];
+    SVDC_TRY(blk_name(sub, sizeof sub, prefix, "spatial_res_block"));
+    SVDC_TRY(svdc_resnet2d_declare(&b->spatial, p, sub, in_channels, out_channels, temb_channels, groups, eps_spatial));
+    SVDC_TRY(blk_name(sub, sizeof sub, prefix, "temporal_res_block"));
+    SVDC_TRY(svdc_temporal_resnet_declare(&b->temporal, p, sub, out_channels, temb_channels, groups, eps_temporal));
+    return blk_param1(p, &b->mix_factor, 1, prefix, "time_mixer.mix_factor");
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Forward */
 
 static svdc_status check_4d(const char *block, const char *name, const svdc_tensor *t, int64_t channels) {
     if (!t || !t->data) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %s is missing", block, name);
@@ -64,69 +118,23 @@ static svdc_status check_temb(const char *block, const svdc_tensor *temb, int64_
     return SVDC_OK;
 }
 
+static svdc_status check_frames(const char *block, const svdc_tensor *x, int num_frames) {
+    if (num_frames < 1 || x->shape[0] % num_frames != 0)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %lld rows are not a whole number of %d-frame videos", block,
+                         (long long)x->shape[0], num_frames);
+    return SVDC_OK;
+}
+
 /* a += proj(silu(temb)) broadcast over H, W: temb (N, T) -> (N, Cout) added per row and channel. */
-static svdc_status add_temb(const svdc_ctx *ctx, const svdc_tensor *temb, const svdc_tensor *w, const svdc_tensor *b,
-                            svdc_tensor *a) {
+static svdc_status add_temb(const svdc_ctx *ctx, const svdc_tensor *temb, const svdc_res_weights *w, svdc_tensor *a) {
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor act, proj;
-    SVDC_TRY_RELEASE(ctx, m, alloc_like2(ctx, a, temb->shape[0], temb->shape[1], &act));
+    SVDC_TRY_RELEASE(ctx, m, blk_alloc2(ctx, &act, temb->shape[0], temb->shape[1]));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_silu(ctx, temb, &act));
-    SVDC_TRY_RELEASE(ctx, m, alloc_like2(ctx, a, a->shape[0], a->shape[1], &proj));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &act, w, b, &proj));
+    SVDC_TRY_RELEASE(ctx, m, blk_alloc2(ctx, &proj, a->shape[0], a->shape[1]));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &act, &w->temb_w, &w->temb_b, &proj));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_add_channel_bias(ctx, a, &proj, a));
     svdc_arena_release(ctx->arena, m);
-    return SVDC_OK;
-}
-
-/* Rows r0 .. r0+rows of a (N, ...) tensor as a (rows, ...) view. */
-static svdc_tensor view_rows(const svdc_tensor *t, int64_t r0, int64_t rows, size_t esize) {
-    svdc_tensor v = *t;
-    const int64_t row = svdc_tensor_numel(t) / t->shape[0];
-    v.data = (char *)t->data + (size_t)(r0 * row) * esize;
-    v.shape[0] = rows;
-    return v;
-}
-
-static svdc_status check_groups(const char *block, int channels, int groups) {
-    if (groups <= 0 || channels <= 0 || channels % groups != 0)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: %d channels are not divisible into %d groups", block, channels,
-                         groups);
-    return SVDC_OK;
-}
-
-/* ---------------------------------------------------------------------------------------------- ResnetBlock2D */
-
-svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *prefix, int in_channels,
-                                  int out_channels, int temb_channels, int groups, float eps) {
-    SVDC_TRY(check_groups(prefix, in_channels, groups));
-    SVDC_TRY(check_groups(prefix, out_channels, groups));
-    if (temb_channels < 0) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: temb_channels %d < 0", prefix, temb_channels);
-    memset(r, 0, sizeof *r);
-    r->in_channels = in_channels;
-    r->out_channels = out_channels;
-    r->temb_channels = temb_channels;
-    r->groups = groups;
-    r->eps = eps;
-    int64_t ci = in_channels, co = out_channels;
-    int64_t s_ci[1] = {ci}, s_co[1] = {co};
-    int64_t s_c1[4] = {co, ci, 3, 3}, s_c2[4] = {co, co, 3, 3}, s_sc[4] = {co, ci, 1, 1};
-    SVDC_TRY(svdc_params_add(p, &r->norm1_w, 1, s_ci, "%s.norm1.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->norm1_b, 1, s_ci, "%s.norm1.bias", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv1_w, 4, s_c1, "%s.conv1.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv1_b, 1, s_co, "%s.conv1.bias", prefix));
-    if (temb_channels > 0) {
-        int64_t s_t[2] = {co, temb_channels};
-        SVDC_TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
-        SVDC_TRY(svdc_params_add(p, &r->temb_b, 1, s_co, "%s.time_emb_proj.bias", prefix));
-    }
-    SVDC_TRY(svdc_params_add(p, &r->norm2_w, 1, s_co, "%s.norm2.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->norm2_b, 1, s_co, "%s.norm2.bias", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv2_w, 4, s_c2, "%s.conv2.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv2_b, 1, s_co, "%s.conv2.bias", prefix));
-    if (in_channels != out_channels) {
-        SVDC_TRY(svdc_params_add(p, &r->shortcut_w, 4, s_sc, "%s.conv_shortcut.weight", prefix));
-        SVDC_TRY(svdc_params_add(p, &r->shortcut_b, 1, s_co, "%s.conv_shortcut.bias", prefix));
-    }
     return SVDC_OK;
 }
 
@@ -136,14 +144,15 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     SVDC_TRY(check_4d(block, "x", x, r->in_channels));
     SVDC_TRY(check_same_nhw(block, x, y, r->out_channels));
     SVDC_TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
-    const int64_t n = x->shape[0], h = x->shape[2], w = x->shape[3];
+    const svdc_res_weights *w = &r->w;
+    const int64_t n = x->shape[0], h = x->shape[2], wd = x->shape[3];
     const svdc_conv2d_params same3 = {1, 1, 1, 1, 1, 1};
     const svdc_conv2d_params one1 = {1, 1, 0, 0, 0, 0};
     size_t m = svdc_arena_mark(ctx->arena);
 
     /* a: the residual branch (N, Cout, H, W), the only full-size temporary. */
     svdc_tensor a;
-    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, n, r->out_channels, h, w, &a));
+    SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &a, n, r->out_channels, h, wd));
     /* a = conv1(silu(gn1(x))). gn1 and conv1 act on each row alone, so silu(gn1(x)) (rows, Cin, H, W) goes through
      * y's storage (free until conv2) in chunks of as many rows as fit: all of them when Cin <= Cout. Only a single
      * row wider than y (N = 1 and Cin > Cout) needs its own temporary. */
@@ -152,23 +161,22 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     if (chunk > n) chunk = n;
     if (chunk < 1) {
         svdc_tensor h1;
-        SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, 1, r->in_channels, h, w, &h1));
+        SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &h1, 1, r->in_channels, h, wd));
         h1_data = h1.data;
         chunk = 1;
     }
-    const size_t esize = svdc_dtype_size(x->dtype);
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         const int64_t rows = n - r0 < chunk ? n - r0 : chunk;
         /* rows r0 .. r0+rows of x and a, as (rows, C, H, W) views */
-        svdc_tensor xv = view_rows(x, r0, rows, esize), av = view_rows(&a, r0, rows, esize);
+        svdc_tensor xv = blk_rows(x, r0, rows), av = blk_rows(&a, r0, rows);
         svdc_tensor h1 = xv;
         h1.data = h1_data;
-        SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &r->norm1_w, &r->norm1_b, r->eps, 1, &h1));
-        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &h1, &r->conv1_w, &r->conv1_b, &same3, &av));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &w->norm1_w, &w->norm1_b, r->eps, 1, &h1));
+        SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &h1, &w->conv1_w, &w->conv1_b, &same3, &av));
     }
-    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &a, &r->conv2_w, &r->conv2_b, &same3, y));
+    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, w, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &w->norm2_w, &w->norm2_b, r->eps, 1, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &a, &w->conv2_w, &w->conv2_b, &same3, y));
     if (r->in_channels != r->out_channels) {
         /* a is dead: reuse it for the 1x1 shortcut (N, Cin, H, W) -> (N, Cout, H, W). */
         SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, x, &r->shortcut_w, &r->shortcut_b, &one1, &a));
@@ -180,50 +188,6 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     return SVDC_OK;
 }
 
-/* -------------------------------------------------------------------------------------------- TemporalResnetBlock */
-
-svdc_status svdc_temporal_resnet_declare(svdc_temporal_resnet *r, svdc_params *p, const char *prefix, int channels,
-                                         int temb_channels, int groups, float eps) {
-    SVDC_TRY(check_groups(prefix, channels, groups));
-    if (temb_channels < 0) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: temb_channels %d < 0", prefix, temb_channels);
-    memset(r, 0, sizeof *r);
-    r->channels = channels;
-    r->temb_channels = temb_channels;
-    r->groups = groups;
-    r->eps = eps;
-    int64_t c = channels;
-    int64_t s_c[1] = {c}, s_conv[5] = {c, c, 3, 1, 1};
-    SVDC_TRY(svdc_params_add(p, &r->norm1_w, 1, s_c, "%s.norm1.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->norm1_b, 1, s_c, "%s.norm1.bias", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv1_w, 5, s_conv, "%s.conv1.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv1_b, 1, s_c, "%s.conv1.bias", prefix));
-    if (temb_channels > 0) {
-        int64_t s_t[2] = {c, temb_channels};
-        SVDC_TRY(svdc_params_add(p, &r->temb_w, 2, s_t, "%s.time_emb_proj.weight", prefix));
-        SVDC_TRY(svdc_params_add(p, &r->temb_b, 1, s_c, "%s.time_emb_proj.bias", prefix));
-    }
-    SVDC_TRY(svdc_params_add(p, &r->norm2_w, 1, s_c, "%s.norm2.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->norm2_b, 1, s_c, "%s.norm2.bias", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv2_w, 5, s_conv, "%s.conv2.weight", prefix));
-    SVDC_TRY(svdc_params_add(p, &r->conv2_b, 1, s_c, "%s.conv2.bias", prefix));
-    return SVDC_OK;
-}
-
-/* The Conv3d weight (O, C, 3, 1, 1) viewed as the (O, C, 3) that svdc_op_conv_temporal takes. */
-static svdc_tensor temporal_weight_view(const svdc_tensor *w) {
-    svdc_tensor v = *w;
-    v.ndim = 3;
-    v.shape[3] = v.shape[4] = 0;
-    return v;
-}
-
-static svdc_status check_frames(const char *block, const svdc_tensor *x, int num_frames) {
-    if (num_frames < 1 || x->shape[0] % num_frames != 0)
-        return svdc_fail(SVDC_ERR_SHAPE, "%s: %lld rows are not a whole number of %d-frame videos", block,
-                         (long long)x->shape[0], num_frames);
-    return SVDC_OK;
-}
-
 svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_temporal_resnet *r, const svdc_tensor *x,
                                          int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
     static const char *block = "TemporalResnetBlock";
@@ -231,51 +195,22 @@ svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_tempora
     SVDC_TRY(check_same_nhw(block, x, y, r->channels));
     SVDC_TRY(check_frames(block, x, num_frames));
     SVDC_TRY(check_temb(block, temb, x->shape[0], r->temb_channels));
+    const svdc_res_weights *w = &r->w;
     /* The 5-D (B, C, F, H, W) tensor of diffusers is our (B*F, C, H, W) with frames minor: the group norm pools
      * `num_frames` consecutive rows, the temporal conv runs over them with zero padding at each video's edge. */
-    svdc_tensor w1 = temporal_weight_view(&r->conv1_w), w2 = temporal_weight_view(&r->conv2_w);
+    svdc_tensor w1 = blk_temporal_kernel(&w->conv1_w), w2 = blk_temporal_kernel(&w->conv2_w);
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor a;
-    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, x->shape[0], r->channels, x->shape[2], x->shape[3], &a));
+    SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &a, x->shape[0], r->channels, x->shape[2], x->shape[3]));
     /* y's storage holds silu(gn1(x)) until conv2 overwrites it. */
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, x, r->groups, num_frames, &r->norm1_w, &r->norm1_b, r->eps, 1, y));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, y, num_frames, &w1, &r->conv1_b, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, x, r->groups, num_frames, &w->norm1_w, &w->norm1_b, r->eps, 1, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, y, num_frames, &w1, &w->conv1_b, &a));
     /* temb (B*F, T) -> (B*F, C): one projected row per frame (diffusers' (B, C, F, 1, 1) after its permute). */
-    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, &r->temb_w, &r->temb_b, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, num_frames, &r->norm2_w, &r->norm2_b, r->eps, 1, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, &a, num_frames, &w2, &r->conv2_b, y));
+    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, w, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, num_frames, &w->norm2_w, &w->norm2_b, r->eps, 1, &a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, &a, num_frames, &w2, &w->conv2_b, y));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, y, x, y));
     svdc_arena_release(ctx->arena, m);
-    return SVDC_OK;
-}
-
-/* ----------------------------------------------------------------- kind-tagged: ResnetBlock2D | SpatioTemporalResBlock */
-
-svdc_status svdc_resblock_declare(svdc_resblock *b, svdc_params *p, const char *prefix, svdc_block_kind kind,
-                                  int in_channels, int out_channels, int temb_channels, int groups, float eps_spatial,
-                                  float eps_temporal, svdc_blend_direction direction) {
-    if (kind == SVDC_BLOCK_2D) {
-        memset(b, 0, sizeof *b);
-        b->kind = kind;
-        return svdc_resnet2d_declare(&b->spatial, p, prefix, in_channels, out_channels, temb_channels, groups,
-                                     eps_spatial);
-    }
-    if (kind != SVDC_BLOCK_SPATIO_TEMPORAL)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown block kind %d", prefix, (int)kind);
-    if (direction != SVDC_BLEND_SPATIAL_WEIGHT && direction != SVDC_BLEND_TEMPORAL_WEIGHT)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "%s: unknown blend direction %d", prefix, (int)direction);
-    memset(b, 0, sizeof *b);
-    b->kind = kind;
-    b->direction = direction;
-    /* Sub-prefixes are formatted here; names longer than this are a bug in the caller. */
-    char sub[512];
-    int len = snprintf(sub, sizeof sub, "%s.spatial_res_block", prefix);
-    if (len < 0 || (size_t)len >= sizeof sub) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: prefix too long", prefix);
-    SVDC_TRY(svdc_resnet2d_declare(&b->spatial, p, sub, in_channels, out_channels, temb_channels, groups, eps_spatial));
-    snprintf(sub, sizeof sub, "%s.temporal_res_block", prefix);
-    SVDC_TRY(svdc_temporal_resnet_declare(&b->temporal, p, sub, out_channels, temb_channels, groups, eps_temporal));
-    int64_t s1[1] = {1};
-    SVDC_TRY(svdc_params_add(p, &b->mix_factor, 1, s1, "%s.time_mixer.mix_factor", prefix));
     return SVDC_OK;
 }
 
@@ -292,7 +227,7 @@ svdc_status svdc_resblock_forward(const svdc_ctx *ctx, const svdc_resblock *b, c
     const float alpha = b->direction == SVDC_BLEND_SPATIAL_WEIGHT ? sig : 1.0f - sig;
     size_t m = svdc_arena_mark(ctx->arena);
     svdc_tensor hs;
-    SVDC_TRY_RELEASE(ctx, m, alloc_like4(ctx, x, x->shape[0], b->spatial.out_channels, x->shape[2], x->shape[3], &hs));
+    SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &hs, x->shape[0], b->spatial.out_channels, x->shape[2], x->shape[3]));
     SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &b->spatial, x, temb, &hs));
     SVDC_TRY_RELEASE(ctx, m, svdc_temporal_resnet_forward(ctx, &b->temporal, &hs, num_frames, temb, y));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_alpha_blend(ctx, &hs, y, alpha, y));
@@ -322,7 +257,7 @@ svdc_status svdc_read_mix_alpha(const svdc_ctx *ctx, const svdc_tensor *mix_fact
     if (!mix_factor || !mix_factor->data || svdc_tensor_numel(mix_factor) != 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "mix_factor: expected a 1-element weight");
     unsigned char raw[4] = {0, 0, 0, 0};
-    size_t bytes = svdc_dtype_size(mix_factor->dtype);
+    size_t bytes = svdc_dtype_width(mix_factor->dtype);
     if (mix_factor->device == SVDC_DEVICE_CPU) {
         memcpy(raw, mix_factor->data, bytes);
     } else {

@@ -12,14 +12,21 @@
 #include "../../core/params.h"
 #include "common.h"
 
+/* The weights both res-block halves have, in diffusers' declaration order: norm1, conv1, time_emb_proj (only with a
+ * time embedding), norm2, conv2. The convs are (Cout, Cin, 3, 3) in ResnetBlock2D and (C, C, 3, 1, 1) in
+ * TemporalResnetBlock. */
+typedef struct svdc_res_weights {
+    svdc_tensor norm1_w, norm1_b, conv1_w, conv1_b;
+    svdc_tensor temb_w, temb_b; /* time_emb_proj (Cout, temb_channels) */
+    svdc_tensor norm2_w, norm2_b, conv2_w, conv2_b;
+} svdc_res_weights;
+
 /* diffusers ResnetBlock2D: y = shortcut(x) + conv2(silu(gn2(conv1(silu(gn1(x))) + proj(silu(temb))))). */
 typedef struct svdc_resnet2d {
     int in_channels, out_channels, temb_channels, groups;
     float eps;
-    svdc_tensor norm1_w, norm1_b, conv1_w, conv1_b;  /* conv1 (Cout, Cin, 3, 3) */
-    svdc_tensor temb_w, temb_b;                       /* time_emb_proj (Cout, temb_channels); only if temb_channels */
-    svdc_tensor norm2_w, norm2_b, conv2_w, conv2_b;  /* conv2 (Cout, Cout, 3, 3) */
-    svdc_tensor shortcut_w, shortcut_b;               /* conv_shortcut 1x1 (Cout, Cin, 1, 1); only if Cin != Cout */
+    svdc_res_weights w;
+    svdc_tensor shortcut_w, shortcut_b; /* conv_shortcut 1x1 (Cout, Cin, 1, 1); only if Cin != Cout */
 } svdc_resnet2d;
 
 /* temb_channels = 0: no time embedding (VAE). */
@@ -34,9 +41,7 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
 typedef struct svdc_temporal_resnet {
     int channels, temb_channels, groups;
     float eps;
-    svdc_tensor norm1_w, norm1_b, conv1_w, conv1_b; /* conv1 stored (C, C, 3, 1, 1) */
-    svdc_tensor temb_w, temb_b;
-    svdc_tensor norm2_w, norm2_b, conv2_w, conv2_b;
+    svdc_res_weights w;
 } svdc_temporal_resnet;
 
 svdc_status svdc_temporal_resnet_declare(svdc_temporal_resnet *r, svdc_params *p, const char *prefix, int channels,

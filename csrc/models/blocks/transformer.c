@@ -23,24 +23,21 @@ static svdc_status temporal_block_declare(svdc_temporal_block *s, svdc_params *p
     SVDC_TRY(blk_norm(p, &s->norm1_w, &s->norm1_b, c, prefix, "norm1"));
     SVDC_TRY(blk_norm(p, &s->norm2_w, &s->norm2_b, c, prefix, "norm2"));
     SVDC_TRY(blk_norm(p, &s->norm3_w, &s->norm3_b, c, prefix, "norm3"));
-    snprintf(pre, sizeof pre, "%s.ff_in", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "ff_in"));
     SVDC_TRY(svdc_geglu_ff_declare(&s->ff_in, p, pre, c));
-    snprintf(pre, sizeof pre, "%s.attn1", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn1"));
     SVDC_TRY(svdc_attention_declare(&s->attn1, p, pre, c, c, heads));
-    snprintf(pre, sizeof pre, "%s.attn2", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "attn2"));
     SVDC_TRY(svdc_attention_declare(&s->attn2, p, pre, c, context_dim, heads));
-    snprintf(pre, sizeof pre, "%s.ff", prefix);
+    SVDC_TRY(blk_name(pre, sizeof pre, prefix, "ff"));
     return svdc_geglu_ff_declare(&s->ff, p, pre, c);
 }
 
 /* proj_in / proj_out: a Linear (C, C) or a 1x1 Conv2d (C, C, 1, 1); the forward views both as (C, C). */
 static svdc_status projection_declare(svdc_params *p, svdc_tensor *w, svdc_tensor *b, int c, int linear,
                                       const char *prefix, const char *name) {
-    char n[64];
-    snprintf(n, sizeof n, "%s.weight", name);
-    SVDC_TRY(linear ? blk_param2(p, w, c, c, prefix, n) : blk_param4(p, w, c, c, 1, 1, prefix, n));
-    snprintf(n, sizeof n, "%s.bias", name);
-    return blk_param1(p, b, c, prefix, n);
+    if (!linear) return blk_conv(p, w, b, c, c, 1, prefix, name);
+    return blk_linear(p, w, b, c, c, prefix, name);
 }
 
 svdc_status svdc_transformer_declare(svdc_transformer *t, svdc_params *p, const char *prefix, svdc_block_kind kind,
@@ -75,12 +72,12 @@ svdc_status svdc_transformer_declare(svdc_transformer *t, svdc_params *p, const 
     SVDC_TRY(blk_norm(p, &t->norm_w, &t->norm_b, c, prefix, "norm"));
     SVDC_TRY(projection_declare(p, &t->proj_in_w, &t->proj_in_b, c, t->linear_projection, prefix, "proj_in"));
     for (int l = 0; l < num_layers; l++) {
-        snprintf(pre, sizeof pre, "%s.transformer_blocks.%d", prefix, l);
+        SVDC_TRY(blk_name(pre, sizeof pre, prefix, "transformer_blocks.%d", l));
         SVDC_TRY(svdc_basic_block_declare(&t->blocks[l], p, pre, c, heads, context_dim));
     }
     if (kind == SVDC_BLOCK_SPATIO_TEMPORAL) {
         for (int l = 0; l < num_layers; l++) {
-            snprintf(pre, sizeof pre, "%s.temporal_transformer_blocks.%d", prefix, l);
+            SVDC_TRY(blk_name(pre, sizeof pre, prefix, "temporal_transformer_blocks.%d", l));
             SVDC_TRY(temporal_block_declare(&t->temporal[l], p, pre, c, heads, context_dim));
         }
         SVDC_TRY(blk_linear(p, &t->pos1_w, &t->pos1_b, 4 * c, c, prefix, "time_pos_embed.linear_1"));
