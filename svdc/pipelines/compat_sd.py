@@ -244,20 +244,11 @@ class StableDiffusionPipeline:
 
 
 def _load_native(path, device: str, storage) -> tuple:
-    """(TextToImage.from_pretrained, the storage used): compat's fp32 fallback for a storage dtype the device does
-    not offer."""
-    import warnings
+    """(TextToImage.from_pretrained, the storage used): torch_dtype's storage keeps the weights in 16 bits in memory
+    and computes in fp32 on every device, so the numbers are fp32 math on the rounded weights."""
+    from ..runtime import resolve_device
 
-    from ..runtime import resolve_device, resolve_dtype
-
-    device = resolve_device(device)
-    if storage not in (None, "fp32"):
-        try:
-            resolve_dtype(storage, device, "StableDiffusionPipeline")
-        except ValueError as e:
-            warnings.warn(f"svdc: {e}; loading the weights in fp32 instead", RuntimeWarning, stacklevel=3)
-            storage = "fp32"
-    return TextToImage.from_pretrained(path, device=device, dtype=storage), storage
+    return TextToImage.from_pretrained(path, device=resolve_device(device), dtype=storage), storage
 
 
 def _images(images: list, output_type: str):

@@ -107,11 +107,11 @@ def test_canonical_snippet_matches_diffusers(snapshot, tmp_path, monkeypatch):
     _fake_cuda(monkeypatch)
     torch.manual_seed(1234)  # diffusers draws from torch's global generator when the snippet passes none
     namespace = {}
-    with pytest.warns(RuntimeWarning, match="fp32"):  # fp16 storage is not offered on this device yet
-        exec(compile(textwrap.dedent(SVDC_SNIPPET), "diffusers_snippet", "exec"), namespace)
+    exec(compile(textwrap.dedent(SVDC_SNIPPET), "diffusers_snippet", "exec"), namespace)
     pipe, image = namespace["pipe"], namespace["image"]
     assert isinstance(pipe.scheduler, svdc.DPMSolverMultistepScheduler)
     assert pipe.scheduler.prediction_type == "v_prediction" and pipe.unet.device == "cuda:0"
+    assert pipe.unet.dtype == "fp16"  # torch_dtype=torch.float16: fp16 storage, fp32 compute
     assert isinstance(image, Image.Image) and os.path.getsize(tmp_path / "astronaut_rides_horse.png") > 0
     ref = _reference(folder, 1234, prompt="a photo of an astronaut riding a horse on mars")
     _within_one_level(np.asarray(image)[None], ref, "snippet")
