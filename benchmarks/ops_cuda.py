@@ -14,9 +14,9 @@ import sys
 import numpy as np
 
 from svdc import runtime
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 
 def rand(rng, *shape):

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 
 from svdc import runtime
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 rng = np.random.default_rng(0)
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from svdc import runtime, tiny
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 _COUNT, _REASON = runtime._cuda_status()
 pytestmark = pytest.mark.skipif(_COUNT == 0, reason=f"no usable CUDA device: cuda {_REASON}")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +35,7 @@ def test_a_fault_is_not_reported_as_out_of_memory():
         from svdc._native import testing_ops
         assert runtime._cuda_status()[0] > 0
         _C_cuda._debug_fault(0)
-        for what, call in (("alloc", lambda: testing_ops().arena_alloc(1 << 20, device="cuda")),
+        for what, call in (("alloc", lambda: load_testing_ops().arena_alloc(1 << 20, device="cuda")),
                            ("model", lambda: svdc.UNet.from_config(tiny.UNET_CONFIG, tiny.random_weights(
                                svdc.UNet.weight_shapes(tiny.UNET_CONFIG), 0), device="cuda"))):
             try:

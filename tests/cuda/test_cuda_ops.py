@@ -22,9 +22,9 @@ import pytest
 
 import svdc
 from svdc import runtime
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 DEVICE = os.environ.get("SVDC_TEST_DEVICE", "cuda")
 _CUDA_COUNT, _CUDA_REASON = runtime._cuda_status()
 pytestmark = pytest.mark.skipif(
@@ -363,7 +363,7 @@ def test_sticky_error_refuses_work_without_crashing():
         import numpy as np, svdc
         from svdc import runtime, _C_cuda
         from svdc._native import testing_ops
-        _ops = testing_ops()
+        _ops = load_testing_ops()
         assert runtime._cuda_status()[0] > 0
         x = np.ones((2, 3), np.float32)
         _ops.add(x, x, device="cuda")

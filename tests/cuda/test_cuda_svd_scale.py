@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from svdc import runtime
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 _COUNT, _REASON = runtime._cuda_status()
 torch = pytest.importorskip("torch")
 pytestmark = [

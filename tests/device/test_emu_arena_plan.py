@@ -7,9 +7,9 @@ import pytest
 
 import svdc
 from svdc import tiny
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import pytest
 
 import svdc
 from svdc import runtime, tiny
-from svdc._native import _C, testing_ops
+from svdc._native import _C
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 BASE = dict(num_frames=2, num_inference_steps=2, height=64, width=64, seed=0, progress=False)
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import _C, testing_ops
+from svdc._native import _C
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 rng = np.random.default_rng(7)
 
 

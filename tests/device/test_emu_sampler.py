@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from svdc import schedules, tiny
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 from svdc.pipelines import base
 
-ops = testing_ops()
+ops = load_testing_ops()
 SHAPE = (1, 3, 4, 5, 6)  # (B, F, C, h, w)
 
 

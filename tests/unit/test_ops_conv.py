@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
 from tests.unit._oracle import assert_close, conv2d_ref, rand
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
 from tests.unit._oracle import assert_close, rand
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 SHAPES = [(1,), (7,), (3, 5, 11), (2, 3, 4, 5, 6), (40000,)]  # the last one crosses the parallel threshold
 

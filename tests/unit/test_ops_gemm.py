@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
 from tests.unit._oracle import assert_close, rand
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 
 @pytest.mark.parametrize("xshape,N", [((1, 1), 1), ((1000, 77), 130), ((2, 3, 65, 40), 33), ((4097, 8), 300)])

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import svdc
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
 from tests.unit._oracle import rand
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (1, 4, 64, 33)])

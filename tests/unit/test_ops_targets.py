@@ -6,9 +6,9 @@ import pytest
 
 import svdc
 from svdc import runtime
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-_ops = testing_ops()
+_ops = load_testing_ops()
 
 
 def test_staged_cpu_call_equals_the_direct_one():

@@ -2,9 +2,9 @@
 CPU) is exact for every one of the 65536 bit patterns of each format: subnormals, signed zeros, Inf, NaN payloads."""
 import numpy as np
 
-from svdc._native import testing_ops
+from svdc._native import testing_ops as load_testing_ops
 
-ops = testing_ops()
+ops = load_testing_ops()
 
 ALL = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
