@@ -2,9 +2,7 @@
 made by svdc.ImageToVideo, loaded once per worker from the run's `model` option (a path, or "tiny")."""
 from __future__ import annotations
 
-import os
-
-from .tasks import Job, Task, seed_from_id
+from .tasks import Job, Task, model_option, seed_from_id
 
 # Output formats a job may be written in (Video.save picks the writer from the suffix).
 FORMATS = ("mp4", "gif", "webp")
@@ -32,15 +30,8 @@ class ImageToVideoTask(Task):
 
     def check_options(self, options: dict) -> dict:
         opts = super().check_options(options)
-        model = opts["model"]
-        if not isinstance(model, (str, os.PathLike)):
-            raise ValueError(f"model: expected a pipeline folder, a single .safetensors file or 'tiny', got {model!r}")
-        model = os.fspath(model)
-        if model != "tiny":
-            if not os.path.exists(model):
-                raise ValueError(f"model: no such file or folder: {model!r}")
-            model = os.path.abspath(model)  # workers may run elsewhere (another cwd)
-        opts["model"] = model
+        opts["model"] = model_option(opts, "model", "a pipeline folder, a single .safetensors file or 'tiny'",
+                                     allow_tiny=True)
         if opts["format"] not in FORMATS:
             raise ValueError(f"format: expected one of {FORMATS}, got {opts['format']!r}")
         return opts

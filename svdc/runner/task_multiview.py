@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .tasks import Job, Task, seed_from_id
+from .tasks import Job, Task, model_option, seed_from_id
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 
@@ -31,15 +31,8 @@ class MultiViewTask(Task):
 
     def check_options(self, options: dict) -> dict:
         opts = super().check_options(options)
-        model = opts["model"]
-        if not isinstance(model, (str, os.PathLike)):
-            raise ValueError(f"model: expected sv3d_p/sv3d_u .safetensors, a pipeline folder or 'tiny', got {model!r}")
-        model = os.fspath(model)
-        if model != "tiny":
-            if not os.path.exists(model):
-                raise ValueError(f"model: no such file or folder: {model!r}")
-            model = os.path.abspath(model)  # workers may run elsewhere (another cwd)
-        opts["model"] = model
+        opts["model"] = model_option(opts, "model", "sv3d_p/sv3d_u .safetensors, a pipeline folder or 'tiny'",
+                                     allow_tiny=True)
         video = opts["video"]
         if video is not None and (not isinstance(video, str) or os.path.basename(video) != video
                                   or not video.lower().endswith(VIDEO_SUFFIXES)):

@@ -3,9 +3,7 @@
 once per worker from the run's model options (diffusers folders or single files)."""
 from __future__ import annotations
 
-import os
-
-from .tasks import Job, Task, seed_from_id
+from .tasks import Job, Task, model_option, seed_from_id
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
 VIDEO_FORMATS = ("mp4", "gif", "webp")
@@ -22,15 +20,6 @@ _PROMPT_COLUMNS = {
 }
 
 
-def _model_path(options: dict, name: str) -> str:
-    model = options[name]
-    if not isinstance(model, (str, os.PathLike)):
-        raise ValueError(f"{name}: expected a pipeline folder or a single .safetensors file, got {model!r}")
-    if not os.path.exists(model):
-        raise ValueError(f"{name}: no such file or folder: {os.fspath(model)!r}")
-    return os.path.abspath(model)  # workers may run elsewhere (another cwd)
-
-
 def _format(options: dict, allowed: tuple) -> str:
     if options["format"] not in allowed:
         raise ValueError(f"format: expected one of {allowed}, got {options['format']!r}")
@@ -45,7 +34,7 @@ class TextToImageTask(Task):
 
     def check_options(self, options: dict) -> dict:
         opts = super().check_options(options)
-        opts["model"] = _model_path(opts, "model")
+        opts["model"] = model_option(opts, "model", "a pipeline folder or a single .safetensors file")
         _format(opts, IMAGE_FORMATS)
         return opts
 
@@ -89,8 +78,8 @@ class TextToVideoTask(Task):
 
     def check_options(self, options: dict) -> dict:
         opts = super().check_options(options)
-        opts["image_model"] = _model_path(opts, "image_model")
-        opts["video_model"] = _model_path(opts, "video_model")
+        opts["image_model"] = model_option(opts, "image_model", "a pipeline folder or a single .safetensors file")
+        opts["video_model"] = model_option(opts, "video_model", "a pipeline folder or a single .safetensors file")
         _format(opts, VIDEO_FORMATS)
         return opts
 

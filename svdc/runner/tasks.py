@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from dataclasses import dataclass, field
 
 # Column types a task may declare: "path" is a string resolved against the manifest's folder; "floats" is one number
@@ -21,6 +22,20 @@ class Job:
     workflow: str
     args: dict = field(default_factory=dict)
     source: str = field(default="", compare=False)  # "jobs.csv row 3", for error messages
+
+
+def model_option(options: dict, name: str, expected: str, allow_tiny: bool = False) -> str:
+    """options[name] checked as a model path (or "tiny" where allowed) and made absolute, since workers may run
+    elsewhere (another cwd); `expected` says what the task accepts, for the message."""
+    model = options[name]
+    if not isinstance(model, (str, os.PathLike)):
+        raise ValueError(f"{name}: expected {expected}, got {model!r}")
+    model = os.fspath(model)
+    if allow_tiny and model == "tiny":
+        return model
+    if not os.path.exists(model):
+        raise ValueError(f"{name}: no such file or folder: {model!r}")
+    return os.path.abspath(model)
 
 
 class Task:
