@@ -30,6 +30,7 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     }
     svdc_params params;
     svdc_resblock block;
+    PyObject *borrowed = NULL; /* file views the params may borrow from: kept until they are freed */
     svdc_ctx ctx = {svdc_backend_cpu(), NULL, SVDC_DEVICE_CPU};
     svdc_params_init(&params, ctx.backend, SVDC_DEVICE_CPU, SVDC_DTYPE_F32);
     svdc_status s = svdc_resblock_declare(&block, &params, "block", SVDC_BLOCK_SPATIO_TEMPORAL, cin, cout, tch, groups, eps, teps,
@@ -39,7 +40,7 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
         svdc_py_raise(s);
         goto done;
     }
-    if (svdc_py_load_params(&params, weights, "SpatioTemporalResBlock") < 0) goto done;
+    if (svdc_py_load_params(&params, weights, "SpatioTemporalResBlock", &borrowed) < 0) goto done;
     svdc_tensor xt = svdc_py_tensor(x), tt;
     if (t) tt = svdc_py_tensor(t);
     int64_t shape[4] = {xt.shape[0], cout, xt.shape[2], xt.shape[3]};
@@ -58,6 +59,7 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     }
 done:
     svdc_params_free(&params);
+    Py_XDECREF(borrowed);
     Py_XDECREF(x);
     Py_XDECREF(t);
     return (PyObject *)y;
