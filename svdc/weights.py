@@ -614,13 +614,8 @@ class LazyWeights(Mapping):
         return cls(loaders, shapes, {new: (sf, name) for new, name in sources.items()})
 
     @classmethod
-    def from_names(cls, sf: SafetensorsFile, names: Mapping[str, str],
-                   shapes: Mapping[str, tuple[int, ...]] | None = None) -> "LazyWeights":
-        """The tensors names[new] of `sf` under the names `new`, each reshaped to shapes[new] when given (same
-        element count: e.g. a 1x1 convolution's (C, C, 1, 1) read as a linear (C, C))."""
-        shapes = dict(shapes or {})
-        loaders = {}
-        for new, key in names.items():
-            want = shapes.setdefault(new, sf.shape_of(key))
-            loaders[new] = (lambda k=key, s=want: np.ascontiguousarray(sf.get_float32(k).reshape(s)))
-        return cls(loaders, shapes, {new: (sf, key) for new, key in names.items()})
+    def from_names(cls, sf: SafetensorsFile, names: Mapping[str, str]) -> "LazyWeights":
+        """The tensors names[new] of `sf` under the names `new` (a renaming; every value a file view)."""
+        loaders = {new: (lambda k=key: sf.get_float32(k)) for new, key in names.items()}
+        return cls(loaders, {new: sf.shape_of(key) for new, key in names.items()},
+                   {new: (sf, key) for new, key in names.items()})
