@@ -1,6 +1,6 @@
 """The "which models run on which device" table of svdc.info(): each model type, built from the tiny random configs
-(svdc/tiny.py; the text encoder with sd_text_encoder_config), runs one small call on each device and is compared with the same call on the CPU. Never raises:
-every cell is "PASS" or "FAIL: <reason>"."""
+(svdc/tiny.py; the text encoder from sd_text_encoder_config), runs one small call on each device and is compared with
+the same call on the CPU. Never raises: every cell is "PASS" or "FAIL: <reason>"."""
 from __future__ import annotations
 
 import numpy as np
