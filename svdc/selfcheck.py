@@ -21,6 +21,7 @@ def _calls():
     latents = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
     pixels = rng.uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
     text_config = tiny.sd_text_encoder_config(vocab_size=64)
+    text_shapes = TextEncoder.weight_shapes(text_config, with_projection=True)
     token_ids = rng.integers(0, 64, (2, 7))  # (N, T)
 
     def build(cls, config, seed, shapes=None):
@@ -35,8 +36,7 @@ def _calls():
         "UNet": (build(UNet, tiny.UNET_CONFIG, 0), lambda m: m(sample, np.float32(0.5), context, ids)),
         "VAE": (build(VAE, tiny.VAE_CONFIG, 1), lambda m: m.decode(latents, num_frames=2)),
         "ImageEncoder": (build(ImageEncoder, tiny.IMAGE_ENCODER_CONFIG, 2), lambda m: m(pixels)),
-        "TextEncoder": (build(TextEncoder, text_config, 3, TextEncoder.weight_shapes(text_config, with_projection=True)),
-                        encode_text),
+        "TextEncoder": (build(TextEncoder, text_config, 3, text_shapes), encode_text),
     }
 
 
