@@ -6,7 +6,6 @@ from .tasks import AT_LEAST_0, ANY_FLOAT32, COUNT, SEEDS, Job, Task, model_optio
 
 # Output formats a job may be written in (Video.save picks the writer from the suffix).
 FORMATS = ("mp4", "gif", "webp")
-PRESETS = (None, "diffusers", "sgm")  # svdc.ImageToVideo's
 
 
 class ImageToVideoTask(Task):
@@ -38,6 +37,8 @@ class ImageToVideoTask(Task):
                                      allow_tiny=True)
         if opts["format"] not in FORMATS:
             raise ValueError(f"format: expected one of {FORMATS}, got {opts['format']!r}")
+        from ..pipelines.image_to_video import PRESETS
+
         if opts["preset"] not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {opts['preset']!r}")
         return opts
