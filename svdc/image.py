@@ -1,7 +1,8 @@
 """Image I/O and preprocessing for every pipeline: decoding (one function), the one transparency policy
 (transparent pixels become white), the VAE input of SVD, the exact CLIP preprocessing of the SVD pipeline (diffusers'
 pipeline_stable_video_diffusion.py, _encode_image and _resize_with_antialiasing: [0,255] -> [-1,1], Gaussian
-anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP mean/std), and SV3D's object-centred preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
+anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP mean/std), and SV3D's object-centred
+preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
 from __future__ import annotations
 
 import math
