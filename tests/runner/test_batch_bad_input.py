@@ -188,3 +188,16 @@ def test_cli_batch(jobs_dir, tmp_path, capsys):
     bad = write_csv(jobs_dir / "bad.csv", [{"id": "a", "image": "x.png", "seed": "s"}], ["id", "image", "seed"])
     assert main(["batch", bad, "--out", str(out), "--model", "tiny", "-q"]) == 2
     assert "seed: expected an integer" in capsys.readouterr().err
+
+
+def test_task_limits_must_name_numeric_columns():
+    from svdc.runner import register_task
+    from svdc.runner.tasks import Task
+
+    class Misdeclared(Task):
+        name = "misdeclared"
+        columns = {"caption": "str", "steps": "int"}
+        limits = {"caption": (1, 10)}
+
+    with pytest.raises(ValueError, match=r"limits\['caption'\]: expected \(lowest, highest\) for a numeric column"):
+        register_task(Misdeclared())
