@@ -428,7 +428,7 @@ static PyObject *py_group_norm(PyObject *self, PyObject *args, PyObject *kw) {
     INPUT(xo, "x", 0);
     INPUT(go, "gamma", 1);
     INPUT(bo, "beta", 1);
-    INPUT(ao, "bias", 1);
+    if (ao != Py_None) INPUT(ao, "bias", 0); /* an input (and a dtype= entry) only when given */
     int64_t shape[SVDC_MAX_DIMS];
     const int nd = shape_of(&c, 0, shape);
     return op_call_finish(&c, run_group_norm, nd, shape, out);
