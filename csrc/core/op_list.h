@@ -21,10 +21,11 @@
       (const svdc_ctx *ctx, const svdc_tensor *x, int num_frames, const svdc_tensor *w, const svdc_tensor *b,        \
        svdc_tensor *y),                                                                                              \
       (ctx, x, num_frames, w, b, y))                                                                                 \
+    /* bias (N, C) or NULL: added to x per row and channel before the statistics (a res block's time embedding) */ \
     X(group_norm,                                                                                                    \
-      (const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames, const svdc_tensor *gamma,              \
-       const svdc_tensor *beta, float eps, int apply_silu, svdc_tensor *y),                                          \
-      (ctx, x, num_groups, frames, gamma, beta, eps, apply_silu, y))                                                 \
+      (const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias, int num_groups, int frames,               \
+       const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu, svdc_tensor *y),                \
+      (ctx, x, bias, num_groups, frames, gamma, beta, eps, apply_silu, y))                                           \
     X(layer_norm,                                                                                                    \
       (const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma, const svdc_tensor *beta, float eps,      \
        svdc_tensor *y),                                                                                              \
@@ -48,6 +49,10 @@
     X(concat_channels, (const svdc_ctx *ctx, const svdc_tensor *a, const svdc_tensor *b, svdc_tensor *y),            \
       (ctx, a, b, y))                                                                                                \
     X(permute_0213, (const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y), (ctx, x, y))                        \
+    /* y = alpha * permute_0213(x) + beta * r; r has y's shape and may be y itself */                             \
+    X(permute_0213_axpby,                                                                                            \
+      (const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta, const svdc_tensor *r, svdc_tensor *y),    \
+      (ctx, alpha, x, beta, r, y))                                                                                   \
     X(timestep_embedding, (const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y), (ctx, t, dim, y))    \
     X(convert, (const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y), (ctx, x, y))                             \
     X(copy, (const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y), (ctx, x, y))                                \

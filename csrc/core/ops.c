@@ -315,9 +315,9 @@ svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int
     return release_widened(ctx, widened_mark_, s);
 }
 
-svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
-                               const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
-                               svdc_tensor *y) {
+svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
+                                      int num_groups, int frames, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                      float eps, int apply_silu, svdc_tensor *y) {
     static const char *op = "group_norm";
     SVDC_TRY(check_tensor(ctx, op, "x", x));
     SVDC_TRY(check_tensor(ctx, op, "y", y));
@@ -333,14 +333,25 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
                          frames);
     if (!(eps >= 0.0f) || eps - eps != 0.0f)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
+    if (bias) {
+        SVDC_TRY(check_tensor(ctx, op, "bias", bias));
+        SVDC_TRY(check_shape(op, "bias", bias, 2, x->shape)); /* (N, C) */
+        SVDC_TRY(check_no_alias(op, "y", y, "bias", bias));
+    }
     SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, C));
     SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, C));
     SVDC_TRY(check_same_shape(op, "y", y, "x", x));
     REQUIRE_BACKEND_OP(ctx, group_norm);
     WIDEN(op, y, &gamma, &beta);
-    svdc_status s = DTYPES_STATUS(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
-    if (!s) s = ctx->backend->group_norm(ctx, x, num_groups, frames, gamma, beta, eps, apply_silu ? 1 : 0, y);
+    svdc_status s = DTYPES_STATUS(op, ("x", "bias", "gamma", "beta", "y"), x, bias, gamma, beta, y);
+    if (!s) s = ctx->backend->group_norm(ctx, x, bias, num_groups, frames, gamma, beta, eps, apply_silu ? 1 : 0, y);
     return release_widened(ctx, widened_mark_, s);
+}
+
+svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                               const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
+                               svdc_tensor *y) {
+    return svdc_op_group_norm_biased(ctx, x, NULL, num_groups, frames, gamma, beta, eps, apply_silu, y);
 }
 
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
@@ -567,6 +578,25 @@ svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc
     CHECK_DTYPES(op, ("x", "y"), x, y);
     REQUIRE_BACKEND_OP(ctx, permute_0213);
     return dispatch_result(ctx, ctx->backend->permute_0213(ctx, x, y));
+}
+
+svdc_status svdc_op_permute_0213_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta,
+                                       const svdc_tensor *r, svdc_tensor *y) {
+    static const char *op = "permute_0213_axpby";
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "r", r));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_ndim(op, "x", x, 4, "(A, B, C, D)"));
+    const int64_t expected[4] = {x->shape[0], x->shape[2], x->shape[1], x->shape[3]};
+    SVDC_TRY(check_shape(op, "y", y, 4, expected));
+    SVDC_TRY(check_same_shape(op, "r", r, "y", y));
+    SVDC_TRY(check_no_alias(op, "y", y, "x", x));
+    if (r->data != y->data) SVDC_TRY(check_no_alias(op, "y", y, "r", r)); /* r is y itself, or apart from it */
+    SVDC_TRY(check_finite_scalar(op, "alpha", alpha));
+    SVDC_TRY(check_finite_scalar(op, "beta", beta));
+    CHECK_DTYPES(op, ("x", "r", "y"), x, r, y);
+    REQUIRE_BACKEND_OP(ctx, permute_0213_axpby);
+    return dispatch_result(ctx, ctx->backend->permute_0213_axpby(ctx, alpha, x, beta, r, y));
 }
 
 svdc_status svdc_op_timestep_embedding(const svdc_ctx *ctx, const svdc_tensor *t, int dim, svdc_tensor *y) {

@@ -56,6 +56,12 @@ svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int
 svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
                                const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
                                svdc_tensor *y);
+/* Group norm of x + bias: bias (N, C) is added to every spatial value of row n, channel c before the statistics, as
+ * a res block adds its time embedding right before norm2 (one pass instead of add_channel_bias + group_norm; the sum
+ * is rounded to float32 first, so the result equals those two ops'). x itself is not changed unless y is x. */
+svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
+                                      int num_groups, int frames, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                      float eps, int apply_silu, svdc_tensor *y);
 
 /* Layer norm over the last dim D: x (..., D), gamma/beta (D,) or NULL -> y same shape. In place allowed. */
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
@@ -106,6 +112,11 @@ svdc_status svdc_op_concat_channels(const svdc_ctx *ctx, const svdc_tensor *a, c
 /* Swap the two middle axes: x (A, B, C, D) -> y (A, C, B, D). Used for (B, F, hw, C) <-> (B, hw, F, C) and, with
  * D = 1, for NCHW <-> NHWC: (N, C, HW, 1) -> (N, HW, C, 1). */
 svdc_status svdc_op_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y);
+
+/* y = alpha * permute_0213(x) + beta * r: the permute with the sum that follows it in one pass (a transformer's exit
+ * residual, the spatio-temporal mixer). r has y's shape (A, C, B, D) and may be y itself; y must not overlap x. */
+svdc_status svdc_op_permute_0213_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta,
+                                       const svdc_tensor *r, svdc_tensor *y);
 
 /* Sinusoidal embedding, cos first (flip_sin_to_cos=True, downscale_freq_shift=0, max_period 10000):
  * t (N,) -> y (N, dim); half = dim/2, freq_k = exp(-ln(10000)·k/half), y = [cos(t·freq), sin(t·freq)];

@@ -310,7 +310,8 @@ static svdc_status run_conv_temporal(const svdc_ctx *x, op_call *c) {
     return svdc_op_conv_temporal(x, &c->t[0], c->i[0], &c->t[1], opt(c, 2), &c->y);
 }
 static svdc_status run_group_norm(const svdc_ctx *x, op_call *c) {
-    return svdc_op_group_norm(x, &c->t[0], c->i[0], c->i[1], opt(c, 1), opt(c, 2), c->f[0], c->i[2], &c->y);
+    return svdc_op_group_norm_biased(x, &c->t[0], opt(c, 3), c->i[0], c->i[1], opt(c, 1), opt(c, 2), c->f[0], c->i[2],
+                                     &c->y);
 }
 static svdc_status run_layer_norm(const svdc_ctx *x, op_call *c) {
     return svdc_op_layer_norm(x, &c->t[0], opt(c, 1), opt(c, 2), c->f[0], &c->y);
@@ -343,6 +344,9 @@ static svdc_status run_concat(const svdc_ctx *x, op_call *c) {
     return svdc_op_concat_channels(x, &c->t[0], &c->t[1], &c->y);
 }
 static svdc_status run_permute(const svdc_ctx *x, op_call *c) { return svdc_op_permute_0213(x, &c->t[0], &c->y); }
+static svdc_status run_permute_axpby(const svdc_ctx *x, op_call *c) {
+    return svdc_op_permute_0213_axpby(x, c->f[0], &c->t[0], c->f[1], &c->t[1], &c->y);
+}
 static svdc_status run_timestep(const svdc_ctx *x, op_call *c) {
     return svdc_op_timestep_embedding(x, &c->t[0], c->i[0], &c->y);
 }
@@ -416,15 +420,16 @@ fail:
 
 static PyObject *py_group_norm(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static const char *kwl[] = {"x", "groups", "frames", "gamma", "beta", "eps", "silu", "out", NULL};
-    PyObject *xo, *go = Py_None, *bo = Py_None, *out = NULL;
+    static const char *kwl[] = {"x", "groups", "frames", "gamma", "beta", "eps", "silu", "out", "bias", NULL};
+    PyObject *xo, *go = Py_None, *bo = Py_None, *out = NULL, *ao = Py_None;
     op_call c = {0};
     c.i[1] = 1;
     c.f[0] = 1e-5f;
-    PARSE("Oi|iOOfpO", kwl, &xo, &c.i[0], &c.i[1], &go, &bo, &c.f[0], &c.i[2], &out);
+    PARSE("Oi|iOOfpOO", kwl, &xo, &c.i[0], &c.i[1], &go, &bo, &c.f[0], &c.i[2], &out, &ao);
     INPUT(xo, "x", 0);
     INPUT(go, "gamma", 1);
     INPUT(bo, "beta", 1);
+    if (ao != Py_None) INPUT(ao, "bias", 0); /* an input (and a dtype= entry) only when given */
     int64_t shape[SVDC_MAX_DIMS];
     const int nd = shape_of(&c, 0, shape);
     return op_call_finish(&c, run_group_norm, nd, shape, out);
@@ -508,6 +513,21 @@ static PyObject *py_permute(PyObject *self, PyObject *args, PyObject *kw) {
     INPUT(xo, "x", 0);
     const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 0, 2), DIM(&c, 0, 1), DIM(&c, 0, 3)};
     return op_call_finish(&c, run_permute, 4, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+static PyObject *py_permute_axpby(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"alpha", "x", "beta", "r", "out", NULL};
+    PyObject *xo, *ro, *out = NULL;
+    op_call c = {0};
+    PARSE("fOfO|O", kwl, &c.f[0], &xo, &c.f[1], &ro, &out);
+    INPUT(xo, "x", 0);
+    INPUT(ro, "r", 0);
+    const int64_t shape[4] = {DIM(&c, 0, 0), DIM(&c, 0, 2), DIM(&c, 0, 1), DIM(&c, 0, 3)};
+    return op_call_finish(&c, run_permute_axpby, 4, shape, out);
 fail:
     op_call_clear(&c);
     return NULL;
@@ -856,6 +876,7 @@ TARGETED(py_add_token_bias)
 TARGETED(py_upsample)
 TARGETED(py_concat)
 TARGETED(py_permute)
+TARGETED(py_permute_axpby)
 TARGETED(py_timestep_embedding)
 TARGETED(py_convert)
 TARGETED(py_copy)
@@ -868,7 +889,8 @@ static PyMethodDef ops_methods[] = {
     OP("linear", py_linear, "linear(x, w, b=None) -> x @ w.T + b"),
     OP("conv2d", py_conv2d, "conv2d(x, w, b=None, stride=(sh, sw), padding=(top, bottom, left, right))"),
     OP("conv_temporal", py_conv_temporal, "conv_temporal(x, num_frames, w (O, C, 3), b=None)"),
-    OP("group_norm", py_group_norm, "group_norm(x, groups, frames=1, gamma=None, beta=None, eps=1e-5, silu=False, out=None)"),
+    OP("group_norm", py_group_norm,
+       "group_norm(x, groups, frames=1, gamma=None, beta=None, eps=1e-5, silu=False, out=None, bias=None (N, C))"),
     OP("layer_norm", py_layer_norm, "layer_norm(x, gamma=None, beta=None, eps=1e-5, out=None)"),
     OP("attention", py_attention, "attention(q, k, v, num_heads, scale, causal=False)"),
     OP("gelu", py_gelu, "gelu(x, out=None): exact erf GELU"),
@@ -884,6 +906,8 @@ static PyMethodDef ops_methods[] = {
     OP("upsample_nearest2x", py_upsample, "upsample_nearest2x(x (N, C, H, W))"),
     OP("concat_channels", py_concat, "concat_channels(a, b)"),
     OP("permute_0213", py_permute, "permute_0213(x (A, B, C, D)) -> (A, C, B, D)"),
+    OP("permute_0213_axpby", py_permute_axpby,
+       "permute_0213_axpby(alpha, x (A, B, C, D), beta, r (A, C, B, D), out=None) -> alpha * permute(x) + beta * r"),
     OP("timestep_embedding", py_timestep_embedding, "timestep_embedding(t (N,), dim) -> (N, dim), cos first"),
     OP("convert", py_convert, "convert(x float32|float16|uint16-as-bf16, to='f32'|'f16'|'bf16')"),
     OP("copy", py_copy, "copy(x, out=None)"),

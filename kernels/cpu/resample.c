@@ -1,4 +1,6 @@
-/* resample.c — data movement on the CPU: nearest x2 upsampling, channel concat and the (0, 2, 1, 3) permute. */
+/* resample.c — data movement on the CPU: nearest x2 upsampling, channel concat and the (0, 2, 1, 3) permute (alone, or
+ * with the weighted sum that follows it fused in: permute_0213_axpby). Every output value is written by one thread
+ * from its own inputs, so the result does not depend on the thread count. */
 #include <string.h>
 
 #include "kernels.h"
@@ -62,5 +64,38 @@ svdc_status SVDC_CPU_KERNEL(permute_0213)(const svdc_ctx *ctx, const svdc_tensor
         for (int64_t c = 0; c < C; c++)
             for (int64_t b = 0; b < B; b++)
                 memcpy(yd + ((a * C + c) * B + b) * D, xd + ((a * B + b) * C + c) * D, (size_t)D * sizeof(float));
+    return SVDC_OK;
+}
+
+svdc_status SVDC_CPU_KERNEL(permute_0213_axpby)(const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta,
+                                                const svdc_tensor *r, svdc_tensor *y) {
+    (void)ctx;
+    const int64_t A = x->shape[0], B = x->shape[1], C = x->shape[2], D = x->shape[3];
+    const float *xd = x->data, *rd = r->data;
+    float *yd = y->data;
+    /* y[a, c, b, d] = alpha * x[a, b, c, d] + beta * r[a, c, b, d]; r may be y (each value read before written). */
+    if (D == 1) {
+        /* (B, C) -> (C, B) transposes in 32x32 tiles, as permute_0213 */
+        const int64_t T = 32, tb = (B + T - 1) / T, tc = (C + T - 1) / T;
+#pragma omp parallel for schedule(static) collapse(2) if (A * B * C > 16384)
+        for (int64_t a = 0; a < A; a++)
+            for (int64_t t = 0; t < tb * tc; t++) {
+                const int64_t b0 = (t / tc) * T, c0 = (t % tc) * T;
+                const int64_t b1 = b0 + T < B ? b0 + T : B, c1 = c0 + T < C ? c0 + T : C;
+                const float *in = xd + a * B * C, *res = rd + a * B * C;
+                float *out = yd + a * B * C;
+                for (int64_t c = c0; c < c1; c++)
+                    for (int64_t b = b0; b < b1; b++) out[c * B + b] = alpha * in[b * C + c] + beta * res[c * B + b];
+            }
+        return SVDC_OK;
+    }
+#pragma omp parallel for schedule(static) collapse(2) if (A * B * C * D > 16384)
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t b = 0; b < B; b++) {
+                const float *in = xd + ((a * B + b) * C + c) * D;
+                const int64_t o = ((a * C + c) * B + b) * D;
+                for (int64_t d = 0; d < D; d++) yd[o + d] = alpha * in[d] + beta * rd[o + d];
+            }
     return SVDC_OK;
 }

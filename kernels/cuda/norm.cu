@@ -1,5 +1,5 @@
-// norm.cu — group norm (per frame or pooled over the frames of a video, optional fused SiLU) and layer norm on the
-// GPU. As on the CPU, statistics are sums of (x - shift) with the group's (row's) first element as the shift, so the
+// norm.cu — group norm (per frame or pooled over the frames of a video, optional per-(row, channel) bias added
+// first, optional fused SiLU) and layer norm on the GPU. As on the CPU, statistics are sums of (x - shift) with the group's (row's) first element as the shift, so the
 // variance keeps its precision when |mean| >> std; per-thread float partials over a few values are combined in
 // double; the biased variance is used; y = ((x - mean_hi) - mean_lo) * rstd * gamma + beta.
 #include "common.cuh"
@@ -40,19 +40,26 @@ __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + expf(-v));
 
 // Pass 1: partial shifted sums. Block `blk` covers chunk `ch` of frame `f` of (video, group) `vg`; the group's values
 // in one frame are the contiguous block x[(v*frames + f)*C + g*Cg .. + Cg) x S of L = Cg*S values.
+// bias (N, C) or null: the value of plane (n, c) is x + bias[n * C + c], rounded to float first.
 template <typename T>
-__global__ void gn_partial_kernel(const T *__restrict__ x, double2 *__restrict__ partial, int64_t C, int64_t S,
-                                  int64_t G, int64_t frames, int64_t nchunks) {
+__device__ __forceinline__ float gn_bias(const T *bias, int64_t plane) {
+    return bias ? to_f32(bias[plane]) : 0.0f;
+}
+
+template <typename T>
+__global__ void gn_partial_kernel(const T *__restrict__ x, const T *__restrict__ bias, double2 *__restrict__ partial,
+                                  int64_t C, int64_t S, int64_t G, int64_t frames, int64_t nchunks) {
     const int64_t blk = blockIdx.x;
     const int64_t ch = blk % nchunks, f = (blk / nchunks) % frames, vg = blk / (nchunks * frames);
     const int64_t v = vg / G, g = vg % G, Cg = C / G, L = Cg * S;
-    const T *group0 = x + (v * frames * C + g * Cg) * S;  // first value of the group in its first frame
-    const float shift = to_f32(group0[0]);
+    const int64_t plane0 = v * frames * C + g * Cg;  // the group's first plane in its first frame
+    const T *group0 = x + plane0 * S;
+    const float shift = to_f32(group0[0]) + gn_bias(bias, plane0);
     const T *base = group0 + f * C * S;
     const int64_t i0 = ch * GN_CHUNK, i1 = i0 + GN_CHUNK < L ? i0 + GN_CHUNK : L;
     float s = 0.0f, q = 0.0f;
     for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-        const float d = to_f32(base[i]) - shift;
+        const float d = (to_f32(base[i]) + gn_bias(bias, plane0 + f * C + i / S)) - shift;
         s += d;
         q = fmaf(d, d, q);
     }
@@ -61,7 +68,7 @@ __global__ void gn_partial_kernel(const T *__restrict__ x, double2 *__restrict__
 }
 
 // Pass 2: one block per (video, group): mean (as hi + lo floats) and rstd.
-__global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void *x, svdc_dtype dtype,
+__global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void *x, const void *bias, svdc_dtype dtype,
                                 float3 *__restrict__ stats, int64_t C, int64_t S, int64_t G, int64_t frames,
                                 int64_t per_group, float eps) {
     const int64_t vg = blockIdx.x;
@@ -74,11 +81,18 @@ __global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void 
     const double2 r = block_sum2(s, q);
     if (threadIdx.x == 0) {
         const int64_t v = vg / G, g = vg % G, Cg = C / G;
-        const int64_t first = (v * frames * C + g * Cg) * S;
+        const int64_t plane0 = v * frames * C + g * Cg, first = plane0 * S;
         float shift;
-        if (dtype == SVDC_DTYPE_F16) shift = __half2float(static_cast<const __half *>(x)[first]);
-        else if (dtype == SVDC_DTYPE_BF16) shift = __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]);
-        else shift = static_cast<const float *>(x)[first];
+        if (dtype == SVDC_DTYPE_F16) {
+            shift = __half2float(static_cast<const __half *>(x)[first]);
+            if (bias) shift += __half2float(static_cast<const __half *>(bias)[plane0]);
+        } else if (dtype == SVDC_DTYPE_BF16) {
+            shift = __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]);
+            if (bias) shift += __bfloat162float(static_cast<const __nv_bfloat16 *>(bias)[plane0]);
+        } else {
+            shift = static_cast<const float *>(x)[first];
+            if (bias) shift += static_cast<const float *>(bias)[plane0];
+        }
         const double count = (double)(Cg * S * frames);
         const double ms = r.x / count;
         double var = r.y / count - ms * ms;
@@ -91,16 +105,16 @@ __global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void 
 
 // Pass 3: normalise every value. x (N, C, S) with N = videos * frames; in place allowed (same index read, written).
 template <typename T>
-__global__ void gn_apply_kernel(const T *x, T *y, const float3 *__restrict__ stats, const T *__restrict__ gamma,
-                                const T *__restrict__ beta, int64_t C, int64_t S, int64_t G, int64_t frames,
-                                int apply_silu, int64_t total) {
+__global__ void gn_apply_kernel(const T *x, const T *__restrict__ bias, T *y, const float3 *__restrict__ stats,
+                                const T *__restrict__ gamma, const T *__restrict__ beta, int64_t C, int64_t S,
+                                int64_t G, int64_t frames, int apply_silu, int64_t total) {
     const int64_t Cg = C / G;
     for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t plane = idx / S, c = plane % C, n = plane / C;
         const float3 st = stats[(n / frames) * G + c / Cg];
         const float a = st.z * (gamma ? to_f32(gamma[c]) : 1.0f), b = beta ? to_f32(beta[c]) : 0.0f;
-        float v = ((to_f32(x[idx]) - st.x) - st.y) * a + b;
+        float v = (((to_f32(x[idx]) + gn_bias(bias, plane)) - st.x) - st.y) * a + b;
         if (apply_silu) v = silu_f(v);
         y[idx] = from_f32<T>(v);
     }
@@ -141,9 +155,9 @@ __global__ void layer_norm_kernel(const T *x, T *y, const T *__restrict__ gamma,
 
 }  // namespace
 
-svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
-                                 const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
-                                 svdc_tensor *y) {
+svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias, int num_groups,
+                                 int frames, const svdc_tensor *gamma, const svdc_tensor *beta, float eps,
+                                 int apply_silu, svdc_tensor *y) {
     svdc_cuda_device *dev;
     SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
     const int64_t N = x->shape[0], C = x->shape[1];
@@ -164,15 +178,16 @@ svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int 
     }
     const svdc_status s = svdc_cuda_dispatch(x->dtype, "group_norm", [&](auto tag) -> svdc_status {
         using T = decltype(tag);
+        const T *bd = bias ? static_cast<const T *>(bias->data) : nullptr;
         gn_partial_kernel<T><<<(unsigned)nblocks, NORM_THREADS, 0, dev->stream>>>(static_cast<const T *>(x->data),
-                                                                                   partial, C, S, G, F, nchunks);
+                                                                                   bd, partial, C, S, G, F, nchunks);
         SVDC_CUDA_LAUNCHED(dev, "gn_partial_kernel");
-        gn_stats_kernel<<<(unsigned)(videos * G), NORM_THREADS, 0, dev->stream>>>(partial, x->data, x->dtype, stats,
-                                                                                   C, S, G, F, per_group, eps);
+        gn_stats_kernel<<<(unsigned)(videos * G), NORM_THREADS, 0, dev->stream>>>(
+            partial, x->data, bias ? bias->data : nullptr, x->dtype, stats, C, S, G, F, per_group, eps);
         SVDC_CUDA_LAUNCHED(dev, "gn_stats_kernel");
         const int64_t total = N * C * S;
         gn_apply_kernel<T><<<svdc_cuda_blocks(total, NORM_THREADS), NORM_THREADS, 0, dev->stream>>>(
-            static_cast<const T *>(x->data), static_cast<T *>(y->data), stats,
+            static_cast<const T *>(x->data), bd, static_cast<T *>(y->data), stats,
             gamma ? static_cast<const T *>(gamma->data) : nullptr, beta ? static_cast<const T *>(beta->data) : nullptr,
             C, S, G, F, apply_silu, total);
         SVDC_CUDA_LAUNCHED(dev, "gn_apply_kernel");

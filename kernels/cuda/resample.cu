@@ -1,5 +1,6 @@
 // resample.cu — data movement on the GPU: nearest x2 upsampling, channel concat and the (0, 2, 1, 3) permute
-// (a tiled shared-memory transpose when the last dim is 1, as for NCHW <-> NHWC). Values move bit for bit.
+// (a tiled shared-memory transpose when the last dim is 1, as for NCHW <-> NHWC). Values move bit for bit, except in
+// permute_0213_axpby, which adds alpha * permuted + beta * r in float32 and rounds once when it stores.
 #include "common.cuh"
 
 namespace {
@@ -57,6 +58,20 @@ template <typename T> __global__ void transpose_kernel(const T *__restrict__ x, 
     }
 }
 
+// y[i] = alpha * x[permuted i] + beta * r[i], y (A, C, B, D) from x (A, B, C, D); r may be y (same index).
+template <typename T> __global__ void permute_axpby_kernel(const T *__restrict__ x, const T *r, T *y, float alpha,
+                                                           float beta, int64_t B, int64_t C, int64_t D, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t d = i % D;
+        int64_t t = i / D;
+        const int64_t b = t % B;
+        t /= B;
+        const int64_t c = t % C, a = t / C;
+        const float p = to_f32(x[((a * B + b) * C + c) * D + d]);
+        y[i] = from_f32<T>(alpha * p + beta * to_f32(r[i]));
+    }
+}
+
 }  // namespace
 
 svdc_status svdc_cuda_upsample_nearest2x(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
@@ -109,6 +124,23 @@ svdc_status svdc_cuda_permute_0213(const svdc_ctx *ctx, const svdc_tensor *x, sv
                 static_cast<const T *>(x->data), static_cast<T *>(y->data), B, C, D, n);
             SVDC_CUDA_LAUNCHED(dev, "permute_kernel");
         }
+        return SVDC_OK;
+    });
+}
+
+svdc_status svdc_cuda_permute_0213_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta,
+                                         const svdc_tensor *r, svdc_tensor *y) {
+    svdc_cuda_device *dev;
+    SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
+    const int64_t B = x->shape[1], C = x->shape[2], D = x->shape[3];
+    const int64_t n = svdc_tensor_numel(x);
+    if (!n) return SVDC_OK;
+    return svdc_cuda_dispatch(x->dtype, "permute_0213_axpby", [&](auto tag) -> svdc_status {
+        using T = decltype(tag);
+        permute_axpby_kernel<T><<<svdc_cuda_blocks(n, THREADS), THREADS, 0, dev->stream>>>(
+            static_cast<const T *>(x->data), static_cast<const T *>(r->data), static_cast<T *>(y->data), alpha, beta,
+            B, C, D, n);
+        SVDC_CUDA_LAUNCHED(dev, "permute_axpby_kernel");
         return SVDC_OK;
     });
 }

@@ -316,12 +316,12 @@ static svdc_status emu_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, 
     EMU_END(svdc_cpu_conv_temporal(&f.host, xh, num_frames, wh, bh, yh));
 }
 
-static svdc_status emu_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
-                                  const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
-                                  svdc_tensor *y) {
+static svdc_status emu_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias, int num_groups,
+                                  int frames, const svdc_tensor *gamma, const svdc_tensor *beta, float eps,
+                                  int apply_silu, svdc_tensor *y) {
     EMU_BEGIN();
-    EMU_IN(x, xh) EMU_IN(gamma, gh) EMU_IN(beta, bh) EMU_OUT(y, yh)
-    EMU_END(svdc_cpu_group_norm(&f.host, xh, num_groups, frames, gh, bh, eps, apply_silu, yh));
+    EMU_IN(x, xh) EMU_IN(bias, ah) EMU_IN(gamma, gh) EMU_IN(beta, bh) EMU_OUT(y, yh)
+    EMU_END(svdc_cpu_group_norm(&f.host, xh, ah, num_groups, frames, gh, bh, eps, apply_silu, yh));
 }
 
 static svdc_status emu_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
@@ -355,6 +355,13 @@ static svdc_status emu_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor
     EMU_BEGIN();
     EMU_IN(a, ah) EMU_IN(b, bh) EMU_OUT(y, yh)
     EMU_END(svdc_cpu_axpby(&f.host, alpha, ah, beta, bh, yh));
+}
+
+static svdc_status emu_permute_0213_axpby(const svdc_ctx *ctx, float alpha, const svdc_tensor *x, float beta,
+                                          const svdc_tensor *r, svdc_tensor *y) {
+    EMU_BEGIN();
+    EMU_IN(x, xh) EMU_IN(r, rh) EMU_OUT(y, yh)
+    EMU_END(svdc_cpu_permute_0213_axpby(&f.host, alpha, xh, beta, rh, yh));
 }
 
 #define EMU_BINARY(name, A, B)                                                                                  \

@@ -134,6 +134,9 @@ def test_group_norm(dtype, shape, groups, frames, silu):
     check(lambda x, g, b, **k: _ops.group_norm(x, groups, gamma=g, beta=b, **kw, **k), [x, g, b], dtype,
           bound(dtype), "group_norm")
     check(lambda x, **k: _ops.group_norm(x, groups, **kw, **k), [x], dtype, bound(dtype), "group_norm no affine")
+    bias = rand(rng, *shape[:2], scale=2.0)  # a res block's time embedding, added inside the norm's pass
+    check(lambda x, g, b, a, **k: _ops.group_norm(x, groups, gamma=g, beta=b, bias=a, **kw, **k), [x, g, b, bias],
+          dtype, bound(dtype), "group_norm with bias")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -230,6 +233,11 @@ def test_binary_ops(dtype):
     check(lambda a, b, **k: _ops.axpby(0.7, a, -1.3, b, **k), [a, b], dtype, rel, "axpby")
     check(lambda a, **k: _ops.scale(a, -2.5, **k), [a], dtype, rel, "scale")
     check(lambda a, b, **k: _ops.alpha_blend(a, b, 0.25, **k), [a, b], dtype, rel, "alpha_blend")
+    x, r = rand(rng, 2, 33, 7, 64), rand(rng, 2, 7, 33, 64)
+    check(lambda x, r, **k: _ops.permute_0213_axpby(0.3, x, 0.7, r, **k), [x, r], dtype, rel, "permute_0213_axpby")
+    x, r = rand(rng, 3, 70, 45, 1), rand(rng, 3, 45, 70, 1)
+    check(lambda x, r, **k: _ops.permute_0213_axpby(1.0, x, 1.0, r, **k), [x, r], dtype, rel,
+          "permute_0213_axpby (D = 1)")
 
 
 def test_scale_does_not_read_b():

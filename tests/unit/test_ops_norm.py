@@ -60,6 +60,30 @@ def test_group_norm_in_place():
     assert_close(x, ref)
 
 
+@pytest.mark.parametrize("shape,groups,frames", [((4, 6, 3, 5), 3, 2), ((2, 64, 9, 7), 32, 1), ((3, 4, 1, 1), 2, 3)])
+def test_group_norm_with_bias_is_the_add_then_the_norm(shape, groups, frames):
+    """bias (N, C) added inside the norm's pass: the same bits as add_channel_bias followed by group_norm (the sum is
+    rounded to float32 first in both), and float64 NumPy of norm(x + bias)."""
+    rng = np.random.default_rng(sum(shape))
+    x, g, b, bias = rand(rng, *shape, scale=2.0), rand(rng, shape[1]), rand(rng, shape[1]), rand(rng, *shape[:2])
+    fused = _ops.group_norm(x, groups, frames, g, b, 1e-6, True, bias=bias)
+    two_ops = _ops.group_norm(_ops.add_channel_bias(x, bias), groups, frames, g, b, 1e-6, True)
+    np.testing.assert_array_equal(fused, two_ops)
+    summed = (x + bias.reshape(bias.shape + (1,) * (x.ndim - 2))).astype(np.float32)
+    assert_close(fused, group_norm_ref(summed, groups, frames, g, b, 1e-6, True))
+    out = _ops.group_norm(x, groups, frames, g, b, 1e-6, True, out=x, bias=bias)  # in place, as the res blocks run it
+    assert out is x
+    np.testing.assert_array_equal(x, two_ops)
+
+
+def test_group_norm_bias_errors_name_the_argument():
+    x = np.zeros((4, 6, 3, 3), np.float32)
+    with pytest.raises(svdc.ShapeError, match=r"group_norm: bias has shape \(4, 5\), expected \(4, 6\)"):
+        _ops.group_norm(x, 3, 1, bias=np.zeros((4, 5), np.float32))
+    with pytest.raises(svdc.ShapeError, match=r"group_norm: bias has shape \(24,\), expected \(4, 6\)"):
+        _ops.group_norm(x, 3, 1, bias=np.zeros(24, np.float32))
+
+
 @pytest.mark.parametrize("shape", [(3, 7), (2, 5, 33), (1, 1), (4, 1, 1024)])
 def test_layer_norm_matches_numpy(shape):
     rng = np.random.default_rng(shape[-1])

@@ -125,15 +125,17 @@ static svdc_status check_frames(const char *block, const svdc_tensor *x, int num
     return SVDC_OK;
 }
 
-/* a += proj(silu(temb)) broadcast over H, W: temb (N, T) -> (N, Cout) added per row and channel. */
-static svdc_status add_temb(const svdc_ctx *ctx, const svdc_tensor *temb, const svdc_res_weights *w, svdc_tensor *a) {
+/* proj (N, Cout) = time_emb_proj(silu(temb)), temb (N, T): the per-row, per-channel value a res block adds to its
+ * conv1 output, which norm2 takes as its bias (group_norm_biased: the add and the norm in one pass). proj comes from
+ * the arena and lives until the caller releases it. */
+static svdc_status temb_projection(const svdc_ctx *ctx, const svdc_tensor *temb, const svdc_res_weights *w,
+                                   int64_t cout, svdc_tensor *proj) {
+    SVDC_TRY(blk_alloc2(ctx, proj, temb->shape[0], cout));
     size_t m = svdc_arena_mark(ctx->arena);
-    svdc_tensor act, proj;
+    svdc_tensor act;
     SVDC_TRY_RELEASE(ctx, m, blk_alloc2(ctx, &act, temb->shape[0], temb->shape[1]));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_silu(ctx, temb, &act));
-    SVDC_TRY_RELEASE(ctx, m, blk_alloc2(ctx, &proj, a->shape[0], a->shape[1]));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &act, &w->temb_w, &w->temb_b, &proj));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_add_channel_bias(ctx, a, &proj, a));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_linear(ctx, &act, &w->temb_w, &w->temb_b, proj));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }
@@ -174,8 +176,14 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
         SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xv, r->groups, 1, &w->norm1_w, &w->norm1_b, r->eps, 1, &h1));
         SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &h1, &w->conv1_w, &w->conv1_b, &same3, &av));
     }
-    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, w, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, 1, &w->norm2_w, &w->norm2_b, r->eps, 1, &a));
+    /* a = silu(gn2(a + proj(silu(temb)))), the time embedding added inside the norm's pass */
+    svdc_tensor proj, *bias = NULL;
+    if (r->temb_channels > 0) {
+        SVDC_TRY_RELEASE(ctx, m, temb_projection(ctx, temb, w, r->out_channels, &proj));
+        bias = &proj;
+    }
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm_biased(ctx, &a, bias, r->groups, 1, &w->norm2_w, &w->norm2_b, r->eps,
+                                                       1, &a));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &a, &w->conv2_w, &w->conv2_b, &same3, y));
     if (r->in_channels != r->out_channels) {
         /* a is dead: reuse it for the 1x1 shortcut (N, Cin, H, W) -> (N, Cout, H, W). */
@@ -188,8 +196,11 @@ svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, c
     return SVDC_OK;
 }
 
-svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_temporal_resnet *r, const svdc_tensor *x,
-                                         int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
+/* y = x + residual_weight * conv2(silu(gn2(conv1(silu(gn1(x))) + temb proj))): weight 1 is the block itself; the
+ * spatio-temporal res block passes 1 - alpha, which folds its mixer into the residual add (see there). */
+static svdc_status temporal_resnet_weighted(const svdc_ctx *ctx, const svdc_temporal_resnet *r, const svdc_tensor *x,
+                                            int num_frames, const svdc_tensor *temb, float residual_weight,
+                                            svdc_tensor *y) {
     static const char *block = "TemporalResnetBlock";
     SVDC_TRY(check_4d(block, "x", x, r->channels));
     SVDC_TRY(check_same_nhw(block, x, y, r->channels));
@@ -205,13 +216,24 @@ svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_tempora
     /* y's storage holds silu(gn1(x)) until conv2 overwrites it. */
     SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, x, r->groups, num_frames, &w->norm1_w, &w->norm1_b, r->eps, 1, y));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, y, num_frames, &w1, &w->conv1_b, &a));
-    /* temb (B*F, T) -> (B*F, C): one projected row per frame (diffusers' (B, C, F, 1, 1) after its permute). */
-    if (r->temb_channels > 0) SVDC_TRY_RELEASE(ctx, m, add_temb(ctx, temb, w, &a));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &a, r->groups, num_frames, &w->norm2_w, &w->norm2_b, r->eps, 1, &a));
+    /* temb (B*F, T) -> (B*F, C): one projected row per frame (diffusers' (B, C, F, 1, 1) after its permute), added
+     * inside norm2's pass */
+    svdc_tensor proj, *bias = NULL;
+    if (r->temb_channels > 0) {
+        SVDC_TRY_RELEASE(ctx, m, temb_projection(ctx, temb, w, r->channels, &proj));
+        bias = &proj;
+    }
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm_biased(ctx, &a, bias, r->groups, num_frames, &w->norm2_w, &w->norm2_b,
+                                                       r->eps, 1, &a));
     SVDC_TRY_RELEASE(ctx, m, svdc_op_conv_temporal(ctx, &a, num_frames, &w2, &w->conv2_b, y));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_add(ctx, y, x, y));
+    SVDC_TRY_RELEASE(ctx, m, svdc_op_axpby(ctx, 1.0f, x, residual_weight, y, y));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
+}
+
+svdc_status svdc_temporal_resnet_forward(const svdc_ctx *ctx, const svdc_temporal_resnet *r, const svdc_tensor *x,
+                                         int num_frames, const svdc_tensor *temb, svdc_tensor *y) {
+    return temporal_resnet_weighted(ctx, r, x, num_frames, temb, 1.0f, y);
 }
 
 svdc_status svdc_resblock_forward(const svdc_ctx *ctx, const svdc_resblock *b, const svdc_tensor *x, int num_frames,
@@ -229,8 +251,9 @@ svdc_status svdc_resblock_forward(const svdc_ctx *ctx, const svdc_resblock *b, c
     svdc_tensor hs;
     SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &hs, x->shape[0], b->spatial.out_channels, x->shape[2], x->shape[3]));
     SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &b->spatial, x, temb, &hs));
-    SVDC_TRY_RELEASE(ctx, m, svdc_temporal_resnet_forward(ctx, &b->temporal, &hs, num_frames, temb, y));
-    SVDC_TRY_RELEASE(ctx, m, svdc_op_alpha_blend(ctx, &hs, y, alpha, y));
+    /* alpha * hs + (1 - alpha) * (hs + t) = hs + (1 - alpha) * t, t the temporal block's residual branch: the mixer
+     * is the temporal block's residual add with weight 1 - alpha (one pass instead of an add and a blend). */
+    SVDC_TRY_RELEASE(ctx, m, temporal_resnet_weighted(ctx, &b->temporal, &hs, num_frames, temb, 1.0f - alpha, y));
     svdc_arena_release(ctx->arena, m);
     return SVDC_OK;
 }

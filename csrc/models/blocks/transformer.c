@@ -137,16 +137,15 @@ static svdc_status enter(const svdc_ctx *ctx, const svdc_transformer *t, const s
     return svdc_op_linear(ctx, &t2, &pw, &t->proj_in_b, hs);
 }
 
-/* Exit: proj_out of the stream hs into tt, (N, hw, C) -> (N, C, h, w) into wb, y = wb + x. */
-static svdc_status leave(const svdc_ctx *ctx, const svdc_transformer *t, const svdc_tensor *hs, float *wb, float *tt,
+/* Exit: proj_out of the stream hs into tt, y = (N, hw, C) -> (N, C, h, w) of it + x, in one pass. */
+static svdc_status leave(const svdc_ctx *ctx, const svdc_transformer *t, const svdc_tensor *hs, float *tt,
                          const svdc_tensor *x, svdc_tensor *y) {
     const int64_t n = x->shape[0], c = t->channels, hw = x->shape[2] * x->shape[3];
     svdc_tensor t2 = blk_view2(ctx, tt, n * hw, c), pw = projection_view(ctx, &t->proj_out_w);
     SVDC_TRY(svdc_op_linear(ctx, hs, &pw, &t->proj_out_b, &t2));
-    svdc_tensor thwc = blk_view4(ctx, tt, n, hw, c, 1), whwc = blk_view4(ctx, wb, n, c, hw, 1);
-    SVDC_TRY(svdc_op_permute_0213(ctx, &thwc, &whwc)); /* (N, hw, C) -> (N, C, hw) */
-    svdc_tensor w4 = blk_view4(ctx, wb, n, c, x->shape[2], x->shape[3]);
-    return svdc_op_add(ctx, &w4, x, y);
+    svdc_tensor thwc = blk_view4(ctx, tt, n, hw, c, 1);
+    svdc_tensor xchw = blk_view4(ctx, x->data, n, c, hw, 1), ychw = blk_view4(ctx, y->data, n, c, hw, 1);
+    return svdc_op_permute_0213_axpby(ctx, 1.0f, &thwc, 1.0f, &xchw, &ychw); /* (N, hw, C) -> (N, C, hw), + x */
 }
 
 /* Three full-size token buffers (spatial stream, temporal stream, one for layout changes) + chunk scratch. */
@@ -163,7 +162,7 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_transformer *t, 
 
     if (t->kind == SVDC_BLOCK_2D) {
         for (int l = 0; l < t->num_layers; l++) SVDC_TRY(svdc_basic_block_forward(ctx, &t->blocks[l], h, bf, hw, context));
-        return leave(ctx, t, &Hs, wb, tt, x, y);
+        return leave(ctx, t, &Hs, tt, x, y);
     }
 
     svdc_tensor pos;
@@ -191,12 +190,10 @@ static svdc_status forward_body(const svdc_ctx *ctx, const svdc_transformer *t, 
         SVDC_TRY(svdc_cross_attn_residual(ctx, &tb->attn2, &tb->norm2_w, &tb->norm2_b, tt, b, hw * f, context));
         SVDC_TRY(svdc_ff_residual(ctx, &tb->ff, &tb->norm3_w, &tb->norm3_b, tt, s_tok));
 
-        svdc_tensor wbf = blk_view4(ctx, wb, b, f, hw, c);
-        SVDC_TRY(svdc_op_permute_0213(ctx, &tbf, &wbf)); /* (B, hw, F, C) -> (B, F, hw, C) */
-        svdc_tensor W2 = blk_view2(ctx, wb, s_tok, c);
-        SVDC_TRY(svdc_op_alpha_blend(ctx, &Hs, &W2, alpha, &Hs)); /* σ(m)·spatial + (1-σ(m))·temporal */
+        /* σ(m)·spatial + (1-σ(m))·temporal, the temporal stream (B, hw, F, C) -> (B, F, hw, C) in the same pass */
+        SVDC_TRY(svdc_op_permute_0213_axpby(ctx, 1.0f - alpha, &tbf, alpha, &hbf, &hbf));
     }
-    return leave(ctx, t, &Hs, wb, tt, x, y);
+    return leave(ctx, t, &Hs, tt, x, y);
 }
 
 svdc_status svdc_transformer_forward(const svdc_ctx *ctx, const svdc_transformer *t, const svdc_tensor *x,
