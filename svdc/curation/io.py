@@ -141,6 +141,7 @@ class SmallFrames:
         self._stream = stream
         self.analysis_width = analysis_width
         self.sample_fps = float(sample_fps)
+        self._geometry, self._factors = None, None  # the plane sizes seen last and their box factors
         cc = stream.codec_context
         self.info = VideoInfo(path=os.fspath(path), codec=cc.name, width=cc.width, height=cc.height,
                               fps=_stream_fps(stream), time_base=str(stream.time_base), duration=0.0, num_frames=0)
@@ -158,21 +159,24 @@ class SmallFrames:
         """(y, u, v) small planes and the full luma view of one decoded frame."""
         if frame.format.name not in _DIRECT_FORMATS:
             frame = frame.reformat(format="yuv420p")
-        planes = frame.planes
-        py = planes[0]
-        f = box_factor(py.width, self.analysis_width)
-        y = _C._plane_downscale(py, py.width, py.height, py.line_size, f, f, sampled_rows(f))
-        pu, pv = planes[1], planes[2]
-        fc = box_factor(pu.width, max(4, self.analysis_width // 2))
-        fcy = max(1, min(255, pu.height, int(round(fc * pu.height * py.width / (pu.width * py.height)))))
-        u = _C._plane_downscale(pu, pu.width, pu.height, pu.line_size, fc, fcy, sampled_rows(fcy))
-        v = _C._plane_downscale(pv, pv.width, pv.height, pv.line_size, fc, fcy, sampled_rows(fcy))
+        py, pu, pv = frame.planes[:3]
+        geometry = (py.width, py.height, pu.width, pu.height)
+        if geometry != self._geometry:  # box factors: once per frame size
+            f = box_factor(py.width, self.analysis_width)
+            fc = box_factor(pu.width, max(4, self.analysis_width // 2))
+            fcy = max(1, min(255, pu.height, int(round(fc * pu.height * py.width / (pu.width * py.height)))))
+            self._geometry, self._factors = geometry, (f, sampled_rows(f), fc, fcy, sampled_rows(fcy))
+        f, rows, fc, fcy, rows_c = self._factors
+        y = _C._plane_downscale(py, geometry[0], geometry[1], py.line_size, f, f, rows)
+        u = _C._plane_downscale(pu, geometry[2], geometry[3], pu.line_size, fc, fcy, rows_c)
+        v = _C._plane_downscale(pv, geometry[2], geometry[3], pv.line_size, fc, fcy, rows_c)
         return y, u, v, py
 
     def __iter__(self) -> Iterator[SmallFrame]:
         import av
 
         stream, tb = self._stream, self._stream.time_base
+        seconds_per_tick = float(tb)  # a float product per frame (Fraction arithmetic costs ~20 us a frame)
         start = None
         keyframes = []
         next_sample = 0.0
@@ -189,7 +193,7 @@ class SmallFrames:
                     else:
                         if start is None:
                             start = pts
-                        t = float((pts - start) * tb)
+                        t = (pts - start) * seconds_per_tick
                     if index:
                         dts.append(t - last_time)
                     y, u, v, py = self._planes(frame)

@@ -2,7 +2,8 @@
 every lag L in a set (1 for hard cuts, 2..4 for the flash test, the coarse cascade steps), distances between frame
 i-L and frame i — a YUV frame difference, a colour-histogram distance and a perceptual-hash distance — plus mean and
 spread of luma (uniform black/white frames in fades). Frames are buffered in chunks and processed with vectorised
-NumPy (the frame differences in C), keeping only the last max(lag) frames between chunks."""
+NumPy and C (frame differences, histograms with luma mean and spread), keeping only the last max(lag) frames
+between chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 
 from .._native import _C
 
-HIST_BINS_Y, HIST_BINS_C = 32, 16
+HIST_SHIFT_Y, HIST_SHIFT_C = 3, 4  # histogram bins: 256 >> shift = 32 for Y, 16 for U and V
 HASH_SIZE = 8  # the low-frequency DCT block of the perceptual hash is HASH_SIZE x HASH_SIZE
 
 
@@ -72,21 +73,19 @@ class SignalAccumulator:
     def _features(self, y, u, v) -> dict:
         """Per-frame features of a chunk: y (N, h, w), u/v (N, hc, wc) uint8."""
         n, h, w = y.shape
-        yf = y.astype(np.float32)
-        # histograms of Y (32 bins) and U, V (16 bins), normalised to sum 1 per plane -> (N, 64)
-        hy = np.stack([np.bincount(f, minlength=HIST_BINS_Y) for f in (y.reshape(n, -1) >> 3)]).astype(np.float32)
-        hu = np.stack([np.bincount(f, minlength=HIST_BINS_C) for f in (u.reshape(n, -1) >> 4)]).astype(np.float32)
-        hv = np.stack([np.bincount(f, minlength=HIST_BINS_C) for f in (v.reshape(n, -1) >> 4)]).astype(np.float32)
-        hist = np.concatenate([hy / hy.sum(1, keepdims=True), hu / hu.sum(1, keepdims=True),
-                               hv / hv.sum(1, keepdims=True)], axis=1)
+        # histograms of Y (32 bins) and U, V (16 bins), each summing to 1, with luma mean and spread, in C -> (N, 64)
+        hy, mean, std = _C._plane_histograms(y, HIST_SHIFT_Y)
+        hu = _C._plane_histograms(u, HIST_SHIFT_C)[0]
+        hv = _C._plane_histograms(v, HIST_SHIFT_C)[0]
+        hist = np.concatenate([hy, hu, hv], axis=1)
         # perceptual hash: low-frequency DCT block of luma, thresholded at its median (DC excluded) -> (N, 64) bool
         if self._dct is None or self._dct[0].shape[1] != h or self._dct[1].shape[1] != w:
             self._dct = (_dct_rows(h, HASH_SIZE), _dct_rows(w, HASH_SIZE))
         dr, dc = self._dct
-        coef = (np.matmul(dr, yf) @ dc.T).reshape(n, -1)  # (8, h) @ (N, h, w) @ (w, 8) -> (N, 8, 8) -> (N, 64)
+        # (8, h) @ (N, h, w) @ (w, 8) -> (N, 8, 8) -> (N, 64)
+        coef = (np.matmul(dr, y.astype(np.float32)) @ dc.T).reshape(n, -1)
         bits = coef > np.median(coef[:, 1:], axis=1, keepdims=True)
-        return {"y": y, "u": u, "v": v, "hist": hist, "bits": bits, "mean": yf.mean(axis=(1, 2)),
-                "std": yf.std(axis=(1, 2))}
+        return {"y": y, "u": u, "v": v, "hist": hist, "bits": bits, "mean": mean, "std": std}
 
     def _flush(self) -> None:
         if not self._y:

@@ -33,6 +33,48 @@ def test_plane_downscale_matches_box_mean():
         _C._plane_downscale(b"\0" * 10, 53, 37, stride, 5, 3)
 
 
+def _box_mean_of_sampled_rows(plane, fx, fy, rows):
+    """NumPy reference of _plane_downscale: the rounded mean over `rows` evenly spaced rows of each fy x fx block."""
+    h, w = plane.shape[0] // fy, plane.shape[1] // fx
+    offsets = [((2 * k + 1) * fy) // (2 * rows) for k in range(rows)]
+    blocks = plane[: h * fy, : w * fx].reshape(h, fy, w, fx)[:, offsets].astype(np.int64)  # (h, rows, w, fx)
+    area = fx * rows
+    return ((blocks.sum(axis=(1, 3)) + area // 2) // area).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fx,fy,rows", [(1, 1, 1), (2, 2, 1), (3, 4, 2), (5, 5, 2), (6, 6, 2), (7, 3, 3), (8, 8, 2),
+                                        (10, 10, 3), (15, 15, 5), (16, 9, 9), (40, 40, 40), (255, 2, 2)])
+def test_plane_downscale_exact_for_every_factor_path(fx, fy, rows):
+    """The unrolled factors, the generic path and the largest areas (the division by multiply-shift) round exactly
+    like the integer reference, on noise and on all-255 blocks (the largest sums)."""
+    rng = np.random.default_rng(fx * 1000 + fy)
+    for plane in (rng.integers(0, 256, (3 * fy + 1, 300), dtype=np.uint8), np.full((2 * fy, 300), 255, np.uint8)):
+        buf = np.zeros((plane.shape[0], 320), np.uint8)
+        buf[:, :300] = plane
+        out = _C._plane_downscale(buf, 300, plane.shape[0], 320, fx, fy, rows)
+        np.testing.assert_array_equal(out, _box_mean_of_sampled_rows(plane, fx, fy, rows))
+
+
+def test_plane_histograms_and_lag_mad_match_numpy():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (7, 9, 13), dtype=np.uint8)
+    frames[3] = 17  # a uniform frame: spread 0
+    hist, mean, std = _C._plane_histograms(frames, 3)
+    flat = frames.reshape(7, -1)
+    expect = np.stack([np.bincount(f >> 3, minlength=32) for f in flat]).astype(np.float32) / flat.shape[1]
+    np.testing.assert_array_equal(hist, expect)
+    np.testing.assert_allclose(mean, flat.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(std, flat.std(axis=1), rtol=1e-5, atol=1e-6)
+    assert std[3] == 0 and mean[3] == 17
+    for lag in (1, 3):
+        expect = np.abs(flat[lag:].astype(int) - flat[:-lag]).mean(axis=1)
+        np.testing.assert_allclose(_C._plane_lag_mad(frames, lag), expect, rtol=1e-6)
+    with pytest.raises(ValueError, match="shift"):
+        _C._plane_histograms(frames, 8)
+    with pytest.raises(TypeError, match="uint8"):
+        _C._plane_histograms(frames.astype(np.float32), 3)
+
+
 def test_hard_cuts_exact_gradual_found_flash_ignored(labelled_video):
     path, labels = labelled_video
     params = CutParams()
