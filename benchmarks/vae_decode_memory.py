@@ -94,7 +94,7 @@ def plan(weights, size, frames_list):
     out = {}
     for f in frames_list:
         z = _latents(f, h, w)
-        arena = vae._native.decode(z, f, plan_only=True)
+        arena = vae.planned_decode_bytes(z, f)
         frames_bytes = f * 3 * h * w * 4
         out[f] = (arena, arena + vae._native.weight_bytes + z.nbytes + frames_bytes)
     return out
@@ -155,7 +155,7 @@ def main():
         f"{_report.version('torch')}, fp32, every frame in one window (num_frames = F)",
         "- weights: random, the SVD VAE config; each decode in its own process; peak RSS = VmHWM of that process "
         "(weights, activations, libraries, the output)",
-        "- plan: svdc's measuring pass (`VAE._native.decode(z, F, plan_only=True)`, nothing computed) = the decoder's "
+        "- plan: svdc's measuring pass (`VAE.planned_decode_bytes(z, F)`, nothing computed) = the decoder's "
         "arena peak without the CPU kernels' scratch (a few tiles per thread); planned process = plan + weights "
         "(encoder included) + latents + output frames",
     ]

@@ -1,7 +1,8 @@
 /* vae_decoder.c — the kind-generic VAE decoder (diffusers autoencoders/vae.py Decoder, autoencoder_kl_temporal_decoder.py
  * TemporalDecoder): [post_quant_conv], conv_in, mid block (res, attention, res), up blocks, norm, conv_out,
- * [time_conv_out]. Activations alternate between two planned arena slabs (vae_common.h); block temporaries are taken
- * above them and released when the block returns. */
+ * [time_conv_out]. The 2-D kind's activations alternate between two planned arena slabs (vae_common.h); block
+ * temporaries are taken above them and released when the block returns. The spatio-temporal kind streams
+ * (vae_decoder_stream.c). */
 #include "vae_decoder.h"
 
 #include <stdio.h>

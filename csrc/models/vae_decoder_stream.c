@@ -21,7 +21,7 @@
 
 /* The buffer doubles (conv1's outputs kept, nothing recomputed) while it stays under this many bytes; the
  * environment variable SVDC_VAE_DECODE_KEEP_BYTES overrides it (0: the least memory). */
-#define STORE_BUDGET ((int64_t)8 << 30)
+#define STORE_BUDGET ((int64_t)6 << 30)
 #define STORE_BUDGET_ENV "SVDC_VAE_DECODE_KEEP_BYTES"
 /* Group norms of more groups than this are refused by svdc_vae_decoder_forward (the statistics live on the stack). */
 #define MAX_GROUPS SVDC_VAE_STREAM_MAX_GROUPS

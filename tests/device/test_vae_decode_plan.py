@@ -34,7 +34,7 @@ def cpu_vae():
 def test_plan_equals_high_water_mark_on_emu(emu_vae, frames, videos):
     z = latents(frames * videos, seed=frames)
     native = emu_vae._native
-    planned = native.decode(z, frames, plan_only=True)
+    planned = emu_vae.planned_decode_bytes(z, frames)
     emu_vae.decode(z, num_frames=frames)
     assert planned > 0
     assert planned == native.last_planned_bytes == native.last_peak_bytes, \
@@ -44,7 +44,7 @@ def test_plan_equals_high_water_mark_on_emu(emu_vae, frames, videos):
 @pytest.mark.parametrize("frames", [1, 3, 6])
 def test_plan_bounds_high_water_mark_on_cpu(cpu_vae, frames):
     z = latents(frames, seed=frames)
-    planned = cpu_vae._native.decode(z, frames, plan_only=True)
+    planned = cpu_vae.planned_decode_bytes(z, frames)
     cpu_vae.decode(z, num_frames=frames)
     peak = cpu_vae.last_peak_bytes
     # the difference is kernel scratch only: a few tiles per thread, whatever the number of frames
@@ -73,3 +73,10 @@ def test_least_memory_setting_recomputes_to_the_same_frames(cpu_vae, monkeypatch
     least = cpu_vae.decode(z, num_frames=4)
     assert least_plan < kept_plan
     np.testing.assert_array_equal(least, kept)  # the same ops on the same values
+
+
+def test_planned_decode_bytes_checks_its_input(cpu_vae):
+    with pytest.raises(ValueError, match="num_frames"):
+        cpu_vae.planned_decode_bytes(latents(2))
+    with pytest.raises(svdc.ShapeError, match="not a multiple of num_frames"):
+        cpu_vae.planned_decode_bytes(latents(3), 2)
