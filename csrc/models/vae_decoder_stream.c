@@ -1,7 +1,7 @@
 /* vae_decoder_stream.c — the spatio-temporal (SVD) decoder over every frame of a video in one window (no chunk
  * boundaries) in bounded memory. Only the temporal halves of the res blocks and time_conv_out mix frames, so:
  *   - the frame-local layers between two temporal halves (conv_in, attention, upsamplers, the spatial halves,
- *     conv_norm_out + conv_out) run one frame at a time;
+ *     conv_norm_out + conv_out) run a few frames at a time (one at the largest level);
  *   - the input of each temporal half (the "resident", (F, C, H, W)) is the only whole-video tensor; its group norm
  *     statistics are gathered frame by frame as it is written (group_norm_moments, combined in double), then the
  *     temporal half (pointwise in space) runs over bands of pixels of all frames: pass A finds the statistics of
@@ -95,8 +95,16 @@ static svdc_status acc_stats(const svdc_ctx *ctx, const group_acc *a, float eps,
 
 typedef enum seg_pre { PRE_NONE, PRE_CONV_IN, PRE_ATTENTION, PRE_UPSAMPLE } seg_pre;
 
-/* One frame-local segment: per frame, `pre` (conv_in on z's frame, the mid attention, or upsampler `up`) then the
- * spatial half of `res`, into the new resident; its frames' moments go to `acc`. z: this video's latents. */
+/* Frames a frame-local step takes at once: as many as keep its temporaries (about `per_frame` elements each) within
+ * the one-frame temporaries of the largest level (4 of its frames), so small levels run as batched as before. */
+static int64_t frames_per_step(const stream *s, int64_t per_frame) {
+    int64_t k = 4 * s->band_cap / (per_frame > 0 ? per_frame : 1);
+    return k < 1 ? 1 : k > s->frames ? s->frames : k;
+}
+
+/* One frame-local segment: per step of frames, `pre` (conv_in on z's frames, the mid attention, or upsampler `up`)
+ * then the spatial half of `res`, into the new resident; the new frames' moments go to `acc`. z: this video's
+ * latents. */
 static svdc_status run_segment(stream *s, seg_pre pre, const svdc_upsample2d *up, const svdc_tensor *z,
                                const svdc_resblock *res, group_acc *acc) {
     const svdc_ctx *ctx = s->ctx;
@@ -116,33 +124,35 @@ static svdc_status run_segment(stream *s, seg_pre pre, const svdc_upsample2d *up
     /* Both residents end at the buffer's end: frame t of a larger new resident only overlaps old frames before t
      * (already read), so it goes front to back; a smaller one only overlaps old frames after t: back to front. */
     const int backward = pre != PRE_CONV_IN && new_frame < old_frame;
-    for (int64_t i = 0; i < F; i++) {
-        const int64_t t = backward ? F - 1 - i : i;
+    const int64_t k = frames_per_step(s, 4 * (c > co ? c : co) * ho * wo);
+    for (int64_t i = 0; i < F; i += k) {
+        const int64_t rows = F - i < k ? F - i : k, t0 = backward ? F - i - rows : i;
         const size_t m = svdc_arena_mark(ctx->arena);
         svdc_tensor x, out;
         int consumable = 1;
         if (pre == PRE_CONV_IN) {
-            svdc_tensor zt = blk_rows(z, t, 1);
-            SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, 1, c, h, w));
+            svdc_tensor zt = blk_rows(z, t0, rows);
+            SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, rows, c, h, w));
             SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &zt, &d->conv_in_w, &d->conv_in_b, &same3, &x));
         } else {
-            svdc_tensor xt = blk_view4(ctx, old_base + t * old_frame, 1, s->c, s->h, s->w);
+            /* frames t0 .. t0+rows of the old resident: (rows, c, h, w) */
+            svdc_tensor xt = blk_view4(ctx, old_base + t0 * old_frame, rows, s->c, s->h, s->w);
             if (pre == PRE_ATTENTION) {
-                SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, 1, c, h, w));
+                SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, rows, c, h, w));
                 SVDC_TRY_RELEASE(ctx, m, svdc_mid_attention_forward(ctx, &d->mid_attn, &xt, &x));
             } else if (pre == PRE_UPSAMPLE) {
-                SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, 1, c, ho, wo));
+                SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &x, rows, c, ho, wo));
                 SVDC_TRY_RELEASE(ctx, m, svdc_upsample2d_forward(ctx, up, &xt, &x));
             } else {
-                x = xt; /* the resident's frame: read, not consumed */
+                x = xt; /* the resident's frames: read, not consumed */
                 consumable = 0;
             }
         }
-        SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &out, 1, co, ho, wo));
+        SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &out, rows, co, ho, wo));
         if (consumable) SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward_consuming(ctx, &res->spatial, &x, &out));
         else SVDC_TRY_RELEASE(ctx, m, svdc_resnet2d_forward(ctx, &res->spatial, &x, NULL, &out));
-        SVDC_TRY_RELEASE(ctx, m, acc_add(ctx, acc, &out, 1));
-        svdc_tensor slot = blk_view4(ctx, new_base + t * new_frame, 1, co, ho, wo);
+        SVDC_TRY_RELEASE(ctx, m, acc_add(ctx, acc, &out, (int)rows));
+        svdc_tensor slot = blk_view4(ctx, new_base + t0 * new_frame, rows, co, ho, wo);
         SVDC_TRY_RELEASE(ctx, m, svdc_op_copy(ctx, &out, &slot));
         svdc_arena_release(ctx->arena, m);
     }
@@ -285,17 +295,19 @@ static svdc_status decode_video(stream *s, const svdc_tensor *z, svdc_tensor *y)
     const int64_t F = s->frames, C = s->c, H = s->h, W = s->w, frame = C * H * W;
     float *res = resident_at(s, C, H, W);
     svdc_tensor o = blk_view4(ctx, s->buf, F, cfg->out_channels, H, W);
-    const size_t m = svdc_arena_mark(ctx->arena);
-    svdc_tensor tmp;
-    SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &tmp, 1, cfg->out_channels, H, W));
-    for (int64_t t = 0; t < F; t++) {
-        svdc_tensor xt = blk_view4(ctx, res + t * frame, 1, C, H, W), ot = blk_rows(&o, t, 1);
+    const int64_t k = frames_per_step(s, 4 * (int64_t)cfg->out_channels * H * W);
+    for (int64_t t = 0; t < F; t += k) {
+        const int64_t rows = F - t < k ? F - t : k;
+        const size_t m = svdc_arena_mark(ctx->arena);
+        /* frames t .. t+rows: (rows, C, H, W) of the resident, (rows, out, H, W) of the output */
+        svdc_tensor xt = blk_view4(ctx, res + t * frame, rows, C, H, W), ot = blk_rows(&o, t, rows), tmp;
+        SVDC_TRY_RELEASE(ctx, m, blk_alloc4(ctx, &tmp, rows, cfg->out_channels, H, W));
         SVDC_TRY_RELEASE(ctx, m, svdc_op_group_norm(ctx, &xt, cfg->norm_num_groups, 1, &d->norm_out_w,
                                                     &d->norm_out_b, SVDC_VAE_NORM_EPS, 1, &xt));
         SVDC_TRY_RELEASE(ctx, m, svdc_op_conv2d(ctx, &xt, &d->conv_out_w, &d->conv_out_b, &same3, &tmp));
         SVDC_TRY_RELEASE(ctx, m, svdc_op_copy(ctx, &tmp, &ot));
+        svdc_arena_release(ctx->arena, m);
     }
-    svdc_arena_release(ctx->arena, m);
     svdc_tensor tw = blk_temporal_kernel(&d->time_conv_out_w);
     return svdc_op_conv_temporal(ctx, &o, (int)F, &tw, &d->time_conv_out_b, y);
 }

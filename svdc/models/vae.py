@@ -169,10 +169,12 @@ class VAE:
         n = z.shape[0]
         if n % num_frames:
             raise ShapeError(f"latents: N = {n} rows is not a multiple of num_frames = {num_frames}")
-        if chunk_size is None:
+        if chunk_size is None and n == num_frames:
             out = self._native.decode(z, num_frames)
             self._peak = int(self._native.last_peak_bytes)
             return out
+        if chunk_size is None:  # one C call per video (each decoded whole): bounded calls, the same result
+            chunk_size = num_frames
         chunk_size = _positive_int(chunk_size, "chunk_size")
         f = self.down_factor
         out = np.empty((n, self.config["out_channels"], z.shape[2] * f, z.shape[3] * f), dtype=np.float32)
