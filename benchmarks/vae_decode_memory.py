@@ -129,7 +129,7 @@ def main():
         torch.manual_seed(0)
         cfg = {k: v for k, v in vae_configs.preset("svd").items() if k != "_class_name"}
         AutoencoderKLTemporalDecoder(**cfg).save_pretrained(tmp)  # random weights, the real sizes
-        plans = plan(tmp, args.size, args.plan_frames)
+        plans = plan(tmp, args.size, sorted(set(args.plan_frames) | set(args.frames)))
         for f, (arena, total) in plans.items():
             print(f"plan {f} frames {args.size}: arena {arena / GB:.2f} GB, process {total / GB:.2f} GB", flush=True)
         runs = []
