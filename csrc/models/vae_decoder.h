@@ -60,7 +60,7 @@ svdc_status svdc_vae_decoder_forward(const svdc_ctx *ctx, const svdc_vae_decoder
                                      int num_frames, svdc_tensor *y);
 
 /* The spatio-temporal decoder's forward in bounded memory (vae_decoder_stream.c): every video's frames in one window,
- * frame-local layers one frame at a time, the temporal halves over pixel bands with statistics gathered first. The
+ * frame-local layers a few frames at a time, the temporal halves over pixel bands with statistics gathered first. The
  * arguments were checked by svdc_vae_decoder_forward, which calls it for that kind. */
 svdc_status svdc_vae_decoder_forward_streamed(const svdc_ctx *ctx, const svdc_vae_decoder *d, const svdc_tensor *z,
                                               int num_frames, svdc_tensor *y);

@@ -169,7 +169,7 @@ class VAE:
         n = z.shape[0]
         if n % num_frames:
             raise ShapeError(f"latents: N = {n} rows is not a multiple of num_frames = {num_frames}")
-        if chunk_size is None and n == num_frames:
+        if chunk_size is None and (n == num_frames or not self.is_temporal):
             out = self._native.decode(z, num_frames)
             self._peak = int(self._native.last_peak_bytes)
             return out
