@@ -1,5 +1,6 @@
 """safetensors I/O without torch: a validating reader (stdlib json header, zero-copy read-only mmap views), a writer
-(atomic: temp file + rename), dtype conversion to float32, and LazyWeights (convert one tensor at a time on access).
+(atomic: temp file + rename), dtype conversion to float32, and LazyWeights (convert one tensor at a time on access;
+file views for the C loader, which borrows or copies them: see LazyWeights.file_view).
 
 File format (https://github.com/huggingface/safetensors): 8-byte little-endian header length N, N bytes of UTF-8
 JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the data region;
@@ -31,11 +32,11 @@ __all__ = [
     "to_float32",
     "load_file",
     "save_file",
-    "check_finite_tensor",
 ]
 
-# Loading checks every weight tensor for NaN/Inf (one cheap pass: a float32 sum, exact counting only when it is not
-# finite). Set SVDC_CHECK_WEIGHTS=0 in the environment, or svdc.weights.CHECK_FINITE = False, to skip it.
+# Loading checks every weight tensor for NaN/Inf (the C loader, one pass over the bits while it reads the tensor). Set
+# SVDC_CHECK_WEIGHTS=0 in the environment, or svdc.weights.CHECK_FINITE = False, to skip it: then weights a CPU model
+# borrows from the file are not read at load at all, but on first use (as a lazily mapped torch checkpoint is).
 CHECK_FINITE = os.environ.get("SVDC_CHECK_WEIGHTS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 # safetensors dtype name -> NumPy storage dtype (little-endian). BF16 and float8 have no NumPy dtype: they are exposed
@@ -295,7 +296,21 @@ class SafetensorsFile:
         return self._entry(name)[1]
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """Zero-copy read-only view in the stored dtype (BF16 as uint16, float8 as uint8)."""
+        """Zero-copy read-only view in the stored dtype (BF16 as uint16, float8 as uint8). Serving a tensor drops the
+        pages of the one served before from this process (see _drop_resident_pages): callers that copy one tensor
+        at a time then hold one tensor of the file, not all of it."""
+        view = self.view(name)
+        if view.size:
+            _, _, begin, end = self._entries[name]
+            self._drop_resident_pages(self._last_range)
+            self._last_range = (self._data_start + begin, self._data_start + end)
+        return view
+
+    def view(self, name: str) -> np.ndarray:
+        """Like f[name], without dropping any pages: for views kept for the life of a model (LazyWeights.file_view).
+        The mapping is read-only and shared, so the view reads the file's pages in the page cache; they count in
+        the process's resident memory once touched. Do not rewrite the file in place while such views live (SIGBUS,
+        as with any mapping; a replacement written to a new file and renamed over it is safe)."""
         dtype, shape, begin, end = self._entry(name)
         if self._closed:
             raise CheckpointError(f"{self.path}: tensor {name!r}: the file has been closed")
@@ -307,8 +322,6 @@ class SafetensorsFile:
         self._check_not_truncated(name, end)
         count = (end - begin) // np_dtype.itemsize
         flat = np.frombuffer(self._mmap, dtype=np_dtype, count=count, offset=self._data_start + begin)
-        self._drop_resident_pages(self._last_range)
-        self._last_range = (self._data_start + begin, self._data_start + end)
         return flat.reshape(shape)
 
     def _check_not_truncated(self, name: str, end: int) -> None:
@@ -396,23 +409,6 @@ def to_float32(array: np.ndarray, dtype_str: str, what: str = "array") -> np.nda
             raise CheckpointError(f"{what}: {int(overflow.sum())} F64 values are outside the float32 range "
                                   f"(|x| > {float(np.finfo(np.float32).max):.4g})")
     return out
-
-
-def check_finite_tensor(array: np.ndarray, what: str) -> np.ndarray:
-    """Raises CheckpointError naming `what` when a floating `array` holds NaN or Inf (one NaN in a VAE weight turns
-    every frame black with no other sign); returns `array`. Skipped when CHECK_FINITE is False."""
-    if not CHECK_FINITE or array.dtype.kind != "f" or array.size == 0:
-        return array
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(array, axis=None)  # NaN/Inf anywhere make the sum non-finite
-    if np.isfinite(total):
-        return array
-    finite = np.isfinite(array)
-    bad = int(finite.size - np.count_nonzero(finite))
-    if bad:  # (the sum of finite values may overflow: then nothing is wrong)
-        raise CheckpointError(f"{what}: {bad} of {array.size} values are NaN or Inf; the checkpoint is corrupt "
-                              f"(set SVDC_CHECK_WEIGHTS=0 to skip this check)")
-    return array
 
 
 def load_file(path: str | os.PathLike, dtype: str | None = None) -> dict[str, np.ndarray]:
@@ -521,10 +517,15 @@ class LazyWeights(Mapping):
     result raises CheckpointError, because silently casting e.g. raw bf16 bits would produce garbage weights.
     `shapes` (optional) records each tensor's shape so callers can check shapes without loading.
     Values may be read-only zero-copy views of a memory-mapped file (aligned F32 tensors): copy before modifying.
+
+    `files` (optional) names the values that are a file's tensor as stored, only renamed (and reshaped to
+    shapes[name] when given): name -> (SafetensorsFile, key). For those, file_view(name) gives the C loader the
+    stored bytes, which it borrows without a copy (CPU, same dtype) or converts itself: no float32 copy in between.
     """
 
     def __init__(self, loaders: Mapping[str, Callable[[], np.ndarray]],
-                 shapes: Mapping[str, tuple[int, ...]] | None = None):
+                 shapes: Mapping[str, tuple[int, ...]] | None = None,
+                 files: Mapping[str, tuple["SafetensorsFile", str]] | None = None):
         self._loaders = dict(loaders)
         for name, fn in self._loaders.items():
             if not isinstance(name, str):
@@ -532,6 +533,26 @@ class LazyWeights(Mapping):
             if not callable(fn):
                 raise TypeError(f"LazyWeights: loader for {name!r} must be callable, got {type(fn).__name__}")
         self._shapes = {k: tuple(v) for k, v in (shapes or {}).items() if k in self._loaders}
+        self._files = {k: v for k, v in (files or {}).items() if k in self._loaders}
+
+    def file_view(self, name: str) -> tuple[np.ndarray, str] | None:
+        """(zero-copy view of the stored tensor, its safetensors dtype) for a value that is a file's F32, F16 or BF16
+        tensor as stored (BF16 as uint16), reshaped to the recorded shape; None for any other value (computed,
+        converted from F64, empty). The view lies in the file's read-only shared mapping and keeps it alive."""
+        source = self._files.get(name)
+        if source is None:
+            return None
+        sf, key = source
+        dtype = sf.dtype_of(key)
+        if dtype not in ("F32", "F16", "BF16"):
+            return None
+        view = sf.view(key)
+        if view.size == 0:
+            return None
+        shape = self._shapes.get(name)
+        if shape is not None and shape != view.shape and math.prod(shape) == view.size:
+            view = view.reshape(shape)
+        return view, dtype
 
     def __getitem__(self, name: str) -> np.ndarray:
         a = self._loaders[name]()
@@ -590,4 +611,11 @@ class LazyWeights(Mapping):
             loaders[new] = (lambda n=name: sf.get_float32(n))
             shapes[new] = sf.shape_of(name)
             sources[new] = name
-        return cls(loaders, shapes)
+        return cls(loaders, shapes, {new: (sf, name) for new, name in sources.items()})
+
+    @classmethod
+    def from_names(cls, sf: SafetensorsFile, names: Mapping[str, str]) -> "LazyWeights":
+        """The tensors names[new] of `sf` under the names `new` (a renaming; every value a file view)."""
+        loaders = {new: (lambda k=key: sf.get_float32(k)) for new, key in names.items()}
+        return cls(loaders, {new: sf.shape_of(key) for new, key in names.items()},
+                   {new: (sf, key) for new, key in names.items()})

@@ -1,10 +1,14 @@
-/* params.c — the declared weight table and its single allocation (see params.h). */
+/* params.c — the declared weight table, its single allocation, and loading a weight into it (see params.h). */
+#define _DEFAULT_SOURCE /* madvise and its MADV_* advice (not in POSIX) */
 #include "params.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "tensor.h"
@@ -143,6 +147,10 @@ svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_dat
                          (long long)numel, (long long)param_numel(it));
     if (!p->block) return svdc_fail(SVDC_ERR_INTERNAL, "params: weight %s set before allocation", it->name);
     void *dst = (char *)p->block + it->offset;
+    if (it->borrowed) { /* set again after a borrow: back into the block */
+        it->slot->data = dst;
+        it->borrowed = 0;
+    }
     const svdc_dtype dtype = param_dtype(p, it);
     const size_t bytes = (size_t)numel * svdc_dtype_size(dtype);
     if (host_dtype == dtype) {
@@ -181,6 +189,99 @@ svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_dat
 
 svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel) {
     return svdc_params_set_from(p, index, host_data, SVDC_DTYPE_F32, numel);
+}
+
+/* Bytes of a file mapping read ahead and checked per step while loading: large reads for a cold page cache. */
+#define LOAD_STEP ((size_t)8 << 20)
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels refuse it (EINVAL), which costs only the read-ahead */
+#endif
+
+/* Advice on the pages of [data, data + bytes): `outward` covers every page the range touches, else only the pages
+ * wholly inside it (so dropping pages never reaches a neighbouring tensor). Failures are ignored: advice only. */
+static void advise_pages(const void *data, size_t bytes, int advice, int outward) {
+    const long ps = sysconf(_SC_PAGESIZE);
+    const uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096, lo = (uintptr_t)data, hi = lo + bytes;
+    const uintptr_t begin = outward ? lo & ~(page - 1) : (lo + page - 1) & ~(page - 1);
+    const uintptr_t end = outward ? (hi + page - 1) & ~(page - 1) : hi & ~(page - 1);
+    if (end > begin) (void)madvise((void *)begin, end - begin, advice);
+}
+
+/* Whether element i of `dtype` values is NaN or Inf (its exponent bits are all ones). */
+static int is_nonfinite(const void *data, svdc_dtype dtype, int64_t i) {
+    if (dtype == SVDC_DTYPE_F32) return (((const uint32_t *)data)[i] & 0x7f800000u) == 0x7f800000u;
+    const uint16_t mask = dtype == SVDC_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+    return (((const uint16_t *)data)[i] & mask) == mask;
+}
+
+/* NaN/Inf among n values of `dtype`: the count, and *first, the first index (-1 when none). */
+static int64_t count_nonfinite(const void *data, svdc_dtype dtype, int64_t n, int64_t *first) {
+    int64_t bad = 0;
+    if (dtype == SVDC_DTYPE_F32) { /* a branch-free loop the compiler vectorises */
+        const uint32_t *u = data;
+        for (int64_t i = 0; i < n; i++) bad += (u[i] & 0x7f800000u) == 0x7f800000u;
+    } else {
+        const uint16_t *u = data, mask = dtype == SVDC_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+        for (int64_t i = 0; i < n; i++) bad += (uint16_t)(u[i] & mask) == mask;
+    }
+    *first = -1;
+    for (int64_t i = 0; bad && i < n && *first < 0; i++)
+        if (is_nonfinite(data, dtype, i)) *first = i;
+    return bad;
+}
+
+svdc_status svdc_params_load(svdc_params *p, int index, const void *host_data, svdc_dtype host_dtype, int64_t numel,
+                             unsigned flags, int *borrowed) {
+    if (borrowed) *borrowed = 0;
+    if (index < 0 || index >= p->count) return svdc_fail(SVDC_ERR_INTERNAL, "params: index %d out of range", index);
+    svdc_param *it = &p->items[index];
+    const size_t esize = svdc_dtype_size(host_dtype);
+    if (numel != param_numel(it) || !esize)
+        return svdc_fail(SVDC_ERR_CHECKPOINT, "weight %s: %lld elements given, %lld expected", it->name,
+                         (long long)numel, (long long)param_numel(it));
+    const int mapped = (flags & SVDC_LOAD_FILE_MAPPING) != 0, check = (flags & SVDC_LOAD_CHECK_FINITE) != 0;
+    /* Borrowed: host memory already in the storage dtype, element-aligned (the kernels need no more alignment). */
+    const int borrow = mapped && p->backend == svdc_backend_cpu() && host_dtype == param_dtype(p, it) &&
+                       (uintptr_t)host_data % esize == 0;
+    const size_t bytes = (size_t)numel * esize;
+    /* Sequential advice doubles the kernel's read-ahead of a mapping (a cold file is read about twice as fast); the
+     * normal advice comes back afterwards, so that under memory pressure the kept pages age like any others. */
+    if (mapped && (check || !borrow)) advise_pages(host_data, bytes, MADV_SEQUENTIAL, 1);
+    svdc_status s = SVDC_OK;
+    if (check) {
+        /* Step by step: each step's pages are read in one go (a cold file at disk speed), then scanned while cached. */
+        for (size_t at = 0; at < bytes; at += LOAD_STEP) {
+            const size_t step = bytes - at < LOAD_STEP ? bytes - at : LOAD_STEP;
+            const char *part = (const char *)host_data + at;
+            if (mapped) advise_pages(part, step, MADV_POPULATE_READ, 1);
+            int64_t first;
+            const int64_t bad = count_nonfinite(part, host_dtype, (int64_t)(step / esize), &first);
+            if (bad) {
+                int64_t more = 0, ignored;
+                if (at + step < bytes)
+                    more = count_nonfinite(part + step, host_dtype, (int64_t)((bytes - at - step) / esize), &ignored);
+                s = svdc_fail(SVDC_ERR_CHECKPOINT,
+                              "weights['%s']: %lld of %lld values are NaN or Inf (the first at element %lld); the "
+                              "checkpoint is corrupt (set SVDC_CHECK_WEIGHTS=0 to skip this check)",
+                              it->name, (long long)(bad + more), (long long)numel,
+                              (long long)(first + (int64_t)(at / esize)));
+                break;
+            }
+        }
+    }
+    if (!s && borrow) {
+        it->slot->data = (void *)host_data; /* weights are never written after load: the mapping may be read-only */
+        it->borrowed = 1;
+        it->loaded = 1;
+        if (borrowed) *borrowed = 1;
+    } else if (!s) {
+        if (mapped && !check) advise_pages(host_data, bytes, MADV_POPULATE_READ, 1);
+        s = svdc_params_set_from(p, index, host_data, host_dtype, numel);
+        if (mapped) advise_pages(host_data, bytes, MADV_DONTNEED, 0);
+    }
+    if (mapped && (check || !borrow)) advise_pages(host_data, bytes, MADV_NORMAL, 1);
+    return s;
 }
 
 svdc_status svdc_params_check_complete(const svdc_params *p, const char *model_name) {

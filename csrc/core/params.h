@@ -1,7 +1,10 @@
 /* params.h — a model's declared weight table: every tensor it needs, by checkpoint name (diffusers naming) and shape,
  * placed in one allocation on the model's device. Models register a slot per weight while they build their layer
  * structs, then svdc_params_allocate points every slot into the block; the loader fills the block by name and rejects
- * missing, unknown and mis-shaped tensors. Weights are immutable after load. */
+ * missing, unknown and mis-shaped tensors. A weight read from a memory-mapped checkpoint file whose stored dtype is
+ * the storage dtype of a host (CPU) table is borrowed instead: its slot points into the mapping (the file's pages in
+ * the page cache), nothing is copied, and its part of the block is never touched (virtual address space only).
+ * Weights are immutable after load. */
 #ifndef SVDC_PARAMS_H
 #define SVDC_PARAMS_H
 
@@ -16,6 +19,7 @@ typedef struct svdc_param {
     svdc_tensor *slot; /* where the model keeps its view; slot->data set by svdc_params_allocate */
     size_t offset;     /* byte offset in the block */
     int loaded;        /* set by the loader */
+    int borrowed;      /* slot->data points into the caller's file mapping, not into the block */
 } svdc_param;
 
 typedef struct svdc_params {
@@ -57,6 +61,24 @@ svdc_status svdc_params_set_from(svdc_params *p, int index, const void *host_dat
                                  int64_t numel);
 /* svdc_params_set_from with float32 host data. */
 svdc_status svdc_params_set(svdc_params *p, int index, const float *host_data, int64_t numel);
+
+/* svdc_params_load's flags. */
+enum {
+    /* Refuse NaN/Inf (SVDC_ERR_CHECKPOINT naming the weight, the count and the first index): one NaN in a VAE weight
+     * turns every frame black with no other sign. */
+    SVDC_LOAD_CHECK_FINITE = 1,
+    /* host_data lies in a read-only shared file mapping that the caller keeps alive as long as the params: the weight
+     * is borrowed when the table lives in host memory in host_dtype (nothing copied), else copied into the block and
+     * its whole pages dropped from this process afterwards (MADV_DONTNEED: they stay in the page cache), so loading
+     * holds at most one tensor of the file besides the block. The mapping is read ahead in large steps
+     * (MADV_POPULATE_READ) when it has to be read: a cold page cache is then read at the disk's speed. */
+    SVDC_LOAD_FILE_MAPPING = 2,
+};
+
+/* Loads param i from numel host values of host_dtype (svdc_params_set_from's conversions) with the checks and the
+ * placement `flags` asks for; *borrowed (may be NULL) tells whether the slot now points at host_data. */
+svdc_status svdc_params_load(svdc_params *p, int index, const void *host_data, svdc_dtype host_dtype, int64_t numel,
+                             unsigned flags, int *borrowed);
 
 /* SVDC_ERR_CHECKPOINT naming the first weight that was never set (and how many are missing). */
 svdc_status svdc_params_check_complete(const svdc_params *p, const char *model_name);

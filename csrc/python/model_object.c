@@ -16,6 +16,7 @@
 static void model_clear(svdc_py_model *self) {
     if (self->kind) self->kind->destroy(self->model);
     self->model = NULL;
+    Py_CLEAR(self->borrowed); /* after the model: its borrowed weight slots point into these views */
     svdc_arena_free(self->ctx.arena);
     self->ctx.arena = NULL;
     if (self->lock) PyThread_free_lock(self->lock);
@@ -81,7 +82,9 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         svdc_py_raise(s);
         goto fail;
     }
-    if (svdc_py_load_params(kind->params(self->model), weights, kind->name) < 0) goto fail;
+    if (svdc_py_load_params(kind->params(self->model), weights, kind->name, &self->borrowed) < 0) goto fail;
+    /* Every weight is now in place and final: a per-model step that prepares weights at load (layouts derived from
+     * them) belongs here, once, before the first call. */
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {

@@ -31,12 +31,14 @@ typedef struct {
     size_t last_peak;        /* arena high-water mark of the last call that records it, bytes */
     size_t last_planned;     /* what its measuring pass planned (device backends; 0 on the CPU), bytes */
     PyObject *config;        /* a dict copy of the config it was built from */
+    PyObject *borrowed;      /* the file views borrowed weights point into (svdc_py_load_params); NULL when none */
     char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
 } svdc_py_model;
 
 /* tp_init body: Type(config, weights, device="cpu", dtype="fp32"). Parses the config and the device (the core's
  * registry), creates the model there, sets its weight storage dtype (fp32 | fp16 | bf16; compute stays float32),
- * uploads the weights by name (converted one tensor at a time), sets up the device arena and the lock. On failure the
+ * uploads the weights by name (converted one tensor at a time; weights of a memory-mapped file already in the
+ * storage dtype are borrowed on the CPU, not copied), sets up the device arena and the lock. On failure the
  * object stays unusable (every method raises) and holds no device memory. Returns 0 or -1. */
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs);
 

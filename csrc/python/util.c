@@ -109,17 +109,107 @@ fail:
     return NULL;
 }
 
-int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name) {
+/* CheckpointError "<model>: weight <name> has shape (got), expected (want)" unless array `a` has param `it`'s shape;
+ * 0 or -1. */
+static int check_weight_shape(PyArrayObject *a, const svdc_param *it, const char *model_name) {
+    int same = PyArray_NDIM(a) == it->ndim;
+    for (int d = 0; same && d < it->ndim; d++) same = PyArray_DIM(a, d) == it->shape[d];
+    if (same) return 0;
+    char got[128], want[128];
+    shape_text(a, got, sizeof got);
+    size_t used = (size_t)snprintf(want, sizeof want, "(");
+    for (int d = 0; d < it->ndim && used < sizeof want; d++)
+        used += (size_t)snprintf(want + used, sizeof want - used, d ? ", %lld" : "%lld", (long long)it->shape[d]);
+    if (it->ndim == 1 && used < sizeof want) used += (size_t)snprintf(want + used, sizeof want - used, ",");
+    if (used < sizeof want) snprintf(want + used, sizeof want - used, ")");
+    PyErr_Format(svdc_py_CheckpointError, "%s: weight %s has shape %s, expected %s", model_name, it->name, got, want);
+    return -1;
+}
+
+/* svdc.weights.CHECK_FINITE (read at every load, so tests and users may switch it at run time); -1 on error. */
+static int check_finite_enabled(void) {
+    PyObject *mod = PyImport_ImportModule("svdc.weights");
+    if (!mod) return -1;
+    PyObject *flag = PyObject_GetAttrString(mod, "CHECK_FINITE");
+    Py_DECREF(mod);
+    if (!flag) return -1;
+    const int on = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    return on;
+}
+
+/* The storage dtype named by a safetensors dtype string that file views may carry, or -1. */
+static int file_view_dtype(const char *name) {
+    if (!strcmp(name, "F32")) return SVDC_DTYPE_F32;
+    if (!strcmp(name, "F16")) return SVDC_DTYPE_F16;
+    if (!strcmp(name, "BF16")) return SVDC_DTYPE_BF16;
+    return -1;
+}
+
+/* Loads param i from weights.file_view(name)'s answer `view` ((array, dtype) — None was handled by the caller).
+ * 0 or -1. */
+static int load_file_view(svdc_params *params, int i, PyObject *view, const char *model_name, unsigned flags,
+                          PyObject **borrowed) {
+    svdc_param *it = &params->items[i];
+    PyObject *array = NULL;
+    const char *dtype_name = NULL;
+    if (!PyTuple_Check(view) || PyTuple_GET_SIZE(view) != 2 || !PyArray_Check(array = PyTuple_GET_ITEM(view, 0)) ||
+        !(dtype_name = PyUnicode_Check(PyTuple_GET_ITEM(view, 1)) ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(view, 1))
+                                                                    : NULL)) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "%s: weights.file_view(%s) must return None or (ndarray, dtype name), "
+                         "got %R", model_name, it->name, view);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)array;
+    const int dtype = file_view_dtype(dtype_name);
+    if (dtype < 0 || (size_t)PyArray_ITEMSIZE(a) != svdc_dtype_size((svdc_dtype)dtype) ||
+        !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_TypeError, "%s: weights.file_view(%s) gave a %s array of %d-byte items for dtype %s "
+                     "(expected a C-contiguous view of F32, F16 or BF16 values)", model_name, it->name,
+                     PyArray_IS_C_CONTIGUOUS(a) ? "contiguous" : "non-contiguous", (int)PyArray_ITEMSIZE(a),
+                     dtype_name);
+        return -1;
+    }
+    if (check_weight_shape(a, it, model_name) < 0) return -1;
+    int took = 0;
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS s = svdc_params_load(params, i, PyArray_DATA(a), (svdc_dtype)dtype, (int64_t)PyArray_SIZE(a),
+                                                flags | SVDC_LOAD_FILE_MAPPING, &took);
+    Py_END_ALLOW_THREADS if (s) {
+        svdc_py_raise(s);
+        return -1;
+    }
+    if (!took) return 0;
+    if (!*borrowed && !(*borrowed = PyList_New(0))) return -1;
+    return PyList_Append(*borrowed, array);
+}
+
+int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name, PyObject **borrowed) {
     if (!PyMapping_Check(weights)) {
         PyErr_Format(PyExc_TypeError, "%s: weights must be a mapping of name -> numpy array, got %s", model_name,
                      Py_TYPE(weights)->tp_name);
         return -1;
     }
+    const int check = check_finite_enabled();
+    if (check < 0) return -1;
+    const unsigned flags = check ? SVDC_LOAD_CHECK_FINITE : 0;
+    PyObject *file_view = NULL;
+    if (PyObject_HasAttrString(weights, "file_view") && !(file_view = PyObject_GetAttrString(weights, "file_view")))
+        return -1;
     for (int i = 0; i < params->count; i++) {
         svdc_param *it = &params->items[i];
+        if (file_view) {
+            PyObject *view = PyObject_CallFunction(file_view, "s", it->name);
+            if (!view) goto fail;
+            const int rc = view == Py_None ? 1 : load_file_view(params, i, view, model_name, flags, borrowed);
+            Py_DECREF(view);
+            if (rc < 0) goto fail;
+            if (rc == 0) continue;
+        }
         PyObject *value = PyMapping_GetItemString(weights, it->name);
         if (!value) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto fail;
             PyErr_Clear();
             continue; /* reported below with the count */
         }
@@ -128,32 +218,22 @@ int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *mode
             PyErr_Format(svdc_py_CheckpointError, "%s: weight %s must be a C-contiguous float32 array, got %R",
                          model_name, it->name, (PyObject *)Py_TYPE(value));
             Py_DECREF(value);
-            return -1;
+            goto fail;
         }
         PyArrayObject *a = (PyArrayObject *)value;
-        int same = PyArray_NDIM(a) == it->ndim;
-        for (int d = 0; same && d < it->ndim; d++) same = PyArray_DIM(a, d) == it->shape[d];
-        if (!same) {
-            char got[128], want[128];
-            shape_text(a, got, sizeof got);
-            size_t used = (size_t)snprintf(want, sizeof want, "(");
-            for (int d = 0; d < it->ndim && used < sizeof want; d++)
-                used += (size_t)snprintf(want + used, sizeof want - used, d ? ", %lld" : "%lld",
-                                         (long long)it->shape[d]);
-            if (it->ndim == 1 && used < sizeof want) used += (size_t)snprintf(want + used, sizeof want - used, ",");
-            if (used < sizeof want) snprintf(want + used, sizeof want - used, ")");
-            PyErr_Format(svdc_py_CheckpointError, "%s: weight %s has shape %s, expected %s", model_name, it->name,
-                         got, want);
+        if (check_weight_shape(a, it, model_name) < 0) {
             Py_DECREF(value);
-            return -1;
+            goto fail;
         }
-        svdc_status s = svdc_params_set(params, i, (const float *)PyArray_DATA(a), (int64_t)PyArray_SIZE(a));
+        svdc_status s = svdc_params_load(params, i, PyArray_DATA(a), SVDC_DTYPE_F32, (int64_t)PyArray_SIZE(a), flags,
+                                         NULL);
         Py_DECREF(value);
         if (s) {
             svdc_py_raise(s);
-            return -1;
+            goto fail;
         }
     }
+    Py_CLEAR(file_view);
     svdc_status s = svdc_params_check_complete(params, model_name);
     if (s) {
         svdc_py_raise(s);
@@ -184,6 +264,9 @@ int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *mode
     }
     Py_DECREF(keys);
     return 0;
+fail:
+    Py_XDECREF(file_view);
+    return -1;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------

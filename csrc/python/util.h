@@ -38,9 +38,17 @@ svdc_tensor svdc_py_tensor(PyArrayObject *a);
 PyArrayObject *svdc_py_new_f32(int ndim, const int64_t *shape);
 
 /* Fills the weight table from a Mapping[str, ndarray(float32)] (names in the table's naming). Every declared weight
- * must be present with exactly its shape; every key in `weights` must be declared. Violations raise
- * svdc.CheckpointError naming the tensor. Needs the GIL (reads Python objects). Returns 0 or -1. */
-int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name);
+ * must be present with exactly its shape; every key in `weights` must be declared; NaN/Inf are refused unless
+ * svdc.weights.CHECK_FINITE is false. Violations raise svdc.CheckpointError naming the tensor.
+ *
+ * A mapping with a file_view(name) method (svdc.weights.LazyWeights) may answer it with (array, dtype) instead of
+ * None: a C-contiguous view of the tensor in its stored safetensors dtype ("F32", "F16" or "BF16", BF16 as uint16)
+ * inside a read-only shared file mapping that lives as long as the array. Such a weight is borrowed when the table
+ * lives in host memory in that dtype (svdc_params_load): the view is appended to *borrowed (a new list, created on
+ * the first one), which the caller must keep until the params are freed. Otherwise it is converted and copied, and
+ * its file pages dropped from this process. Needs the GIL (reads Python objects). Returns 0 or -1 (*borrowed is
+ * then still the caller's to release). */
+int svdc_py_load_params(svdc_params *params, PyObject *weights, const char *model_name, PyObject **borrowed);
 
 /* {name: shape tuple} of a declared weight table, in declaration order; NULL with an exception. */
 PyObject *svdc_py_params_shapes(const svdc_params *params);

@@ -1,5 +1,5 @@
 """Input checks shared by the model wrappers (svdc.UNet, svdc.VAE, svdc.ImageEncoder): device/dtype choice, array
-conversion to float32 C-contiguous, NaN/Inf refusal and the float32 view of weight mappings. Every message names
+conversion to float32 C-contiguous, NaN/Inf refusal of inputs and the float32 view of weight mappings. Every message names
 the argument, what was expected and what was given."""
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 from .._native import _C
 from .. import runtime
 from .._validate import check_float32_range
-from ..weights import check_finite_tensor
 
 
 def model_device(device, dtype, model: str) -> str:
@@ -67,7 +66,8 @@ def check_mapping(weights) -> Mapping:
 class Float32Weights(Mapping):
     """A read-only view of a weight mapping that converts floating arrays (float16/float64, non-contiguous) to
     float32 C-contiguous on access, refuses other dtypes with svdc.CheckpointError, and hides the `ignored` names
-    (buffers a checkpoint may carry that are not weights), and refuses NaN/Inf (svdc.weights.check_finite_tensor)."""
+    (buffers a checkpoint may carry that are not weights). The C loader refuses NaN/Inf (svdc.weights.CHECK_FINITE)
+    and takes file tensors through file_view when the wrapped mapping has one (svdc.weights.LazyWeights)."""
 
     def __init__(self, weights: Mapping, ignored: frozenset = frozenset()):
         self._w = check_mapping(weights)
@@ -85,7 +85,12 @@ class Float32Weights(Mapping):
             raise _C.CheckpointError(f"weights[{name!r}]: expected a floating array, got dtype {a.dtype}")
         if a.dtype != np.float32 or not a.flags.c_contiguous or not a.flags.aligned:
             a = np.array(a, dtype=np.float32, order="C")
-        return check_finite_tensor(a, f"weights[{name!r}]")
+        return a
+
+    def file_view(self, name):
+        """The wrapped mapping's file_view(name) (None when it has none, or for an ignored name)."""
+        view = getattr(self._w, "file_view", None)
+        return None if view is None or name in self._ignored else view(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys if self._keys is not None else self._w)

@@ -187,7 +187,7 @@ def _sharded(folder: str, index_path: str):
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index_path}: weight_map must be a non-empty object of tensor name -> shard file")
     shards: dict[str, SafetensorsFile] = {}
-    loaders, shapes = {}, {}
+    loaders, shapes, files = {}, {}, {}
     try:
         for name, shard in weight_map.items():
             if (not isinstance(shard, str) or not shard or os.path.isabs(shard) or shard != os.path.basename(shard)
@@ -206,8 +206,9 @@ def _sharded(folder: str, index_path: str):
                 raise CheckpointError(f"{f.path}: tensor {name!r} listed in {os.path.basename(index_path)} is missing")
             loaders[name] = (lambda f=f, n=name: f.get_float32(n))
             shapes[name] = f.shape_of(name)
+            files[name] = (f, name)
     except BaseException:
         for f in shards.values():
             f.close()
         raise
-    return tuple(shards.values()), LazyWeights(loaders, shapes)
+    return tuple(shards.values()), LazyWeights(loaders, shapes, files)

@@ -35,6 +35,11 @@ class _TextModelNames(Mapping):
     def __getitem__(self, name):
         return self._weights[self._source(name)]
 
+    def file_view(self, name):
+        """The wrapped mapping's file_view under the source name (svdc.weights.LazyWeights), else None."""
+        view = getattr(self._weights, "file_view", None)
+        return None if view is None else view(self._source(name))
+
     def __iter__(self):
         for k in self._weights:
             yield _PREFIX + k if self._bare and k != _PROJECTION_KEY else k

@@ -86,8 +86,7 @@ class UNet:
             names = unet_naming.single_file_names(sf.keys(), cfg)
         except ValueError as e:
             raise CheckpointError(f"{src.path}: {e}") from e
-        loaders = {d: (lambda k=k: sf.get_float32(k)) for d, k in names.items()}
-        return cfg, LazyWeights(loaders, {d: sf.shape_of(k) for d, k in names.items()})
+        return cfg, LazyWeights.from_names(sf, names)
 
     # ---- properties --------------------------------------------------------------------------------------------
     @property

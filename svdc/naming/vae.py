@@ -254,7 +254,7 @@ def map_single_file(sf, num_levels: int):
             loaders[new] = (lambda n=name: sf.get_float32(n))
         shapes[new] = shape
         sources[new] = name
-    return LazyWeights(loaders, shapes)
+    return LazyWeights(loaders, shapes, {new: (sf, name) for new, name in sources.items()})
 
 
 def to_single_file(weights, num_levels: int, encoder_prefix: str = ENCODER_PREFIXES[0]) -> dict:
@@ -326,7 +326,7 @@ def map_kl_single_file(sf, num_levels: int):
             loaders[new] = (lambda n=name: sf.get_float32(n))
         shapes[new] = shape
         sources[new] = name
-    return LazyWeights(loaders, shapes)
+    return LazyWeights(loaders, shapes, {new: (sf, name) for new, name in sources.items()})
 
 
 def kl_to_single_file(weights, num_levels: int) -> dict:
