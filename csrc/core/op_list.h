@@ -58,7 +58,15 @@
     X(copy, (const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y), (ctx, x, y))                                \
     X(fill, (const svdc_ctx *ctx, svdc_tensor *y, float value), (ctx, y, value))                                     \
     /* sets *all_finite to 1 or 0 */                                                                                 \
-    X(check_finite, (const svdc_ctx *ctx, const svdc_tensor *x, int *all_finite), (ctx, x, all_finite))
+    X(check_finite, (const svdc_ctx *ctx, const svdc_tensor *x, int *all_finite), (ctx, x, all_finite))          \
+    /* the two halves of a group norm, for statistics gathered over chunks (the streamed VAE decoder) */           \
+    X(group_norm_moments,                                                                                            \
+      (const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames, svdc_tensor *moments),                 \
+      (ctx, x, num_groups, frames, moments))                                                                         \
+    X(group_norm_apply,                                                                                              \
+      (const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames, const svdc_tensor *stats,              \
+       const svdc_tensor *gamma, const svdc_tensor *beta, int apply_silu, svdc_tensor *y),                           \
+      (ctx, x, num_groups, frames, stats, gamma, beta, apply_silu, y))
 
 /* The names, comma-separated: the ABI signature a backend table carries and the registry compares. */
 #define SVDC_OP_NAME_(name, params, args) #name ","

@@ -315,12 +315,8 @@ svdc_status svdc_op_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, int
     return release_widened(ctx, widened_mark_, s);
 }
 
-svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
-                                      int num_groups, int frames, const svdc_tensor *gamma, const svdc_tensor *beta,
-                                      float eps, int apply_silu, svdc_tensor *y) {
-    static const char *op = "group_norm";
-    SVDC_TRY(check_tensor(ctx, op, "x", x));
-    SVDC_TRY(check_tensor(ctx, op, "y", y));
+/* The grouping checks group_norm, group_norm_moments and group_norm_apply share. */
+static svdc_status check_grouping(const char *op, const svdc_tensor *x, int num_groups, int frames) {
     SVDC_TRY(check_min_ndim(op, "x", x, 3, "(N, C, spatial...)"));
     const int64_t N = x->shape[0], C = x->shape[1];
     if (num_groups < 1) return svdc_fail(SVDC_ERR_ARGUMENT, "%s: num_groups must be >= 1, got %d", op, num_groups);
@@ -331,6 +327,17 @@ svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x,
     if (N % frames != 0)
         return svdc_fail(SVDC_ERR_SHAPE, "%s: x has %lld rows, not a multiple of frames = %d", op, (long long)N,
                          frames);
+    return SVDC_OK;
+}
+
+svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *bias,
+                                      int num_groups, int frames, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                      float eps, int apply_silu, svdc_tensor *y) {
+    static const char *op = "group_norm";
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_grouping(op, x, num_groups, frames));
+    const int64_t C = x->shape[1];
     if (!(eps >= 0.0f) || eps - eps != 0.0f)
         return svdc_fail(SVDC_ERR_ARGUMENT, "%s: eps must be finite and >= 0, got %g", op, (double)eps);
     if (bias) {
@@ -352,6 +359,47 @@ svdc_status svdc_op_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, int nu
                                const svdc_tensor *gamma, const svdc_tensor *beta, float eps, int apply_silu,
                                svdc_tensor *y) {
     return svdc_op_group_norm_biased(ctx, x, NULL, num_groups, frames, gamma, beta, eps, apply_silu, y);
+}
+
+/* A (N/frames, G, 3) float32 statistics tensor of group_norm_moments / group_norm_apply. */
+static svdc_status check_group_stats(const svdc_ctx *ctx, const char *op, const char *name, const svdc_tensor *t,
+                                     const svdc_tensor *x, int num_groups, int frames) {
+    SVDC_TRY(check_any_dtype(ctx, op, name, t));
+    if (t->dtype != SVDC_DTYPE_F32)
+        return svdc_fail(SVDC_ERR_SHAPE, "%s: %s has dtype %s, expected float32 (statistics are float32 on every "
+                         "backend)", op, name, svdc_dtype_name(t->dtype));
+    const int64_t expected[3] = {x->shape[0] / frames, num_groups, 3};
+    return check_shape(op, name, t, 3, expected);
+}
+
+svdc_status svdc_op_group_norm_moments(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                       svdc_tensor *moments) {
+    static const char *op = "group_norm_moments";
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_grouping(op, x, num_groups, frames));
+    SVDC_TRY(check_group_stats(ctx, op, "moments", moments, x, num_groups, frames));
+    SVDC_TRY(check_no_alias(op, "moments", moments, "x", x));
+    REQUIRE_BACKEND_OP(ctx, group_norm_moments);
+    return ctx->backend->group_norm_moments(ctx, x, num_groups, frames, moments);
+}
+
+svdc_status svdc_op_group_norm_apply(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                     const svdc_tensor *stats, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                     int apply_silu, svdc_tensor *y) {
+    static const char *op = "group_norm_apply";
+    SVDC_TRY(check_tensor(ctx, op, "x", x));
+    SVDC_TRY(check_tensor(ctx, op, "y", y));
+    SVDC_TRY(check_grouping(op, x, num_groups, frames));
+    SVDC_TRY(check_group_stats(ctx, op, "stats", stats, x, num_groups, frames));
+    SVDC_TRY(check_optional_vector(ctx, op, "gamma", gamma, x->shape[1]));
+    SVDC_TRY(check_optional_vector(ctx, op, "beta", beta, x->shape[1]));
+    SVDC_TRY(check_same_shape(op, "y", y, "x", x));
+    SVDC_TRY(check_no_alias(op, "y", y, "stats", stats));
+    REQUIRE_BACKEND_OP(ctx, group_norm_apply);
+    WIDEN(op, y, &gamma, &beta);
+    svdc_status s = DTYPES_STATUS(op, ("x", "gamma", "beta", "y"), x, gamma, beta, y);
+    if (!s) s = ctx->backend->group_norm_apply(ctx, x, num_groups, frames, stats, gamma, beta, apply_silu ? 1 : 0, y);
+    return release_widened(ctx, widened_mark_, s);
 }
 
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,

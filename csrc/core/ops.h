@@ -63,6 +63,19 @@ svdc_status svdc_op_group_norm_biased(const svdc_ctx *ctx, const svdc_tensor *x,
                                       int num_groups, int frames, const svdc_tensor *gamma, const svdc_tensor *beta,
                                       float eps, int apply_silu, svdc_tensor *y);
 
+/* The group norm in two halves, for statistics gathered over chunks of a tensor too large to normalise at once
+ * (csrc/models/vae_stream.c). Shapes and grouping as in group_norm; `moments` and `stats` are float32 on every
+ * backend, one row per (video, group):
+ *   group_norm_moments: moments (N/frames, G, 3) = (mean_hi, mean_lo, m2), the mean as a float pair (hi + lo) and
+ *     m2 = sum over the group's values of (x - mean)^2, so chunks combine exactly (Chan et al.) in double;
+ *   group_norm_apply: stats (N/frames, G, 3) = (mean_hi, mean_lo, rstd) ->
+ *     y = ((x - mean_hi) - mean_lo) * rstd * gamma + beta, then silu when apply_silu. In place allowed. */
+svdc_status svdc_op_group_norm_moments(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                       svdc_tensor *moments);
+svdc_status svdc_op_group_norm_apply(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                     const svdc_tensor *stats, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                     int apply_silu, svdc_tensor *y);
+
 /* Layer norm over the last dim D: x (..., D), gamma/beta (D,) or NULL -> y same shape. In place allowed. */
 svdc_status svdc_op_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
                                const svdc_tensor *beta, float eps, svdc_tensor *y);

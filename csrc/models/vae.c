@@ -15,8 +15,9 @@ static svdc_status check_config(const svdc_vae_config *c) {
         return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: layers_per_block %d, expected >= 1", c->layers_per_block);
     if (c->decoder_kind != SVDC_BLOCK_2D && c->decoder_kind != SVDC_BLOCK_SPATIO_TEMPORAL)
         return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: unknown decoder kind %d", (int)c->decoder_kind);
-    if (c->norm_num_groups < 1)
-        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: norm_num_groups %d, expected >= 1", c->norm_num_groups);
+    if (c->norm_num_groups < 1 || c->norm_num_groups > SVDC_VAE_STREAM_MAX_GROUPS)
+        return svdc_fail(SVDC_ERR_ARGUMENT, "vae config: norm_num_groups %d, expected 1..%d", c->norm_num_groups,
+                         SVDC_VAE_STREAM_MAX_GROUPS);
     for (int i = 0; i < c->num_levels; i++) {
         int ch = c->block_out_channels[i];
         if (ch < 1 || ch % c->norm_num_groups != 0)

@@ -1,13 +1,14 @@
 /* vae_decoder.c — the kind-generic VAE decoder (diffusers autoencoders/vae.py Decoder, autoencoder_kl_temporal_decoder.py
  * TemporalDecoder): [post_quant_conv], conv_in, mid block (res, attention, res), up blocks, norm, conv_out,
- * [time_conv_out]. Activations alternate between two planned arena slabs (vae_common.h); block temporaries are taken
- * above them and released when the block returns. */
+ * [time_conv_out]. The 2-D kind's activations alternate between two planned arena slabs (vae_common.h); block
+ * temporaries are taken above them and released when the block returns. The spatio-temporal kind streams
+ * (vae_decoder_stream.c). */
 #include "vae_decoder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define EPS 1e-6f          /* the group norms, and the 2-D res blocks (and the spatial halves) */
+#define EPS SVDC_VAE_NORM_EPS
 #define EPS_TEMPORAL 1e-5f /* the temporal halves of the spatio-temporal res blocks (diffusers TemporalResnetBlock) */
 
 /* Res block j of the decoder, of the config's kind: no time embedding; the spatio-temporal blend is the VAE's
@@ -100,6 +101,9 @@ svdc_status svdc_vae_decoder_forward(const svdc_ctx *ctx, const svdc_vae_decoder
                                          "num_frames = %d", (long long)n, num_frames);
     SVDC_TRY(svdc_vae_check_output("decode", y, z, cfg->out_channels, h * d->up_factor, w * d->up_factor));
     SVDC_TRY(svdc_op_check_finite(ctx, z, "vae decode input"));
+    /* The temporal decoder (time_conv_out, no post_quant_conv) streams: its memory is bounded by a few frames. */
+    if (cfg->kind == SVDC_BLOCK_SPATIO_TEMPORAL && cfg->time_conv_out && !cfg->post_quant_conv)
+        return svdc_vae_decoder_forward_streamed(ctx, d, z, num_frames, y);
 
     const size_t m = svdc_arena_mark(ctx->arena);
     svdc_vae_slabs s;

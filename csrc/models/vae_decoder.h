@@ -12,6 +12,10 @@
 #include "blocks/sampling.h"
 #include "vae_common.h"
 
+#define SVDC_VAE_NORM_EPS 1e-6f /* the group norms, and the 2-D res blocks (and the spatial halves) */
+/* The streamed decode keeps each group norm's statistics on the stack: at most this many groups. */
+#define SVDC_VAE_STREAM_MAX_GROUPS 256
+
 typedef struct svdc_vae_decoder_config {
     svdc_block_kind kind;
     int out_channels;     /* 3 */
@@ -54,5 +58,11 @@ void svdc_vae_decoder_free(svdc_vae_decoder *d); /* frees what declare allocated
  * y (N, out_channels, h*up_factor, w*up_factor). */
 svdc_status svdc_vae_decoder_forward(const svdc_ctx *ctx, const svdc_vae_decoder *d, const svdc_tensor *z,
                                      int num_frames, svdc_tensor *y);
+
+/* The spatio-temporal decoder's forward in bounded memory (vae_decoder_stream.c): every video's frames in one window,
+ * frame-local layers a few frames at a time, the temporal halves over pixel bands with statistics gathered first. The
+ * arguments were checked by svdc_vae_decoder_forward, which calls it for that kind. */
+svdc_status svdc_vae_decoder_forward_streamed(const svdc_ctx *ctx, const svdc_vae_decoder *d, const svdc_tensor *z,
+                                              int num_frames, svdc_tensor *y);
 
 #endif

@@ -192,6 +192,15 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
     return s;
 }
 
+svdc_status svdc_py_model_plan_io(svdc_py_model *self, svdc_py_model_call call, void *args, svdc_tensor *const *in,
+                                  int nin, svdc_tensor *const *out, int nout, size_t *planned) {
+    svdc_status s;
+    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    s = measure_call(self, call, args, in, nin, out, nout, planned);
+    PyThread_release_lock(self->lock);
+    Py_END_ALLOW_THREADS return s;
+}
+
 svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak) {
     return svdc_py_model_run_io(self, call, args, record_peak, NULL, 0, NULL, 0);
 }

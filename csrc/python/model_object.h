@@ -62,6 +62,12 @@ svdc_status svdc_py_model_run(svdc_py_model *self, svdc_py_model_call call, void
  * before the call. */
 svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
                                  svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout);
+/* Only run_io's measuring pass (core/plan.h), on any backend: *planned is the arena the call would need (its
+ * activations; not the scratch a CPU kernel takes from the arena, which the CPU table does not plan). Nothing is
+ * computed, and the inputs and outputs are neither read nor written. */
+svdc_status svdc_py_model_plan_io(svdc_py_model *self, svdc_py_model_call call, void *args, svdc_tensor *const *in,
+                                  int nin, svdc_tensor *const *out, int nout, size_t *planned);
+
 /* The (array, count) pair of run_io's in/out: SVDC_PY_IO(&x, &y) */
 #define SVDC_PY_IO(...) \
     (svdc_tensor *const[]){__VA_ARGS__}, (int)(sizeof((svdc_tensor *const[]){__VA_ARGS__}) / sizeof(svdc_tensor *))

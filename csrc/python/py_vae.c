@@ -97,11 +97,11 @@ static PyObject *vae_encode(svdc_py_model *self, PyObject *arg) {
 }
 
 static PyObject *vae_decode(svdc_py_model *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"latents", "num_frames", NULL};
+    static char *kwlist[] = {"latents", "num_frames", "plan_only", NULL};
     PyObject *zo;
-    int num_frames;
+    int num_frames, plan_only = 0;
     if (!svdc_py_model_ready(self)) return NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi:decode", kwlist, &zo, &num_frames)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi|p:decode", kwlist, &zo, &num_frames, &plan_only)) return NULL;
     PyArrayObject *z = svdc_py_f32_array(zo, "latents", 4);
     if (!z) return NULL;
     svdc_tensor zt = svdc_py_tensor(z);
@@ -130,6 +130,13 @@ static PyObject *vae_decode(svdc_py_model *self, PyObject *args, PyObject *kwds)
     }
     svdc_tensor yt = svdc_py_tensor(y);
     vae_args a = {&zt, num_frames, &yt};
+    if (plan_only) { /* the planned arena bytes; y's pages are never touched */
+        size_t planned = 0;
+        svdc_status s = svdc_py_model_plan_io(self, decode_call, &a, SVDC_PY_IO(&zt), SVDC_PY_IO(&yt), &planned);
+        Py_DECREF(z);
+        Py_DECREF(y);
+        return s ? svdc_py_raise(s) : PyLong_FromSize_t(planned);
+    }
     svdc_status s = svdc_py_model_run_io(self, decode_call, &a, 1, SVDC_PY_IO(&zt), SVDC_PY_IO(&yt));
     Py_DECREF(z);
     return svdc_py_model_result(s, y);
@@ -151,8 +158,8 @@ static PyMethodDef vae_methods[] = {
     {"encode", (PyCFunction)vae_encode, METH_O,
      "encode(images float32 (N, in, H, W)) -> posterior mean float32 (N, latent, H/f, W/f)"},
     {"decode", (PyCFunction)(void (*)(void))vae_decode, METH_VARARGS | METH_KEYWORDS,
-     "decode(latents float32 (N, latent, h, w), num_frames) -> float32 (N, out, h*f, w*f); one clip per "
-     "num_frames rows"},
+     "decode(latents float32 (N, latent, h, w), num_frames, plan_only=False) -> float32 (N, out, h*f, w*f); one "
+     "clip per num_frames rows; plan_only: the arena bytes the call would need, nothing computed"},
     {"weight_shapes", vae_weight_shapes, METH_O | METH_CLASS,
      "weight_shapes(native config) -> {diffusers name: shape} declared for that config (no weights needed)"},
     {NULL, NULL, 0, NULL},

@@ -313,6 +313,12 @@ static svdc_status run_group_norm(const svdc_ctx *x, op_call *c) {
     return svdc_op_group_norm_biased(x, &c->t[0], opt(c, 3), c->i[0], c->i[1], opt(c, 1), opt(c, 2), c->f[0], c->i[2],
                                      &c->y);
 }
+static svdc_status run_group_norm_moments(const svdc_ctx *x, op_call *c) {
+    return svdc_op_group_norm_moments(x, &c->t[0], c->i[0], c->i[1], &c->y);
+}
+static svdc_status run_group_norm_apply(const svdc_ctx *x, op_call *c) {
+    return svdc_op_group_norm_apply(x, &c->t[0], c->i[0], c->i[1], &c->t[1], opt(c, 2), opt(c, 3), c->i[2], &c->y);
+}
 static svdc_status run_layer_norm(const svdc_ctx *x, op_call *c) {
     return svdc_op_layer_norm(x, &c->t[0], opt(c, 1), opt(c, 2), c->f[0], &c->y);
 }
@@ -433,6 +439,42 @@ static PyObject *py_group_norm(PyObject *self, PyObject *args, PyObject *kw) {
     int64_t shape[SVDC_MAX_DIMS];
     const int nd = shape_of(&c, 0, shape);
     return op_call_finish(&c, run_group_norm, nd, shape, out);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+/* moments (N/frames, groups, 3) float32: stage it with a dtype tuple, e.g. dtype=("fp16", "fp32") */
+static PyObject *py_group_norm_moments(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "groups", "frames", NULL};
+    PyObject *xo;
+    op_call c = {0};
+    c.i[1] = 1;
+    PARSE("Oi|i", kwl, &xo, &c.i[0], &c.i[1]);
+    INPUT(xo, "x", 0);
+    const int64_t shape[3] = {c.i[1] > 0 ? DIM(&c, 0, 0) / c.i[1] : 1, c.i[0], 3};
+    return op_call_finish(&c, run_group_norm_moments, 3, shape, NULL);
+fail:
+    op_call_clear(&c);
+    return NULL;
+}
+
+/* stats (N/frames, groups, 3) float32 = (mean_hi, mean_lo, rstd) */
+static PyObject *py_group_norm_apply(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static const char *kwl[] = {"x", "groups", "stats", "frames", "gamma", "beta", "silu", "out", NULL};
+    PyObject *xo, *so, *go = Py_None, *bo = Py_None, *out = NULL;
+    op_call c = {0};
+    c.i[1] = 1;
+    PARSE("OiO|iOOpO", kwl, &xo, &c.i[0], &so, &c.i[1], &go, &bo, &c.i[2], &out);
+    INPUT(xo, "x", 0);
+    INPUT(so, "stats", 0);
+    INPUT(go, "gamma", 1);
+    INPUT(bo, "beta", 1);
+    int64_t shape[SVDC_MAX_DIMS];
+    const int nd = shape_of(&c, 0, shape);
+    return op_call_finish(&c, run_group_norm_apply, nd, shape, out);
 fail:
     op_call_clear(&c);
     return NULL;
@@ -862,6 +904,8 @@ TARGETED(py_conv2d)
 TARGETED(py_conv_temporal)
 TARGETED(py_group_norm)
 TARGETED(py_layer_norm)
+TARGETED(py_group_norm_moments)
+TARGETED(py_group_norm_apply)
 TARGETED(py_attention)
 TARGETED(py_gelu)
 TARGETED(py_silu)
@@ -891,6 +935,10 @@ static PyMethodDef ops_methods[] = {
     OP("conv_temporal", py_conv_temporal, "conv_temporal(x, num_frames, w (O, C, 3), b=None)"),
     OP("group_norm", py_group_norm,
        "group_norm(x, groups, frames=1, gamma=None, beta=None, eps=1e-5, silu=False, out=None, bias=None (N, C))"),
+    OP("group_norm_moments", py_group_norm_moments,
+       "group_norm_moments(x, groups, frames=1) -> (N/frames, groups, 3) float32 (mean_hi, mean_lo, m2)"),
+    OP("group_norm_apply", py_group_norm_apply,
+       "group_norm_apply(x, groups, stats, frames=1, gamma=None, beta=None, silu=False, out=None)"),
     OP("layer_norm", py_layer_norm, "layer_norm(x, gamma=None, beta=None, eps=1e-5, out=None)"),
     OP("attention", py_attention, "attention(q, k, v, num_heads, scale, causal=False)"),
     OP("gelu", py_gelu, "gelu(x, out=None): exact erf GELU"),

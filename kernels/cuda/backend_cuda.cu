@@ -249,7 +249,7 @@ static svdc_backend make_cuda_backend() {
     b.chunk_budget = 0;  // one op per layer: launches, not cache sizes, are what a GPU runs short of
     // The ops that take scratch from the device arena (and honour a measuring pass: core/plan.h).
     b.scratch_ops = SVDC_OP_BIT(conv2d) | SVDC_OP_BIT(conv_temporal) | SVDC_OP_BIT(group_norm) |
-                    SVDC_OP_BIT(check_finite);
+                    SVDC_OP_BIT(group_norm_moments) | SVDC_OP_BIT(check_finite);
     b.attach = cuda_attach;
     b.device_count = cuda_device_count;
     b.alloc = cuda_alloc;

@@ -103,6 +103,36 @@ __global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void 
     }
 }
 
+// group_norm_moments, pass 2: one block per (video, group): (mean_hi, mean_lo, m2) as float32 triples.
+__global__ void gn_moments_kernel(const double2 *__restrict__ partial, const void *x, svdc_dtype dtype,
+                                  float *__restrict__ moments, int64_t C, int64_t S, int64_t G, int64_t frames,
+                                  int64_t per_group) {
+    const int64_t vg = blockIdx.x;
+    double s = 0.0, q = 0.0;
+    for (int64_t i = threadIdx.x; i < per_group; i += blockDim.x) {
+        const double2 p = partial[vg * per_group + i];
+        s += p.x;
+        q += p.y;
+    }
+    const double2 r = block_sum2(s, q);
+    if (threadIdx.x == 0) {
+        const int64_t v = vg / G, g = vg % G, Cg = C / G;
+        const int64_t first = (v * frames * C + g * Cg) * S;
+        float shift;
+        if (dtype == SVDC_DTYPE_F16) shift = __half2float(static_cast<const __half *>(x)[first]);
+        else if (dtype == SVDC_DTYPE_BF16) shift = __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]);
+        else shift = static_cast<const float *>(x)[first];
+        const double ms = r.x / (double)(Cg * S * frames);
+        double m2 = r.y - ms * r.x;
+        if (m2 < 0.0) m2 = 0.0;
+        const double mean = (double)shift + ms;
+        const float hi = (float)mean;
+        moments[vg * 3 + 0] = hi;
+        moments[vg * 3 + 1] = (float)(mean - (double)hi);
+        moments[vg * 3 + 2] = (float)m2;
+    }
+}
+
 // Pass 3: normalise every value. x (N, C, S) with N = videos * frames; in place allowed (same index read, written).
 template <typename T>
 __global__ void gn_apply_kernel(const T *x, const T *__restrict__ bias, T *y, const float3 *__restrict__ stats,
@@ -195,6 +225,62 @@ svdc_status svdc_cuda_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, cons
     });
     svdc_arena_release(ctx->arena, mark);
     return s;
+}
+
+svdc_status svdc_cuda_group_norm_moments(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                         svdc_tensor *moments) {
+    svdc_cuda_device *dev;
+    SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
+    const int64_t N = x->shape[0], C = x->shape[1];
+    const int64_t S = (N && C) ? svdc_tensor_numel(x) / (N * C) : 0;
+    const int64_t G = num_groups, F = frames, videos = N / F, L = (C / G) * S;
+    if (L == 0 || videos == 0) return SVDC_OK;
+    const int64_t nchunks = (L + GN_CHUNK - 1) / GN_CHUNK, per_group = F * nchunks;
+    const int64_t nblocks = videos * G * per_group;
+    if (nblocks >= ((int64_t)1 << 31) || videos * G >= ((int64_t)1 << 31))
+        return svdc_fail(SVDC_ERR_SHAPE, "group_norm_moments: %lld partial blocks exceed the CUDA grid",
+                         (long long)nblocks);
+    const size_t mark = svdc_arena_mark(ctx->arena);
+    double2 *partial = static_cast<double2 *>(svdc_cuda_scratch(ctx, (size_t)nblocks * sizeof(double2)));
+    if (!partial || svdc_cuda_measuring(ctx)) { /* a measuring pass (core/plan.h) only takes the scratch */
+        svdc_arena_release(ctx->arena, mark);
+        return partial ? SVDC_OK : SVDC_ERR_MEMORY;
+    }
+    const svdc_status s = svdc_cuda_dispatch(x->dtype, "group_norm_moments", [&](auto tag) -> svdc_status {
+        using T = decltype(tag);
+        gn_partial_kernel<T><<<(unsigned)nblocks, NORM_THREADS, 0, dev->stream>>>(static_cast<const T *>(x->data),
+                                                                                   nullptr, partial, C, S, G, F,
+                                                                                   nchunks);
+        SVDC_CUDA_LAUNCHED(dev, "gn_partial_kernel");
+        gn_moments_kernel<<<(unsigned)(videos * G), NORM_THREADS, 0, dev->stream>>>(
+            partial, x->data, x->dtype, static_cast<float *>(moments->data), C, S, G, F, per_group);
+        SVDC_CUDA_LAUNCHED(dev, "gn_moments_kernel");
+        return SVDC_OK;
+    });
+    svdc_arena_release(ctx->arena, mark);
+    return s;
+}
+
+svdc_status svdc_cuda_group_norm_apply(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                       const svdc_tensor *stats, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                       int apply_silu, svdc_tensor *y) {
+    svdc_cuda_device *dev;
+    SVDC_TRY(svdc_cuda_begin(ctx->device, &dev));
+    const int64_t N = x->shape[0], C = x->shape[1];
+    const int64_t S = (N && C) ? svdc_tensor_numel(x) / (N * C) : 0;
+    const int64_t total = N * C * S;
+    if (total == 0) return SVDC_OK;
+    /* stats (videos, G, 3) float32 is the float3 array gn_apply_kernel reads: (mean_hi, mean_lo, rstd) */
+    const float3 *st = static_cast<const float3 *>(stats->data);
+    return svdc_cuda_dispatch(x->dtype, "group_norm_apply", [&](auto tag) -> svdc_status {
+        using T = decltype(tag);
+        gn_apply_kernel<T><<<svdc_cuda_blocks(total, NORM_THREADS), NORM_THREADS, 0, dev->stream>>>(
+            static_cast<const T *>(x->data), nullptr, static_cast<T *>(y->data), st,
+            gamma ? static_cast<const T *>(gamma->data) : nullptr, beta ? static_cast<const T *>(beta->data) : nullptr,
+            C, S, (int64_t)num_groups, (int64_t)frames, apply_silu, total);
+        SVDC_CUDA_LAUNCHED(dev, "gn_apply_kernel");
+        return SVDC_OK;
+    });
 }
 
 svdc_status svdc_cuda_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,

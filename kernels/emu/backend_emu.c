@@ -324,6 +324,21 @@ static svdc_status emu_group_norm(const svdc_ctx *ctx, const svdc_tensor *x, con
     EMU_END(svdc_cpu_group_norm(&f.host, xh, ah, num_groups, frames, gh, bh, eps, apply_silu, yh));
 }
 
+static svdc_status emu_group_norm_moments(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                          svdc_tensor *moments) {
+    EMU_BEGIN();
+    EMU_IN(x, xh) EMU_OUT(moments, mh)
+    EMU_END(svdc_cpu_group_norm_moments(&f.host, xh, num_groups, frames, mh));
+}
+
+static svdc_status emu_group_norm_apply(const svdc_ctx *ctx, const svdc_tensor *x, int num_groups, int frames,
+                                        const svdc_tensor *stats, const svdc_tensor *gamma, const svdc_tensor *beta,
+                                        int apply_silu, svdc_tensor *y) {
+    EMU_BEGIN();
+    EMU_IN(x, xh) EMU_IN(stats, sh) EMU_IN(gamma, gh) EMU_IN(beta, bh) EMU_OUT(y, yh)
+    EMU_END(svdc_cpu_group_norm_apply(&f.host, xh, num_groups, frames, sh, gh, bh, apply_silu, yh));
+}
+
 static svdc_status emu_layer_norm(const svdc_ctx *ctx, const svdc_tensor *x, const svdc_tensor *gamma,
                                   const svdc_tensor *beta, float eps, svdc_tensor *y) {
     EMU_BEGIN();

@@ -155,7 +155,9 @@ class VAE:
         """latents (N, latent_channels, h, w), already divided by scaling_factor; N a multiple of num_frames, each
         run of num_frames rows one video -> frames (N, out_channels, h*f, w*f).
 
-        chunk_size None decodes every video whole. An integer reproduces diffusers' pipeline `decode_latents`:
+        chunk_size None decodes every video whole, all its frames in one window (the temporal decoder streams in
+        bounded memory: about one full-resolution feature map per frame, docs/performance.md; see
+        planned_decode_bytes). An integer reproduces diffusers' pipeline `decode_latents`:
         consecutive chunks of chunk_size rows of the flattened batch, each decoded as its own clip (so with several
         videos and a chunk size that does not divide num_frames, chunks straddle videos, as diffusers' do)."""
         if not self.is_temporal:
@@ -167,10 +169,12 @@ class VAE:
         n = z.shape[0]
         if n % num_frames:
             raise ShapeError(f"latents: N = {n} rows is not a multiple of num_frames = {num_frames}")
-        if chunk_size is None:
+        if chunk_size is None and (n == num_frames or not self.is_temporal):
             out = self._native.decode(z, num_frames)
             self._peak = int(self._native.last_peak_bytes)
             return out
+        if chunk_size is None:  # one C call per video (each decoded whole): bounded calls, the same result
+            chunk_size = num_frames
         chunk_size = _positive_int(chunk_size, "chunk_size")
         f = self.down_factor
         out = np.empty((n, self.config["out_channels"], z.shape[2] * f, z.shape[3] * f), dtype=np.float32)
@@ -181,6 +185,20 @@ class VAE:
             peak = max(peak, int(self._native.last_peak_bytes))
         self._peak = peak
         return out
+
+    def planned_decode_bytes(self, latents, num_frames: int | None = None) -> int:
+        """The activation memory (bytes) decode(latents, num_frames) will take in one call, from a measuring pass
+        that computes nothing; the weights, the latents and the output come on top. CPU kernels also take a few
+        tiles of scratch per thread that the plan leaves out."""
+        if not self.is_temporal:
+            num_frames = 1
+        elif num_frames is None:
+            raise ValueError("num_frames: required by the temporal decoder (AutoencoderKLTemporalDecoder)")
+        num_frames = _positive_int(num_frames, "num_frames")
+        z = _as_input(latents, "latents", self.config["latent_channels"], 1)
+        if z.shape[0] % num_frames:
+            raise ShapeError(f"latents: N = {z.shape[0]} rows is not a multiple of num_frames = {num_frames}")
+        return int(self._native.decode(z, num_frames, plan_only=True))
 
     @instance_or_class_method
     def weight_shapes(self_or_cls, config: dict | None = None) -> dict:

@@ -25,6 +25,30 @@ def rounded(a, dtype):
     return ops.convert(ops.convert(a, "f16" if dtype == "fp16" else "bf16"), "f32")
 
 
+def float32_stats(target, inputs, stats_index, output_f32=False):
+    """The target with the group norm statistics (input `stats_index`, or the output) staged in float32 whatever
+    the activation dtype: those ops take float32 statistics on every backend."""
+    dtype = target.get("dtype")
+    if dtype is None or isinstance(dtype, tuple):
+        return target
+    dtypes = [dtype] * (inputs + 1)
+    if stats_index is not None:
+        dtypes[stats_index] = "fp32"
+    if output_f32:
+        dtypes[-1] = "fp32"
+    return dict(target, dtype=tuple(dtypes))
+
+
+def group_norm_moments_case(a, **t):
+    m = ops.group_norm_moments(a[0], 3, 2, **float32_stats(t, 1, None, output_f32=True))
+    dtype = t.get("dtype")  # the float32 moments rounded as the case table's expectation is
+    return m if dtype in (None, "fp32") else rounded(m, dtype)
+
+
+# (mean_hi, mean_lo, rstd) per (video, group), exact in fp16 and bf16 so every dtype reads the same statistics
+GN_STATS = np.array([[[0.25, 0.0, 1.5], [-0.5, 0.0, 0.75], [1.0, 0.0, 2.0]],
+                     [[0.0, 0.0, 1.0], [0.125, 0.0, 0.5], [-1.0, 0.0, 1.25]]], np.float32)
+
 # op name -> (inputs, call(inputs, **target)). Odd sizes on purpose (not multiples of any tile).
 CASES = {
     "linear": ([r(3, 5, 7), r(6, 7), r(6)], lambda a, **t: ops.linear(a[0], a[1], a[2], **t)),
@@ -53,6 +77,10 @@ CASES = {
     "copy": ([r(3, 7)], lambda a, **t: ops.copy(a[0], **t)),
     "fill": ([r(3, 7)], lambda a, **t: ops.fill(a[0], -2.25, **t)),
     "check_finite": ([r(3, 7)], None),  # its own test below: it returns nothing
+    "group_norm_moments": ([r(4, 6, 3, 5)], group_norm_moments_case),
+    "group_norm_apply": ([r(4, 6, 3, 5), GN_STATS, r(6), r(6)],
+                         lambda a, **t: ops.group_norm_apply(a[0], 3, a[1], 2, a[2], a[3], silu=True,
+                                                             **float32_stats(t, 4, 1))),
 }
 
 

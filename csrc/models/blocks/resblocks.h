@@ -36,6 +36,13 @@ svdc_status svdc_resnet2d_declare(svdc_resnet2d *r, svdc_params *p, const char *
 svdc_status svdc_resnet2d_forward(const svdc_ctx *ctx, const svdc_resnet2d *r, const svdc_tensor *x,
                                   const svdc_tensor *temb, svdc_tensor *y);
 
+/* The same block for an input the caller gives up (no time embedding, Cout < Cin): x's storage is overwritten (it
+ * holds intermediates), so a single frame needs x, y and one (N, Cout, H, W) temporary instead of also
+ * svdc_resnet2d_forward's (N, Cin, H, W) normalised copy; the streamed VAE decoder's upsampled frames. Other blocks
+ * run svdc_resnet2d_forward (x untouched). */
+svdc_status svdc_resnet2d_forward_consuming(const svdc_ctx *ctx, const svdc_resnet2d *r, svdc_tensor *x,
+                                            svdc_tensor *y);
+
 /* diffusers TemporalResnetBlock (channels in == out): y = x + conv2(silu(gn2(conv1(silu(gn1(x))) + proj(silu(temb)))))
  * with the group norms pooled over frames and the convs temporal (kernel 3 over frames, zero padded). */
 typedef struct svdc_temporal_resnet {
