@@ -82,6 +82,10 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name) < 0) goto fail;
+    if ((s = svdc_params_prepare(kind->params(self->model)))) { /* e.g. the CPU's packed weights */
+        svdc_py_raise(s);
+        goto fail;
+    }
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
