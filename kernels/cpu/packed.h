@@ -30,7 +30,7 @@ typedef enum svdc_packed_kind {
     SVDC_PACKED_LINEAR,   /* w (N, K): one B-panel matrix */
     SVDC_PACKED_CONV,     /* w (O, C, kh, kw): one A-panel matrix (O, C*kh*kw) */
     SVDC_PACKED_WINOGRAD, /* w (O, C, 3, 3): 16 A-panel matrices U[xi] (O, C) = (G g Gᵀ)[xi] */
-    SVDC_PACKED_TEMPORAL, /* w (O, C, 3, 1, 1): 3 A-panel matrices, tap k = w[:, :, k] (O, C) */
+    SVDC_PACKED_TEMPORAL, /* w (O, C, 3[, 1, 1]): 3 A-panel matrices, tap k = w[:, :, k] (O, C) */
 } svdc_packed_kind;
 
 typedef struct svdc_packed_weight {
@@ -51,7 +51,7 @@ const svdc_packed_weight *svdc_packed_find(const void *key, svdc_packed_kind kin
 unsigned long long svdc_packed_hits(void);
 
 /* Packs one float32 weight (data `w`, shape as the op sees it) by its shape: 2-D -> LINEAR, 4-D -> WINOGRAD for 3x3
- * with >= 16 channels each side (conv.c's Winograd rule) else CONV, 5-D (O, C, 3, 1, 1) -> TEMPORAL; other shapes
+ * with >= 16 channels each side (conv.c's Winograd rule) else CONV, 5-D (O, C, 3, 1, 1) or 3-D (O, C, 3) -> TEMPORAL; other shapes
  * are not packed (*out = NULL, SVDC_OK). */
 svdc_status svdc_packed_create(const void *w, int ndim, const int64_t *shape, svdc_packed_weight **out);
 /* Registers / unregisters a packed weight (the registry does not own it); free releases its memory. */

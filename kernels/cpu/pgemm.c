@@ -18,6 +18,15 @@
 #define NC SVDC_PGEMM_NC
 #define MC SVDC_PGEMM_MC
 
+/* Starts fetching the C tile the microkernel will read and write after its K loop: C's rows are far apart (a row
+ * of the output), so without this each call waits for MR cache misses at the end. */
+static inline void prefetch_tile(const float *C, int64_t ldc, int mr) {
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(C + i * ldc, 1, 3);
+        __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
+    }
+}
+
 /* Writes the tile acc (MR x NR, row-major) into C's mr x nr corner: C = acc, or C += acc. */
 static inline void store_tile(const float *acc, float *C, int64_t ldc, int mr, int nr, int accumulate) {
     for (int i = 0; i < mr; i++) {
@@ -33,8 +42,10 @@ static inline void store_tile(const float *acc, float *C, int64_t ldc, int mr, i
 /* C[mr, nr] (=|+=) a (kc x MR panel slice) · b (kc x NR panel slice). */
 static void microkernel(int64_t kc, const float *a, const float *b, float *C, int64_t ldc, int mr, int nr,
                         int accumulate) {
+    prefetch_tile(C, ldc, mr);
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 ai = _mm256_broadcast_ss(a);
@@ -91,6 +102,7 @@ static inline vec4 load4(const float *p) {
 /* C[mr, nr] (=|+=) a (kc x MR panel slice) · b (kc x NR panel slice), as two 6 x 8 halves. */
 static void microkernel(int64_t kc, const float *a, const float *b, float *C, int64_t ldc, int mr, int nr,
                         int accumulate) {
+    prefetch_tile(C, ldc, mr);
     float acc[MR * NR];
     for (int h = 0; h < NR; h += 8) {
         vec4 c[MR][2];
@@ -117,12 +129,20 @@ const char *svdc_pgemm_kernel_name(void) { return "svdc vec4 6x16"; }
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* The depth of each K block: K split into equal blocks of at most KC (no short last block that would cost a
+ * whole pass over C for little arithmetic). Depends on K only, so the summation order does too. */
+static inline int64_t block_depth(int64_t K) {
+    const int64_t blocks = (K + KC - 1) / KC;
+    return (K + blocks - 1) / blocks;
+}
+
 void svdc_pgemm_wa(int64_t M, int64_t N, int64_t K, const float *ap, const float *B, int64_t ldb, float *C,
                    int64_t ldc, int accumulate, float *scratch) {
+    const int64_t kb = block_depth(K);
     for (int64_t n0 = 0; n0 < N; n0 += NC) {
         const int64_t nc = min64(NC, N - n0), panels = (nc + NR - 1) / NR;
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-            const int64_t kc = min64(KC, K - k0);
+        for (int64_t k0 = 0; k0 < K; k0 += kb) {
+            const int64_t kc = min64(kb, K - k0);
             /* scratch: B[k0 : k0+kc, n0 : n0+nc] as NR-column panels (kc x NR each), zero past N */
             for (int64_t q = 0; q < panels; q++) {
                 const int64_t j0 = n0 + q * NR, w = min64(NR, N - j0);
@@ -135,24 +155,26 @@ void svdc_pgemm_wa(int64_t M, int64_t N, int64_t K, const float *ap, const float
                 }
             }
             const int acc = accumulate || k0 > 0;
-            for (int64_t i0 = 0; i0 < M; i0 += MR) {
-                const float *a = ap + (i0 * K + k0 * MR); /* panel i0/MR, depth k0 */
-                const int mr = (int)min64(MR, M - i0);
-                for (int64_t q = 0; q < panels; q++)
-                    microkernel(kc, a, scratch + q * kc * NR, C + i0 * ldc + n0 + q * NR, ldc, mr,
-                                (int)min64(NR, nc - q * NR), acc);
-            }
+            /* MC rows of A at a time (their kc-deep strips stay in L2) against each B panel slice (in L1) */
+            for (int64_t m0 = 0; m0 < M; m0 += MC)
+                for (int64_t q = 0; q < panels; q++) {
+                    const float *b = scratch + q * kc * NR;
+                    const int nr = (int)min64(NR, nc - q * NR);
+                    for (int64_t i0 = m0; i0 < M && i0 < m0 + MC; i0 += MR) /* strip i0/MR at depth k0 */
+                        microkernel(kc, ap + (i0 * K + k0 * MR), b, C + i0 * ldc + n0 + q * NR, ldc,
+                                    (int)min64(MR, M - i0), nr, acc);
+                }
         }
     }
 }
 
 void svdc_pgemm_wb(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C,
                    int64_t ldc, int accumulate, float *scratch) {
-    const int64_t panels = (N + NR - 1) / NR;
+    const int64_t panels = (N + NR - 1) / NR, kb = block_depth(K);
     for (int64_t m0 = 0; m0 < M; m0 += MC) {
         const int64_t mc = min64(MC, M - m0), strips = (mc + MR - 1) / MR;
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-            const int64_t kc = min64(KC, K - k0);
+        for (int64_t k0 = 0; k0 < K; k0 += kb) {
+            const int64_t kc = min64(kb, K - k0);
             /* scratch: A[m0 : m0+mc, k0 : k0+kc] as MR-row panels (kc x MR each), zero past M */
             for (int64_t p = 0; p < strips; p++) {
                 float *dst = scratch + p * kc * MR;

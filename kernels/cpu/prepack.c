@@ -85,7 +85,7 @@ svdc_status svdc_packed_create(const void *w, int ndim, const int64_t *shape, sv
         pw.kind = SVDC_PACKED_CONV;
         pw.rows = shape[0];
         pw.depth = shape[1] * shape[2] * shape[3];
-    } else if (ndim == 5 && shape[2] == 3 && shape[3] == 1 && shape[4] == 1) {
+    } else if ((ndim == 5 && shape[2] == 3 && shape[3] == 1 && shape[4] == 1) || (ndim == 3 && shape[2] == 3)) {
         pw.kind = SVDC_PACKED_TEMPORAL;
         pw.rows = shape[0];
         pw.depth = shape[1];
@@ -237,7 +237,8 @@ svdc_status svdc_cpu_prepack_params(const svdc_params *p, svdc_host_view_fn host
     }
     for (int i = 0; i < p->count; i++) {
         const svdc_param *it = &p->items[i];
-        if (it->ndim < 2 || (it->ndim == 2 && is_embedding_table(it->name))) continue;
+        /* (a 3-D (O, C, 3) temporal weight as the op sees it is declared 5-D: no 3-D table is packed) */
+        if (it->ndim < 2 || it->ndim == 3 || (it->ndim == 2 && is_embedding_table(it->name))) continue;
         int64_t numel = 1;
         for (int d = 0; d < it->ndim; d++) numel *= it->shape[d];
         const void *host = NULL;
