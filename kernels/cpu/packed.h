@@ -10,7 +10,7 @@
  *
  * Packing runs when a model's weights are loaded (svdc_cpu_prepack_params, called through the backend's
  * prepare_params); a kernel that finds no packed form for its weight (16-bit weights widened per op, a 3x3 conv run
- * with stride 2, SVDC_PREPACK=0, the op-test surface) takes the unpacked OpenBLAS path. */
+ * with stride 2, a weight SVDC_PREPACK left unpacked) takes the unpacked OpenBLAS path. */
 #ifndef SVDC_CPU_PACKED_H
 #define SVDC_CPU_PACKED_H
 
@@ -59,8 +59,18 @@ svdc_status svdc_packed_register(svdc_packed_weight *pw);
 void svdc_packed_unregister(const svdc_packed_weight *pw);
 void svdc_packed_free(svdc_packed_weight *pw);
 
-/* Whether loading packs weights: SVDC_PREPACK unset or "1" (default) packs, "0" does not (low-memory machines). */
-int svdc_packed_enabled(void);
+/* What loading packs (SVDC_PREPACK): "0" nothing (low-memory machines); unset or "1" the default, the weights whose
+ * packed path measured faster than OpenBLAS's (Winograd U, im2col convs: benchmarks/results/gemm_cpu.md); "all"
+ * every GEMM weight (linear, 1x1 and temporal convs too). Another value: SVDC_ERR_ARGUMENT naming it. */
+typedef enum svdc_prepack_mode { SVDC_PREPACK_NONE, SVDC_PREPACK_DEFAULT, SVDC_PREPACK_ALL } svdc_prepack_mode;
+svdc_status svdc_packed_mode(svdc_prepack_mode *mode);
+
+/* Packing for the kernels that pack per call what loading did not (the layouts above):
+ * A panels of a row-major (rows, K) matrix into dst (svdc_packed_matrix_floats(rows, K, MR) floats); and panel p of
+ * the 16 U[xi] matrices (mat_stride floats apart) of the rows [o0, o0 + on) of a 3x3 weight (O, C, 3, 3). */
+void svdc_pack_a_panels(const float *w, int64_t rows, int64_t K, float *dst);
+void svdc_winograd_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
+                              float *dst);
 
 /* The Winograd weight transform of one 3x3 kernel g: u[xi] = (G g Gᵀ)[xi], xi = 4*i + j (conv.c's transform). */
 void svdc_winograd_kernel(const float *g, float u[16]);
@@ -73,8 +83,8 @@ typedef struct svdc_packed_set svdc_packed_set;
 /* The host address of `bytes` of device memory at `dev` (the CPU: dev itself; the emulated device: its shadow). */
 typedef svdc_status (*svdc_host_view_fn)(const void *dev, size_t bytes, const void **host);
 
-/* Packs and registers every float32 weight of `p` that a GEMM kernel multiplies (2-D but embedding tables, 4-D, 5-D
- * temporal); *out = NULL when nothing is packed (16-bit storage, SVDC_PREPACK=0). */
+/* Packs and registers the float32 weights of `p` that a GEMM kernel multiplies (2-D but embedding tables, 4-D, 5-D
+ * temporal) and SVDC_PREPACK selects; *out = NULL when nothing is packed (16-bit storage, SVDC_PREPACK=0). */
 svdc_status svdc_cpu_prepack_params(const svdc_params *p, svdc_host_view_fn host_view, svdc_packed_set **out);
 /* Unregisters and frees a set (NULL: nothing); its bytes, for the memory report. */
 void svdc_packed_set_free(svdc_packed_set *set);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "params.h"
+#include "try.h"
 
 /* ---- layouts ---- */
 
@@ -45,25 +46,43 @@ void svdc_winograd_kernel(const float *g, float u[16]) {
     }
 }
 
+void svdc_pack_a_panels(const float *w, int64_t rows, int64_t K, float *dst) {
+    pack_panels(w, rows, K, K, 1, SVDC_PACK_MR, dst);
+}
+
+void svdc_winograd_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
+                              float *dst) {
+    for (int64_t c = 0; c < C; c++)
+        for (int i = 0; i < SVDC_PACK_MR; i++) {
+            const int64_t r = p * SVDC_PACK_MR + i; /* row within the block */
+            float u[16] = {0};
+            if (r < on) svdc_winograd_kernel(w + ((o0 + r) * C + c) * 9, u);
+            for (int xi = 0; xi < 16; xi++) dst[xi * mat_stride + (size_t)((p * C + c) * SVDC_PACK_MR + i)] = u[xi];
+        }
+}
+
 /* The 16 U[xi] (O, C) matrices of a 3x3 weight (O, C, 3, 3), each in A panels. */
 static void pack_winograd(const float *w, int64_t O, int64_t C, size_t mat_stride, float *dst) {
     const int64_t panels = (O + SVDC_PACK_MR - 1) / SVDC_PACK_MR;
 #pragma omp parallel for schedule(static) if (O * C > 4096)
-    for (int64_t p = 0; p < panels; p++) {
-        for (int64_t c = 0; c < C; c++)
-            for (int i = 0; i < SVDC_PACK_MR; i++) {
-                const int64_t o = p * SVDC_PACK_MR + i;
-                float u[16] = {0};
-                if (o < O) svdc_winograd_kernel(w + (o * C + c) * 9, u);
-                for (int xi = 0; xi < 16; xi++)
-                    dst[xi * mat_stride + (size_t)((p * C + c) * SVDC_PACK_MR + i)] = u[xi];
-            }
-    }
+    for (int64_t p = 0; p < panels; p++) svdc_winograd_pack_panel(w, C, 0, O, p, mat_stride, dst);
 }
 
-int svdc_packed_enabled(void) {
+svdc_status svdc_packed_mode(svdc_prepack_mode *mode) {
     const char *v = getenv("SVDC_PREPACK");
-    return !(v && !strcmp(v, "0"));
+    if (!v || !*v || !strcmp(v, "1")) *mode = SVDC_PREPACK_DEFAULT;
+    else if (!strcmp(v, "0")) *mode = SVDC_PREPACK_NONE;
+    else if (!strcmp(v, "all")) *mode = SVDC_PREPACK_ALL;
+    else
+        return svdc_fail(SVDC_ERR_ARGUMENT, "SVDC_PREPACK: expected 0, 1 or all, got '%.40s'", v);
+    return SVDC_OK;
+}
+
+/* Whether loading in `mode` packs a weight of this shape: the default packs where the packed path measured faster
+ * than OpenBLAS (benchmarks/results/gemm_cpu.md): Winograd U and im2col convs (kernels larger than 1x1). */
+static int packs_in_mode(svdc_prepack_mode mode, int ndim, const int64_t *shape) {
+    if (mode == SVDC_PREPACK_ALL) return 1;
+    return mode == SVDC_PREPACK_DEFAULT && ndim == 4 && shape[2] * shape[3] > 1;
 }
 
 svdc_status svdc_packed_create(const void *w, int ndim, const int64_t *shape, svdc_packed_weight **out) {
@@ -229,7 +248,9 @@ static int is_embedding_table(const char *name) {
 
 svdc_status svdc_cpu_prepack_params(const svdc_params *p, svdc_host_view_fn host_view, svdc_packed_set **out) {
     *out = NULL;
-    if (p->dtype != SVDC_DTYPE_F32 || !svdc_packed_enabled()) return SVDC_OK; /* 16-bit: widened per op instead */
+    svdc_prepack_mode mode;
+    SVDC_TRY(svdc_packed_mode(&mode));
+    if (p->dtype != SVDC_DTYPE_F32 || mode == SVDC_PREPACK_NONE) return SVDC_OK; /* 16-bit: widened per op instead */
     svdc_packed_set *set = calloc(1, sizeof *set);
     if (!set || !(set->items = calloc((size_t)p->count + 1, sizeof *set->items))) {
         free(set);
@@ -239,6 +260,7 @@ svdc_status svdc_cpu_prepack_params(const svdc_params *p, svdc_host_view_fn host
         const svdc_param *it = &p->items[i];
         /* (a 3-D (O, C, 3) temporal weight as the op sees it is declared 5-D: no 3-D table is packed) */
         if (it->ndim < 2 || it->ndim == 3 || (it->ndim == 2 && is_embedding_table(it->name))) continue;
+        if (!packs_in_mode(mode, it->ndim, it->shape)) continue;
         int64_t numel = 1;
         for (int d = 0; d < it->ndim; d++) numel *= it->shape[d];
         const void *host = NULL;

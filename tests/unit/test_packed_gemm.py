@@ -1,5 +1,6 @@
-"""Weights packed at load (kernels/cpu/packed.h, pgemm.c): the packed GEMM path and the unpacked OpenBLAS path of
-linear, conv2d (1x1, im2col, Winograd) and conv_temporal agree with float64 NumPy on odd sizes (non-multiples of
+"""Weights packed at load (kernels/cpu/packed.h, pgemm.c): linear, conv2d (1x1, im2col, Winograd) and conv_temporal
+with the weight packed (as loading packs it) and without (OpenBLAS for linear, 1x1 and temporal; the same svdc GEMM
+on panels packed per call for im2col and Winograd) agree with float64 NumPy on odd sizes (non-multiples of
 the 6x16 tile and of the K/M/N blocks, one row, one column, K = 1); each variant of the kernels (baseline, avx2)
 does, forced in a subprocess; results are bit-identical with 1 and 2 threads; a model gives the same outputs with
 packing on and off (SVDC_PREPACK=0), on the CPU and the emulated device.
@@ -110,7 +111,7 @@ def test_conv2d_packed_and_unpacked_agree_with_float64(case):
     check(y_packed, ref, bound, "packed")
 
 
-def test_a_3x3_conv_with_stride_2_and_winograd_shaped_weights_takes_the_unpacked_path():
+def test_a_3x3_conv_with_stride_2_and_winograd_shaped_weights_finds_no_packed_weight():
     """Loading packs a >= 16-channel 3x3 weight as Winograd U only; a stride-2 call finds no im2col packing."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 18, 9, 11), dtype=np.float32)
@@ -218,12 +219,24 @@ print(json.dumps({"hits": T.packed_hits()}))
 
 @pytest.mark.parametrize("device", ["cpu", "emu"])
 def test_a_model_gives_the_same_outputs_with_packing_on_and_off(tmp_path, device):
-    on = run_child(MODEL_CHILD, {}, tmp_path / "on", device)
-    off = run_child(MODEL_CHILD, {"SVDC_PREPACK": "0"}, tmp_path / "off", device)
-    assert on["hits"] > 20, on  # the tiny UNet and VAE have dozens of linears and convs
-    assert off["hits"] == 0, off
+    """SVDC_PREPACK: unset (Winograd and im2col convs packed), all (every GEMM weight), 0 (none)."""
+    got = {mode: run_child(MODEL_CHILD, {"SVDC_PREPACK": mode}, tmp_path / f"m{mode}", device)
+           for mode in ("", "all", "0")}
+    assert got[""]["hits"] > 10, got  # the tiny UNet and VAE have dozens of 3x3 convs ...
+    assert got["all"]["hits"] > got[""]["hits"] + 20, got  # ... and of linears, 1x1 and temporal convs
+    assert got["0"]["hits"] == 0, got
     for model in ("unet", "vae"):
-        a, b = np.load(tmp_path / f"on_{model}.npy"), np.load(tmp_path / f"off_{model}.npy").astype(np.float64)
-        scale, err = float(np.abs(b).max()), float(np.abs(a - b).max())
-        # two float32 GEMM implementations through a few dozen layers: 1e-5 of max|out| (outputs are O(1))
-        assert scale > 0 and err <= 1e-5 * scale, f"{device} {model}: max|on - off| = {err:.3g} (max {scale:.3g})"
+        off = np.load(tmp_path / f"m0_{model}.npy").astype(np.float64)
+        for mode in ("", "all"):
+            on = np.load(tmp_path / f"m{mode}_{model}.npy")
+            scale, err = float(np.abs(off).max()), float(np.abs(on - off).max())
+            # two float32 GEMM implementations through a few dozen layers: 1e-5 of max|out| (outputs are O(1))
+            assert scale > 0 and err <= 1e-5 * scale, \
+                f"{device} {model} SVDC_PREPACK={mode!r}: max|on - off| = {err:.3g} (max {scale:.3g})"
+
+
+def test_a_bad_prepack_setting_is_refused_at_load_naming_the_variable():
+    r = subprocess.run([sys.executable, "-c", MODEL_CHILD, "/nonexistent/x", "cpu"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "SVDC_PREPACK": "yes"})
+    assert r.returncode != 0
+    assert "SVDC_PREPACK: expected 0, 1 or all, got 'yes'" in r.stderr
