@@ -1,6 +1,8 @@
 """The CPU GEMM paths op by op on the real SVD UNet/VAE layer shapes: weights packed at load with svdc's own
-microkernel (kernels/cpu/pgemm.c) against the unpacked OpenBLAS path (scipy-openblas32 SGEMM, weights repacked and
-the Winograd transform recomputed on every call), through the op-test surface (svdc._C_testing).
+microkernel (kernels/cpu/pgemm.c) against the path an op takes when its weight was not packed at load, through the
+op-test surface (svdc._C_testing). That per-call path is OpenBLAS SGEMM (scipy-openblas32, repacking the weight in
+every call) for linear, 1x1 and temporal convs, and svdc's GEMM on panels packed in the call (for Winograd: the
+weight transform too) for Winograd and im2col convs.
 
 Per shape and thread count (1 and 2, each in its own subprocess with OMP_NUM_THREADS set), the two paths run
 interleaved `--repeats` times; the table gives the median process CPU time per call (all threads), GFLOP per
@@ -19,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,13 +100,25 @@ print(json.dumps({"kernels": info.get("cpu_kernels", "?"), "rows": rows}))
 KERNEL_NAMES = {"avx2": "svdc avx2-fma 6x16 (kernels/cpu/pgemm.c)", "baseline": "svdc vec4 6x16 (kernels/cpu/pgemm.c)"}
 
 
-def run_child(shapes, repeats, threads, kernels):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads), "SVDC_CPU_KERNELS": kernels}
+# OpenBLAS picks its kernels from the CPU (variables unset, as on a user's machine) unless OPENBLAS_CORETYPE pins them.
+OPENBLAS_ENVS = {"unset": {}, "OPENBLAS_CORETYPE=Haswell": {"OPENBLAS_CORETYPE": "Haswell"}}
+
+
+def run_child(shapes, repeats, threads, kernels, openblas_env):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_ENVS[openblas_env], PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads),
+               SVDC_CPU_KERNELS=kernels)
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(shapes), str(repeats)], env=env, cwd="/",
                          capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def per_call_path(label: str) -> str:
+    if "Winograd" in label or "im2col" in label:
+        return "svdc GEMM, weight packed per call"
+    return "OpenBLAS SGEMM"
 
 
 def main():
@@ -112,39 +127,46 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--kernels", default="auto", choices=["auto", "baseline", "avx2"])
     ap.add_argument("--quick", action="store_true", help="five representative shapes only")
+    ap.add_argument("--openblas", nargs="+", default=list(OPENBLAS_ENVS), choices=list(OPENBLAS_ENVS),
+                    help="OpenBLAS settings to run the comparison under (default: both)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gemm_cpu.md")
     args = ap.parse_args()
+    start = time.perf_counter()
     shapes = [s for i, s in enumerate(SHAPES) if not args.quick or i in QUICK]
-    results = {t: run_child(shapes, args.repeats, t, args.kernels) for t in args.threads}
+    results = {(e, t): run_child(shapes, args.repeats, t, args.kernels, e) for e in args.openblas for t in args.threads}
     selected = next(iter(results.values()))["kernels"]
+    assert all(r["kernels"] == selected for r in results.values())
     variant = "avx2" if "avx2" in str(selected).split("(")[0] else "baseline"
     lines = [
-        "# CPU GEMM paths: weights packed at load (svdc microkernel) vs OpenBLAS repacking per call",
+        "# CPU GEMM paths: weights packed at load (svdc microkernel) vs packed per call",
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}",
         f"- Machine: {machine()}",
-        f"- Kernel variant: {selected}; packed path: {KERNEL_NAMES[variant]}; unpacked path: OpenBLAS "
-        "(scipy-openblas32) SGEMM, single-threaded per task",
-        f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
-        f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}",
+        f"- Kernel variant: {selected}; packed path: {KERNEL_NAMES[variant]}; per-call path: see the column "
+        "(OpenBLAS = scipy-openblas32 SGEMM, single-threaded per task)",
+        "- OpenBLAS settings (column 'OpenBLAS env'): `unset` = OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE both unset "
+        "(OpenBLAS picks its kernels from the CPU, as on a user's machine); `OPENBLAS_CORETYPE=Haswell` pins its "
+        "AVX2 kernels. They affect only the OpenBLAS column.",
         f"- Command: `python benchmarks/gemm_cpu.py --repeats {args.repeats} --threads "
-        f"{' '.join(map(str, args.threads))} --kernels {args.kernels}{' --quick' if args.quick else ''}`",
+        f"{' '.join(map(str, args.threads))} --kernels {args.kernels}{' --quick' if args.quick else ''}`"
+        f" (run time: {{elapsed:.0f}} s)",
         "- Median of interleaved runs; CPU time = process CPU time of all threads per call; GFLOP/CPU-s = FLOP / CPU "
-        "time (Winograd rows count direct-convolution FLOP); rel diff = max |packed - OpenBLAS| / max |OpenBLAS|.",
+        "time (Winograd rows count direct-convolution FLOP); rel diff = max |packed - per-call| / max |per-call|.",
         "",
-        "| layer | threads | GFLOP | packed ms CPU | OpenBLAS ms CPU | packed GFLOP/CPU-s | OpenBLAS GFLOP/CPU-s | "
-        "OpenBLAS/packed CPU time | packed ms wall | OpenBLAS ms wall | rel diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| layer | per-call path | OpenBLAS env | threads | GFLOP | packed ms CPU | per-call ms CPU | packed GFLOP/CPU-s | "
+        "per-call GFLOP/CPU-s | per-call/packed CPU time | packed ms wall | per-call ms wall | rel diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for t, res in results.items():
+    for (e, t), res in results.items():
         for r in res["rows"]:
             lines.append(
-                f"| {r['label']} | {t} | {r['gflop']:.2f} | {1e3 * r['cpu_packed']:.1f} | {1e3 * r['cpu_blas']:.1f} | "
+                f"| {r['label']} | {per_call_path(r['label'])} | {e} | {t} | {r['gflop']:.2f} | {1e3 * r['cpu_packed']:.1f} | {1e3 * r['cpu_blas']:.1f} | "
                 f"{r['gflop'] / r['cpu_packed']:.1f} | {r['gflop'] / r['cpu_blas']:.1f} | "
                 f"{r['cpu_blas'] / r['cpu_packed']:.2f}x | {1e3 * r['wall_packed']:.1f} | {1e3 * r['wall_blas']:.1f} | "
                 f"{r['rel_diff']:.1e} |")
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines).replace("{elapsed:.0f}", f"{time.perf_counter() - start:.0f}")
+    args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
