@@ -260,6 +260,13 @@ PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure) {
     return PyLong_FromSize_t(m->kind->params(m->model)->bytes);
 }
 
+PyObject *svdc_py_model_get_packed_weight_bytes(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyLong_FromSize_t(m->kind->params(m->model)->prepared_bytes);
+}
+
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure) {
     (void)closure;
     svdc_py_model *m = (svdc_py_model *)self;

@@ -213,7 +213,9 @@ ids = rng.standard_normal((1, 3)).astype(np.float32)
 latents = rng.standard_normal((3, 4, 8, 8)).astype(np.float32)
 np.save(sys.argv[1] + "_unet.npy", unet(sample, np.float32(0.5), context, ids))
 np.save(sys.argv[1] + "_vae.npy", vae.decode(latents, num_frames=3))
-print(json.dumps({"hits": T.packed_hits()}))
+print(json.dumps({"hits": T.packed_hits(),
+                  "packed_bytes": unet._native.packed_weight_bytes + vae._native.packed_weight_bytes,
+                  "weight_bytes": unet._native.weight_bytes + vae._native.weight_bytes}))
 """
 
 
@@ -225,6 +227,9 @@ def test_a_model_gives_the_same_outputs_with_packing_on_and_off(tmp_path, device
     assert got[""]["hits"] > 10, got  # the tiny UNet and VAE have dozens of 3x3 convs ...
     assert got["all"]["hits"] > got[""]["hits"] + 20, got  # ... and of linears, 1x1 and temporal convs
     assert got["0"]["hits"] == 0, got
+    # the memory they hold: none, then more than the 3x3 weights alone (U is 16/9 of them), then more again
+    assert got["0"]["packed_bytes"] == 0 < got[""]["packed_bytes"] < got["all"]["packed_bytes"], got
+    assert got["all"]["packed_bytes"] > got["all"]["weight_bytes"], got
     for model in ("unet", "vae"):
         off = np.load(tmp_path / f"m0_{model}.npy").astype(np.float64)
         for mode in ("", "all"):
