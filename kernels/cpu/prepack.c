@@ -52,13 +52,24 @@ void svdc_pack_a_panels(const float *w, int64_t rows, int64_t K, float *dst) {
 
 void svdc_winograd_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
                               float *dst) {
-    for (int64_t c = 0; c < C; c++)
+    /* Input channels in chunks: the chunk's transforms go to buf (16, chunk, MR), then each xi's part is one
+     * contiguous copy (few memory streams at a time, instead of 16 writes and MR reads far apart per kernel). */
+    enum { CHUNK = 64 };
+    float buf[16][CHUNK * SVDC_PACK_MR];
+    for (int64_t c0 = 0; c0 < C; c0 += CHUNK) {
+        const int64_t cn = C - c0 < CHUNK ? C - c0 : CHUNK;
         for (int i = 0; i < SVDC_PACK_MR; i++) {
             const int64_t r = p * SVDC_PACK_MR + i; /* row within the block */
-            float u[16] = {0};
-            if (r < on) svdc_winograd_kernel(w + ((o0 + r) * C + c) * 9, u);
-            for (int xi = 0; xi < 16; xi++) dst[xi * mat_stride + (size_t)((p * C + c) * SVDC_PACK_MR + i)] = u[xi];
+            for (int64_t c = 0; c < cn; c++) {
+                float u[16] = {0};
+                if (r < on) svdc_winograd_kernel(w + ((o0 + r) * C + c0 + c) * 9, u);
+                for (int xi = 0; xi < 16; xi++) buf[xi][c * SVDC_PACK_MR + i] = u[xi];
+            }
         }
+        for (int xi = 0; xi < 16; xi++)
+            memcpy(dst + xi * mat_stride + (size_t)((p * C + c0) * SVDC_PACK_MR), buf[xi],
+                   (size_t)(cn * SVDC_PACK_MR) * sizeof(float));
+    }
 }
 
 /* The 16 U[xi] (O, C) matrices of a 3x3 weight (O, C, 3, 3), each in A panels. */
