@@ -1,7 +1,8 @@
 """Image I/O and preprocessing for every pipeline: decoding (one function), the one transparency policy
-(transparent pixels become white), the VAE input of SVD, the exact CLIP preprocessing of the SVD pipeline (spec
-§3.1: [0,255] -> [-1,1], Gaussian anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP
-mean/std), and SV3D's object-centred preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
+(transparent pixels become white), the VAE input of SVD, the exact CLIP preprocessing of the SVD pipeline (diffusers'
+pipeline_stable_video_diffusion.py, _encode_image and _resize_with_antialiasing: [0,255] -> [-1,1], Gaussian
+anti-alias blur + bicubic (align_corners=True) resize, back to [0,1], CLIP mean/std), and SV3D's object-centred
+preprocessing (Stability's scripts/sampling/simple_video_sample.py)."""
 from __future__ import annotations
 
 import math
@@ -147,18 +148,12 @@ def antialias_resize_matrix(n_in: int, n_out: int, arg: str = "image") -> np.nda
 _RESIZE_ROWS = 256
 
 
-def resize_with_antialiasing(x: np.ndarray, size: tuple[int, int], arg: str = "image") -> np.ndarray:
-    """x (N, C, H, W) -> (N, C, size[0], size[1]) float32: blur along W, then H, then bicubic, as one separable
-    linear map per axis (out = Mh · x · Mwᵀ), evaluated in float64 a band of rows at a time."""
-    if x.ndim != 4:
-        raise _shape_error(f"{arg}: expected (N, C, H, W), got shape {x.shape}")
-    return _resize_rows(lambda r0, r1: x[:, :, r0:r1].astype(np.float64, order="C"), x.shape, size, arg)
-
-
 def _resize_rows(rows, shape, size: tuple[int, int], arg: str) -> np.ndarray:
-    """The separable resize of an (N, C, H, W) image whose float64 rows r0:r1 come from rows(r0, r1) as
-    (N, C, r1 - r0, W), so only one band of rows is ever converted: memory O(N·C·(band + Ho)·W). Each operator
-    row touches only a few source pixels (k + 3 of them), so each band meets only the output rows it feeds."""
+    """The anti-aliased resize of an (N, C, H, W) image to (N, C, size[0], size[1]) float32: blur along W, then H,
+    then bicubic, as one separable linear map per axis (out = Mh · x · Mwᵀ) in float64. The image's float64 rows
+    r0:r1 come from rows(r0, r1) as (N, C, r1 - r0, W), so only one band of rows is ever converted: memory
+    O(N·C·(band + Ho)·W). Each operator row touches only a few source pixels (k + 3 of them), so each band meets only
+    the output rows it feeds."""
     n, c, h, w = shape
     mh = antialias_resize_matrix(h, size[0], arg)  # (Ho, H)
     mw = antialias_resize_matrix(w, size[1], arg)  # (Wo, W)

@@ -10,6 +10,9 @@ from ._native import _C
 
 Shape = Union[int, Sequence[int]]
 
+# The seeds a Generator takes (torch's manual_seed range): an int in SEED_MIN..SEED_MAX.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
 
 class Generator:
     """A torch-compatible CPU random stream. Successive ``randn`` calls continue the stream exactly as successive
@@ -23,7 +26,7 @@ class Generator:
     def _seed_check(seed) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed: expected an int, got {type(seed).__name__} {seed!r:.60}")
-        if not -(2**63) <= int(seed) < 2**64:
+        if not SEED_MIN <= int(seed) <= SEED_MAX:
             raise ValueError(f"seed: expected an int in [-2**63, 2**64), got {seed}")
 
     def manual_seed(self, seed: int) -> "Generator":

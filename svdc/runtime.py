@@ -63,16 +63,29 @@ def devices() -> list[str]:
 _warned_auto = False
 
 
+def parse_device(device: str | None) -> str:
+    """The syntax of a device string, without looking at any device: "auto" (also None), "cpu", "emu:N" or
+    "cuda[:N]", normalised; anything else is a TypeError/ValueError naming the accepted forms. resolve_device
+    starts with it; the batch runner checks its `device` option with it before any worker starts."""
+    if device is None:
+        return "auto"
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected a string like 'auto', 'cpu' or 'cuda:0', got {type(device).__name__}")
+    d = device.strip().lower()
+    m = re.fullmatch(r"emu(?::(\d+))?", d)
+    if m:
+        return f"emu:{int(m.group(1) or 0)}"
+    if d not in ("auto", "cpu") and not re.fullmatch(r"cuda(?::\d+)?", d):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return d
+
+
 def resolve_device(device: str | None) -> str:
     """Normalises a device string. "auto" (and None) picks CUDA when it works and otherwise the CPU, with one
     warning per process naming the reason (none when CUDA was simply not built); an explicit "cuda" that cannot work
     raises DeviceUnavailableError with the reason. "emu"/"emu:N" is the emulated device of the tests."""
     global _warned_auto
-    if device is None:
-        device = "auto"
-    if not isinstance(device, str):
-        raise TypeError(f"device: expected a string like 'auto', 'cpu' or 'cuda:0', got {type(device).__name__}")
-    d = device.strip().lower()
+    d = parse_device(device)
     if d == "cpu":
         return "cpu"
     if d == "auto":
@@ -83,13 +96,9 @@ def resolve_device(device: str | None) -> str:
             _warned_auto = True
             warnings.warn(f"svdc: device='auto' falls back to the CPU: cuda {reason}", RuntimeWarning, stacklevel=3)
         return "cpu"
-    m = re.fullmatch(r"emu(?::(\d+))?", d)
-    if m:
-        return f"emu:{int(m.group(1) or 0)}"
-    m = re.fullmatch(r"cuda(?::(\d+))?", d)
-    if not m:
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    index = int(m.group(1) or 0)
+    if d.startswith("emu"):
+        return d
+    index = int(d.split(":")[1]) if ":" in d else 0
     count, reason = _cuda_status()
     if count == 0:
         raise DeviceUnavailableError(f"device={device!r}: cuda {reason}")

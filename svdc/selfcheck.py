@@ -1,6 +1,6 @@
 """The "which models run on which device" table of svdc.info(): each model type, built from the tiny random configs
-(svdc/tiny.py), runs one small call on each device and is compared with the same call on the CPU. Never raises:
-every cell is "PASS" or "FAIL: <reason>"."""
+(svdc/tiny.py; the text encoder from sd_text_encoder_config), runs one small call on each device and is compared with
+the same call on the CPU. Never raises: every cell is "PASS" or "FAIL: <reason>"."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +12,7 @@ _REL = 1e-5
 
 def _calls():
     """model name -> (build(device), call(model)) on tiny inputs."""
-    from . import ImageEncoder, UNet, VAE, tiny
+    from . import ImageEncoder, TextEncoder, UNet, VAE, tiny
 
     rng = np.random.default_rng(0)
     sample = rng.standard_normal((1, 2, 8, 8, 8)).astype(np.float32)
@@ -20,15 +20,23 @@ def _calls():
     ids = rng.standard_normal((1, 3)).astype(np.float32)
     latents = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
     pixels = rng.uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
+    text_config = tiny.sd_text_encoder_config(vocab_size=64)
+    text_shapes = TextEncoder.weight_shapes(text_config, with_projection=True)
+    token_ids = rng.integers(0, 64, (2, 7))  # (N, T)
 
-    def build(cls, config, seed):
-        weights = tiny.random_weights(cls.weight_shapes(config), seed)
+    def build(cls, config, seed, shapes=None):
+        weights = tiny.random_weights(shapes or cls.weight_shapes(config), seed)
         return lambda device: cls.from_config(config, weights, device=device)
+
+    def encode_text(encoder):
+        out = encoder(token_ids)  # with a projection: every output of the tower, flattened into one array
+        return np.concatenate([out["hidden_states"].ravel(), out["pooler_output"].ravel(), out["text_embeds"].ravel()])
 
     return {
         "UNet": (build(UNet, tiny.UNET_CONFIG, 0), lambda m: m(sample, np.float32(0.5), context, ids)),
         "VAE": (build(VAE, tiny.VAE_CONFIG, 1), lambda m: m.decode(latents, num_frames=2)),
         "ImageEncoder": (build(ImageEncoder, tiny.IMAGE_ENCODER_CONFIG, 2), lambda m: m(pixels)),
+        "TextEncoder": (build(TextEncoder, text_config, 3, text_shapes), encode_text),
     }
 
 

@@ -19,8 +19,6 @@ svdc_status svdc_fail(svdc_status status, const char *fmt, ...) {
     return status;
 }
 
-size_t svdc_dtype_size(svdc_dtype dtype) { return svdc_dtype_width(dtype); }
-
 const char *svdc_dtype_name(svdc_dtype dtype) {
     switch (dtype) {
     case SVDC_DTYPE_F32: return "float32";

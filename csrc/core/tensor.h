@@ -5,10 +5,6 @@
 #include "svdc.h"
 
 /* Inline (not in tensor.c) so that kernels built as a separate module use them without linking a core file. */
-static inline size_t svdc_dtype_width(svdc_dtype dtype) {
-    return dtype == SVDC_DTYPE_F32 ? 4 : (dtype == SVDC_DTYPE_F16 || dtype == SVDC_DTYPE_BF16) ? 2 : 0;
-}
-
 static inline int64_t svdc_tensor_numel(const svdc_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
@@ -16,7 +12,7 @@ static inline int64_t svdc_tensor_numel(const svdc_tensor *t) {
 }
 
 static inline size_t svdc_tensor_bytes(const svdc_tensor *t) {
-    return (size_t)svdc_tensor_numel(t) * svdc_dtype_width(t->dtype);
+    return (size_t)svdc_tensor_numel(t) * svdc_dtype_size(t->dtype);
 }
 
 /* A view of `data` with the given shape; device and dtype as given. */

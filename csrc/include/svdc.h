@@ -51,7 +51,11 @@ void svdc_clear_error(void);
 
 typedef enum svdc_dtype { SVDC_DTYPE_F32 = 0, SVDC_DTYPE_F16 = 1, SVDC_DTYPE_BF16 = 2 } svdc_dtype;
 
-size_t svdc_dtype_size(svdc_dtype dtype);
+/* Bytes per element (0 for a value that is not a dtype). Inline, so that modules linking no core file (the CUDA
+ * kernels) have it too. */
+static inline size_t svdc_dtype_size(svdc_dtype dtype) {
+    return dtype == SVDC_DTYPE_F32 ? 4 : (dtype == SVDC_DTYPE_F16 || dtype == SVDC_DTYPE_BF16) ? 2 : 0;
+}
 const char *svdc_dtype_name(svdc_dtype dtype);
 
 /* A non-owning view: NumPy-order shape (outermost first), C-contiguous, on one device.

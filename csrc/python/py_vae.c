@@ -177,9 +177,4 @@ static PyTypeObject PyVAE_Type = {
     .tp_new = PyType_GenericNew,
 };
 
-int svdc_py_register_resblocks(PyObject *module); /* py_resblocks.c: the private block test surface */
-
-int svdc_py_register_vae(PyObject *module) {
-    if (svdc_py_add_type(module, &PyVAE_Type, "VAE") < 0) return -1;
-    return svdc_py_register_resblocks(module);
-}
+int svdc_py_register_vae(PyObject *module) { return svdc_py_add_type(module, &PyVAE_Type, "VAE"); }

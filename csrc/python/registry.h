@@ -11,7 +11,7 @@ int svdc_py_register_generator(PyObject *module);     /* py_generator.c: svdc._C
 int svdc_py_register_sampler(PyObject *module);       /* py_sampler.c: svdc._C.Sampler (Euler/EDM/CFG steps) */
 int svdc_py_register_image_encoder(PyObject *module); /* py_image_encoder.c: svdc._C.ImageEncoder */
 int svdc_py_register_unet(PyObject *module);          /* py_unet.c: svdc._C.UNet */
-int svdc_py_register_vae(PyObject *module);           /* py_vae.c: svdc._C.VAE (+ the _st_resblock test surface) */
+int svdc_py_register_vae(PyObject *module);           /* py_vae.c: svdc._C.VAE */
 int svdc_py_register_curation(PyObject *module);      /* py_curation.c: svdc._C._plane_* (curation) */
 int svdc_py_register_text_encoder(PyObject *module);  /* py_text_encoder.c: svdc._C.TextEncoder */
 

@@ -1,6 +1,7 @@
 /* py_ops.c — svdc._C_testing: the op-test surface, a separate extension module that only tests and benchmarks load
  * (svdc._native.testing_ops()). It runs single ops with NumPy arrays, on the CPU backend (so the unit tests can compare
  * every op against NumPy) or on the CUDA backend (so the CUDA tests can compare it with the CPU). Not public API.
+ * py_resblock.c adds one whole block (st_resblock) to the module, for the diffusers parity test of that block.
  * It compiles no core or binding file: every svdc_* symbol it calls (the ops, the device registry, the transfer
  * service, the emulated device's controls, the binding helpers and NumPy's API table) is svdc._C's, which
  * testing_ops() makes global before loading this module, so both share one core, one registry and one emu state.
@@ -964,17 +965,21 @@ static PyMethodDef ops_methods[] = {
 };
 
 static struct PyModuleDef ops_def = {PyModuleDef_HEAD_INIT, "svdc._C_testing",
-                                     "Single ops on any registered backend, and the emulated device's controls, for tests.",
+                                     "Single ops on any registered backend, the emulated device's controls and one SpatioTemporalResBlock, "
+                                     "for tests.",
                                      -1, ops_methods};
 
 /* The op list's names, in table order. */
 #define OP_LIST_NAME_(name, params, args) #name,
 static const char *const op_list_names[] = {SVDC_OP_LIST(OP_LIST_NAME_) NULL};
 
+int svdc_testing_register_resblock(PyObject *module); /* py_resblock.c: st_resblock */
+
 PyMODINIT_FUNC PyInit__C_testing(void) {
     import_array();
     PyObject *ops = PyModule_Create(&ops_def);
     if (!ops) return NULL;
+    if (svdc_testing_register_resblock(ops) < 0) goto fail;
     PyObject *names = PyTuple_New(SVDC_OP_COUNT);
     if (!names) goto fail;
     for (int i = 0; i < SVDC_OP_COUNT; i++) {

@@ -84,7 +84,7 @@ svdc_status svdc_cuda_conv2d(const svdc_ctx *ctx, const svdc_tensor *x, const sv
     const int64_t Ho = y->shape[2], Wo = y->shape[3];
     const int64_t K = C * kh * kw, P = Ho * Wo;
     const svdc_dtype dt = y->dtype;
-    const size_t es = svdc_dtype_width(dt);
+    const size_t es = svdc_dtype_size(dt);
     if (N == 0 || O == 0 || P == 0) return SVDC_OK;
     const bool direct = K == 0 || (kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
                                    p->pad_left == 0 && Ho == H && Wo == W);
@@ -167,7 +167,7 @@ svdc_status svdc_cuda_conv_temporal(const svdc_ctx *ctx, const svdc_tensor *x, i
     const int64_t N = x->shape[0], C = x->shape[1], S = x->shape[2] * x->shape[3], O = w->shape[0];
     const int64_t F = num_frames, K = 3 * C;
     const svdc_dtype dt = y->dtype;
-    const size_t es = svdc_dtype_width(dt);
+    const size_t es = svdc_dtype_size(dt);
     if (N == 0 || O == 0 || S == 0) return SVDC_OK;
     /* Images per chunk of the gathered operand (at least one, whatever the budget). */
     int64_t nb = im2col_budget_bytes() / (int64_t)es / (K * S > 0 ? K * S : 1);

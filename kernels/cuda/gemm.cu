@@ -151,7 +151,7 @@ svdc_status svdc_cuda_gemm(svdc_cuda_device *dev, svdc_dtype dtype, int trans_b,
         const cublasOperation_t opb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
         for (int64_t b0 = 0; b0 < batch; b0 += 32768) {
             const int64_t nb = batch - b0 < 32768 ? batch - b0 : 32768;
-            const size_t es = svdc_dtype_width(dtype);
+            const size_t es = svdc_dtype_size(dtype);
             const char *a = static_cast<const char *>(A) + (size_t)(b0 * stride_a) * es;
             const char *b = static_cast<const char *>(B) + (size_t)(b0 * stride_b) * es;
             char *c = static_cast<char *>(C) + (size_t)(b0 * stride_c) * es;

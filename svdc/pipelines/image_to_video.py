@@ -1,5 +1,7 @@
-"""svdc.ImageToVideo: SVD / SVD-XT image-to-video, step for step diffusers' StableVideoDiffusionPipeline (diffusers pipelines/stable_video_diffusion/pipeline_stable_video_diffusion.py)
-with an sgm-defaults preset (§4.3). The maths lives in the components and the C sampler; this file orchestrates."""
+"""svdc.ImageToVideo: SVD / SVD-XT image-to-video, step for step diffusers' StableVideoDiffusionPipeline (diffusers
+pipelines/stable_video_diffusion/pipeline_stable_video_diffusion.py), with a preset of Stability's defaults
+(generative-models scripts/sampling/simple_video_sample.py). The maths lives in the components and the C sampler;
+this file orchestrates."""
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -109,7 +110,20 @@ def _job(row: dict, source: str, default_workflow: str, base: str) -> Job:
         raise ValueError(f"{source}: missing required column(s) {missing} for workflow {workflow!r}")
     args = {name: _convert(row[name], kind, f"{source}: {name}", base)
             for name, kind in task.columns.items() if name in row}
+    for name, (lowest, highest) in task.limits.items():
+        if name in args:
+            _check_range(args[name], lowest, highest, f"{source}: {name}", task.columns[name] == "int")
     return Job(id=job_id, workflow=workflow, args=args, source=source)
+
+
+def _check_range(value, lowest, highest, where: str, integer: bool) -> None:
+    """value (a number, or a list of them for "floats") within [lowest, highest] (None: no bound)."""
+    for v in value if isinstance(value, list) else [value]:
+        if (lowest is not None and v < lowest) or (highest is not None and v > highest):
+            expected = (f"in [{lowest}, {highest}]" if lowest is not None and highest is not None else
+                        f">= {lowest}" if lowest is not None else f"<= {highest}")
+            raise ValueError(f"{where}: expected {'an integer' if integer else 'a number'} {expected}, got "
+                             f"{value!r}")
 
 
 def _convert(value, kind: str, where: str, base: str):
@@ -128,10 +142,13 @@ def _convert(value, kind: str, where: str, base: str):
             if isinstance(value, str) or isinstance(value, int) or hasattr(value, "__index__"):
                 return int(value.strip() if isinstance(value, str) else value)  # "1.5" or 1.5 is refused
             raise ValueError
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # "nan", "inf" and 1e400 parse as floats
+            raise ValueError
+        return number
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}") \
-            from None
+        raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a finite number'}, got "
+                         f"{value!r}") from None
 
 
 def _floats(value, where: str):
@@ -146,6 +163,8 @@ def _floats(value, where: str):
         if not items or any(isinstance(v, bool) for v in items):
             raise ValueError
         numbers = [float(v) for v in items]
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{where}: expected a number or a list of numbers, got {value!r}") from None
+        raise ValueError(f"{where}: expected a finite number or a list of finite numbers, got {value!r}") from None
     return numbers[0] if len(numbers) == 1 and not isinstance(value, (list, tuple)) else numbers

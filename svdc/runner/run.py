@@ -61,6 +61,9 @@ def run_batch(jobs, out, *, backend: str = "local", workers: int | None = None, 
     A job's output depends only on its row and the options, for a given threads_per_worker."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "local" and (cpus_per_worker is not None or gpus_per_worker or address is not None):
+        raise ValueError("cpus_per_worker, gpus_per_worker and address are Ray settings; the local backend "
+                         "takes workers and threads_per_worker")
     workers = _optional_int("workers", workers, 1)
     threads_per_worker = _optional_int("threads_per_worker", threads_per_worker, 1)
     if retries is None or _optional_int("retries", retries, 0) is None:
@@ -192,9 +195,6 @@ def _make_backend(backend: str, out_dir: str, plan: dict, workers, threads, cpus
     if backend == "local":
         from .local import LocalBackend, default_threads
 
-        if cpus is not None or gpus or address is not None:
-            raise ValueError("cpus_per_worker, gpus_per_worker and address are Ray settings; the local backend "
-                             "takes workers and threads_per_worker")
         requested = workers or (os.cpu_count() or 1)
         # threads follow the requested workers, not the jobs left, so a rerun of a few jobs computes the same bits
         threads = threads or default_threads(requested)

@@ -2,7 +2,7 @@
 made by svdc.ImageToVideo, loaded once per worker from the run's `model` option (a path, or "tiny")."""
 from __future__ import annotations
 
-from .tasks import Job, Task, model_option, seed_from_id
+from .tasks import AT_LEAST_0, ANY_FLOAT32, COUNT, SEEDS, Job, Task, model_option, seed_from_id
 
 # Output formats a job may be written in (Video.save picks the writer from the suffix).
 FORMATS = ("mp4", "gif", "webp")
@@ -26,6 +26,9 @@ class ImageToVideoTask(Task):
         "width": "int",
     }
     required = ("image",)
+    limits = {"seed": SEEDS, "num_frames": COUNT, "num_inference_steps": COUNT, "fps": AT_LEAST_0,
+              "motion_bucket_id": AT_LEAST_0, "noise_aug_strength": AT_LEAST_0, "min_guidance_scale": ANY_FLOAT32,
+              "max_guidance_scale": ANY_FLOAT32, "decode_chunk_size": COUNT, "height": COUNT, "width": COUNT}
     options = {"model": None, "device": "auto", "dtype": None, "preset": None, "format": "mp4"}
 
     def check_options(self, options: dict) -> dict:
@@ -34,6 +37,10 @@ class ImageToVideoTask(Task):
                                      allow_tiny=True)
         if opts["format"] not in FORMATS:
             raise ValueError(f"format: expected one of {FORMATS}, got {opts['format']!r}")
+        from ..pipelines.image_to_video import PRESETS
+
+        if opts["preset"] not in PRESETS:
+            raise ValueError(f"preset: expected one of {PRESETS}, got {opts['preset']!r}")
         return opts
 
     def options_key(self, options: dict):

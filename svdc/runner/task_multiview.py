@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .tasks import Job, Task, model_option, seed_from_id
+from .tasks import ANY_FLOAT32, COUNT, SEEDS, Job, Task, model_option, seed_from_id
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 
@@ -27,6 +27,10 @@ class MultiViewTask(Task):
         "decode_chunk_size": "int",
     }
     required = ("image",)
+    # elevations/azimuths (their count and range depend on the orbit) and image_frame_ratio (> 0, and the object
+    # must fit) are checked when the row runs: a bad orbit fails its row
+    limits = {"seed": SEEDS, "num_inference_steps": COUNT, "min_guidance_scale": ANY_FLOAT32,
+              "max_guidance_scale": ANY_FLOAT32, "decode_chunk_size": COUNT}
     options = {"model": None, "device": "auto", "dtype": None, "video": "orbit.mp4", "rgba": True}
 
     def check_options(self, options: dict) -> dict:

@@ -3,7 +3,7 @@
 once per worker from the run's model options (diffusers folders or single files)."""
 from __future__ import annotations
 
-from .tasks import Job, Task, model_option, seed_from_id
+from .tasks import AT_LEAST_0, ANY_FLOAT32, COUNT, SEEDS, Job, Task, model_option, seed_from_id
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
 VIDEO_FORMATS = ("mp4", "gif", "webp")
@@ -18,6 +18,7 @@ _PROMPT_COLUMNS = {
     "height": "int",
     "width": "int",
 }
+_PROMPT_LIMITS = {"num_inference_steps": COUNT, "guidance_scale": AT_LEAST_0, "height": COUNT, "width": COUNT}
 
 
 def _format(options: dict, allowed: tuple) -> str:
@@ -30,6 +31,7 @@ class TextToImageTask(Task):
     name = "text_to_image"
     columns = dict(_PROMPT_COLUMNS)
     required = ("prompt",)
+    limits = {**_PROMPT_LIMITS, "seed": SEEDS}
     options = {"model": None, "device": "auto", "dtype": None, "format": "png"}
 
     def check_options(self, options: dict) -> dict:
@@ -74,6 +76,10 @@ class TextToVideoTask(Task):
         "decode_chunk_size": "int",
     }
     required = ("prompt",)
+    # the seed only feeds stage_seeds (any int >= 0); stage 2's columns take ImageToVideo's ranges
+    limits = {**_PROMPT_LIMITS, "seed": (0, None), "num_frames": COUNT, "video_num_inference_steps": COUNT,
+              "fps": AT_LEAST_0, "motion_bucket_id": AT_LEAST_0, "noise_aug_strength": AT_LEAST_0,
+              "min_guidance_scale": ANY_FLOAT32, "max_guidance_scale": ANY_FLOAT32, "decode_chunk_size": COUNT}
     options = {"image_model": None, "video_model": None, "device": "auto", "dtype": None, "format": "mp4"}
 
     def check_options(self, options: dict) -> dict:

@@ -10,9 +10,20 @@ import importlib
 import os
 from dataclasses import dataclass, field
 
-# Column types a task may declare: "path" is a string resolved against the manifest's folder; "floats" is one number
-# or a list of numbers (a JSON/Parquet list, or numbers separated by spaces or commas in a CSV cell).
+from .._validate import FLOAT32_MAX
+from ..random import SEED_MIN, SEED_MAX
+
+# Column types a task may declare: "path" is a string resolved against the manifest's folder; "float" is a finite
+# number; "floats" is one finite number or a list of them (a JSON/Parquet list, or numbers separated by spaces or
+# commas in a CSV cell).
 COLUMN_TYPES = ("int", "float", "str", "path", "floats")
+
+# Ranges of the built-in kinds' numeric columns (Task.limits), inclusive, None for no bound: what the pipelines
+# accept, so that a cell they would refuse is refused when the manifest is read, before any job starts.
+SEEDS = (SEED_MIN, SEED_MAX)  # svdc.Generator's seeds
+COUNT = (1, 2**31 - 1)  # frames, steps, chunk sizes and pixel sizes: positive C ints
+AT_LEAST_0 = (0.0, FLOAT32_MAX)  # fps, motion bucket, noise strength: >= 0 and within float32, where svdc computes
+ANY_FLOAT32 = (-FLOAT32_MAX, FLOAT32_MAX)
 
 
 @dataclass(frozen=True)
@@ -39,18 +50,29 @@ def model_option(options: dict, name: str, expected: str, allow_tiny: bool = Fal
 
 
 class Task:
-    """Base class of a task kind. Subclasses set `name`, `columns` ({column: type}), `required` and `options`, and
-    implement output_name(), load() and run(). Instances are cheap, stateless and picklable (they travel to the
-    workers); the loaded state is what load() returns."""
+    """Base class of a task kind. Subclasses set `name`, `columns` ({column: type}), `required`, `limits` and
+    `options`, and implement output_name(), load() and run(). Instances are cheap, stateless and picklable (they
+    travel to the workers); the loaded state is what load() returns."""
 
     name: str = ""
     columns: dict[str, str] = {}
     required: tuple[str, ...] = ()
+    limits: dict[str, tuple] = {}  # {numeric column: (lowest, highest)}, inclusive, None: no bound
     options: dict[str, object] = {}  # run-level settings this task reads, with their defaults
 
     def check_options(self, options: dict) -> dict:
-        """Validates the run-level options cheaply (before any worker starts); returns them with defaults filled."""
-        return {k: options.get(k, v) for k, v in self.options.items()}
+        """Validates the run-level options cheaply (before any worker starts); returns them with defaults filled.
+        The settings every svdc pipeline takes are checked here for the tasks that declare them: `device` (its
+        syntax: whether that device works is the worker's to find out, since workers may run elsewhere) and
+        `dtype`."""
+        from ..runtime import dtype_name, parse_device
+
+        opts = {k: options.get(k, v) for k, v in self.options.items()}
+        if "device" in opts:
+            parse_device(opts["device"])
+        if "dtype" in opts:
+            dtype_name(opts["dtype"], "dtype")
+        return opts
 
     def options_key(self, options: dict):
         """The part of the checked options a job's output depends on (JSON-able): in its parameter hash."""
@@ -98,6 +120,11 @@ def register_task(task: Task) -> Task:
         if kind not in COLUMN_TYPES or name in ("id", "workflow"):
             raise ValueError(f"task {task.name!r}: column {name!r}: expected a type among {COLUMN_TYPES} and a name "
                              f"other than 'id'/'workflow', got {kind!r}")
+    for name, bounds in task.limits.items():
+        if task.columns.get(name) not in ("int", "float", "floats") or not isinstance(bounds, tuple) or \
+                len(bounds) != 2:
+            raise ValueError(f"task {task.name!r}: limits[{name!r}]: expected (lowest, highest) for a numeric column, "
+                             f"got {bounds!r} for a column of type {task.columns.get(name)!r}")
     taken = TASKS.get(task.name)
     if taken is None and task.name in BUILTIN_TASKS:
         taken = get_task(task.name)

@@ -1,4 +1,4 @@
-"""SpatioTemporalResBlock (csrc/models/resblocks.c) against diffusers.models.resnet.SpatioTemporalResBlock: with and
+"""SpatioTemporalResBlock (csrc/models/blocks/resblocks.c, run by svdc._C_testing.st_resblock) against diffusers.models.resnet.SpatioTemporalResBlock: with and
 without a time embedding, channel changes, several epsilons, 1/2/5 frames, 2 videos, both blend directions."""
 import numpy as np
 import pytest
@@ -6,7 +6,9 @@ import pytest
 from tests.reference_helpers import assert_parity, perturb_parameters, state_dict_float32
 
 import svdc
-from svdc._native import _C
+from svdc._native import testing_ops as load_testing_ops
+
+_ops = load_testing_ops()
 
 # (in, out, temb_channels or None, eps, temporal_eps, vae_style, F, B)
 CASES = [
@@ -50,11 +52,11 @@ def test_st_resblock_parity(torch_cpu, case):
     weights = {"block." + k: v for k, v in state_dict_float32(block).items()}
     cfg = dict(in_channels=cin, out_channels=cout, temb_channels=temb or 0, groups=32, eps=eps, temporal_eps=teps,
                temporal_weight=int(vae_style))
-    out = _C._st_resblock(cfg, weights, x, frames, t)
+    out = _ops.st_resblock(cfg, weights, x, frames, t)
     assert_parity(out, ref)
     # The direction matters with this mix factor: the other one must not match.
     cfg["temporal_weight"] = 1 - cfg["temporal_weight"]
-    other = _C._st_resblock(cfg, weights, x, frames, t)
+    other = _ops.st_resblock(cfg, weights, x, frames, t)
     assert np.max(np.abs(other - ref.numpy())) > 1e-3 * np.max(np.abs(ref.numpy()))
 
 
@@ -65,4 +67,4 @@ def test_st_resblock_rejects_bad_frames(torch_cpu):
                temporal_weight=1)
     x = np.zeros((5, 32, 3, 3), np.float32)
     with pytest.raises(svdc.ShapeError, match="5 rows"):
-        _C._st_resblock(cfg, weights, x, 2, None)
+        _ops.st_resblock(cfg, weights, x, 2, None)

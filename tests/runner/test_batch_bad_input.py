@@ -44,7 +44,7 @@ def test_formats_agree(jobs_dir, tmp_path):
     ([{"image": "x.png"}], ["image"], r"row 1: missing the required column 'id'"),
     ([{"id": "a", "seed": "7"}], None, r"row 1: missing required column\(s\) \['image'\]"),
     ([{"id": "a", "image": "x.png", "seed": "1.5"}], None, r"row 1: seed: expected an integer, got '1.5'"),
-    ([{"id": "a", "image": "x.png", "fps": "fast"}], None, r"row 1: fps: expected a number, got 'fast'"),
+    ([{"id": "a", "image": "x.png", "fps": "fast"}], None, r"row 1: fps: expected a finite number, got 'fast'"),
     ([{"id": "a", "image": "x.png", "workflow": "video_to_audio"}], None, r"row 1: workflow: unknown workflow"),
 ])
 def test_bad_manifest(tmp_path, rows, columns, message):
@@ -52,6 +52,45 @@ def test_bad_manifest(tmp_path, rows, columns, message):
     with pytest.raises(ValueError, match=message):
         run_batch(path, tmp_path / "out", options=OPTIONS, progress=False)
     assert not os.path.exists(tmp_path / "out")  # refused before the output folder was touched
+
+
+@pytest.mark.parametrize("workflow, row, message", [
+    # a JSON number is an integer when it has no fraction: 1e30 is one, but no Generator takes it
+    ("image_to_video", {"seed": 1e30},
+     r"jobs row 2: seed: expected an integer in \[-9223372036854775808, 18446744073709551615\], "
+     r"got 1000000000000000019884624838656"),
+    ("image_to_video", {"seed": 2**64}, r"jobs row 2: seed: expected an integer in \[.*\], got 18446744073709551616"),
+    ("image_to_video", {"num_frames": 0}, r"jobs row 2: num_frames: expected an integer in \[1, 2147483647\], got 0"),
+    ("image_to_video", {"height": 2**40}, r"jobs row 2: height: expected an integer in \[1, 2147483647\]"),
+    ("image_to_video", {"motion_bucket_id": -1}, r"jobs row 2: motion_bucket_id: expected a number in \[0.0, "),
+    ("image_to_video", {"max_guidance_scale": 1e39}, r"jobs row 2: max_guidance_scale: expected a number in "),
+    ("image_to_video", {"fps": "inf"}, r"jobs row 2: fps: expected a finite number, got 'inf'"),
+    ("image_to_video", {"noise_aug_strength": float("nan")}, r"jobs row 2: noise_aug_strength: expected a finite"),
+    ("multiview", {"elevations": [10, float("inf")]}, r"jobs row 2: elevations: expected a finite number or a list"),
+    ("multiview", {"num_inference_steps": -3}, r"jobs row 2: num_inference_steps: expected an integer in \[1, "),
+    ("text_to_video", {"seed": -1}, r"jobs row 2: seed: expected an integer >= 0, got -1"),
+    ("text_to_image", {"guidance_scale": -2.0}, r"jobs row 2: guidance_scale: expected a number in \[0.0, "),
+])
+def test_out_of_range_cells_refused_when_read(tmp_path, workflow, row, message):
+    """A cell its pipeline would refuse is refused with the manifest, naming the row, the column, the range and the
+    value, before the output folder (let alone a worker or a model) exists."""
+    key = "prompt" if workflow.startswith("text") else "image"
+    rows = [{"id": "good", key: "x.png"}, {"id": "bad", key: "x.png", **row}]
+    with pytest.raises(ValueError, match=message):
+        run_batch(rows, tmp_path / "out", workflow=workflow, options={"model": "tiny"} if key == "image" else {},
+                  progress=False)
+    assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(ValueError, match=message):
+        read_manifest(rows, workflow=workflow)
+
+
+def test_cells_at_their_limits_are_read(tmp_path):
+    rows = [{"id": "a", "image": "x.png", "seed": 2**64 - 1, "num_frames": 1, "fps": 0, "motion_bucket_id": 0},
+            {"id": "b", "image": "x.png", "seed": -(2**63), "max_guidance_scale": -1.5}]
+    jobs = read_manifest(rows)
+    assert jobs[0].args["seed"] == 2**64 - 1 and jobs[1].args["seed"] == -(2**63)
+    assert read_manifest([{"id": "t", "prompt": "p", "seed": 10**30}], workflow="text_to_video")[0].args["seed"] \
+        == 10**30  # stage_seeds takes any int >= 0
 
 
 def test_bad_manifest_files(tmp_path):
@@ -81,11 +120,19 @@ def test_bad_settings(jobs_dir, tmp_path):
         (dict(options={}), r"model: expected a pipeline folder"),
         (dict(options={"model": str(tmp_path / "nowhere")}), r"model: no such file or folder"),
         (dict(options={"model": "tiny", "format": "avi"}), r"format: expected one of"),
+        (dict(options={"model": "tiny", "device": "tpu"}),
+         r"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+        (dict(options={"model": "tiny", "device": "cuda:x"}), r"device: expected .* got 'cuda:x'"),
+        (dict(options={"model": "tiny", "dtype": "fp8"}), r"dtype: expected None, 'fp32', 'fp16' or 'bf16'.*'fp8'"),
+        (dict(options={"model": "tiny", "preset": "sdxl"}), r"preset: expected one of \(None, 'diffusers', 'sgm'\)"),
         (dict(options=OPTIONS, gpus_per_worker=1), r"are Ray settings"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             run_batch(manifest, tmp_path / "out", progress=False, **kwargs)
+    assert not os.path.exists(tmp_path / "out")  # every one refused before the output folder, workers or a model
+    with pytest.raises(TypeError, match=r"device: expected a string"):
+        run_batch(manifest, tmp_path / "out", options={"model": "tiny", "device": 0}, progress=False)
 
 
 def test_bad_output_folder(jobs_dir, tmp_path):
@@ -141,3 +188,16 @@ def test_cli_batch(jobs_dir, tmp_path, capsys):
     bad = write_csv(jobs_dir / "bad.csv", [{"id": "a", "image": "x.png", "seed": "s"}], ["id", "image", "seed"])
     assert main(["batch", bad, "--out", str(out), "--model", "tiny", "-q"]) == 2
     assert "seed: expected an integer" in capsys.readouterr().err
+
+
+def test_task_limits_must_name_numeric_columns():
+    from svdc.runner import register_task
+    from svdc.runner.tasks import Task
+
+    class Misdeclared(Task):
+        name = "misdeclared"
+        columns = {"caption": "str", "steps": "int"}
+        limits = {"caption": (1, 10)}
+
+    with pytest.raises(ValueError, match=r"limits\['caption'\]: expected \(lowest, highest\) for a numeric column"):
+        register_task(Misdeclared())

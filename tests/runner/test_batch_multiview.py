@@ -79,6 +79,7 @@ def test_bad_orbit_fails_its_row_and_leaves_no_folder(multiview_dir, multiview_r
     ({"video": "orbit.avi"}, r"video: expected a file name ending in one of"),
     ({"video": "../orbit.mp4"}, r"video: expected a file name"),
     ({"rgba": "yes"}, r"rgba: expected True or False"),
+    ({"device": "tpu"}, r"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
     ({"model": "nowhere.safetensors"}, r"model: no such file or folder"),
 ])
 def test_bad_options(multiview_dir, tmp_path, options, message):
@@ -88,7 +89,8 @@ def test_bad_options(multiview_dir, tmp_path, options, message):
 
 
 def test_bad_orbit_cells(tmp_path):
-    with pytest.raises(ValueError, match=r"row 1: elevations: expected a number or a list of numbers, got 'high'"):
+    with pytest.raises(ValueError, match=r"row 1: elevations: expected a finite number or a list of finite numbers, "
+                                         r"got 'high'"):
         read_manifest([{"id": "a", "image": "x.png", "elevations": "high"}], workflow="multiview")
     with pytest.raises(ValueError, match=r"row 1: unknown column\(s\) \['motion_bucket_id'\] for workflow 'multiview'"):
         read_manifest([{"id": "a", "image": "x.png", "motion_bucket_id": 3}], workflow="multiview")

@@ -12,8 +12,11 @@ def test_info_reports_the_build_and_a_model_table():
     assert data["cpu_kernels"].split()[0] in data["cpu_kernels_built"].split()
     assert data["backends"]["cpu"] == "PASS"
     for device in ("cpu", "emu"):
-        assert data["models"][device] == {"UNet": "PASS", "VAE": "PASS", "ImageEncoder": "PASS"}, device
+        assert data["models"][device] == {"UNet": "PASS", "VAE": "PASS", "ImageEncoder": "PASS",
+                                          "TextEncoder": "PASS"}, device
     assert "cuda" in data["models"] or "cuda:0" in data["models"]
+    header = [line for line in info_text.render(data).splitlines() if line.strip().startswith("device ")]
+    assert header and header[0].split()[1:] == ["ImageEncoder", "TextEncoder", "UNet", "VAE"]
 
 
 def fake_data():

@@ -38,3 +38,10 @@ def test_linear_smoke():
     b = rng.standard_normal(4, dtype=np.float32)
     y = load_testing_ops().linear(x, w, b)
     np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_block_test_surface_lives_in_the_testing_module():
+    from svdc._native import _C
+
+    assert not [name for name in dir(_C) if "resblock" in name.lower()]
+    assert callable(load_testing_ops().st_resblock)

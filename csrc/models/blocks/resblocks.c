@@ -257,7 +257,7 @@ svdc_status svdc_read_mix_alpha(const svdc_ctx *ctx, const svdc_tensor *mix_fact
     if (!mix_factor || !mix_factor->data || svdc_tensor_numel(mix_factor) != 1)
         return svdc_fail(SVDC_ERR_ARGUMENT, "mix_factor: expected a 1-element weight");
     unsigned char raw[4] = {0, 0, 0, 0};
-    size_t bytes = svdc_dtype_width(mix_factor->dtype);
+    size_t bytes = svdc_dtype_size(mix_factor->dtype);
     if (mix_factor->device == SVDC_DEVICE_CPU) {
         memcpy(raw, mix_factor->data, bytes);
     } else {

@@ -1,13 +1,13 @@
-/* py_resblocks.c — svdc._C._st_resblock: a private test surface that runs one SpatioTemporalResBlock (resblocks.h)
- * with weights under "block." + diffusers names, so tests compare it with diffusers. Not public API; registered by
- * py_vae.c. */
-#include "util.h"
+/* py_resblock.c — svdc._C_testing.st_resblock: runs one SpatioTemporalResBlock (csrc/models/blocks/resblocks.h)
+ * with weights under "block." + diffusers names, so that tests compare it with diffusers. Test surface only:
+ * registered by py_ops.c's module init; like py_ops.c it links no core file (its svdc_* symbols are svdc._C's). */
+#include "../python/util.h"
 
 #include "../core/arena.h"
 #include "../core/backend.h"
 #include "../models/blocks/resblocks.h"
 
-/* _st_resblock(config: dict, weights: dict, x (B*F, Cin, H, W), num_frames, temb (B*F, T) | None) -> y */
+/* st_resblock(config: dict, weights: dict, x (B*F, Cin, H, W), num_frames, temb (B*F, T) | None) -> y */
 static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cfg, *weights, *xo, *to;
@@ -17,7 +17,7 @@ static PyObject *py_st_resblock(PyObject *self, PyObject *args) {
     float eps, teps;
     svdc_py_config c;
     const int BIG = SVDC_PY_CONFIG_SIZE_MAX;
-    if (svdc_py_config_open(&c, cfg, "_st_resblock") || svdc_py_config_int(&c, "in_channels", 1, BIG, &cin) ||
+    if (svdc_py_config_open(&c, cfg, "st_resblock") || svdc_py_config_int(&c, "in_channels", 1, BIG, &cin) ||
         svdc_py_config_int(&c, "out_channels", 1, BIG, &cout) || svdc_py_config_int(&c, "temb_channels", 0, BIG, &tch) ||
         svdc_py_config_int(&c, "groups", 1, BIG, &groups) || svdc_py_config_bool(&c, "temporal_weight", &temporal_dir) ||
         svdc_py_config_float(&c, "eps", 0.0, 1.0, &eps) || svdc_py_config_float(&c, "temporal_eps", 0.0, 1.0, &teps))
@@ -64,9 +64,9 @@ done:
 }
 
 static PyMethodDef resblock_methods[] = {
-    {"_st_resblock", py_st_resblock, METH_VARARGS,
-     "_st_resblock(config, weights, x, num_frames, temb|None) -> y (private test surface)"},
+    {"st_resblock", py_st_resblock, METH_VARARGS,
+     "st_resblock(config, weights, x, num_frames, temb|None) -> y: one SpatioTemporalResBlock on the CPU"},
     {NULL, NULL, 0, NULL},
 };
 
-int svdc_py_register_resblocks(PyObject *module) { return PyModule_AddFunctions(module, resblock_methods); }
+int svdc_testing_register_resblock(PyObject *module) { return PyModule_AddFunctions(module, resblock_methods); }
