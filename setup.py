@@ -84,7 +84,7 @@ def find_cublas(cuda_home):
 C_FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-fopenmp", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas"]
 if os.environ.get("SVDC_NATIVE", "0") == "1":
     C_FLAGS.append("-march=native")  # opt-in: the build then runs only on CPUs like this one
-# Everything is compiled for any x86-64. The CPU kernel files (kernels/cpu, but blas.c and backend_cpu.c) are
+# Everything is compiled for any x86-64. The CPU kernel files (kernels/cpu, but blas.c, backend_cpu.c and prepack.c) are
 # compiled a second time with AVX2+FMA as the "avx2" variant (SVDC_AVX2=1, the default on x86-64); backend_cpu.c
 # picks the variant at run time from the CPU's features (SVDC_CPU_KERNELS=baseline|avx2|auto overrides).
 for _name in ("SVDC_AVX2", "SVDC_NATIVE"):
@@ -92,7 +92,7 @@ for _name in ("SVDC_AVX2", "SVDC_NATIVE"):
         sys.exit(f"{_name} must be 0 or 1, got {os.environ[_name]!r}")
 BUILD_AVX2 = os.uname().machine == "x86_64" and os.environ.get("SVDC_AVX2", "1") == "1"
 CPU_VARIANT_SOURCES = [s for s in rel_sources("kernels/cpu/*.c")
-                       if Path(s).name not in ("blas.c", "backend_cpu.c")]
+                       if Path(s).name not in ("blas.c", "backend_cpu.c", "prepack.c")]
 AVX2_FLAGS = ["-mavx2", "-mfma"]
 
 openblas_lib = scipy_openblas32.get_lib_dir()

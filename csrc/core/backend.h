@@ -12,7 +12,9 @@
 #include "ops.h"
 
 /* Bumped when the non-op part of the table changes; the op part is checked through op_signature. */
-#define SVDC_BACKEND_ABI_VERSION 3
+#define SVDC_BACKEND_ABI_VERSION 4
+
+typedef struct svdc_params svdc_params;
 
 /* What the core lends a backend built as a separate module: the one thread-local error buffer and scratch memory
  * from the calling context's arena. Handed over by the registry (attach) before the backend is used. */
@@ -58,6 +60,13 @@ struct svdc_backend {
     svdc_status (*copy_to_host)(int device, void *dst, const void *src, size_t bytes);
     /* Waits for queued work; returns a sticky error if the device is unusable. */
     svdc_status (*synchronize)(int device);
+
+    /* Derived forms of a model's weights built once after they are loaded (the CPU: GEMM panels and Winograd
+     * transforms, kernels/cpu/packed.h), which the kernels find by the weight's address: *prepared is an opaque
+     * handle (NULL: nothing built), *bytes the memory it holds; release_prepared frees it before the weights go.
+     * NULL entries: the backend prepares nothing (CUDA). */
+    svdc_status (*prepare_params)(const svdc_params *params, void **prepared, size_t *bytes);
+    void (*release_prepared)(void *prepared);
 
     /* Ops: the same arguments as the svdc_op_* of the same name, already validated. */
     SVDC_OP_LIST(SVDC_OP_FIELD_)

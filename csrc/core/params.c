@@ -22,8 +22,21 @@ void svdc_params_init(svdc_params *p, const svdc_backend *backend, int device, s
     p->dtype = dtype;
 }
 
+static void release_prepared(svdc_params *p) {
+    if (p->prepared && p->backend->release_prepared) p->backend->release_prepared(p->prepared);
+    p->prepared = NULL;
+    p->prepared_bytes = 0;
+}
+
+svdc_status svdc_params_prepare(svdc_params *p) {
+    release_prepared(p);
+    if (!p->block || !p->backend->prepare_params) return SVDC_OK;
+    return p->backend->prepare_params(p, &p->prepared, &p->prepared_bytes);
+}
+
 void svdc_params_free(svdc_params *p) {
     if (!p) return;
+    release_prepared(p);
     for (int i = 0; i < p->count; i++) free(p->items[i].name);
     free(p->items);
     if (p->block) p->backend->free(p->device, p->block);

@@ -30,6 +30,8 @@ typedef struct svdc_params {
     svdc_dtype dtype;
     void *block;  /* one allocation for all weights */
     size_t bytes;
+    void *prepared;        /* the backend's derived forms of the weights (svdc_params_prepare), or NULL */
+    size_t prepared_bytes; /* the memory they hold */
 } svdc_params;
 
 void svdc_params_init(svdc_params *p, const svdc_backend *backend, int device, svdc_dtype dtype);
@@ -84,5 +86,9 @@ svdc_status svdc_params_load(svdc_params *p, int index, const void *host_data, s
 svdc_status svdc_params_check_complete(const svdc_params *p, const char *model_name);
 
 int64_t svdc_params_count_elements(const svdc_params *p);
+
+/* After loading: lets the backend build what its kernels derive from the weights once (backend.h prepare_params;
+ * the CPU packs GEMM weights unless SVDC_PREPACK=0). Replaces an earlier preparation; freed by svdc_params_free. */
+svdc_status svdc_params_prepare(svdc_params *p);
 
 #endif

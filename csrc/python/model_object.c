@@ -83,8 +83,11 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name, &self->borrowed) < 0) goto fail;
-    /* Every weight is now in place and final: a per-model step that prepares weights at load (layouts derived from
-     * them) belongs here, once, before the first call. */
+    /* Every weight is now in place and final: derived layouts (the CPU's packed weights) are made once, here. */
+    if ((s = svdc_params_prepare(kind->params(self->model)))) {
+        svdc_py_raise(s);
+        goto fail;
+    }
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
@@ -266,6 +269,13 @@ PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure) {
     svdc_py_model *m = (svdc_py_model *)self;
     if (!svdc_py_model_ready(m)) return NULL;
     return PyLong_FromSize_t(m->kind->params(m->model)->bytes);
+}
+
+PyObject *svdc_py_model_get_packed_weight_bytes(PyObject *self, void *closure) {
+    (void)closure;
+    svdc_py_model *m = (svdc_py_model *)self;
+    if (!svdc_py_model_ready(m)) return NULL;
+    return PyLong_FromSize_t(m->kind->params(m->model)->prepared_bytes);
 }
 
 PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure) {

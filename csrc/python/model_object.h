@@ -88,6 +88,7 @@ PyObject *svdc_py_model_get_arena_reserved(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_last_planned(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_dtype(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure);
+PyObject *svdc_py_model_get_packed_weight_bytes(PyObject *self, void *closure);
 
 /* The getset entries every model type has (put first in its PyGetSetDef table). */
 #define SVDC_PY_MODEL_GETSET                                                                                         \
@@ -99,6 +100,8 @@ PyObject *svdc_py_model_get_weight_bytes(PyObject *self, void *closure);
         {"last_planned_bytes", svdc_py_model_get_last_planned, NULL,                                                \
          "device arena the measuring pass of the last call planned (reserved before it ran), bytes", NULL},  \
         {"dtype", svdc_py_model_get_dtype, NULL, "weight storage dtype ('fp32', 'fp16', 'bf16')", NULL},          \
-        {"weight_bytes", svdc_py_model_get_weight_bytes, NULL, "bytes of its one weight block", NULL}
+        {"weight_bytes", svdc_py_model_get_weight_bytes, NULL, "bytes of its one weight block", NULL},            \
+        {"packed_weight_bytes", svdc_py_model_get_packed_weight_bytes, NULL,                                       \
+         "bytes of the forms the backend derived from the weights at load (CPU: packed GEMM weights)", NULL}
 
 #endif

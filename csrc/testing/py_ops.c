@@ -32,6 +32,7 @@
 #include "../core/device.h"
 #include "../core/ops.h"
 #include "../core/transfer.h"
+#include "../../kernels/cpu/packed.h"
 #include "../../kernels/emu/emu.h"
 
 #define MAX_IN 4
@@ -896,6 +897,66 @@ static PyObject *py_last_arena_peak(PyObject *self, PyObject *unused) {
     return PyLong_FromSize_t(last_arena_peak);
 }
 
+/* ---- weights packed as at load (kernels/cpu/packed.h), for the packed-vs-unpacked tests ---- */
+
+typedef struct prepacked {
+    svdc_packed_weight *pw;
+    PyObject *array; /* the weight, kept alive while its address is registered */
+} prepacked;
+
+static void prepacked_destroy(PyObject *capsule) {
+    prepacked *h = PyCapsule_GetPointer(capsule, "svdc.prepacked");
+    if (!h) return;
+    svdc_packed_unregister(h->pw);
+    svdc_packed_free(h->pw);
+    Py_XDECREF(h->array);
+    free(h);
+}
+
+/* prepack(w): packs the C-contiguous float32 array w by its shape as model loading does and registers it, so CPU
+ * ops given this very array use the packed path until the returned handle is dropped. None when the shape is not
+ * one that loading packs. */
+static PyObject *py_prepack(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyArray_Check(arg) || PyArray_TYPE((PyArrayObject *)arg) != NPY_FLOAT32 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)arg)) {
+        PyErr_SetString(PyExc_TypeError, "prepack: w must be a C-contiguous float32 array");
+        return NULL;
+    }
+    PyArrayObject *w = (PyArrayObject *)arg;
+    const int ndim = PyArray_NDIM(w);
+    if (ndim < 1 || ndim > SVDC_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "prepack: w has %d dimensions, expected 1 to %d", ndim, SVDC_MAX_DIMS);
+        return NULL;
+    }
+    int64_t shape[SVDC_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) shape[i] = PyArray_DIM(w, i);
+    svdc_packed_weight *pw = NULL;
+    svdc_status s = svdc_packed_create(PyArray_DATA(w), ndim, shape, &pw);
+    if (!s && pw && (s = svdc_packed_register(pw))) svdc_packed_free(pw);
+    if (s) return svdc_py_raise(s);
+    if (!pw) Py_RETURN_NONE;
+    prepacked *h = malloc(sizeof *h);
+    PyObject *capsule = h ? PyCapsule_New(h, "svdc.prepacked", prepacked_destroy) : NULL;
+    if (!capsule) {
+        if (!h) PyErr_NoMemory();
+        svdc_packed_unregister(pw);
+        svdc_packed_free(pw);
+        free(h);
+        return NULL;
+    }
+    h->pw = pw;
+    h->array = arg;
+    Py_INCREF(arg);
+    return capsule;
+}
+
+static PyObject *py_packed_hits(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(svdc_packed_hits());
+}
+
 /* Each binding, wrapped so that it takes device= and dtype= (see `targeted`). */
 #define TARGETED(fn) \
     static PyObject *fn##_on(PyObject *s, PyObject *a, PyObject *k) { return targeted(fn, s, a, k); }
@@ -968,6 +1029,8 @@ static PyMethodDef ops_methods[] = {
     {"emu_set_sticky", py_emu_set_sticky, METH_O, "emu_set_sticky(reason | None): the emulated device is unusable until cleared"},
     {"emu_set_chunk_budget", py_emu_set_chunk_budget, METH_O, "emu_set_chunk_budget(bytes): 0 = one op per layer"},
     {"emu_set_dry_run", py_emu_set_dry_run, METH_O, "emu_set_dry_run(on): count ops without computing (benchmarks)"},
+    {"prepack", py_prepack, METH_O, "prepack(w) -> handle | None: CPU ops on this array use its packed form while the handle lives"},
+    {"packed_hits", py_packed_hits, METH_NOARGS, "packed_hits() -> int: how many op calls found a packed weight so far"},
     {"last_op_ms", py_last_op_ms, METH_NOARGS, "ms per run of the last staged call's repeat= runs (benchmarks)"},
     {"last_arena_peak", py_last_arena_peak, METH_NOARGS, "arena high-water mark (bytes) of the last CPU op call"},
     {NULL, NULL, 0, NULL},

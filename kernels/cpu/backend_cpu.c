@@ -9,6 +9,8 @@
 
 #include "backend.h"
 #include "kernels.h"
+#include "packed.h"
+#include "try.h"
 
 static void *cpu_alloc(int device, size_t bytes) {
     (void)device;
@@ -46,6 +48,24 @@ static int cpu_device_count(char *why, size_t why_len) {
     return 1;
 }
 
+/* Host memory is its own host view. */
+static svdc_status cpu_host_view(const void *dev, size_t bytes, const void **host) {
+    (void)bytes;
+    *host = dev;
+    return SVDC_OK;
+}
+
+/* A loaded model's GEMM weights packed for the kernels (packed.h). */
+static svdc_status cpu_prepare_params(const svdc_params *params, void **prepared, size_t *bytes) {
+    svdc_packed_set *set = NULL;
+    SVDC_TRY(svdc_cpu_prepack_params(params, cpu_host_view, &set));
+    *prepared = set;
+    *bytes = svdc_packed_set_bytes(set);
+    return SVDC_OK;
+}
+
+static void cpu_release_prepared(void *prepared) { svdc_packed_set_free(prepared); }
+
 /* The CPU kernels split a layer into chunks of about this many bytes (cache-friendly working sets). */
 #define CPU_CHUNK_BUDGET ((size_t)8 << 20)
 
@@ -63,6 +83,8 @@ static int cpu_device_count(char *why, size_t why_len) {
         .copy_to_device = cpu_copy,                \
         .copy_to_host = cpu_copy,                  \
         .synchronize = cpu_synchronize,            \
+        .prepare_params = cpu_prepare_params,      \
+        .release_prepared = cpu_release_prepared,  \
         SVDC_OP_LIST(variant)                      \
     }
 

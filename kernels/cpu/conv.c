@@ -1,20 +1,25 @@
 /* conv.c — 2-D convolution (any kernel, stride, asymmetric zero padding) and the temporal (3,1,1) convolution on the
- * CPU, both as BLAS SGEMMs: Winograd F(2x2,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
+ * CPU, both as GEMMs: Winograd F(2x2,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
  * bounded chunks of output rows for the other conv2d shapes (a 1x1 stride-1 conv is a GEMM on the input as is),
- * three frame-shifted GEMMs for the temporal conv. Scratch comes from the context's arena. */
+ * three frame-shifted GEMMs for the temporal conv. Winograd and im2col GEMMs are svdc's own (pgemm.h) on the weight
+ * (for Winograd its transform U) packed at load, or packed per call when loading did not (16-bit weights,
+ * SVDC_PREPACK=0): the same kernel, so the same results either way. The 1x1 and temporal GEMMs are svdc's own on a
+ * weight packed at load (SVDC_PREPACK=all), else OpenBLAS SGEMM on the weight as stored. Scratch comes from the
+ * context's arena. */
 #include <omp.h>
 #include <string.h>
 
 #include "arena.h"
 #include "blas.h"
 #include "kernels.h"
+#include "pgemm.h"
 
 /* Each thread's im2col buffer holds at most this many floats (16 MiB), whatever the layer size. */
 #define IM2COL_BUDGET ((int64_t)4 << 20)
+/* An im2col conv's weight not packed at load is packed per call when it has at most this many floats (16 MiB). */
+#define IM2COL_WEIGHT_PACK_MAX ((int64_t)4 << 20)
 /* Output columns per GEMM task at least this many (so each GEMM amortises packing its weight matrix). */
 #define MIN_TASK_COLS 256
-/* 3x3 stride-1 convs with at least this many input and output channels take the Winograd path. */
-#define WINO_MIN_CHANNELS 16
 /* Winograd scratch: per thread the transformed tiles V and products M of one task aim at WINO_SOFT floats, grow to
  * hold at least WINO_MIN_TILES tiles (so each GEMM amortises packing its transformed weights) but never past
  * WINO_BUDGET floats; the transformed weights of one output-channel block take at most WINO_U_BUDGET floats. */
@@ -83,27 +88,6 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
 /* Floats between the 16 transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
  * 16 streams that each transform reads or writes do not all map to the same L1 set (a 4 KiB multiple thrashes). */
 static int64_t wino_stride(int64_t n) { return (n + 15) / 32 * 32 + 16; }
-
-/* U[xi][o - o0][c] = (G g G^T)[xi] for g = w[o, c] (3x3), o in [o0, o0 + on). */
-static void wino_weights(const float *wd, int64_t C, int64_t o0, int64_t on, float *U, int64_t oc) {
-    const int64_t o = o0 + oc / C, c = oc % C;
-    const float *g = wd + (o * C + c) * 9;
-    float t[4][3];                                            /* t = G g (4x3) */
-    for (int j = 0; j < 3; j++) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
-    }
-    const int64_t stride = wino_stride(on * C); /* between transform positions */
-    float *u = U + (o - o0) * C + c;
-    for (int i = 0; i < 4; i++) { /* u = t G^T (4x4) */
-        u[(i * 4 + 0) * stride] = t[i][0];
-        u[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[(i * 4 + 3) * stride] = t[i][2];
-    }
-}
 
 /* V[xi][c][t] = (B^T d B)[xi] for the tiles of tile rows [r0, r0 + nr) (tw tiles each, nt = nr * tw) of image xn;
  * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. The 4 input rows of a tile row are first
@@ -190,15 +174,19 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
                                     int64_t pt, int64_t pl, float *yd) {
     const int threads = omp_get_max_threads();
     const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
-    /* Output channels in blocks whose transformed weights (16 * on * C floats) fit the budget; the input transform
-     * is redone per block, which costs little next to the GEMMs. */
+    const svdc_packed_weight *pw = svdc_packed_find(wd, SVDC_PACKED_WINOGRAD);
+    /* U packed at load: one block of all output channels. Else U is packed here (as loading would: the same
+     * results) for blocks of output channels whose U (16 * on * C floats) fits the budget; the input transform is
+     * redone per block, which costs little next to the GEMMs. Blocks are whole panels (multiples of MR). */
     int64_t nblk = (16 * O * C + WINO_U_BUDGET - 1) / WINO_U_BUDGET;
     if (nblk < 1) nblk = 1;
     int64_t ob = (O + nblk - 1) / nblk;
-    if (ob < O) ob = (ob + 15) / 16 * 16;
+    if (ob < O) ob = (ob + SVDC_PACK_MR - 1) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob > O) ob = O;
-    if (16 * ob * C > WINO_U_BUDGET && ob > 16) ob = WINO_U_BUDGET / (16 * C) / 16 * 16;
+    if (16 * ob * C > WINO_U_BUDGET && ob > SVDC_PACK_MR)
+        ob = WINO_U_BUDGET / (16 * C) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob < 1) ob = 1;
+    if (pw) ob = O;
     /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
     int64_t rows = WINO_SOFT / (16 * (C + ob) * tw);
     const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
@@ -209,11 +197,14 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
     if (rows > th) rows = th;
     const int64_t per = (th + rows - 1) / rows, tasks = N * per;
     const int nbuf = threads; /* any thread may take a task */
-    /* per thread: V, M, and the row buffers of the transforms (4 * (2*tw + 2) floats, 64-byte multiple) */
+    /* per thread: V, M, the packed-GEMM scratch and the row buffers of the transforms (4 * (2*tw + 2) floats,
+     * 64-byte multiple) */
     const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16 +
-                           (size_t)((8 * tw + 8 + 15) / 16 * 16);
+                           SVDC_PGEMM_SCRATCH + (size_t)((8 * tw + 8 + 15) / 16 * 16);
+    /* U of one block: 16 packed matrices, u_stride floats apart */
+    const size_t u_stride = pw ? pw->mat_stride : (svdc_packed_matrix_floats(ob, C, SVDC_PACK_MR) + 15) / 16 * 16;
     const size_t mark = svdc_arena_mark(ctx->arena);
-    float *U = svdc_arena_alloc(ctx->arena, (size_t)(16 * wino_stride(ob * C)) * sizeof(float));
+    float *U = pw ? pw->data : svdc_arena_alloc(ctx->arena, 16 * u_stride * sizeof(float));
     float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
     if (!bufs) {
         svdc_arena_release(ctx->arena, mark);
@@ -225,19 +216,22 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
         float *V = bufs + (size_t)tid * scratch;
         for (int64_t o0 = 0; o0 < O; o0 += ob) {
             const int64_t on = O - o0 < ob ? O - o0 : ob;
+            if (!pw) {
 #pragma omp for schedule(static)
-            for (int64_t oc = 0; oc < on * C; oc++) wino_weights(wd, C, o0, on, U, oc);
-            /* (implicit barrier: U complete) */
+                for (int64_t p = 0; p < (on + SVDC_PACK_MR - 1) / SVDC_PACK_MR; p++)
+                    svdc_winograd_pack_panel(wd, C, o0, on, p, u_stride, U);
+                /* (implicit barrier: U complete) */
+            }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t task = 0; task < tasks; task++) {
                 const int64_t n = task / per, r0 = (task % per) * rows;
                 const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
-                const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt), su = wino_stride(on * C);
-                float *M = V + 16 * sv;
+                const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt);
+                float *M = V + 16 * sv, *gemm_buf = M + 16 * wino_stride(ob * rows * tw);
                 float *rowbuf = V + scratch - (size_t)((8 * tw + 8 + 15) / 16 * 16);
                 wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V, rowbuf);
                 for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
-                    svdc_sgemm(0, 0, on, nt, C, 1.0f, U + xi * su, C, V + xi * sv, nt, 0.0f, M + xi * sm, nt);
+                    svdc_pgemm_wa(on, nt, C, U + xi * u_stride, V + xi * sv, nt, M + xi * sm, nt, 0, gemm_buf);
                 wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo, rowbuf);
             }
             /* (implicit barrier: U free for the next block) */
@@ -258,6 +252,8 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
     float *yd = y->data;
     if (N == 0 || O == 0 || P == 0) return SVDC_OK;
     const int threads = omp_get_max_threads();
+    /* The weight as one A-panel matrix (O, C*kh*kw), packed at load (not for 3x3 Winograd shapes: see below). */
+    const svdc_packed_weight *pw = K ? svdc_packed_find(wd, SVDC_PACKED_CONV) : NULL;
 
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && Ho == H && Wo == W) {
         /* 1x1: y[n][:, c0:c1] (O, cols) = w (O, C) · x[n][:, c0:c1] (C, cols), tasks over (image, column block). */
@@ -265,17 +261,27 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
         if (chunk < MIN_TASK_COLS) chunk = MIN_TASK_COLS;
         chunk = (chunk + 15) / 16 * 16;
         const int64_t per = (P + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 1) if (N * per > 1)
+        const size_t mark = svdc_arena_mark(ctx->arena);
+        float *scratch = NULL;
+        if (pw && !(scratch = svdc_arena_alloc(ctx->arena, (size_t)threads * SVDC_PGEMM_SCRATCH * sizeof(float))))
+            return SVDC_ERR_MEMORY;
+#pragma omp parallel for schedule(dynamic, 1) if (N * per > 1) num_threads(threads)
         for (int64_t task = 0; task < N * per; task++) {
             const int64_t n = task / per, c0 = (task % per) * chunk, c1 = c0 + chunk < P ? c0 + chunk : P;
             float *yn = yd + n * O * P;
             init_cols(yn, bd, O, P, c0, c1);
-            if (C) svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wd, C, xd + n * C * P + c0, P, 1.0f, yn + c0, P);
+            if (!C) continue;
+            if (pw)
+                svdc_pgemm_wa(O, c1 - c0, C, pw->data, xd + n * C * P + c0, P, yn + c0, P, 1,
+                              scratch + (size_t)omp_get_thread_num() * SVDC_PGEMM_SCRATCH);
+            else
+                svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wd, C, xd + n * C * P + c0, P, 1.0f, yn + c0, P);
         }
+        svdc_arena_release(ctx->arena, mark);
         return SVDC_OK;
     }
 
-    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && C >= WINO_MIN_CHANNELS && O >= WINO_MIN_CHANNELS)
+    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && C >= SVDC_WINOGRAD_MIN_CHANNELS && O >= SVDC_WINOGRAD_MIN_CHANNELS)
         return conv3x3_winograd(ctx, xd, wd, bd, N, C, H, W, O, Ho, Wo, pt, pl, yd);
 
     /* Tasks of whole output rows of one image, each with its own im2col buffer (at most IM2COL_BUDGET floats). */
@@ -288,12 +294,27 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
     if (rows > Ho) rows = Ho;
     const int64_t per = (Ho + rows - 1) / rows, tasks = N * per;
     const int nbuf = tasks < threads ? (int)tasks : threads;
+    /* The weight in A panels: packed at load, else packed here when it is not large (the same results either way;
+     * a large one, e.g. a stride-2 3x3 conv whose weight loading packed for Winograd, goes to OpenBLAS). */
     const size_t mark = svdc_arena_mark(ctx->arena);
-    float *cols_all = svdc_arena_alloc(ctx->arena, (size_t)(K * rows * Wo) * (size_t)nbuf * sizeof(float));
-    if (!cols_all) return SVDC_ERR_MEMORY;
+    const float *wpanels = pw ? pw->data : NULL;
+    if (!wpanels && K && O * K <= IM2COL_WEIGHT_PACK_MAX) {
+        float *packed = svdc_arena_alloc(ctx->arena, svdc_packed_matrix_floats(O, K, SVDC_PACK_MR) * sizeof(float));
+        if (!packed) return SVDC_ERR_MEMORY;
+        svdc_pack_a_panels(wd, O, K, packed);
+        wpanels = packed;
+    }
+    /* per thread: the im2col buffer, then (with panels) the packed-GEMM scratch */
+    const size_t per_thread = (size_t)((K * rows * Wo + 15) / 16 * 16) + (wpanels ? SVDC_PGEMM_SCRATCH : 0);
+    float *cols_all = svdc_arena_alloc(ctx->arena, per_thread * (size_t)nbuf * sizeof(float));
+    if (!cols_all) {
+        svdc_arena_release(ctx->arena, mark);
+        return SVDC_ERR_MEMORY;
+    }
 #pragma omp parallel num_threads(nbuf)
     {
-        float *col = cols_all + (size_t)omp_get_thread_num() * (size_t)(K * rows * Wo);
+        float *col = cols_all + (size_t)omp_get_thread_num() * per_thread;
+        float *gemm_buf = col + (K * rows * Wo + 15) / 16 * 16;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t n = task / per, oh0 = (task % per) * rows;
@@ -302,7 +323,8 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
             im2col_rows(xd + n * C * H * W, C, H, W, kh, kw, sh, sw, pt, pl, Wo, oh0, nr, col);
             init_cols(yn, bd, O, P, oh0 * Wo, oh0 * Wo + cols);
             /* y[n][:, oh0*Wo : oh0*Wo + cols] += w (O, K) · col (K, cols) */
-            svdc_sgemm(0, 0, O, cols, K, 1.0f, wd, K, col, cols, 1.0f, yn + oh0 * Wo, P);
+            if (wpanels) svdc_pgemm_wa(O, cols, K, wpanels, col, cols, yn + oh0 * Wo, P, 1, gemm_buf);
+            else svdc_sgemm(0, 0, O, cols, K, 1.0f, wd, K, col, cols, 1.0f, yn + oh0 * Wo, P);
         }
     }
     svdc_arena_release(ctx->arena, mark);
@@ -316,20 +338,27 @@ svdc_status SVDC_CPU_KERNEL(conv_temporal)(const svdc_ctx *ctx, const svdc_tenso
     const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
     float *yd = y->data;
     if (N == 0 || O == 0 || S == 0) return SVDC_OK;
-    /* w (O, C, 3) -> wk (3, O, C) so each tap is a plain row-major (O, C) matrix. */
-    const size_t mark = svdc_arena_mark(ctx->arena);
-    float *wk = svdc_arena_alloc(ctx->arena, (size_t)(3 * O * C + 1) * sizeof(float));
-    if (!wk) return SVDC_ERR_MEMORY;
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t k = 0; k < 3; k++) wk[(k * O + o) * C + c] = wd[(o * C + c) * 3 + k];
-    /* Tasks over (row n = b*F + f, column block of the S positions). */
     const int threads = omp_get_max_threads();
+    /* The three taps packed at load (pgemm.h); else w (O, C, 3) -> wk (3, O, C) so each tap is a plain row-major
+     * (O, C) matrix for SGEMM. */
+    const svdc_packed_weight *pw = C ? svdc_packed_find(wd, SVDC_PACKED_TEMPORAL) : NULL;
+    const size_t mark = svdc_arena_mark(ctx->arena);
+    float *wk = NULL, *scratch = NULL;
+    if (pw) {
+        if (!(scratch = svdc_arena_alloc(ctx->arena, (size_t)threads * SVDC_PGEMM_SCRATCH * sizeof(float))))
+            return SVDC_ERR_MEMORY;
+    } else {
+        if (!(wk = svdc_arena_alloc(ctx->arena, (size_t)(3 * O * C + 1) * sizeof(float)))) return SVDC_ERR_MEMORY;
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t k = 0; k < 3; k++) wk[(k * O + o) * C + c] = wd[(o * C + c) * 3 + k];
+    }
+    /* Tasks over (row n = b*F + f, column block of the S positions). */
     int64_t chunk = (N * S + 2 * threads - 1) / (2 * threads);
     if (chunk < MIN_TASK_COLS) chunk = MIN_TASK_COLS;
     chunk = (chunk + 15) / 16 * 16;
     const int64_t per = (S + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 1) if (N * per > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (N * per > 1) num_threads(threads)
     for (int64_t task = 0; task < N * per; task++) {
         const int64_t n = task / per, c0 = (task % per) * chunk, c1 = c0 + chunk < S ? c0 + chunk : S;
         const int64_t f = n % F;
@@ -340,8 +369,12 @@ svdc_status SVDC_CPU_KERNEL(conv_temporal)(const svdc_ctx *ctx, const svdc_tenso
         for (int64_t k = 0; k < 3; k++) {
             const int64_t src = f + k - 1;
             if (src < 0 || src >= F) continue;
-            svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wk + k * O * C, C, xd + (n + k - 1) * C * S + c0, S, 1.0f,
-                       yn + c0, S);
+            const float *xk = xd + (n + k - 1) * C * S + c0;
+            if (pw)
+                svdc_pgemm_wa(O, c1 - c0, C, pw->data + k * pw->mat_stride, xk, S, yn + c0, S, 1,
+                              scratch + (size_t)omp_get_thread_num() * SVDC_PGEMM_SCRATCH);
+            else
+                svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wk + k * O * C, C, xk, S, 1.0f, yn + c0, S);
         }
     }
     svdc_arena_release(ctx->arena, mark);

@@ -18,6 +18,7 @@
 #include "tensor.h"
 #include "try.h"
 #include "../cpu/kernels.h"
+#include "../cpu/packed.h"
 
 typedef struct emu_block {
     char *device; /* the address handed out: reserved, never readable */
@@ -426,6 +427,25 @@ static svdc_status emu_check_finite(const svdc_ctx *ctx, const svdc_tensor *x, i
     EMU_END(svdc_cpu_check_finite(&f.host, xh, all_finite));
 }
 
+/* The weights' host bytes, which the CPU kernels read (a dry run has none: nothing is packed). */
+static svdc_status emu_host_view(const void *dev, size_t bytes, const void **host) {
+    void *h = NULL;
+    SVDC_TRY(translate(dev, bytes, "weight", &h));
+    *host = h;
+    return SVDC_OK;
+}
+
+/* The CPU kernels' packed weights (kernels/cpu/packed.h), keyed by the weights' host bytes as the kernels see them. */
+static svdc_status emu_prepare_params(const svdc_params *params, void **prepared, size_t *bytes) {
+    svdc_packed_set *set = NULL;
+    SVDC_TRY(svdc_cpu_prepack_params(params, emu_host_view, &set));
+    *prepared = set;
+    *bytes = svdc_packed_set_bytes(set);
+    return SVDC_OK;
+}
+
+static void emu_release_prepared(void *prepared) { svdc_packed_set_free(prepared); }
+
 #define EMU_OP_ENTRY_(name, params, args) .name = emu_##name,
 static svdc_backend emu_backend = { /* not const: svdc_emu_set_chunk_budget */
     .abi_version = SVDC_BACKEND_ABI_VERSION,
@@ -440,6 +460,8 @@ static svdc_backend emu_backend = { /* not const: svdc_emu_set_chunk_budget */
     .copy_to_device = emu_copy_to_device,
     .copy_to_host = emu_copy_to_host,
     .synchronize = emu_synchronize,
+    .prepare_params = emu_prepare_params,
+    .release_prepared = emu_release_prepared,
     SVDC_OP_LIST(EMU_OP_ENTRY_)
 };
 
