@@ -67,32 +67,38 @@ __global__ void gn_partial_kernel(const T *__restrict__ x, const T *__restrict__
     if (threadIdx.x == 0) partial[blk] = r;  // index = (vg * frames + f) * nchunks + ch
 }
 
-// Pass 2: one block per (video, group): mean (as hi + lo floats) and rstd.
-__global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void *x, const void *bias, svdc_dtype dtype,
-                                float3 *__restrict__ stats, int64_t C, int64_t S, int64_t G, int64_t frames,
-                                int64_t per_group, float eps) {
-    const int64_t vg = blockIdx.x;
+// Pass 2 helpers: the block-wide sums of one (video, group)'s partials, and the shift its pass 1 subtracted (the
+// group's first value in its first frame, plus that plane's bias when given).
+__device__ double2 gn_group_sums(const double2 *__restrict__ partial, int64_t vg, int64_t per_group) {
     double s = 0.0, q = 0.0;
     for (int64_t i = threadIdx.x; i < per_group; i += blockDim.x) {
         const double2 p = partial[vg * per_group + i];
         s += p.x;
         q += p.y;
     }
-    const double2 r = block_sum2(s, q);
+    return block_sum2(s, q);
+}
+
+__device__ float gn_shift(const void *x, const void *bias, svdc_dtype dtype, int64_t plane0, int64_t S) {
+    const int64_t first = plane0 * S;
+    if (dtype == SVDC_DTYPE_F16)
+        return __half2float(static_cast<const __half *>(x)[first]) +
+               (bias ? __half2float(static_cast<const __half *>(bias)[plane0]) : 0.0f);
+    if (dtype == SVDC_DTYPE_BF16)
+        return __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]) +
+               (bias ? __bfloat162float(static_cast<const __nv_bfloat16 *>(bias)[plane0]) : 0.0f);
+    return static_cast<const float *>(x)[first] + (bias ? static_cast<const float *>(bias)[plane0] : 0.0f);
+}
+
+// Pass 2: one block per (video, group): mean (as hi + lo floats) and rstd.
+__global__ void gn_stats_kernel(const double2 *__restrict__ partial, const void *x, const void *bias, svdc_dtype dtype,
+                                float3 *__restrict__ stats, int64_t C, int64_t S, int64_t G, int64_t frames,
+                                int64_t per_group, float eps) {
+    const int64_t vg = blockIdx.x;
+    const double2 r = gn_group_sums(partial, vg, per_group);
     if (threadIdx.x == 0) {
         const int64_t v = vg / G, g = vg % G, Cg = C / G;
-        const int64_t plane0 = v * frames * C + g * Cg, first = plane0 * S;
-        float shift;
-        if (dtype == SVDC_DTYPE_F16) {
-            shift = __half2float(static_cast<const __half *>(x)[first]);
-            if (bias) shift += __half2float(static_cast<const __half *>(bias)[plane0]);
-        } else if (dtype == SVDC_DTYPE_BF16) {
-            shift = __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]);
-            if (bias) shift += __bfloat162float(static_cast<const __nv_bfloat16 *>(bias)[plane0]);
-        } else {
-            shift = static_cast<const float *>(x)[first];
-            if (bias) shift += static_cast<const float *>(bias)[plane0];
-        }
+        const float shift = gn_shift(x, bias, dtype, v * frames * C + g * Cg, S);
         const double count = (double)(Cg * S * frames);
         const double ms = r.x / count;
         double var = r.y / count - ms * ms;
@@ -108,20 +114,10 @@ __global__ void gn_moments_kernel(const double2 *__restrict__ partial, const voi
                                   float *__restrict__ moments, int64_t C, int64_t S, int64_t G, int64_t frames,
                                   int64_t per_group) {
     const int64_t vg = blockIdx.x;
-    double s = 0.0, q = 0.0;
-    for (int64_t i = threadIdx.x; i < per_group; i += blockDim.x) {
-        const double2 p = partial[vg * per_group + i];
-        s += p.x;
-        q += p.y;
-    }
-    const double2 r = block_sum2(s, q);
+    const double2 r = gn_group_sums(partial, vg, per_group);
     if (threadIdx.x == 0) {
         const int64_t v = vg / G, g = vg % G, Cg = C / G;
-        const int64_t first = (v * frames * C + g * Cg) * S;
-        float shift;
-        if (dtype == SVDC_DTYPE_F16) shift = __half2float(static_cast<const __half *>(x)[first]);
-        else if (dtype == SVDC_DTYPE_BF16) shift = __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[first]);
-        else shift = static_cast<const float *>(x)[first];
+        const float shift = gn_shift(x, nullptr, dtype, v * frames * C + g * Cg, S);
         const double ms = r.x / (double)(Cg * S * frames);
         double m2 = r.y - ms * r.x;
         if (m2 < 0.0) m2 = 0.0;
