@@ -231,7 +231,7 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
                 float *rowbuf = V + scratch - (size_t)((8 * tw + 8 + 15) / 16 * 16);
                 wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V, rowbuf);
                 for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
-                    svdc_pgemm_wa(on, nt, C, U + xi * u_stride, V + xi * sv, nt, M + xi * sm, nt, 0, gemm_buf);
+                    svdc_pgemm_wa(on, nt, C, U + xi * u_stride, V + xi * sv, nt, M + xi * sm, nt, NULL, gemm_buf);
                 wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo, rowbuf);
             }
             /* (implicit barrier: U free for the next block) */
@@ -265,17 +265,18 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
         float *scratch = NULL;
         if (pw && !(scratch = svdc_arena_alloc(ctx->arena, (size_t)threads * SVDC_PGEMM_SCRATCH * sizeof(float))))
             return SVDC_ERR_MEMORY;
+        const svdc_pgemm_epilogue with_bias = {.accumulate = 0, .bias = bd};
 #pragma omp parallel for schedule(dynamic, 1) if (N * per > 1) num_threads(threads)
         for (int64_t task = 0; task < N * per; task++) {
             const int64_t n = task / per, c0 = (task % per) * chunk, c1 = c0 + chunk < P ? c0 + chunk : P;
             float *yn = yd + n * O * P;
-            init_cols(yn, bd, O, P, c0, c1);
-            if (!C) continue;
-            if (pw)
-                svdc_pgemm_wa(O, c1 - c0, C, pw->data, xd + n * C * P + c0, P, yn + c0, P, 1,
+            if (pw) { /* the bias added in the GEMM's store */
+                svdc_pgemm_wa(O, c1 - c0, C, pw->data, xd + n * C * P + c0, P, yn + c0, P, &with_bias,
                               scratch + (size_t)omp_get_thread_num() * SVDC_PGEMM_SCRATCH);
-            else
-                svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wd, C, xd + n * C * P + c0, P, 1.0f, yn + c0, P);
+                continue;
+            }
+            init_cols(yn, bd, O, P, c0, c1);
+            if (C) svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wd, C, xd + n * C * P + c0, P, 1.0f, yn + c0, P);
         }
         svdc_arena_release(ctx->arena, mark);
         return SVDC_OK;
@@ -311,6 +312,7 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
         svdc_arena_release(ctx->arena, mark);
         return SVDC_ERR_MEMORY;
     }
+    const svdc_pgemm_epilogue with_bias = {.accumulate = 0, .bias = bd};
 #pragma omp parallel num_threads(nbuf)
     {
         float *col = cols_all + (size_t)omp_get_thread_num() * per_thread;
@@ -321,10 +323,13 @@ svdc_status SVDC_CPU_KERNEL(conv2d)(const svdc_ctx *ctx, const svdc_tensor *x, c
             const int64_t nr = Ho - oh0 < rows ? Ho - oh0 : rows, cols = nr * Wo;
             float *yn = yd + n * O * P;
             im2col_rows(xd + n * C * H * W, C, H, W, kh, kw, sh, sw, pt, pl, Wo, oh0, nr, col);
-            init_cols(yn, bd, O, P, oh0 * Wo, oh0 * Wo + cols);
-            /* y[n][:, oh0*Wo : oh0*Wo + cols] += w (O, K) · col (K, cols) */
-            if (wpanels) svdc_pgemm_wa(O, cols, K, wpanels, col, cols, yn + oh0 * Wo, P, 1, gemm_buf);
-            else svdc_sgemm(0, 0, O, cols, K, 1.0f, wd, K, col, cols, 1.0f, yn + oh0 * Wo, P);
+            /* y[n][:, oh0*Wo : oh0*Wo + cols] = w (O, K) · col (K, cols) + bias */
+            if (wpanels) {
+                svdc_pgemm_wa(O, cols, K, wpanels, col, cols, yn + oh0 * Wo, P, &with_bias, gemm_buf);
+            } else {
+                init_cols(yn, bd, O, P, oh0 * Wo, oh0 * Wo + cols);
+                svdc_sgemm(0, 0, O, cols, K, 1.0f, wd, K, col, cols, 1.0f, yn + oh0 * Wo, P);
+            }
         }
     }
     svdc_arena_release(ctx->arena, mark);
@@ -358,23 +363,29 @@ svdc_status SVDC_CPU_KERNEL(conv_temporal)(const svdc_ctx *ctx, const svdc_tenso
     if (chunk < MIN_TASK_COLS) chunk = MIN_TASK_COLS;
     chunk = (chunk + 15) / 16 * 16;
     const int64_t per = (S + chunk - 1) / chunk;
+    const svdc_pgemm_epilogue with_bias = {.accumulate = 0, .bias = bd}, accumulate = {.accumulate = 1, .bias = NULL};
 #pragma omp parallel for schedule(dynamic, 1) if (N * per > 1) num_threads(threads)
     for (int64_t task = 0; task < N * per; task++) {
         const int64_t n = task / per, c0 = (task % per) * chunk, c1 = c0 + chunk < S ? c0 + chunk : S;
         const int64_t f = n % F;
         float *yn = yd + n * O * S;
-        init_cols(yn, bd, O, S, c0, c1);
+        if (!pw) init_cols(yn, bd, O, S, c0, c1);
         if (!C) continue;
-        /* y[b, f][:, c0:c1] += w_k (O, C) · x[b, f + k - 1][:, c0:c1] for the taps whose frame exists. */
+        /* y[b, f][:, c0:c1] = bias + sum of w_k (O, C) · x[b, f + k - 1][:, c0:c1] over the taps whose frame exists
+         * (k = 1 always does: packed, the first existing tap's GEMM adds the bias in its store, the others
+         * accumulate, in tap order as OpenBLAS's path does). */
+        int first = 1;
         for (int64_t k = 0; k < 3; k++) {
             const int64_t src = f + k - 1;
             if (src < 0 || src >= F) continue;
             const float *xk = xd + (n + k - 1) * C * S + c0;
             if (pw)
-                svdc_pgemm_wa(O, c1 - c0, C, pw->data + k * pw->mat_stride, xk, S, yn + c0, S, 1,
+                svdc_pgemm_wa(O, c1 - c0, C, pw->data + k * pw->mat_stride, xk, S, yn + c0, S,
+                              first ? &with_bias : &accumulate,
                               scratch + (size_t)omp_get_thread_num() * SVDC_PGEMM_SCRATCH);
             else
                 svdc_sgemm(0, 0, O, c1 - c0, C, 1.0f, wk + k * O * C, C, xk, S, 1.0f, yn + c0, S);
+            first = 0;
         }
     }
     svdc_arena_release(ctx->arena, mark);

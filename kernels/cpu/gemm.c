@@ -1,9 +1,9 @@
 /* gemm.c — linear layers on the CPU: one OpenMP region of (row block, column block) tasks, each filling its part of
- * y with the bias and accumulating x·wᵀ with a single-threaded GEMM — svdc's own on the weight packed at load
- * (pgemm.h, when the registry has it) or OpenBLAS SGEMM (see conv.c for why one region per op). */
+ * y = x·wᵀ + b with a single-threaded GEMM — svdc's own on the weight packed at load (pgemm.h, when the registry
+ * has it; the bias added in its store) or OpenBLAS SGEMM onto y filled with the bias (see conv.c for why one region
+ * per op). */
 #include <omp.h>
 
-#include "arena.h"
 #include "blas.h"
 #include "kernels.h"
 #include "pgemm.h"
@@ -36,26 +36,22 @@ svdc_status SVDC_CPU_KERNEL(linear)(const svdc_ctx *ctx, const svdc_tensor *x, c
     }
     const int64_t col_tasks = (N + cols - 1) / cols, tasks = row_tasks * col_tasks;
     const int parallel = tasks > 1 && M * N * K > PARALLEL_MIN_WORK;
-    const int nbuf = parallel ? threads : 1;
-    const size_t mark = svdc_arena_mark(ctx->arena);
-    float *scratch = NULL;
-    if (pw && !(scratch = svdc_arena_alloc(ctx->arena, (size_t)nbuf * SVDC_PGEMM_SCRATCH * sizeof(float))))
-        return SVDC_ERR_MEMORY;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel) num_threads(nbuf)
+    const svdc_pgemm_epilogue first = {.accumulate = 0, .bias = NULL};
+#pragma omp parallel for schedule(dynamic, 1) if (parallel) num_threads(threads)
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t r0 = (t / col_tasks) * rows, nr = M - r0 < rows ? M - r0 : rows;
         const int64_t c0 = (t % col_tasks) * cols, nc = N - c0 < cols ? N - c0 : cols;
         float *yr = yd + r0 * N + c0;
+        if (pw && K) { /* y[r0 : r0+nr, c0 : c0+nc] = x[r0 : r0+nr] · w[c0 : c0+nc]ᵀ + b[c0 : c0+nc], bias in the store */
+            svdc_pgemm_epilogue ep = first;
+            ep.bias = bd ? bd + c0 : NULL;
+            svdc_pgemm_wb(nr, nc, K, xd + r0 * K, K, pw->data + c0 * K, yr, N, &ep);
+            continue;
+        }
         /* y[r0 : r0+nr, c0 : c0+nc] starts at the bias (or zero), then += x[r0 : r0+nr] · w[c0 : c0+nc]ᵀ */
         for (int64_t i = 0; i < nr; i++)
             for (int64_t j = 0; j < nc; j++) yr[i * N + j] = bd ? bd[c0 + j] : 0.0f;
-        if (!K) continue;
-        if (pw)
-            svdc_pgemm_wb(nr, nc, K, xd + r0 * K, K, pw->data + c0 * K, yr, N, 1,
-                          scratch + (size_t)omp_get_thread_num() * SVDC_PGEMM_SCRATCH);
-        else
-            svdc_sgemm(0, 1, nr, nc, K, 1.0f, xd + r0 * K, K, wd + c0 * K, K, 1.0f, yr, N);
+        if (K) svdc_sgemm(0, 1, nr, nc, K, 1.0f, xd + r0 * K, K, wd + c0 * K, K, 1.0f, yr, N);
     }
-    svdc_arena_release(ctx->arena, mark);
     return SVDC_OK;
 }
