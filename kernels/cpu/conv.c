@@ -169,12 +169,72 @@ static void wino_output(const float *M, const float *bias, int64_t o0, int64_t o
     }
 }
 
+/* Small feature maps (fewer than WINO_MIN_TILES tiles per image) with U packed at load: one task per image would
+ * stream all of U (16 O C floats, 105 MB at 1280 channels) from memory for a few tiles each (4 at 4x4), and fill
+ * a quarter of the 16-column microkernel tile. Instead tasks take a group of g images (g T >= WINO_MIN_TILES tiles
+ * side by side) and a block of output channels, so U is read about once per group and the threads split it by
+ * rows. Each task transforms its group's images (redone per channel block: a few % of the GEMMs' work) and gathers
+ * them into one V (16, C, g T); its M (16, ob, g T) is scattered back per image for the output transform. Every
+ * element is the same sum as in the per-image path, so the results are the same bits. */
+static svdc_status conv3x3_winograd_grouped(const svdc_ctx *ctx, const float *xd, const svdc_packed_weight *pw,
+                                            const float *bd, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O,
+                                            int64_t Ho, int64_t Wo, int64_t pt, int64_t pl, float *yd) {
+    const int threads = omp_get_max_threads();
+    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = th * tw;
+    int64_t g = (WINO_MIN_TILES + T - 1) / T; /* images per group */
+    if (g > N) g = N;
+    while (g > 1 && 16 * (C + O) * g * T > WINO_BUDGET) g--;
+    const int64_t groups = (N + g - 1) / g;
+    /* output-channel blocks (whole panels): about two tasks per thread */
+    const int64_t want = (2 * threads + groups - 1) / groups;
+    int64_t ob = (O + want - 1) / want;
+    ob = (ob + SVDC_PACK_MR - 1) / SVDC_PACK_MR * SVDC_PACK_MR;
+    if (ob > O) ob = O;
+    const int64_t oblocks = (O + ob - 1) / ob, tasks = groups * oblocks, gt = g * T;
+    /* per thread: one image's V and M in the transforms' layout, the group's V and M, the GEMM scratch and the
+     * transforms' row buffers */
+    const int64_t sv1 = wino_stride(C * T), sm1 = wino_stride(ob * T), svg = wino_stride(C * gt),
+                  smg = wino_stride(ob * gt), rowbuf = (8 * tw + 8 + 15) / 16 * 16;
+    const size_t per_thread = (size_t)(16 * (sv1 + sm1 + svg + smg) + rowbuf) + SVDC_PGEMM_SCRATCH;
+    const size_t mark = svdc_arena_mark(ctx->arena);
+    float *bufs = svdc_arena_alloc(ctx->arena, per_thread * (size_t)threads * sizeof(float));
+    if (!bufs) return SVDC_ERR_MEMORY;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t task = 0; task < tasks; task++) {
+        float *V1 = bufs + (size_t)omp_get_thread_num() * per_thread, *M1 = V1 + 16 * sv1, *Vg = M1 + 16 * sm1,
+              *Mg = Vg + 16 * svg, *rows = Mg + 16 * smg, *gemm_buf = rows + rowbuf;
+        const int64_t n0 = (task / oblocks) * g, gn = N - n0 < g ? N - n0 : g;
+        const int64_t o0 = (task % oblocks) * ob, on = O - o0 < ob ? O - o0 : ob, nt = gn * T;
+        const int64_t svn = wino_stride(C * nt), smn = wino_stride(on * nt), sm1n = wino_stride(on * T);
+        /* Vg[xi][c][j T + t] = V of image n0 + j at (xi, c, t) */
+        for (int64_t j = 0; j < gn; j++) {
+            wino_input(xd + (n0 + j) * C * H * W, C, H, W, pt, pl, tw, 0, th, V1, rows);
+            for (int xi = 0; xi < 16; xi++)
+                for (int64_t c = 0; c < C; c++)
+                    memcpy(Vg + xi * svn + c * nt + j * T, V1 + xi * sv1 + c * T, (size_t)T * sizeof(float));
+        }
+        for (int xi = 0; xi < 16; xi++) /* Mg[xi] (on, nt) = U[xi][o0 : o0+on] (on, C) · Vg[xi] (C, nt) */
+            svdc_pgemm_wa(on, nt, C, pw->data + xi * pw->mat_stride + o0 * C, Vg + xi * svn, nt, Mg + xi * smn, nt,
+                          NULL, gemm_buf);
+        for (int64_t j = 0; j < gn; j++) { /* M1[xi][o][t] = Mg[xi][o][j T + t], then image n0 + j's outputs */
+            for (int xi = 0; xi < 16; xi++)
+                for (int64_t o = 0; o < on; o++)
+                    memcpy(M1 + xi * sm1n + o * T, Mg + xi * smn + o * nt + j * T, (size_t)T * sizeof(float));
+            wino_output(M1, bd, o0, on, Ho, Wo, tw, 0, th, yd + (n0 + j) * O * Ho * Wo, rows);
+        }
+    }
+    svdc_arena_release(ctx->arena, mark);
+    return SVDC_OK;
+}
+
 static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const float *wd, const float *bd,
                                     int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t Ho, int64_t Wo,
                                     int64_t pt, int64_t pl, float *yd) {
     const int threads = omp_get_max_threads();
     const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
     const svdc_packed_weight *pw = svdc_packed_find(wd, SVDC_PACKED_WINOGRAD);
+    if (pw && th * tw < WINO_MIN_TILES)
+        return conv3x3_winograd_grouped(ctx, xd, pw, bd, N, C, H, W, O, Ho, Wo, pt, pl, yd);
     /* U packed at load: one block of all output channels. Else U is packed here (as loading would: the same
      * results) for blocks of output channels whose U (16 * on * C floats) fits the budget; the input transform is
      * redone per block, which costs little next to the GEMMs. Blocks are whole panels (multiples of MR). */

@@ -111,6 +111,23 @@ def test_conv2d_packed_and_unpacked_agree_with_float64(case):
     check(y_packed, ref, bound, "packed")
 
 
+@pytest.mark.parametrize("N,C,O,H,W", [(5, 18, 40, 4, 4), (3, 16, 13, 7, 5), (1, 17, 33, 2, 3), (9, 16, 16, 1, 1)])
+def test_winograd_on_small_maps_takes_image_groups_with_the_per_image_paths_bits(N, C, O, H, W):
+    """Fewer than 128 tiles per image with U packed at load: tasks of image groups x output-channel blocks
+    (conv.c conv3x3_winograd_grouped). Each element is the same sum as on the per-image path that packs U per call,
+    so the outputs are the same bits, and within the float64 bound."""
+    rng = np.random.default_rng(N * 100 + C + O)
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((O, C, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(O, dtype=np.float32)
+    pad = (1, 1, 1, 1)
+    y_call, y_packed = both_paths(lambda: T.conv2d(x, w, b, padding=pad), w)
+    np.testing.assert_array_equal(y_packed, y_call)
+    ref = conv_direct(x.astype(np.float64), w.astype(np.float64), 1, pad) + b[:, None, None]
+    scale = conv_direct(np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), 1, pad) + np.abs(b)[:, None, None]
+    check(y_packed, ref, 16 * (9 * C + 16) * EPS * scale, "grouped Winograd")
+
+
 def test_a_3x3_conv_with_stride_2_and_winograd_shaped_weights_finds_no_packed_weight():
     """Loading packs a >= 16-channel 3x3 weight as Winograd U only; a stride-2 call finds no im2col packing."""
     rng = np.random.default_rng(3)
