@@ -28,11 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, commit, machine  # noqa: E402
 
 # (label, op, x shape, w shape, extra): SVD UNet at a 32x32 latent (B*F = 2 images of each layer kind, so a call
-# takes ~0.1 s), the transformer's linears at 32x32 tokens, and VAE decoder layers at a 32x32 latent.
+# takes ~0.1 s; the deepest levels also with all 8 images of B=2, F=4, where the Winograd GEMMs group images), the
+# transformer's linears at 32x32 tokens, and VAE decoder layers at a 32x32 latent.
 SHAPES = [
     ("unet conv3x3 320->320 32x32 (Winograd)", "conv2d", (2, 320, 32, 32), (320, 320, 3, 3), {}),
     ("unet conv3x3 640->640 16x16 (Winograd)", "conv2d", (2, 640, 16, 16), (640, 640, 3, 3), {}),
     ("unet conv3x3 1280->1280 8x8 (Winograd)", "conv2d", (2, 1280, 8, 8), (1280, 1280, 3, 3), {}),
+    ("unet conv3x3 1280->1280 8x8, 8 images (Winograd)", "conv2d", (8, 1280, 8, 8), (1280, 1280, 3, 3), {}),
+    ("unet conv3x3 1280->1280 4x4, 8 images (Winograd)", "conv2d", (8, 1280, 4, 4), (1280, 1280, 3, 3), {}),
     ("unet conv1x1 320->640 32x32", "conv2d", (2, 320, 32, 32), (640, 320, 1, 1), {}),
     ("unet conv_in 3x3 8->320 32x32 (im2col)", "conv2d", (2, 8, 32, 32), (320, 8, 3, 3), {}),
     ("unet temporal conv 320->320 32x32, 4 frames", "conv_temporal", (4, 320, 32, 32), (320, 320, 3),
@@ -45,7 +48,7 @@ SHAPES = [
     ("vae conv3x3 512->512 32x32 (Winograd)", "conv2d", (1, 512, 32, 32), (512, 512, 3, 3), {}),
     ("vae conv_in 3x3 4->512 32x32 (im2col)", "conv2d", (1, 4, 32, 32), (512, 4, 3, 3), {}),
 ]
-QUICK = {0, 3, 5, 7, 9}
+QUICK = {0, 4, 5, 7, 8, 9, 10, 11}
 
 CHILD = r"""
 import json, sys, time

@@ -4,8 +4,11 @@ Each side runs in its own subprocess (so one's memory cannot hide in the other's
 footprint, the wall time of the forward and the peak RSS during it (VmHWM reset just before the forward). The svdc
 side never imports torch: it gets the weight names and shapes from a JSON file the parent writes.
 
-    python benchmarks/unet_cpu.py [--threads 2] [--batch 2 --frames 4 --size 32]
-Writes benchmarks/results/unet_cpu.md.
+    python benchmarks/unet_cpu.py [--threads 2] [--batch 2 --frames 4 --size 32 | --size 40 72] [--openblas both]
+Writes benchmarks/results/unet_cpu.md. `--openblas both` (the default) runs both sides twice: with
+OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE as this shell sets them, and with both unset (as on a user's machine); `asis` or
+`unset` runs one of them. The table names the GEMM kernel svdc ran and its SVDC_PREPACK mode (from the environment:
+unset = the default).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def _inputs(args):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    sample = rng.standard_normal((args.batch, args.frames, 8, args.size, args.size)).astype(np.float32)
+    h, w = args.size if len(args.size) == 2 else args.size * 2
+    sample = rng.standard_normal((args.batch, args.frames, 8, h, w)).astype(np.float32)
     t = np.full((args.batch,), 0.25 * np.log(7.0), np.float32)
     ctx = rng.standard_normal((args.batch, 1, 1024)).astype(np.float32)
     ids = np.tile(np.array([[6.0, 127.0, 0.02]], np.float32), (args.batch, 1))
@@ -52,11 +56,14 @@ def _measure(fn, repeats: int):
     times = []
     _reset_peak_rss()
     before = _status_kb("VmRSS")
+    cpu = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"times_s": times, "rss_before_forward_mb": before / 1024, "peak_rss_forward_mb": _status_kb("VmHWM") / 1024}
+        cpu.append(time.process_time() - c0)
+    return {"times_s": times, "cpu_s": cpu, "rss_before_forward_mb": before / 1024,
+            "peak_rss_forward_mb": _status_kb("VmHWM") / 1024}
 
 
 def child_svdc(args):
@@ -81,6 +88,11 @@ def child_svdc(args):
     res = _measure(lambda: unet(sample, t, ctx, ids), args.repeats)
     res["arena_peak_mb"] = unet.last_peak_bytes / 2**20
     res["num_parameters"] = unet.num_parameters
+    res["packed_mb"] = unet._native.packed_weight_bytes / 2**20
+    info = svdc._C.build_info()
+    res["kernels"] = info["cpu_kernels"]
+    res["gemm"] = GEMM_KERNELS.get(info["cpu_kernels"], "?")
+    res["blas_config"] = info["blas_config"]
     print(json.dumps(res))
 
 
@@ -109,12 +121,26 @@ def child_diffusers(args):
     print(json.dumps(res))
 
 
-def _run_child(kind: str, args, shapes_path: str) -> dict:
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# The packed-weight GEMM of each CPU kernel variant (kernels/cpu/pgemm.c svdc_pgemm_kernel_name).
+GEMM_KERNELS = {"avx2": "svdc avx2-fma 6x16", "baseline": "svdc vec4 6x16"}
+
+
+def _openblas_label(setting: str) -> str:
+    if setting == "unset":
+        return "unset"
+    return ", ".join(f"{k}={os.environ[k]}" for k in OPENBLAS_VARS if k in os.environ) or "as set (none set)"
+
+
+def _run_child(kind: str, args, shapes_path: str, openblas: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads), PYTHONPATH=ROOT)
+    if openblas == "unset":
+        for k in OPENBLAS_VARS:
+            env.pop(k, None)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--shapes", shapes_path,
            "--threads", str(args.threads), "--batch", str(args.batch), "--frames", str(args.frames),
-           "--size", str(args.size), "--repeats", str(args.repeats)]
+           "--size", *map(str, args.size), "--repeats", str(args.repeats)]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{out.stderr[-4000:]}")
@@ -126,12 +152,16 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--size", type=int, default=32, help="latent height = width")
+    ap.add_argument("--size", type=int, nargs="+", default=[32], help="latent height = width, or height width")
+    ap.add_argument("--openblas", choices=["both", "asis", "unset"], default="both",
+                    help="OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE as set, unset, or both runs (default)")
     ap.add_argument("--repeats", type=int, default=3, help="forwards per side (time: the fastest)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "unet_cpu.md"))
     ap.add_argument("--child", choices=["svdc", "diffusers"])
     ap.add_argument("--shapes")
     args = ap.parse_args()
+    if len(args.size) not in (1, 2):
+        ap.error(f"--size: expected 1 or 2 values (height [width]), got {len(args.size)}")
     if args.child == "svdc":
         return child_svdc(args)
     if args.child == "diffusers":
@@ -145,8 +175,10 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(shapes, fh)
         shapes_path = fh.name
+    settings = ["asis", "unset"] if args.openblas == "both" else [args.openblas]
     try:
-        results = {kind: _run_child(kind, args, shapes_path) for kind in ("svdc", "diffusers")}
+        runs = {st: {kind: _run_child(kind, args, shapes_path, st) for kind in ("svdc", "diffusers")}
+                for st in settings}
     finally:
         os.unlink(shapes_path)
 
@@ -158,36 +190,47 @@ def main():
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    s, d = results["svdc"], results["diffusers"]
-    ts, td = min(s["times_s"]), min(d["times_s"])
+    first = next(iter(runs.values()))
+    s0, d0 = first["svdc"], first["diffusers"]
+    h, w = args.size if len(args.size) == 2 else args.size * 2
     lines = [
         "# UNet forward on the CPU: svdc vs diffusers",
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- commit: {commit}",
-        f"- machine: {cpu}, {os.cpu_count()} logical CPUs visible, {args.threads} threads for both sides "
-        "(machine shared with other jobs: timings are noisy)",
-        f"- reference: diffusers {d['diffusers']} UNetSpatioTemporalConditionModel, torch {d['torch']} (CPU, fp32, "
+        f"- machine: {cpu}, {os.cpu_count()} logical CPUs visible, {args.threads} threads for both sides",
+        f"- reference: diffusers {d0['diffusers']} UNetSpatioTemporalConditionModel, torch {d0['torch']} (CPU, fp32, "
         "no_grad), same run, each side in its own process",
-        f"- workload: full SVD config ({s['num_parameters']:,} parameters, random weights), sample "
-        f"({args.batch}, {args.frames}, 8, {args.size}, {args.size}), context length 1; "
-        f"{args.repeats} forwards per side; time = the fastest (the machine is shared, so the slower ones show load "
-        "from other jobs), memory = the peak over all of them",
+        f"- svdc: CPU kernels {s0['kernels']}, weight GEMMs on {s0['gemm']} (kernels/cpu/pgemm.c) where packed, "
+        f"SVDC_PREPACK={os.environ.get('SVDC_PREPACK', '') or 'unset (default)'} ({s0['packed_mb']:.0f} MB packed), "
+        f"OpenBLAS for the rest: {s0['blas_config']}",
+        f"- workload: full SVD config ({s0['num_parameters']:,} parameters, random weights), sample "
+        f"({args.batch}, {args.frames}, 8, {h}, {w}), context length 1; "
+        f"{args.repeats} forwards per side; time = the fastest (on a shared machine the slower ones show load "
+        "from other jobs), CPU = process CPU time of that forward (all threads), memory = the peak over all of them",
+        f"- command: `python benchmarks/unet_cpu.py --threads {args.threads} --batch {args.batch} --frames "
+        f"{args.frames} --size {' '.join(map(str, args.size))} --repeats {args.repeats} --openblas {args.openblas}`",
         "",
-        "| | fastest forward (s) | all forwards (s) | RSS before the first forward (MB) | peak RSS over the forwards (MB) "
-        "| activation peak (MB) |",
-        "|---|---|---|---|---|---|",
-        f"| svdc | {ts:.2f} | {', '.join(f'{x:.2f}' for x in s['times_s'])} | {s['rss_before_forward_mb']:.0f} | "
-        f"{s['peak_rss_forward_mb']:.0f} | {s['arena_peak_mb']:.0f} (arena) |",
-        f"| diffusers | {td:.2f} | {', '.join(f'{x:.2f}' for x in d['times_s'])} | "
-        f"{d['rss_before_forward_mb']:.0f} | {d['peak_rss_forward_mb']:.0f} | "
-        f"{d['peak_rss_forward_mb'] - d['rss_before_forward_mb']:.0f} (RSS growth) |",
-        "",
-        f"Time ratio svdc / diffusers (fastest forwards): {ts / td:.2f}. Peak-RSS growth over the forwards: svdc "
-        f"{s['peak_rss_forward_mb'] - s['rss_before_forward_mb']:.0f} MB, diffusers "
-        f"{d['peak_rss_forward_mb'] - d['rss_before_forward_mb']:.0f} MB.",
-        "",
+        "| OpenBLAS variables | | fastest forward (s) | CPU of it (s) | all forwards (s) | RSS before the first forward "
+        "(MB) | peak RSS over the forwards (MB) | activation peak (MB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    ratios = []
+    for st, res in runs.items():
+        s, d = res["svdc"], res["diffusers"]
+        i_s, i_d = s["times_s"].index(min(s["times_s"])), d["times_s"].index(min(d["times_s"]))
+        label = _openblas_label(st)
+        lines += [
+            f"| {label} | svdc | {s['times_s'][i_s]:.2f} | {s['cpu_s'][i_s]:.2f} | "
+            f"{', '.join(f'{x:.2f}' for x in s['times_s'])} | {s['rss_before_forward_mb']:.0f} | "
+            f"{s['peak_rss_forward_mb']:.0f} | {s['arena_peak_mb']:.0f} (arena) |",
+            f"| {label} | diffusers | {d['times_s'][i_d]:.2f} | {d['cpu_s'][i_d]:.2f} | "
+            f"{', '.join(f'{x:.2f}' for x in d['times_s'])} | {d['rss_before_forward_mb']:.0f} | "
+            f"{d['peak_rss_forward_mb']:.0f} | {d['peak_rss_forward_mb'] - d['rss_before_forward_mb']:.0f} "
+            "(RSS growth) |",
+        ]
+        ratios.append(f"{label}: {s['times_s'][i_s] / d['times_s'][i_d]:.2f}")
+    lines += ["", "Time ratio svdc / diffusers (fastest forwards): " + "; ".join(ratios) + ".", ""]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         fh.write("\n".join(lines))

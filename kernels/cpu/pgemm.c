@@ -245,20 +245,24 @@ void svdc_pgemm_wa(int64_t M, int64_t N, int64_t K, const float *ap, const float
 
 void svdc_pgemm_wb(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C,
                    int64_t ldc, const svdc_pgemm_epilogue *ep) {
-    const int64_t panels = (N + NR - 1) / NR, kb = block_depth(K);
+    const int64_t kb = block_depth(K);
+    /* MC x NC blocks of C (in L2 across the K blocks), each built from the block's MC rows of A (kc deep, in L2) and
+     * the NC / NR weight panel slices (kc x NR, each in L1 across the block's row strips) */
     for (int64_t m0 = 0; m0 < M; m0 += MC) {
         const int64_t mc = min64(MC, M - m0);
-        for (int64_t k0 = 0; k0 < K; k0 += kb) {
-            const int64_t kc = min64(kb, K - k0);
-            tile_out out = block_out(ep, k0);
-            /* each weight panel slice (kc x NR, in L1) against the block's MC rows of A (kc deep, in L2) */
-            for (int64_t q = 0; q < panels; q++) {
-                const float *b = bp + (q * K + k0) * NR; /* panel q, depth k0 */
-                const int nr = (int)min64(NR, N - q * NR);
-                out.col_bias = k0 == 0 && ep && ep->bias ? ep->bias + q * NR : NULL;
-                for (int64_t i0 = m0; i0 < m0 + mc; i0 += MR)
-                    microkernel_rows(kc, A + i0 * lda + k0, lda, b, C + i0 * ldc + q * NR, ldc,
-                                     (int)min64(MR, m0 + mc - i0), nr, out);
+        for (int64_t n0 = 0; n0 < N; n0 += NC) {
+            const int64_t q1 = (min64(N, n0 + NC) + NR - 1) / NR;
+            for (int64_t k0 = 0; k0 < K; k0 += kb) {
+                const int64_t kc = min64(kb, K - k0);
+                tile_out out = block_out(ep, k0);
+                for (int64_t q = n0 / NR; q < q1; q++) {
+                    const float *b = bp + (q * K + k0) * NR; /* panel q, depth k0 */
+                    const int nr = (int)min64(NR, N - q * NR);
+                    out.col_bias = k0 == 0 && ep && ep->bias ? ep->bias + q * NR : NULL;
+                    for (int64_t i0 = m0; i0 < m0 + mc; i0 += MR)
+                        microkernel_rows(kc, A + i0 * lda + k0, lda, b, C + i0 * ldc + q * NR, ldc,
+                                         (int)min64(MR, m0 + mc - i0), nr, out);
+                }
             }
         }
     }

@@ -14,7 +14,7 @@
 #include "packed.h"
 
 #define SVDC_PGEMM_KC 256 /* depth of one block (the packed operands' panel slices fit L1, the block L2) */
-#define SVDC_PGEMM_NC 256 /* columns of B packed per block (pgemm_wa), a multiple of NR */
+#define SVDC_PGEMM_NC 256 /* columns of C per block (pgemm_wa: of B packed per block), a multiple of NR */
 #define SVDC_PGEMM_MC 96  /* rows of A per block (their K block stays in L2), a multiple of MR */
 #define SVDC_PGEMM_SCRATCH (SVDC_PGEMM_KC * SVDC_PGEMM_NC)
 
