@@ -9,9 +9,11 @@ kernels/cpu/gemm.c and conv.c size their row/column blocks by the thread count, 
 different order for different block shapes. Measured on an AMD EPYC (avx2 kernels, OpenBLAS 0.3.x, 2026-12-03), 2 and 3
 threads against 1: UNet output max |diff| 1.2e-6 and 2.3e-6 (9e-7 of max |out|), final latents 2.4e-4 (5e-5 of
 max |latent|: two Euler steps amplify the UNet's differences), frames one uint8 level on 0.05 % of pixels. The bounds
-below are about 4x those. Weights packed at load with svdc's own fixed-order GEMM (pgemm, issue 19) are expected to
-make the UNet, the image encoder and the VAE decoder exact; the strict test is marked xfail until every GEMM path the
-pipeline takes sums in a split-independent order."""
+below are about 4x those; the strict test stays xfail for the default SVDC_PREPACK.
+
+With SVDC_PREPACK=all every weight GEMM runs svdc's packed fixed-order GEMM (kernels/cpu/pgemm.c); what stays on
+OpenBLAS is attention's QKᵀ and PV, one tile per call on the calling thread with tiles sized independently of the
+thread count, so the same bits come out with 1, 2 and 3 threads: a strict test."""
 import os
 import subprocess
 import sys
@@ -42,9 +44,12 @@ np.savez(out, unet=unet_out, frames=video.frames, latents=latents[-1])
 """
 
 
-def _run(threads: int, tmp_path: Path) -> dict[str, np.ndarray]:
-    out = tmp_path / f"t{threads}.npz"
+def _run(threads: int, tmp_path: Path, prepack: str | None = None) -> dict[str, np.ndarray]:
+    out = tmp_path / f"t{threads}_{prepack}.npz"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    env.pop("SVDC_PREPACK", None)
+    if prepack is not None:
+        env["SVDC_PREPACK"] = prepack
     r = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -61,6 +66,12 @@ FRAMES_MAX_LEVELS, FRAMES_MAX_SHARE = 1, 0.005
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("threads")
     return {t: _run(t, tmp) for t in (1, 2, 3)}
+
+
+@pytest.fixture(scope="module")
+def runs_all_packed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("threads_packed")
+    return {t: _run(t, tmp, "all") for t in (1, 2, 3)}
 
 
 def _diff(runs, t, name):
@@ -88,4 +99,12 @@ def test_thread_count_changes_results_by_at_most_the_gemm_bound(runs, threads):
 def test_same_bits_with_any_thread_count(runs, threads):
     for name in runs[1]:
         d, _ = _diff(runs, threads, name)
+        assert not d.any(), f"{name}: {threads} threads differ from 1 in {np.count_nonzero(d)} of {d.size} values"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [2, 3])
+def test_every_weight_gemm_packed_gives_the_same_bits_with_any_thread_count(runs_all_packed, threads):
+    for name in runs_all_packed[1]:
+        d, _ = _diff(runs_all_packed, threads, name)
         assert not d.any(), f"{name}: {threads} threads differ from 1 in {np.count_nonzero(d)} of {d.size} values"
