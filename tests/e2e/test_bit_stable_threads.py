@@ -93,8 +93,9 @@ def test_thread_count_changes_results_by_at_most_the_gemm_bound(runs, threads):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="GEMMs through OpenBLAS (kernels/cpu/gemm.c, conv.c) sum in an order that depends on the "
-                          "thread split; svdc's packed fixed-order GEMM (issue 19) is to remove it", strict=False)
+@pytest.mark.xfail(reason="with the default SVDC_PREPACK, linear, 1x1 and temporal GEMMs run OpenBLAS (kernels/cpu/"
+                          "gemm.c, conv.c), which sums in an order that depends on the thread split; with "
+                          "SVDC_PREPACK=all the bits are the same (the test below)", strict=False)
 @pytest.mark.parametrize("threads", [2, 3])
 def test_same_bits_with_any_thread_count(runs, threads):
     for name in runs[1]:
