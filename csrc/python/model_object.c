@@ -1,10 +1,14 @@
 /* model_object.c — construction, teardown, locking and the common getters of the model binding types (see
  * model_object.h). */
+#define _DEFAULT_SOURCE /* madvise and MADV_DONTNEED (not in POSIX) */
 #include "model_object.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../core/arena.h"
 #include "../core/device.h"
@@ -53,6 +57,24 @@ static int parse_storage_dtype(const char *name, svdc_dtype *out) {
     return 0;
 }
 
+/* Drops the pages of [data, data + bytes) from this process: the borrowed weights lie in a read-only shared file
+ * mapping, so this loses nothing (a later read faults them back in from the page cache). Whole pages only inside
+ * the rounded-out range; a neighbour's page dropped with it is read back the same way. */
+static void drop_file_pages(const void *data, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = (uintptr_t)data & ~(page - 1), end = ((uintptr_t)data + bytes + page - 1) & ~(page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED); /* advice: a failure changes nothing */
+}
+
+/* drop_file_pages for every borrowed view (ndarrays of a file mapping). Needs the GIL. */
+static void drop_borrowed_pages(svdc_py_model *self) {
+    const Py_ssize_t n = self->borrowed ? PyList_GET_SIZE(self->borrowed) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyArrayObject *a = (PyArrayObject *)PyList_GET_ITEM(self->borrowed, i);
+        drop_file_pages(PyArray_DATA(a), (size_t)PyArray_NBYTES(a));
+    }
+}
+
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"config", "weights", "device", "dtype", NULL};
     PyObject *config, *weights;
@@ -88,6 +110,10 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         svdc_py_raise(s);
         goto fail;
     }
+    /* Loading read every borrowed page (the NaN/Inf check) and packing read the packed ones again; the kernels
+     * never read a packed weight's original, so those pages would sit in this process unused. Drop them all: the
+     * calls fault back in the ones they read (from the page cache, cheaply). */
+    if (kind->params(self->model)->prepared) drop_borrowed_pages(self);
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
@@ -160,6 +186,11 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
     const size_t reserved_before = svdc_arena_reserved(arena);
     svdc_arena_reset(arena);
     svdc_arena_reset_peak(arena);
+    if (self->released) { /* release_memory dropped the prepared weights: build them again, once */
+        s = svdc_params_prepare(self->kind->params(self->model));
+        self->released = s != SVDC_OK;
+        if (s) goto done;
+    }
     /* On a device: measure first and hold the peak in one block before anything runs, so the call neither
      * allocates nor frees device memory (no cudaFree mid-forward; a precondition for CUDA graphs). A larger block
      * held from an earlier call is kept. */
@@ -187,6 +218,7 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
         svdc_arena_trim(arena);
         svdc_arena_reserve(arena, peak); /* on failure the next call allocates as it goes */
     }
+done:
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS if (record_peak) {
         self->last_peak = peak;
@@ -220,6 +252,25 @@ PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *
     PyObject *shapes = svdc_py_params_shapes(kind->params(model));
     kind->destroy(model);
     return shapes;
+}
+
+PyObject *svdc_py_model_release_memory(PyObject *op, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"keep_packed", NULL};
+    int keep_packed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p", kwlist, &keep_packed)) return NULL;
+    svdc_py_model *self = (svdc_py_model *)op;
+    if (!svdc_py_model_ready(self)) return NULL;
+    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    if (!keep_packed && self->kind->params(self->model)->prepared) {
+        svdc_params_release_prepared(self->kind->params(self->model));
+        self->released = 1;
+    }
+    svdc_arena_reset(self->ctx.arena);
+    svdc_arena_trim(self->ctx.arena);
+    PyThread_release_lock(self->lock);
+    Py_END_ALLOW_THREADS;
+    drop_borrowed_pages(self);
+    Py_RETURN_NONE;
 }
 
 PyObject *svdc_py_model_get_last_peak(PyObject *self, void *closure) {
