@@ -75,18 +75,20 @@ def prepare(folder: str, config: str = "tiny") -> None:
 
 
 class _Timer:
-    """Accumulates wall time per stage name."""
+    """Accumulates wall time and process CPU time (all threads) per stage name: times[name] = [wall, cpu]."""
 
     def __init__(self):
         self.times = {}
 
     def wrap(self, name: str, fn):
         def timed(*args, **kwargs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t
+                acc = self.times.setdefault(name, [0.0, 0.0])
+                acc[0] += time.perf_counter() - t
+                acc[1] += time.process_time() - c
         return timed
 
 
@@ -131,12 +133,16 @@ def _diffusers_pipe(folder: str, timer: _Timer):
     return pipe
 
 
-def _stages(times: dict, call_s: float) -> dict:
-    """Per-stage seconds of one call; sampling_rest = the sampling loop less its UNet forwards (svdc: the sampler,
-    the host copies and checks of the model input/output), other = the call less every stage."""
-    out = {k: times.get(k, 0.0) for k in ("image_encoder", "vae_encode", "unet", "decode")}
-    out["sampling_rest"] = max(times.get("sampling", 0.0) - out["unet"], 0.0) if "sampling" in times else 0.0
-    out["other"] = call_s - sum(out.values())
+def _stages(times: dict, call: tuple[float, float]) -> dict:
+    """Per-stage [wall, cpu] seconds of one call; sampling_rest = the sampling loop less its UNet forwards (svdc: the
+    sampler, the host copies and checks of the model input/output), other = the call less every stage."""
+    out = {}
+    for j in range(2):
+        st = {k: times.get(k, [0.0, 0.0])[j] for k in ("image_encoder", "vae_encode", "unet", "decode")}
+        st["sampling_rest"] = max(times["sampling"][j] - st["unet"], 0.0) if "sampling" in times else 0.0
+        st["other"] = call[j] - sum(st.values())
+        for k, v in st.items():
+            out.setdefault(k, [0.0, 0.0])[j] = v
     return out
 
 
@@ -168,20 +174,22 @@ def child(side: str, folder: str, frames: int, steps: int, size: int, repeat: in
     image = Image.fromarray(tiny.test_image(size, size))
     load_s = time.perf_counter() - t0
     rss_load_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    calls, stages = [], []
+    calls, cpus, stages = [], [], []
     out = None
     for _ in range(1 + repeat):
         timer.times.clear()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         frames_out = run()
         calls.append(time.perf_counter() - t)
-        stages.append(_stages(dict(timer.times), calls[-1]))
+        cpus.append(time.process_time() - c)
+        stages.append(_stages(dict(timer.times), (calls[-1], cpus[-1])))
         if out is None:
             out = np.asarray(frames_out)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if out.dtype != np.uint8:
         out = np.round(out * 255).astype(np.uint8)
-    info = dict(load_s=load_s, first_s=calls[0], calls_s=calls[1:], stages=stages, total_s=time.perf_counter() - t0,
+    info = dict(load_s=load_s, first_s=calls[0], calls_s=calls[1:], first_cpu_s=cpus[0], calls_cpu_s=cpus[1:],
+                stages=stages, total_s=time.perf_counter() - t0,
                 rss_load_mb=rss_load_mb, rss_mb=rss_mb, checksum=int(out.astype(np.int64).sum()),
                 shape=list(out.shape), frames=out.tolist() if out.size <= (1 << 20) else None)
     if side == "svdc":
@@ -294,23 +302,26 @@ def main():
         rows = [(label, r) for e, label, r in results if e == env_label]
         ref = rows[0][1]
         ref_call = _median(ref["calls_s"]) if ref["calls_s"] else ref["first_s"]
+        ref_cpu = _median(ref["calls_cpu_s"]) if ref["calls_cpu_s"] else ref["first_cpu_s"]
         lines += [f"## {env_label}", "",
                   "| process | kernels | load (s) | first call (s) | repeated call, median (s) | call / diffusers | "
-                  "peak RSS (MiB) | RSS / diffusers | RSS after load (MiB) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "repeated call CPU (s) | CPU / diffusers | peak RSS (MiB) | RSS / diffusers | RSS after load (MiB) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label, r in rows:
             call = _median(r["calls_s"]) if r["calls_s"] else r["first_s"]
+            cpu = _median(r["calls_cpu_s"]) if r["calls_cpu_s"] else r["first_cpu_s"]
             lines.append(f"| {label} | {r['kernels']} | {r['load_s']:.2f} | {r['first_s']:.2f} | {call:.2f} | "
-                         f"{call / ref_call:.2f} | {r['rss_mb']:.0f} | {r['rss_mb'] / ref['rss_mb']:.2f} | "
-                         f"{r['rss_load_mb']:.0f} |")
-        lines += ["", "Per stage, seconds (median over the repeated calls; the first call's in brackets). "
-                  "sampling_rest: the sampling loop less the UNet forwards (sampler, host copies, checks); "
-                  "decode includes svdc's stage release before it; other: the rest of the call.", "",
-                  "| process | " + " | ".join(STAGES) + " |", "|---|" + "---:|" * len(STAGES)]
-        for label, r in rows:
-            later = r["stages"][1:] or r["stages"]
-            cells = [f"{_median([s[k] for s in later]):.2f} ({r['stages'][0][k]:.2f})" for k in STAGES]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                         f"{call / ref_call:.2f} | {cpu:.2f} | {cpu / ref_cpu:.2f} | {r['rss_mb']:.0f} | "
+                         f"{r['rss_mb'] / ref['rss_mb']:.2f} | {r['rss_load_mb']:.0f} |")
+        for j, what in enumerate(("wall", "process CPU (all threads)")):
+            lines += ["", f"Per stage, {what} seconds (median over the repeated calls; the first call's in "
+                      "brackets). sampling_rest: the sampling loop less the UNet forwards (sampler, host copies, "
+                      "checks); decode includes svdc's stage release before it; other: the rest of the call.", "",
+                      "| process | " + " | ".join(STAGES) + " |", "|---|" + "---:|" * len(STAGES)]
+            for label, r in rows:
+                later = r["stages"][1:] or r["stages"]
+                cells = [f"{_median([s[k][j] for s in later]):.2f} ({r['stages'][0][k][j]:.2f})" for k in STAGES]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
         agree = []
         for label, r in rows[1:]:
             if r["frames"] is not None and ref["frames"] is not None:
