@@ -111,9 +111,9 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     /* Loading read every borrowed page (the NaN/Inf check) and packing read the packed ones again; the kernels
-     * never read a packed weight's original, so those pages would sit in this process unused. Drop them all: the
-     * calls fault back in the ones they read (from the page cache, cheaply). */
-    if (kind->params(self->model)->prepared) drop_borrowed_pages(self);
+     * never read a packed weight's original, and a pipeline loads models that run one after the other. Drop them
+     * all: each call faults back in the pages it reads (from the page cache, cheaply). */
+    drop_borrowed_pages(self);
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {

@@ -66,8 +66,7 @@ def test_release_memory_drops_the_borrowed_pages(folder):
     ctx = np.zeros((1, 1, unet.config["cross_attention_dim"]), np.float32)
     ids = np.zeros((1, unet.num_added_ids), np.float32)
     weights = unet.weight_bytes
-    if unet.packed_weight_bytes:  # the load's pages are dropped after packing: the call reads what it needs
-        assert _resident_bytes_of(path) <= 0.1 * weights
+    assert _resident_bytes_of(path) <= 0.1 * weights  # the load's pages are dropped: the call reads what it needs
     want = unet(x, 1.0, ctx, ids)
     used = _resident_bytes_of(path)
     assert used >= 0.5 * weights  # the borrowed weights the call read: the file's pages
