@@ -82,7 +82,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         for a single file takes the sgm res-block epsilon unless it says "resnet_eps": "diffusers" (see
         svdc/configs/unet.py); its num_frames, when given, is the default frame count.
 
-        release_stages (default True): each component gives back what it holds beyond its weight block while the
+        release_stages (default True): each CPU component gives back what it holds beyond its weight block while the
         other stages run (VAE.release_memory etc.: its arena, its resident pages of the checkpoint's mapping, its
         packed weights), so a call's peak memory is about the largest stage's (the UNet's) rather than all three
         models'. The cost is packing the VAE's weights again before the decode (and the UNet's too when the
