@@ -21,6 +21,9 @@ static void model_clear(svdc_py_model *self) {
     if (self->kind) self->kind->destroy(self->model);
     self->model = NULL;
     Py_CLEAR(self->borrowed); /* after the model: its borrowed weight slots point into these views */
+    free(self->borrowed_spans);
+    self->borrowed_spans = NULL;
+    self->num_borrowed_spans = 0;
     svdc_arena_free(self->ctx.arena);
     self->ctx.arena = NULL;
     if (self->lock) PyThread_free_lock(self->lock);
@@ -66,13 +69,27 @@ static void drop_file_pages(const void *data, size_t bytes) {
     if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED); /* advice: a failure changes nothing */
 }
 
-/* drop_file_pages for every borrowed view (ndarrays of a file mapping). Needs the GIL. */
-static void drop_borrowed_pages(svdc_py_model *self) {
+/* Records the borrowed views' memory (ndarrays of a file mapping) as plain spans, so that their pages can be
+ * dropped without the GIL. Returns 0 or -1 with MemoryError. */
+static int record_borrowed_spans(svdc_py_model *self) {
     const Py_ssize_t n = self->borrowed ? PyList_GET_SIZE(self->borrowed) : 0;
+    if (!n) return 0;
+    if (!(self->borrowed_spans = calloc((size_t)n, sizeof *self->borrowed_spans))) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyArrayObject *a = (PyArrayObject *)PyList_GET_ITEM(self->borrowed, i);
-        drop_file_pages(PyArray_DATA(a), (size_t)PyArray_NBYTES(a));
+        self->borrowed_spans[i] = (struct svdc_py_span){PyArray_DATA(a), (size_t)PyArray_NBYTES(a)};
     }
+    self->num_borrowed_spans = n;
+    return 0;
+}
+
+/* drop_file_pages for every borrowed view. */
+static void drop_borrowed_pages(const svdc_py_model *self) {
+    for (Py_ssize_t i = 0; i < self->num_borrowed_spans; i++)
+        drop_file_pages(self->borrowed_spans[i].data, self->borrowed_spans[i].bytes);
 }
 
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs) {
@@ -105,14 +122,9 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name, &self->borrowed) < 0) goto fail;
-    /* Every weight is now in place and final: derived layouts (the CPU's packed weights) are made once, here. */
-    if ((s = svdc_params_prepare(kind->params(self->model)))) {
-        svdc_py_raise(s);
-        goto fail;
-    }
-    /* Loading read every borrowed page (the NaN/Inf check) and packing read the packed ones again; the kernels
-     * never read a packed weight's original, and a pipeline loads models that run one after the other. Drop them
-     * all: each call faults back in the pages it reads (from the page cache, cheaply). */
+    if (record_borrowed_spans(self) < 0) goto fail;
+    /* Loading read every borrowed page (the NaN/Inf check), and a pipeline loads models that run one after the
+     * other: drop them; each call faults back in the pages it reads (from the page cache, cheaply). */
     drop_borrowed_pages(self);
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
@@ -178,7 +190,7 @@ static svdc_status measure_call(svdc_py_model *self, svdc_py_model_call call, vo
 
 svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
                                  svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout) {
-    svdc_status s;
+    svdc_status s = SVDC_OK;
     size_t peak = 0, planned = 0;
     const int on_host = self->ctx.backend == svdc_backend_cpu();
     Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
@@ -186,15 +198,21 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
     const size_t reserved_before = svdc_arena_reserved(arena);
     svdc_arena_reset(arena);
     svdc_arena_reset_peak(arena);
-    if (self->released) { /* release_memory dropped the prepared weights: build them again, once */
+    /* The weights are final once loaded; their derived layouts (the CPU's packed weights: seconds of work and a
+     * copy in memory for a full UNet) are made once, by the first call (and again after release_memory), so that
+     * loading runs at disk speed. Packing read the packed weights' originals, which the kernels never read: their
+     * pages are dropped again (the call faults back in the others as it reads them). */
+    if (!self->prepared) {
         s = svdc_params_prepare(self->kind->params(self->model));
-        self->released = s != SVDC_OK;
-        if (s) goto done;
+        if (!s) {
+            self->prepared = 1;
+            if (self->kind->params(self->model)->prepared) drop_borrowed_pages(self);
+        }
     }
     /* On a device: measure first and hold the peak in one block before anything runs, so the call neither
      * allocates nor frees device memory (no cudaFree mid-forward; a precondition for CUDA graphs). A larger block
      * held from an earlier call is kept. */
-    s = on_host ? SVDC_OK : measure_call(self, call, args, in, nin, out, nout, &planned);
+    if (!s && !on_host) s = measure_call(self, call, args, in, nin, out, nout, &planned);
     if (!s && !on_host) s = svdc_arena_reserve(arena, planned);
     if (!s) s = run_staged(self, &self->ctx, call, args, in, nin, out, nout);
     peak = svdc_arena_peak(arena);
@@ -218,7 +236,6 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
         svdc_arena_trim(arena);
         svdc_arena_reserve(arena, peak); /* on failure the next call allocates as it goes */
     }
-done:
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS if (record_peak) {
         self->last_peak = peak;
@@ -261,15 +278,15 @@ PyObject *svdc_py_model_release_memory(PyObject *op, PyObject *args, PyObject *k
     svdc_py_model *self = (svdc_py_model *)op;
     if (!svdc_py_model_ready(self)) return NULL;
     Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    if (!keep_packed && self->kind->params(self->model)->prepared) {
+    if (!keep_packed && self->prepared) { /* the next call prepares them again */
         svdc_params_release_prepared(self->kind->params(self->model));
-        self->released = 1;
+        self->prepared = 0;
     }
     svdc_arena_reset(self->ctx.arena);
     svdc_arena_trim(self->ctx.arena);
+    drop_borrowed_pages(self);
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS;
-    drop_borrowed_pages(self);
     Py_RETURN_NONE;
 }
 

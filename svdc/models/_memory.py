@@ -8,10 +8,10 @@ class ReleasableMemory:
     def release_memory(self, keep_packed: bool = False) -> None:
         """Gives back, until the next call, what this model holds beyond its own weight block: its activation
         arena, this process's resident pages of the weights it borrows from a checkpoint's mapping (they stay in
-        the page cache; the next call faults them back in as it reads them) and, unless keep_packed, the weights
-        packed at load (the next call packs them again, the same way: the same results, at the cost of the
-        packing; `packed_weight_bytes` says how much that holds). Weights converted into the block at load (another
-        storage dtype, computed tensors) stay."""
+        the page cache; the next call faults them back in as it reads them) and, unless keep_packed, the packed
+        weights (SVDC_PREPACK; made by the first call, and by the next call again after a release: the same
+        results, at the cost of the packing; `packed_weight_bytes` says how much that holds). Weights converted
+        into the block at load (another storage dtype, computed tensors) stay."""
         self._native.release_memory(keep_packed=bool(keep_packed))
 
     @property
@@ -21,5 +21,6 @@ class ReleasableMemory:
 
     @property
     def packed_weight_bytes(self) -> int:
-        """Bytes of the weights packed at load (SVDC_PREPACK); 0 after release_memory() until the next call."""
+        """Bytes of the packed weights (SVDC_PREPACK): 0 until the first call and after release_memory() until the
+        next call."""
         return int(self._native.packed_weight_bytes)
