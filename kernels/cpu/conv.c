@@ -28,6 +28,9 @@
 #define WINO_BUDGET ((int64_t)8 << 20)
 #define WINO_MIN_TILES 128
 #define WINO_U_BUDGET ((int64_t)8 << 20)
+/* F(4x4)'s U (36 matrices, per call) may take more, so a 512x512 conv's (9.4 Mi floats, 38 MiB) is one block: a
+ * second block would redo the input transform. */
+#define WINO4_U_BUDGET ((int64_t)10 << 20)
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -356,13 +359,13 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
      * same results) for blocks of output channels whose U (npos * on * C floats) fits the budget; the input
      * transform is redone per block, which costs little next to the GEMMs. Blocks are whole panels (multiples of
      * MR). */
-    int64_t nblk = (npos * O * C + WINO_U_BUDGET - 1) / WINO_U_BUDGET;
+    const int64_t u_budget = m == 2 ? WINO_U_BUDGET : WINO4_U_BUDGET;
+    int64_t nblk = (npos * O * C + u_budget - 1) / u_budget;
     if (nblk < 1) nblk = 1;
     int64_t ob = (O + nblk - 1) / nblk;
     if (ob < O) ob = (ob + SVDC_PACK_MR - 1) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob > O) ob = O;
-    if (npos * ob * C > WINO_U_BUDGET && ob > SVDC_PACK_MR)
-        ob = WINO_U_BUDGET / (npos * C) / SVDC_PACK_MR * SVDC_PACK_MR;
+    if (npos * ob * C > u_budget && ob > SVDC_PACK_MR) ob = u_budget / (npos * C) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob < 1) ob = 1;
     if (pw) ob = O;
     /* Tasks of whole tile rows of one image; per thread V (npos, C, nt) and M (npos, ob, nt) fit the budget. */
