@@ -87,8 +87,8 @@ def worker(args):
     if args.framework == "svdc":
         result["arena_peak_mb"] = model.last_peak_bytes / 2**20
         info = svdc._C.build_info()
-        result["kernels"] = (f"svdc {info['cpu_kernels']} kernels (6x16 packed GEMM), Winograd "
-                             f"{os.environ.get('SVDC_WINOGRAD_TILE') or 'F(4x4) for images of >= 512 4x4 tiles, else F(2x2)'}")
+        tiles = os.environ.get("SVDC_WINOGRAD_TILE") or "F(4x4) for images of >= 512 4x4 tiles, else F(2x2)"
+        result["kernels"] = f"svdc {info['cpu_kernels']} kernels (6x16 packed GEMM), Winograd {tiles}"
     else:
         result["kernels"] = f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
     np.save(os.path.join(weights_dir, f"out_{args.framework}_{args.task}.npy"), out)

@@ -305,33 +305,46 @@ static void wino4_output(const float *M, const float *bias, int64_t o0, int64_t 
     }
 }
 
-/* u[xi] = (G g G^T)[xi] (xi = 6*i + j) of one 3x3 kernel g, in double, rounded once. */
-static void wino4_kernel(const float *g, float u[36]) {
+/* Panel p (MR rows) of the 36 U[xi] = (G g G^T)[xi] matrices (xi = 6*i + j; mat_stride floats apart, A panels of
+ * depth C: packed.h) of the output channels [o0, o0 + on) of a 3x3 weight (O, C, 3, 3); rows past `on` are zero.
+ * Computed in double and rounded once, a chunk of input channels at a time with the channel innermost (the
+ * arithmetic vectorises across channels). */
+static void wino4_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
+                             float *dst) {
     static const double G[6][3] = {{1, 0, 0},
                                    {1.0 / 3, 1.0 / 3, 1.0 / 3},
                                    {-1.0 / 3, 1.0 / 3, -1.0 / 3},
                                    {-16.0 / 15, -8.0 / 15, -4.0 / 15},
                                    {1.0 / 15, -2.0 / 15, 4.0 / 15},
                                    {0, 0, 1}};
-    double t[6][3]; /* t = G g */
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++) u[6 * i + j] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
-}
-
-/* Panel p (MR rows) of the 36 U[xi] matrices (mat_stride floats apart, A panels of depth C: packed.h) of the
- * output channels [o0, o0 + on) of a 3x3 weight (O, C, 3, 3); rows past `on` are zero. */
-static void wino4_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
-                             float *dst) {
-    for (int64_t c = 0; c < C; c++)
-        for (int i = 0; i < SVDC_PACK_MR; i++) {
-            const int64_t r = p * SVDC_PACK_MR + i;
-            float u[36] = {0};
-            if (r < on) wino4_kernel(w + ((o0 + r) * C + c) * 9, u);
-            float *d = dst + (size_t)((p * C + c) * SVDC_PACK_MR + i);
-            for (int xi = 0; xi < 36; xi++) d[xi * mat_stride] = u[xi];
+    enum { CHUNK = 32 };
+    double g[9][CHUNK], t[6][3][CHUNK];
+    for (int i = 0; i < SVDC_PACK_MR; i++) {
+        const int64_t r = p * SVDC_PACK_MR + i;
+        for (int64_t c0 = 0; c0 < C; c0 += CHUNK) {
+            const int64_t cn = C - c0 < CHUNK ? C - c0 : CHUNK;
+            float *d = dst + (size_t)((p * C + c0) * SVDC_PACK_MR + i); /* element c of U[xi] at d[xi*ms + c*MR] */
+            if (r >= on) {
+                for (int xi = 0; xi < 36; xi++)
+                    for (int64_t c = 0; c < cn; c++) d[xi * mat_stride + (size_t)(c * SVDC_PACK_MR)] = 0.0f;
+                continue;
+            }
+            const float *src = w + ((o0 + r) * C + c0) * 9;
+            for (int64_t c = 0; c < cn; c++)
+                for (int k = 0; k < 9; k++) g[k][c] = src[c * 9 + k];
+            for (int a = 0; a < 6; a++) /* t = G g */
+                for (int j = 0; j < 3; j++)
+                    for (int64_t c = 0; c < cn; c++)
+                        t[a][j][c] = G[a][0] * g[j][c] + G[a][1] * g[3 + j][c] + G[a][2] * g[6 + j][c];
+            for (int a = 0; a < 6; a++) /* u = t G^T */
+                for (int b = 0; b < 6; b++) {
+                    float *u = d + (size_t)(6 * a + b) * mat_stride;
+                    for (int64_t c = 0; c < cn; c++)
+                        u[c * SVDC_PACK_MR] =
+                            (float)(t[a][0][c] * G[b][0] + t[a][1][c] * G[b][1] + t[a][2][c] * G[b][2]);
+                }
         }
+    }
 }
 
 /* The output tile size for a call: SVDC_WINOGRAD_TILE "2" or "4" forces one (tests, benchmarks); unset or "auto"
