@@ -43,7 +43,6 @@ def main():
     args = p.parse_args()
     import numpy as np
 
-    import svdc
     from svdc._native import _C
     from svdc._native import testing_ops
 
@@ -75,12 +74,18 @@ def main():
         commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
         info = _C.build_info()
+        cpu = platform.processor() or "x86-64"
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
         head = [
             "# Winograd F(2x2,3x3) vs F(4x4,3x3) on the CPU (one conv2d op)",
             "",
-            f"- date: {datetime.date.today().isoformat()}, commit {commit}, machine: {platform.processor() or 'x86-64'}"
+            f"- date: {datetime.date.today().isoformat()}, commit {commit}, machine: {cpu}"
             f", {os.cpu_count()} CPUs (shared with other jobs: CPU time, medians of {args.repeats} interleaved runs)",
-            f"- kernels: {info['cpu_kernels']} ({_C.build_info().get('pgemm_kernel', 'svdc 6x16 GEMM')}); "
+            f"- kernels: svdc {info['cpu_kernels']} (its 6x16 packed GEMM for both tile sizes); "
             f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, "
             f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', 'unset')} (neither GEMM here is OpenBLAS's)",
             "",
