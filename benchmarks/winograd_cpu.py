@@ -1,4 +1,4 @@
-"""Winograd F(2x2,3x3) (U packed at load, as a loaded model has it) vs F(4x4,3x3) (U per call) on the CPU: process
+"""Winograd F(2x2,3x3) (U packed once, as a model packs it in its first call) vs F(4x4,3x3) (U per call) on the CPU: process
 CPU time of one conv2d op at the SVD VAE's and UNet's 3x3 shapes, the variants interleaved, medians of `--repeats`.
 CPU time rather than wall time, so a busy machine disturbs it less. Usage:
 OMP_NUM_THREADS=1 python benchmarks/winograd_cpu.py [--repeats 3] [--threads 1 2] [--out FILE.md]"""
@@ -48,7 +48,7 @@ def main():
 
     T = testing_ops()
     rng = np.random.default_rng(0)
-    lines = ["| shape | threads | F(2x2) packed at load, CPU s | F(4x4) U per call, CPU s | ratio F4/F2 | "
+    lines = ["| shape | threads | F(2x2) U packed, CPU s | F(4x4) U per call, CPU s | ratio F4/F2 | "
              "GFLOP/CPU-s (direct-conv FLOPs) F2 / F4 |", "|---|---|---|---|---|---|"]
     for label, N, C, H, W in SHAPES:
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)

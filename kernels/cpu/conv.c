@@ -88,7 +88,7 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
  * Two tile sizes:
  *  - F(2x2, 3x3): 16 products per 4 outputs (2.25x fewer multiply-adds than direct). Transforms (Lavin & Gray 2015):
  *    B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
- *    A^T = [1 1 1 0; 0 1 -1 -1]. U may be packed at load (SVDC_PACKED_WINOGRAD).
+ *    A^T = [1 1 1 0; 0 1 -1 -1]. U may be packed once per model (SVDC_PACKED_WINOGRAD).
  *  - F(4x4, 3x3): 36 products per 16 outputs (4x fewer; 1.78x fewer than F(2x2)), for large images, where the
  *    per-call weight transform is amortised over many tiles. Toom-Cook with the interpolation points
  *    0, 1, -1, 1/2, -2 and infinity (chosen for float32 accuracy: about half the error of 0, +-1, +-2, measured
@@ -100,8 +100,9 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
  *    U is computed per call (in double, rounded once) in blocks of output channels. */
 
 /* F(4x4) is chosen (SVDC_WINOGRAD_TILE unset or "auto") for images of at least this many 4x4 output tiles: below
- * that the per-call weight transform (and, for weights packed at load, F(2x2)'s free U) wins. The choice depends on
- * the image size only, not on how many images a call holds, so a frame's result does not depend on batching. */
+ * that the per-call weight transform (and, for weights packed once per model, F(2x2)'s free U) wins
+ * (benchmarks/results/winograd_cpu_2026-12-03.md). The choice depends on the image size only, not on how many
+ * images a call holds, so a frame's result does not depend on batching. */
 #define WINO4_MIN_TILES 512
 
 /* Floats between the transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
