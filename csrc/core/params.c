@@ -28,6 +28,8 @@ static void release_prepared(svdc_params *p) {
     p->prepared_bytes = 0;
 }
 
+void svdc_params_release_prepared(svdc_params *p) { release_prepared(p); }
+
 svdc_status svdc_params_prepare(svdc_params *p) {
     release_prepared(p);
     if (!p->block || !p->backend->prepare_params) return SVDC_OK;

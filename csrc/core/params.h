@@ -90,5 +90,7 @@ int64_t svdc_params_count_elements(const svdc_params *p);
 /* After loading: lets the backend build what its kernels derive from the weights once (backend.h prepare_params;
  * the CPU packs GEMM weights unless SVDC_PREPACK=0). Replaces an earlier preparation; freed by svdc_params_free. */
 svdc_status svdc_params_prepare(svdc_params *p);
+/* Frees what svdc_params_prepare built (the kernels fall back to the plain weights until the next prepare). */
+void svdc_params_release_prepared(svdc_params *p);
 
 #endif

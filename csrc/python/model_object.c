@@ -1,10 +1,14 @@
 /* model_object.c — construction, teardown, locking and the common getters of the model binding types (see
  * model_object.h). */
+#define _DEFAULT_SOURCE /* madvise and MADV_DONTNEED (not in POSIX) */
 #include "model_object.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../core/arena.h"
 #include "../core/device.h"
@@ -17,6 +21,9 @@ static void model_clear(svdc_py_model *self) {
     if (self->kind) self->kind->destroy(self->model);
     self->model = NULL;
     Py_CLEAR(self->borrowed); /* after the model: its borrowed weight slots point into these views */
+    free(self->borrowed_spans);
+    self->borrowed_spans = NULL;
+    self->num_borrowed_spans = 0;
     svdc_arena_free(self->ctx.arena);
     self->ctx.arena = NULL;
     if (self->lock) PyThread_free_lock(self->lock);
@@ -53,6 +60,38 @@ static int parse_storage_dtype(const char *name, svdc_dtype *out) {
     return 0;
 }
 
+/* Drops the pages of [data, data + bytes) from this process: the borrowed weights lie in a read-only shared file
+ * mapping, so this loses nothing (a later read faults them back in from the page cache). Whole pages only inside
+ * the rounded-out range; a neighbour's page dropped with it is read back the same way. */
+static void drop_file_pages(const void *data, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = (uintptr_t)data & ~(page - 1), end = ((uintptr_t)data + bytes + page - 1) & ~(page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED); /* advice: a failure changes nothing */
+}
+
+/* Records the borrowed views' memory (ndarrays of a file mapping) as plain spans, so that their pages can be
+ * dropped without the GIL. Returns 0 or -1 with MemoryError. */
+static int record_borrowed_spans(svdc_py_model *self) {
+    const Py_ssize_t n = self->borrowed ? PyList_GET_SIZE(self->borrowed) : 0;
+    if (!n) return 0;
+    if (!(self->borrowed_spans = calloc((size_t)n, sizeof *self->borrowed_spans))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyArrayObject *a = (PyArrayObject *)PyList_GET_ITEM(self->borrowed, i);
+        self->borrowed_spans[i] = (struct svdc_py_span){PyArray_DATA(a), (size_t)PyArray_NBYTES(a)};
+    }
+    self->num_borrowed_spans = n;
+    return 0;
+}
+
+/* drop_file_pages for every borrowed view. */
+static void drop_borrowed_pages(const svdc_py_model *self) {
+    for (Py_ssize_t i = 0; i < self->num_borrowed_spans; i++)
+        drop_file_pages(self->borrowed_spans[i].data, self->borrowed_spans[i].bytes);
+}
+
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"config", "weights", "device", "dtype", NULL};
     PyObject *config, *weights;
@@ -83,6 +122,10 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name, &self->borrowed) < 0) goto fail;
+    if (record_borrowed_spans(self) < 0) goto fail;
+    /* Loading read every borrowed page (the NaN/Inf check), and a pipeline loads models that run one after the
+     * other: drop them; each call faults back in the pages it reads (from the page cache, cheaply). */
+    drop_borrowed_pages(self);
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
@@ -147,7 +190,7 @@ static svdc_status measure_call(svdc_py_model *self, svdc_py_model_call call, vo
 
 svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, void *args, int record_peak,
                                  svdc_tensor *const *in, int nin, svdc_tensor *const *out, int nout) {
-    svdc_status s;
+    svdc_status s = SVDC_OK;
     size_t peak = 0, planned = 0;
     const int on_host = self->ctx.backend == svdc_backend_cpu();
     Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
@@ -156,9 +199,16 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
     svdc_arena_reset(arena);
     svdc_arena_reset_peak(arena);
     /* The weights are final once loaded; their derived layouts (the CPU's packed weights: seconds of work and a
-     * copy in memory for a full UNet) are made once, by the first call, so that loading runs at disk speed. */
-    s = self->prepared ? SVDC_OK : svdc_params_prepare(self->kind->params(self->model));
-    if (!s) self->prepared = 1;
+     * copy in memory for a full UNet) are made once, by the first call (and again after release_memory), so that
+     * loading runs at disk speed. Packing read the packed weights' originals, which the kernels never read: their
+     * pages are dropped again (the call faults back in the others as it reads them). */
+    if (!self->prepared) {
+        s = svdc_params_prepare(self->kind->params(self->model));
+        if (!s) {
+            self->prepared = 1;
+            if (self->kind->params(self->model)->prepared) drop_borrowed_pages(self);
+        }
+    }
     /* On a device: measure first and hold the peak in one block before anything runs, so the call neither
      * allocates nor frees device memory (no cudaFree mid-forward; a precondition for CUDA graphs). A larger block
      * held from an earlier call is kept. */
@@ -219,6 +269,25 @@ PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *
     PyObject *shapes = svdc_py_params_shapes(kind->params(model));
     kind->destroy(model);
     return shapes;
+}
+
+PyObject *svdc_py_model_release_memory(PyObject *op, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"keep_packed", NULL};
+    int keep_packed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p", kwlist, &keep_packed)) return NULL;
+    svdc_py_model *self = (svdc_py_model *)op;
+    if (!svdc_py_model_ready(self)) return NULL;
+    Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    if (!keep_packed && self->prepared) { /* the next call prepares them again */
+        svdc_params_release_prepared(self->kind->params(self->model));
+        self->prepared = 0;
+    }
+    svdc_arena_reset(self->ctx.arena);
+    svdc_arena_trim(self->ctx.arena);
+    drop_borrowed_pages(self);
+    PyThread_release_lock(self->lock);
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
 }
 
 PyObject *svdc_py_model_get_last_peak(PyObject *self, void *closure) {

@@ -23,6 +23,11 @@ typedef struct svdc_py_model_kind {
     int trim_after_call; /* give the arena's memory back after every call (few, large calls: the VAE) */
 } svdc_py_model_kind;
 
+struct svdc_py_span {
+    const void *data;
+    size_t bytes;
+};
+
 typedef struct {
     PyObject_HEAD const svdc_py_model_kind *kind;
     void *model; /* NULL until construction succeeded */
@@ -34,6 +39,8 @@ typedef struct {
     PyObject *borrowed;      /* the file views borrowed weights point into (svdc_py_load_params); NULL when none */
     char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
     int prepared;            /* svdc_params_prepare has run: at the first call, so loading stays at disk speed */
+    struct svdc_py_span *borrowed_spans; /* the borrowed views' memory, for dropping its pages without the GIL */
+    Py_ssize_t num_borrowed_spans;
 } svdc_py_model;
 
 /* tp_init body: Type(config, weights, device="cpu", dtype="fp32"). Parses the config and the device (the core's
@@ -82,6 +89,16 @@ PyObject *svdc_py_model_result(svdc_status status, PyArrayObject *out);
 /* classmethod weight_shapes(config) -> {name: shape}: the table a model of that config declares (the model is
  * built and freed; its weight block is allocated, never read or written). */
 PyObject *svdc_py_model_weight_shapes(const svdc_py_model_kind *kind, PyObject *config);
+
+/* release_memory(*, keep_packed=False): gives back what the model holds beyond its own weight block until its
+ * next call: the arena's memory, this process's resident pages of the weights it borrows from a file (they stay
+ * in the page cache) and, unless keep_packed, the prepared (packed) weights. The next call builds the prepared
+ * weights again (the same ones: the same results) and faults the borrowed pages back in as it reads them. */
+PyObject *svdc_py_model_release_memory(PyObject *self, PyObject *args, PyObject *kwargs);
+#define SVDC_PY_MODEL_METHODS                                                                                        \
+    {"release_memory", (PyCFunction)(void (*)(void))svdc_py_model_release_memory, METH_VARARGS | METH_KEYWORDS,    \
+     "release_memory(*, keep_packed=False): frees the arena (and the packed weights unless keep_packed) and "      \
+     "drops the borrowed weights' resident pages until the next call, which builds them again"}
 
 PyObject *svdc_py_model_get_last_peak(PyObject *self, void *closure);
 PyObject *svdc_py_model_get_num_parameters(PyObject *self, void *closure);

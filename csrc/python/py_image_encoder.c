@@ -106,6 +106,7 @@ static PyObject *ie_weight_shapes(PyObject *cls, PyObject *config) {
 }
 
 static PyMethodDef ie_methods[] = {
+    SVDC_PY_MODEL_METHODS,
     {"forward", (PyCFunction)(void (*)(void))ie_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(pixel_values (N, C, S, S) float32) -> image_embeds (N, projection_dim) float32"},
     {"weight_shapes", ie_weight_shapes, METH_O | METH_CLASS,

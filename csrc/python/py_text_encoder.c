@@ -109,6 +109,7 @@ static PyObject *te_weight_shapes(PyObject *cls, PyObject *config) {
 }
 
 static PyMethodDef te_methods[] = {
+    SVDC_PY_MODEL_METHODS,
     {"forward", (PyCFunction)te_forward, METH_VARARGS,
      "forward(input_ids int32 (N,T), eos_index int32 (N,), skip_layers, final_norm) -> (hidden (N,T,C), pooled "
      "(N,C), text_embeds (N,P) or None)"},

@@ -130,6 +130,7 @@ static PyObject *unet_weight_shapes(PyObject *cls, PyObject *config) {
 }
 
 static PyMethodDef unet_methods[] = {
+    SVDC_PY_MODEL_METHODS,
     {"forward", (PyCFunction)unet_forward, METH_VARARGS,
      "forward(sample (B*F,Cin,h,w), num_frames, timesteps (B,), context (B,L,D), added_ids (B*F,n)) -> "
      "(B*F,Cout,h,w)"},

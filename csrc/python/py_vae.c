@@ -155,6 +155,7 @@ static PyObject *vae_weight_shapes(PyObject *cls, PyObject *config) {
 }
 
 static PyMethodDef vae_methods[] = {
+    SVDC_PY_MODEL_METHODS,
     {"encode", (PyCFunction)vae_encode, METH_O,
      "encode(images float32 (N, in, H, W)) -> posterior mean float32 (N, latent, H/f, W/f)"},
     {"decode", (PyCFunction)(void (*)(void))vae_decode, METH_VARARGS | METH_KEYWORDS,

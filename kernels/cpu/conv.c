@@ -1,5 +1,5 @@
 /* conv.c — 2-D convolution (any kernel, stride, asymmetric zero padding) and the temporal (3,1,1) convolution on the
- * CPU, both as GEMMs: Winograd F(2x2,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
+ * CPU, both as GEMMs: Winograd F(2x2,3x3) or F(4x4,3x3) for 3x3 stride-1 convs with >= 16 channels each side, im2col in
  * bounded chunks of output rows for the other conv2d shapes (a 1x1 stride-1 conv is a GEMM on the input as is),
  * three frame-shifted GEMMs for the temporal conv. Winograd and im2col GEMMs are svdc's own (pgemm.h) on the weight
  * (for Winograd its transform U) packed at load, or packed per call when loading did not (16-bit weights,
@@ -7,6 +7,7 @@
  * weight packed at load (SVDC_PREPACK=all), else OpenBLAS SGEMM on the weight as stored. Scratch comes from the
  * context's arena. */
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
@@ -27,6 +28,9 @@
 #define WINO_BUDGET ((int64_t)8 << 20)
 #define WINO_MIN_TILES 128
 #define WINO_U_BUDGET ((int64_t)8 << 20)
+/* F(4x4)'s U (36 matrices, per call) may take more, so a 512x512 conv's (9.4 Mi floats, 38 MiB) is one block: a
+ * second block would redo the input transform. */
+#define WINO4_U_BUDGET ((int64_t)10 << 20)
 
 /* All work of one op runs in ONE OpenMP region of dynamically scheduled tasks, each calling single-threaded GEMMs
  * (svdc_sgemm inside a region). Per-GEMM fork/join would make idle threads spin at every barrier, which on a busy
@@ -78,23 +82,41 @@ static void im2col_rows(const float *xn, int64_t C, int64_t H, int64_t W, int64_
     }
 }
 
-/* ---- Winograd F(2x2, 3x3) for 3x3 stride-1 convs (any zero padding) ----
- * Each 2x2 output tile comes from a 4x4 input patch d: Y = A^T [ (G g G^T) .* (B^T d B) ] A, so the 9*C*O multiply-
- * adds per output pixel become 16*C*O per 2x2 tile (2.25x fewer), done as 16 GEMMs (one per transform position xi):
- *   M[xi] (O, tiles) = U[xi] (O, C) · V[xi] (C, tiles).
- * Transforms (Lavin & Gray 2015):  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5;
- * 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]. Their entries are 0, +-1, +-0.5, so fp32 rounding stays close to direct. */
+/* ---- Winograd convolution for 3x3 stride-1 convs (any zero padding) ----
+ * Each m x m output tile comes from an n x n input patch d (n = m + 2): Y = A^T [ U .* (B^T d B) ] A with U = G g G^T,
+ * done as n*n GEMMs (one per transform position xi):  M[xi] (O, tiles) = U[xi] (O, C) · V[xi] (C, tiles).
+ * Two tile sizes:
+ *  - F(2x2, 3x3): 16 products per 4 outputs (2.25x fewer multiply-adds than direct). Transforms (Lavin & Gray 2015):
+ *    B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+ *    A^T = [1 1 1 0; 0 1 -1 -1]. U may be packed once per model (SVDC_PACKED_WINOGRAD).
+ *  - F(4x4, 3x3): 36 products per 16 outputs (4x fewer; 1.78x fewer than F(2x2)), for large images, where the
+ *    per-call weight transform is amortised over many tiles. Toom-Cook with the interpolation points
+ *    0, 1, -1, 1/2, -2 and infinity (chosen for float32 accuracy: about half the error of 0, +-1, +-2, measured
+ *    against a float64 direct conv with 512 channels):
+ *      B^T = [1 -3/2 -2 3/2 1 0; 0 -1 1/2 5/2 1 0; 0 1 -5/2 1/2 1 0; 0 -2 -1 2 1 0; 0 1/2 -1 -1/2 1 0;
+ *             0 1 -3/2 -2 3/2 1]
+ *      G   = [1 0 0; 1/3 1/3 1/3; -1/3 1/3 -1/3; -16/15 -8/15 -4/15; 1/15 -2/15 4/15; 0 0 1]
+ *      A^T = [1 1 1 1 1 0; 0 1 -1 1/2 -2 0; 0 1 1 1/4 4 0; 0 1 -1 1/8 -8 1]
+ *    U is computed per call (in double, rounded once) in blocks of output channels. */
 
-/* Floats between the 16 transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
- * 16 streams that each transform reads or writes do not all map to the same L1 set (a 4 KiB multiple thrashes). */
+/* F(4x4) is chosen (SVDC_WINOGRAD_TILE unset or "auto") for images of at least this many 4x4 output tiles: below
+ * that the per-call weight transform (and, for weights packed once per model, F(2x2)'s free U) wins
+ * (benchmarks/results/winograd_cpu_2026-12-03.md). The choice depends on the image size only, not on how many
+ * images a call holds, so a frame's result does not depend on batching. */
+#define WINO4_MIN_TILES 512
+
+/* Floats between the transform positions' matrices: their size rounded up to an odd multiple of 64 bytes, so the
+ * streams that each transform reads or writes do not all map to the same L1 set (a 4 KiB multiple thrashes). */
 static int64_t wino_stride(int64_t n) { return (n + 15) / 32 * 32 + 16; }
+
+/* ---- F(2x2, 3x3) tile transforms ---- */
 
 /* V[xi][c][t] = (B^T d B)[xi] for the tiles of tile rows [r0, r0 + nr) (tw tiles each, nt = nr * tw) of image xn;
  * d is the 4x4 patch at (2*ty - pt, 2*tx - pl), zero outside the image. The 4 input rows of a tile row are first
  * copied into a zero-padded buffer pad (4 rows of 2*tw + 2 floats), so the loop over tiles has no bounds tests and
  * vectorises (stride-2 loads, contiguous stores). */
-static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
-                       int64_t r0, int64_t nr, float *V, float *pad) {
+static void wino2_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                        int64_t r0, int64_t nr, float *V, float *pad) {
     const int64_t nt = nr * tw, stride = wino_stride(C * nt), pw = 2 * tw + 2;
     /* input columns [ix_lo, ix_hi) land in the buffer at ix + pl */
     const int64_t ix_lo = pl > 0 ? 0 : -pl, ix_hi = W < pw - pl ? W : pw - pl;
@@ -139,8 +161,8 @@ static void wino_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t
 
 /* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 2x2 block A^T m A (+ bias), clipped to (Ho, Wo). The two
  * output rows of a tile row are built in out (2 rows of 2*tw floats) and copied clipped. */
-static void wino_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
-                        int64_t r0, int64_t nr, float *yn, float *out) {
+static void wino2_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo, int64_t tw,
+                         int64_t r0, int64_t nr, float *yn, float *out) {
     const int64_t nt = nr * tw, stride = wino_stride(on * nt), ow = 2 * tw;
     for (int64_t o = 0; o < on; o++) {
         const float bv = bias ? bias[o0 + o] : 0.0f;
@@ -169,7 +191,7 @@ static void wino_output(const float *M, const float *bias, int64_t o0, int64_t o
     }
 }
 
-/* Small feature maps (fewer than WINO_MIN_TILES tiles per image) with U packed at load: one task per image would
+/* F(2x2) on small feature maps (fewer than WINO_MIN_TILES tiles per image) with U packed: one task per image would
  * stream all of U (16 O C floats, 105 MB at 1280 channels) from memory for a few tiles each (4 at 4x4), and fill
  * a quarter of the 16-column microkernel tile. Instead tasks take a group of g images (g T >= WINO_MIN_TILES tiles
  * side by side) and a block of output channels, so U is read about once per group and the threads split it by
@@ -208,7 +230,7 @@ static svdc_status conv3x3_winograd_grouped(const svdc_ctx *ctx, const float *xd
         const int64_t svn = wino_stride(C * nt), smn = wino_stride(on * nt), sm1n = wino_stride(on * T);
         /* Vg[xi][c][j T + t] = V of image n0 + j at (xi, c, t) */
         for (int64_t j = 0; j < gn; j++) {
-            wino_input(xd + (n0 + j) * C * H * W, C, H, W, pt, pl, tw, 0, th, V1, rows);
+            wino2_input(xd + (n0 + j) * C * H * W, C, H, W, pt, pl, tw, 0, th, V1, rows);
             for (int xi = 0; xi < 16; xi++)
                 for (int64_t c = 0; c < C; c++)
                     memcpy(Vg + xi * svn + c * nt + j * T, V1 + xi * sv1 + c * T, (size_t)T * sizeof(float));
@@ -220,10 +242,178 @@ static svdc_status conv3x3_winograd_grouped(const svdc_ctx *ctx, const float *xd
             for (int xi = 0; xi < 16; xi++)
                 for (int64_t o = 0; o < on; o++)
                     memcpy(M1 + xi * sm1n + o * T, Mg + xi * smn + o * nt + j * T, (size_t)T * sizeof(float));
-            wino_output(M1, bd, o0, on, Ho, Wo, tw, 0, th, yd + (n0 + j) * O * Ho * Wo, rows);
+            wino2_output(M1, bd, o0, on, Ho, Wo, tw, 0, th, yd + (n0 + j) * O * Ho * Wo, rows);
         }
     }
     svdc_arena_release(ctx->arena, mark);
+    return SVDC_OK;
+}
+
+/* ---- F(4x4, 3x3) transforms ----
+ * Both tile transforms work on whole rows of tiles with every loop contiguous (so they vectorise): an input row of
+ * the 6-row band is split by column phase (x mod 4) into 4 arrays of tw + 1 floats, where the patch column k of tile
+ * tx is phase k mod 4 at index tx + k/4; the output rows are built per phase and interleaved when stored. */
+
+/* out_j[i] = sum_k B^T[j][k] in_k[i] for i < n (the 1-D input transform applied elementwise along arrays). */
+static void wino4_bt(const float *restrict d0, const float *restrict d1, const float *restrict d2,
+                     const float *restrict d3, const float *restrict d4, const float *restrict d5, int64_t n,
+                     float *restrict t0, float *restrict t1, float *restrict t2, float *restrict t3,
+                     float *restrict t4, float *restrict t5) {
+    for (int64_t i = 0; i < n; i++) {
+        const float a0 = d0[i], a1 = d1[i], a2 = d2[i], a3 = d3[i], a4 = d4[i], a5 = d5[i];
+        t0[i] = a0 - 1.5f * a1 - 2.0f * a2 + 1.5f * a3 + a4;
+        t1[i] = -a1 + 0.5f * a2 + 2.5f * a3 + a4;
+        t2[i] = a1 - 2.5f * a2 + 0.5f * a3 + a4;
+        t3[i] = -2.0f * a1 - a2 + 2.0f * a3 + a4;
+        t4[i] = 0.5f * a1 - a2 - 0.5f * a3 + a4;
+        t5[i] = a1 - 1.5f * a2 - 2.0f * a3 + 1.5f * a4 + a5;
+    }
+}
+
+/* out_j[i] = sum_k A^T[j][k] in_k[i] for i < n (the 1-D output transform along arrays). */
+static void wino4_at(const float *restrict m0, const float *restrict m1, const float *restrict m2,
+                     const float *restrict m3, const float *restrict m4, const float *restrict m5, int64_t n,
+                     float *restrict s0, float *restrict s1, float *restrict s2, float *restrict s3) {
+    for (int64_t i = 0; i < n; i++) {
+        const float a0 = m0[i], a1 = m1[i], a2 = m2[i], a3 = m3[i], a4 = m4[i], a5 = m5[i];
+        const float p = a1 + a2, q = a1 - a2;
+        s0[i] = a0 + p + a3 + a4;
+        s1[i] = q + 0.5f * a3 - 2.0f * a4;
+        s2[i] = p + 0.25f * a3 + 4.0f * a4;
+        s3[i] = q + 0.125f * a3 - 8.0f * a4 + a5;
+    }
+}
+
+/* Floats of the per-thread row buffers of one tile row of tw tiles (64-byte multiple): the input's phase-split
+ * band and its row transform (2 * 6 * 4 * (tw + 1)), the output's column and row transforms (24 * tw + 16 * tw). */
+static int64_t wino4_rowbuf_floats(int64_t tw) { return (48 * (tw + 1) + 40 * tw + 15) / 16 * 16; }
+
+/* V[xi][c][t] = (B^T d B)[xi] (xi = 6*i + j) for the tiles of tile rows [r0, r0 + nr) (tw tiles each) of image xn;
+ * d is the 6x6 patch at (4*ty - pt, 4*tx - pl), zero outside the image. */
+static void wino4_input(const float *xn, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                        int64_t r0, int64_t nr, float *V, float *buf) {
+    const int64_t nt = nr * tw, stride = wino_stride(C * nt), L = tw + 1, band = 4 * L;
+    float *P = buf;             /* (6 rows, 4 phases, L): padded input column x = 4*t + q at P[row][q][t] */
+    float *T = buf + 6 * band;  /* (6, 4, L): B^T applied down the 6 rows */
+    for (int64_t c = 0; c < C; c++) {
+        const float *plane = xn + c * H * W;
+        for (int64_t r = 0; r < nr; r++) {
+            const int64_t iy0 = 4 * (r0 + r) - pt;
+            for (int i = 0; i < 6; i++) {
+                float *prow = P + i * band;
+                const int64_t iy = iy0 + i;
+                memset(prow, 0, (size_t)band * sizeof(float));
+                if (iy < 0 || iy >= H) continue;
+                const float *irow = plane + iy * W;
+                /* buffer column x holds image column x - pl, for x in [0, 4*tw + 2) */
+                for (int q = 0; q < 4; q++) {
+                    float *ph = prow + q * L;
+                    /* t with 0 <= 4t + q - pl < W and 4t + q < 4*tw + 2 */
+                    int64_t t_lo = pl - q > 0 ? (pl - q + 3) / 4 : 0;
+                    int64_t t_hi = (W + pl - q + 3) / 4; /* first t with 4t + q - pl >= W */
+                    const int64_t t_end = (4 * tw + 2 - q + 3) / 4;
+                    if (t_hi > t_end) t_hi = t_end;
+                    for (int64_t t = t_lo; t < t_hi; t++) ph[t] = irow[4 * t + q - pl];
+                }
+            }
+            /* column transform of the 6 rows, all phases at once */
+            wino4_bt(P, P + band, P + 2 * band, P + 3 * band, P + 4 * band, P + 5 * band, band, T, T + band,
+                     T + 2 * band, T + 3 * band, T + 4 * band, T + 5 * band);
+            float *v = V + c * nt + r * tw;
+            for (int i = 0; i < 6; i++) { /* row transform: patch column k of tile tx at phase k % 4, index tx + k/4 */
+                const float *ti = T + i * band;
+                float *vi = v + (int64_t)(6 * i) * stride;
+                wino4_bt(ti, ti + L, ti + 2 * L, ti + 3 * L, ti + 1, ti + L + 1, tw, vi, vi + stride, vi + 2 * stride,
+                         vi + 3 * stride, vi + 4 * stride, vi + 5 * stride);
+            }
+        }
+    }
+}
+
+/* y[n][o0 + o] for the tiles of tile rows [r0, r0 + nr): the 4x4 block A^T m A (+ bias), clipped to (Ho, Wo). */
+static void wino4_output(const float *M, const float *bias, int64_t o0, int64_t on, int64_t Ho, int64_t Wo,
+                         int64_t tw, int64_t r0, int64_t nr, float *yn, float *buf) {
+    const int64_t nt = nr * tw, stride = wino_stride(on * nt);
+    float *S = buf;            /* (4 rows i, 6 columns j, tw): A^T applied down the columns of m */
+    float *Y = buf + 24 * tw;  /* (4 rows i, 4 columns k, tw) */
+    const int64_t full = Wo / 4; /* tiles whose 4 columns all lie inside the output */
+    for (int64_t o = 0; o < on; o++) {
+        const float bv = bias ? bias[o0 + o] : 0.0f;
+        float *plane = yn + (o0 + o) * Ho * Wo;
+        for (int64_t r = 0; r < nr; r++) {
+            const float *m = M + o * nt + r * tw;
+            for (int j = 0; j < 6; j++) /* S[i][j] = sum_k A^T[i][k] m[6k + j] */
+                wino4_at(m + j * stride, m + (6 + j) * stride, m + (12 + j) * stride, m + (18 + j) * stride,
+                         m + (24 + j) * stride, m + (30 + j) * stride, tw, S + j * tw, S + (6 + j) * tw,
+                         S + (12 + j) * tw, S + (18 + j) * tw);
+            for (int i = 0; i < 4; i++) { /* Y[i][k] = sum_j A^T[k][j] S[i][j] */
+                const float *si = S + 6 * i * tw;
+                float *yi = Y + 4 * i * tw;
+                wino4_at(si, si + tw, si + 2 * tw, si + 3 * tw, si + 4 * tw, si + 5 * tw, tw, yi, yi + tw,
+                         yi + 2 * tw, yi + 3 * tw);
+            }
+            const int64_t oy = 4 * (r0 + r);
+            for (int i = 0; i < 4 && oy + i < Ho; i++) {
+                const float *yi = Y + 4 * i * tw;
+                float *orow = plane + (oy + i) * Wo;
+                for (int64_t tx = 0; tx < full; tx++)
+                    for (int k = 0; k < 4; k++) orow[4 * tx + k] = bv + yi[k * tw + tx];
+                for (int64_t x = 4 * full; x < Wo; x++) orow[x] = bv + yi[(x & 3) * tw + full];
+            }
+        }
+    }
+}
+
+/* Panel p (MR rows) of the 36 U[xi] = (G g G^T)[xi] matrices (xi = 6*i + j; mat_stride floats apart, A panels of
+ * depth C: packed.h) of the output channels [o0, o0 + on) of a 3x3 weight (O, C, 3, 3); rows past `on` are zero.
+ * Computed in double and rounded once, a chunk of input channels at a time with the channel innermost (the
+ * arithmetic vectorises across channels). */
+static void wino4_pack_panel(const float *w, int64_t C, int64_t o0, int64_t on, int64_t p, size_t mat_stride,
+                             float *dst) {
+    static const double G[6][3] = {{1, 0, 0},
+                                   {1.0 / 3, 1.0 / 3, 1.0 / 3},
+                                   {-1.0 / 3, 1.0 / 3, -1.0 / 3},
+                                   {-16.0 / 15, -8.0 / 15, -4.0 / 15},
+                                   {1.0 / 15, -2.0 / 15, 4.0 / 15},
+                                   {0, 0, 1}};
+    enum { CHUNK = 32 };
+    double g[9][CHUNK], t[6][3][CHUNK];
+    for (int i = 0; i < SVDC_PACK_MR; i++) {
+        const int64_t r = p * SVDC_PACK_MR + i;
+        for (int64_t c0 = 0; c0 < C; c0 += CHUNK) {
+            const int64_t cn = C - c0 < CHUNK ? C - c0 : CHUNK;
+            float *d = dst + (size_t)((p * C + c0) * SVDC_PACK_MR + i); /* element c of U[xi] at d[xi*ms + c*MR] */
+            if (r >= on) {
+                for (int xi = 0; xi < 36; xi++)
+                    for (int64_t c = 0; c < cn; c++) d[xi * mat_stride + (size_t)(c * SVDC_PACK_MR)] = 0.0f;
+                continue;
+            }
+            const float *src = w + ((o0 + r) * C + c0) * 9;
+            for (int64_t c = 0; c < cn; c++)
+                for (int k = 0; k < 9; k++) g[k][c] = src[c * 9 + k];
+            for (int a = 0; a < 6; a++) /* t = G g */
+                for (int j = 0; j < 3; j++)
+                    for (int64_t c = 0; c < cn; c++)
+                        t[a][j][c] = G[a][0] * g[j][c] + G[a][1] * g[3 + j][c] + G[a][2] * g[6 + j][c];
+            for (int a = 0; a < 6; a++) /* u = t G^T */
+                for (int b = 0; b < 6; b++) {
+                    float *u = d + (size_t)(6 * a + b) * mat_stride;
+                    for (int64_t c = 0; c < cn; c++)
+                        u[c * SVDC_PACK_MR] =
+                            (float)(t[a][0][c] * G[b][0] + t[a][1][c] * G[b][1] + t[a][2][c] * G[b][2]);
+                }
+        }
+    }
+}
+
+/* The output tile size for a call: SVDC_WINOGRAD_TILE "2" or "4" forces one (tests, benchmarks); unset or "auto"
+ * takes F(4x4) for images of at least WINO4_MIN_TILES 4x4 tiles. */
+static svdc_status wino_tile_size(int64_t Ho, int64_t Wo, int *m) {
+    const char *v = getenv("SVDC_WINOGRAD_TILE");
+    if (v && !strcmp(v, "2")) *m = 2;
+    else if (v && !strcmp(v, "4")) *m = 4;
+    else if (!v || !*v || !strcmp(v, "auto")) *m = ((Ho + 3) / 4) * ((Wo + 3) / 4) >= WINO4_MIN_TILES ? 4 : 2;
+    else return svdc_fail(SVDC_ERR_ARGUMENT, "SVDC_WINOGRAD_TILE: expected 2, 4 or auto, got '%.40s'", v);
     return SVDC_OK;
 }
 
@@ -231,40 +421,45 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
                                     int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t Ho, int64_t Wo,
                                     int64_t pt, int64_t pl, float *yd) {
     const int threads = omp_get_max_threads();
-    const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
-    const svdc_packed_weight *pw = svdc_packed_find(wd, SVDC_PACKED_WINOGRAD);
+    int m;
+    svdc_status st = wino_tile_size(Ho, Wo, &m);
+    if (st) return st;
+    const int npos = (m + 2) * (m + 2); /* transform positions: 16 or 36 */
+    const int64_t th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m;
+    const svdc_packed_weight *pw = m == 2 ? svdc_packed_find(wd, SVDC_PACKED_WINOGRAD) : NULL;
     if (pw && th * tw < WINO_MIN_TILES)
         return conv3x3_winograd_grouped(ctx, xd, pw, bd, N, C, H, W, O, Ho, Wo, pt, pl, yd);
-    /* U packed at load: one block of all output channels. Else U is packed here (as loading would: the same
-     * results) for blocks of output channels whose U (16 * on * C floats) fits the budget; the input transform is
-     * redone per block, which costs little next to the GEMMs. Blocks are whole panels (multiples of MR). */
-    int64_t nblk = (16 * O * C + WINO_U_BUDGET - 1) / WINO_U_BUDGET;
+    /* U packed at load: one block of all output channels. Else U is packed here (for F(2x2) as loading would: the
+     * same results) for blocks of output channels whose U (npos * on * C floats) fits the budget; the input
+     * transform is redone per block, which costs little next to the GEMMs. Blocks are whole panels (multiples of
+     * MR). */
+    const int64_t u_budget = m == 2 ? WINO_U_BUDGET : WINO4_U_BUDGET;
+    int64_t nblk = (npos * O * C + u_budget - 1) / u_budget;
     if (nblk < 1) nblk = 1;
     int64_t ob = (O + nblk - 1) / nblk;
     if (ob < O) ob = (ob + SVDC_PACK_MR - 1) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob > O) ob = O;
-    if (16 * ob * C > WINO_U_BUDGET && ob > SVDC_PACK_MR)
-        ob = WINO_U_BUDGET / (16 * C) / SVDC_PACK_MR * SVDC_PACK_MR;
+    if (npos * ob * C > u_budget && ob > SVDC_PACK_MR) ob = u_budget / (npos * C) / SVDC_PACK_MR * SVDC_PACK_MR;
     if (ob < 1) ob = 1;
     if (pw) ob = O;
-    /* Tasks of whole tile rows of one image; per thread V (16, C, nt) and M (16, ob, nt) fit the budget. */
-    int64_t rows = WINO_SOFT / (16 * (C + ob) * tw);
+    /* Tasks of whole tile rows of one image; per thread V (npos, C, nt) and M (npos, ob, nt) fit the budget. */
+    int64_t rows = WINO_SOFT / (npos * (C + ob) * tw);
     const int64_t balanced = (N * th + 2 * threads - 1) / (2 * threads);
     if (rows > balanced) rows = balanced;
     if (rows * tw < WINO_MIN_TILES) rows = (WINO_MIN_TILES + tw - 1) / tw;
-    if (rows * 16 * (C + ob) * tw > WINO_BUDGET) rows = WINO_BUDGET / (16 * (C + ob) * tw);
+    if (rows * npos * (C + ob) * tw > WINO_BUDGET) rows = WINO_BUDGET / (npos * (C + ob) * tw);
     if (rows < 1) rows = 1;
     if (rows > th) rows = th;
     const int64_t per = (th + rows - 1) / rows, tasks = N * per;
     const int nbuf = threads; /* any thread may take a task */
-    /* per thread: V, M, the packed-GEMM scratch and the row buffers of the transforms (4 * (2*tw + 2) floats,
-     * 64-byte multiple) */
-    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * 16 +
-                           SVDC_PGEMM_SCRATCH + (size_t)((8 * tw + 8 + 15) / 16 * 16);
-    /* U of one block: 16 packed matrices, u_stride floats apart */
+    /* per thread: V, M, the packed-GEMM scratch and the row buffers of the tile transforms */
+    const size_t rowbuf = (size_t)(m == 2 ? (8 * tw + 8 + 15) / 16 * 16 : wino4_rowbuf_floats(tw));
+    const size_t scratch = (size_t)(wino_stride(C * rows * tw) + wino_stride(ob * rows * tw)) * (size_t)npos +
+                           SVDC_PGEMM_SCRATCH + rowbuf;
+    /* U of one block: npos packed matrices, u_stride floats apart */
     const size_t u_stride = pw ? pw->mat_stride : (svdc_packed_matrix_floats(ob, C, SVDC_PACK_MR) + 15) / 16 * 16;
     const size_t mark = svdc_arena_mark(ctx->arena);
-    float *U = pw ? pw->data : svdc_arena_alloc(ctx->arena, 16 * u_stride * sizeof(float));
+    float *U = pw ? pw->data : svdc_arena_alloc(ctx->arena, (size_t)npos * u_stride * sizeof(float));
     float *bufs = U ? svdc_arena_alloc(ctx->arena, scratch * (size_t)nbuf * sizeof(float)) : NULL;
     if (!bufs) {
         svdc_arena_release(ctx->arena, mark);
@@ -278,8 +473,10 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
             const int64_t on = O - o0 < ob ? O - o0 : ob;
             if (!pw) {
 #pragma omp for schedule(static)
-                for (int64_t p = 0; p < (on + SVDC_PACK_MR - 1) / SVDC_PACK_MR; p++)
-                    svdc_winograd_pack_panel(wd, C, o0, on, p, u_stride, U);
+                for (int64_t p = 0; p < (on + SVDC_PACK_MR - 1) / SVDC_PACK_MR; p++) {
+                    if (m == 2) svdc_winograd_pack_panel(wd, C, o0, on, p, u_stride, U);
+                    else wino4_pack_panel(wd, C, o0, on, p, u_stride, U);
+                }
                 /* (implicit barrier: U complete) */
             }
 #pragma omp for schedule(dynamic, 1)
@@ -287,12 +484,16 @@ static svdc_status conv3x3_winograd(const svdc_ctx *ctx, const float *xd, const 
                 const int64_t n = task / per, r0 = (task % per) * rows;
                 const int64_t nr = th - r0 < rows ? th - r0 : rows, nt = nr * tw;
                 const int64_t sv = wino_stride(C * nt), sm = wino_stride(on * nt);
-                float *M = V + 16 * sv, *gemm_buf = M + 16 * wino_stride(ob * rows * tw);
-                float *rowbuf = V + scratch - (size_t)((8 * tw + 8 + 15) / 16 * 16);
-                wino_input(xd + n * C * H * W, C, H, W, pt, pl, tw, r0, nr, V, rowbuf);
-                for (int xi = 0; xi < 16; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
+                float *M = V + npos * sv, *gemm_buf = M + npos * wino_stride(ob * rows * tw);
+                float *rbuf = V + scratch - rowbuf;
+                const float *xn = xd + n * C * H * W;
+                float *yn = yd + n * O * Ho * Wo;
+                if (m == 2) wino2_input(xn, C, H, W, pt, pl, tw, r0, nr, V, rbuf);
+                else wino4_input(xn, C, H, W, pt, pl, tw, r0, nr, V, rbuf);
+                for (int xi = 0; xi < npos; xi++) /* M[xi] (on, nt) = U[xi] (on, C) · V[xi] (C, nt) */
                     svdc_pgemm_wa(on, nt, C, U + xi * u_stride, V + xi * sv, nt, M + xi * sm, nt, NULL, gemm_buf);
-                wino_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yd + n * O * Ho * Wo, rowbuf);
+                if (m == 2) wino2_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yn, rbuf);
+                else wino4_output(M, bd, o0, on, Ho, Wo, tw, r0, nr, yn, rbuf);
             }
             /* (implicit barrier: U free for the next block) */
         }

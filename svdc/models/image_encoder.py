@@ -12,12 +12,13 @@ from ..configs.clip import VIT_H_14, normalize_config
 from ..image import CLIP_MEAN, CLIP_STD, clip_preprocess, read_clip_normalisation
 from ..naming import clip as naming
 from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
+from ._memory import ReleasableMemory
 from ._descriptors import instance_or_class_method
 
 __all__ = ["ImageEncoder"]
 
 
-class ImageEncoder:
+class ImageEncoder(ReleasableMemory):
     """CLIPVisionModelWithProjection: pixel_values (N, 3, S, S) float32, CLIP-normalised -> image_embeds
     (N, projection_dim), not L2-normalised. `preprocess(image)` produces pixel_values from images exactly as the
     diffusers SVD pipeline does."""

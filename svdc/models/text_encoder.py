@@ -11,6 +11,7 @@ import numpy as np
 from .._native import _C
 from ..configs.clip import OPENCLIP_VIT_H_TEXT, normalize_text_config
 from ._checks import Float32Weights, model_device, native_placement
+from ._memory import ReleasableMemory
 from ._descriptors import instance_or_class_method
 
 __all__ = ["TextEncoder"]
@@ -52,7 +53,7 @@ def _weights(weights: Mapping) -> Float32Weights:
     return Float32Weights(_TextModelNames(weights), IGNORED_KEYS)
 
 
-class TextEncoder:
+class TextEncoder(ReleasableMemory):
     """CLIP text tower. encoder(input_ids (N, T) ints, hidden_layer=-1, final_layer_norm=None) -> dict with
     "hidden_states" (N, T, C): the output of layer `hidden_layer` (-1 the last, -2 the penultimate that SD 2.x
     conditions on), final-layer-normed when final_layer_norm (default: only for -1, i.e. transformers'

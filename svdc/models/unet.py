@@ -12,13 +12,14 @@ from .._native import _C
 from ..configs import unet as unet_configs
 from ..naming import unet as unet_naming
 from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
+from ._memory import ReleasableMemory
 from ._descriptors import instance_or_class_method
 
 _SGM_ADM_KEY = unet_naming.SGM_PREFIX + "label_emb.0.0.weight"
 _SGM_SPATIAL_KEY = unet_naming.SGM_PREFIX + "input_blocks.1.1.proj_in.weight"  # any SD UNet with attention at level 0
 
 
-class UNet:
+class UNet(ReleasableMemory):
     """UNetSpatioTemporalConditionModel or UNet2DConditionModel (by the config) on the CPU.
 
     spatio-temporal: unet(sample (B,F,C_in,h,w), timestep (scalar or (B,)), encoder_hidden_states (B,L,D),

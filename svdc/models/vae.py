@@ -11,6 +11,7 @@ import numpy as np
 from .._native import _C
 from ..configs import vae as vae_configs
 from ._checks import Float32Weights, as_float32, check_finite, model_device, native_placement
+from ._memory import ReleasableMemory
 from ._descriptors import instance_or_class_method
 
 __all__ = ["VAE"]
@@ -48,7 +49,7 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-class VAE:
+class VAE(ReleasableMemory):
     """AutoencoderKLTemporalDecoder or AutoencoderKL (by the config) on the CPU.
 
     encode(images (N, 3, H, W) in [-1, 1]) -> posterior mean (N, latent, H/f, W/f), unscaled.

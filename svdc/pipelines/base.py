@@ -92,11 +92,39 @@ class VideoDiffusionPipeline:
 
     progress_desc = "denoising"
 
-    def __init__(self, unet, vae, image_encoder):
+    def __init__(self, unet, vae, image_encoder, release_stages: bool = True):
         self.unet = check_component(unet, "unet")
         self.vae = check_component(vae, "vae", ("encode", "decode"))
         self.image_encoder = check_component(image_encoder, "image_encoder", ("__call__", "preprocess"))
         self.vae_scale_factor = int(getattr(vae, "down_factor", 8))
+        if not isinstance(release_stages, bool):
+            raise TypeError(f"release_stages: expected True or False, got {release_stages!r}")
+        self.release_stages = release_stages
+
+    # ---- memory between stages -----------------------------------------------------------------------------------
+    def release(self, component, keep_packed: bool = False) -> None:
+        """With release_stages, gives back what `component` holds beyond its weight block until its next use (its
+        release_memory: the arena, its borrowed weights' resident pages, its packed weights unless keep_packed); so
+        the process holds about one stage's model at a time instead of all three. Host models only (CPU and the
+        emulated device): a CUDA model's arena is kept, so its calls do not allocate device memory again; components
+        without release_memory (stand-ins) are left alone."""
+        if (self.release_stages and hasattr(component, "release_memory")
+                and not native_device_of(component).startswith("cuda")):
+            component.release_memory(keep_packed=keep_packed)
+
+    def _decode_outweighs_unet(self, latents: np.ndarray, chunk_size: int | None) -> bool:
+        """Whether the decode stage (the VAE's weights and the planned arena of its largest call) needs more memory
+        than the UNet's weights: then the UNet's packed weights are released for the decode too (and packed again
+        on the next call); otherwise keeping them costs no peak memory and saves the packing."""
+        plan = getattr(self.vae, "planned_decode_bytes", None)
+        weight_bytes = getattr(self.unet, "weight_bytes", None)
+        if plan is None or weight_bytes is None:
+            return True
+        b, f, c, h, w = latents.shape
+        rows = f if chunk_size is None else min(int(chunk_size), b * f)
+        z = np.zeros((rows, c, h, w), np.float32)  # the shape of one decode call; the plan reads no values
+        need = int(plan(z, rows if chunk_size is not None else f)) + int(getattr(self.vae, "weight_bytes", 0))
+        return need > int(weight_bytes)
 
     @property
     def latent_channels(self) -> int:
@@ -107,11 +135,14 @@ class VideoDiffusionPipeline:
         """(embeds (R, 1, D), cond (B, C, h, w)): the CLIP image embedding of `clip_images` (one image or a list,
         as image_encoder.preprocess takes them) with zero uncond rows first when cfg (R = 2B, else B), and the VAE
         posterior mean (unscaled) of `pixels` (B, 3, H, W) in [-1, 1]."""
+        # The VAE first: it is then used again at the decode, so the image encoder is the one released here.
+        cond = np.ascontiguousarray(self.vae.encode(pixels), dtype=np.float32)  # (B, C, h, w)
         embeds = np.asarray(self.image_encoder(self.image_encoder.preprocess(clip_images)), dtype=np.float32)
+        self.release(self.image_encoder)
+        self.release(self.vae)  # not needed until the decode
         embeds = embeds[:, None, :]  # (B, D) -> (B, 1, D)
         if cfg:
             embeds = np.concatenate([np.zeros_like(embeds), embeds])
-        cond = np.ascontiguousarray(self.vae.encode(pixels), dtype=np.float32)  # (B, C, h, w)
         return embeds, cond
 
     def added_ids(self, *args, **kwargs) -> np.ndarray:
@@ -145,6 +176,8 @@ class VideoDiffusionPipeline:
         """latents (B, F, C, h, w) -> frames (B·F, 3, H, W) in about [-1, 1]: divided by the VAE scaling factor and
         decoded in chunks of `chunk_size` rows of the flattened batch (None: every video whole)."""
         b, f, c, h, w = latents.shape
+        if self.release_stages:
+            self.release(self.unet, keep_packed=not self._decode_outweighs_unet(latents, chunk_size))
         z = latents.reshape(b * f, c, h, w) * np.float32(1.0 / self.vae.scaling_factor)  # (B, F, ...) -> (B·F, ...)
         return np.asarray(self.vae.decode(np.ascontiguousarray(z, dtype=np.float32), num_frames=f,
                                           chunk_size=chunk_size), dtype=np.float32)

@@ -57,10 +57,10 @@ class ImageToVideo(base.VideoDiffusionPipeline):
     progress_desc = "img2vid"
 
     def __init__(self, unet, vae, image_encoder, scheduler_config: dict | None = None, preset: str | None = None,
-                 default_num_frames: int | None = None):
+                 default_num_frames: int | None = None, release_stages: bool = True):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
-        super().__init__(unet, vae, image_encoder)
+        super().__init__(unet, vae, image_encoder, release_stages=release_stages)
         self.scheduler_config = check_mapping(scheduler_config, "scheduler_config")
         schedules.euler_schedule(1, self.scheduler_config)  # refuse an unsupported scheduler now, not mid-call
         self.preset = preset
@@ -71,7 +71,7 @@ class ImageToVideo(base.VideoDiffusionPipeline):
     # ---- construction ------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", dtype=None, preset: str | None = None,
-                        configs: Mapping[str, dict] | None = None) -> "ImageToVideo":
+                        configs: Mapping[str, dict] | None = None, release_stages: bool = True) -> "ImageToVideo":
         """path: a diffusers pipeline folder (model_index.json + unet/ vae/ image_encoder/ [scheduler/]), a
         Stability single file (svd.safetensors, svd_xt.safetensors, svd_xt_1_1.safetensors), or a hub id
         "org/name" in the local Hugging Face cache.
@@ -80,7 +80,14 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         passed to that component's from_pretrained(config=...): it replaces the full-size SVD preset of a single
         file (or a folder's config.json). This is how to load a single file of a non-standard size. A UNet config
         for a single file takes the sgm res-block epsilon unless it says "resnet_eps": "diffusers" (see
-        svdc/configs/unet.py); its num_frames, when given, is the default frame count."""
+        svdc/configs/unet.py); its num_frames, when given, is the default frame count.
+
+        release_stages (default True): each CPU component gives back what it holds beyond its weight block while the
+        other stages run (VAE.release_memory etc.: its arena, its resident pages of the checkpoint's mapping, its
+        packed weights), so a call's peak memory is about the largest stage's (the UNet's) rather than all three
+        models'. The cost is packing the VAE's weights again before the decode (and the UNet's too when the
+        decode needs more memory than the UNet's weights) and faulting the file pages back in from the page cache;
+        the frames are the same. False keeps every component whole between stages (docs/performance.md)."""
         from .. import CheckpointError, ImageEncoder, UNet, VAE
 
         if preset not in PRESETS:
@@ -115,14 +122,16 @@ class ImageToVideo(base.VideoDiffusionPipeline):
         vae = VAE.from_pretrained(p, device=device, dtype=dtype, config=configs.get("vae"))
         image_encoder = ImageEncoder.from_pretrained(p, device=device, dtype=dtype, config=configs.get("image_encoder"))
         return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset,
-                   default_num_frames=num_frames)
+                   default_num_frames=num_frames, release_stages=release_stages)
 
     @classmethod
     def from_components(cls, unet, vae, image_encoder, scheduler_config: dict | None = None,
-                        preset: str | None = None, num_frames: int | None = None) -> "ImageToVideo":
-        """Assemble from loaded svdc.UNet, svdc.VAE and svdc.ImageEncoder (or objects with the same API)."""
+                        preset: str | None = None, num_frames: int | None = None,
+                        release_stages: bool = True) -> "ImageToVideo":
+        """Assemble from loaded svdc.UNet, svdc.VAE and svdc.ImageEncoder (or objects with the same API);
+        release_stages as in from_pretrained."""
         return cls(unet, vae, image_encoder, scheduler_config=scheduler_config, preset=preset,
-                   default_num_frames=num_frames)
+                   default_num_frames=num_frames, release_stages=release_stages)
 
     def __repr__(self) -> str:
         return f"svdc.ImageToVideo(num_frames={self.default_num_frames}, preset={self.preset!r})"
