@@ -1,18 +1,25 @@
 """Cascaded cut detection on one decoding pass (the SVD paper's "cut detectors at three frame rates, each with its own
 threshold"). Level 0 runs at native fps and finds hard cuts; coarse levels compare frames k apart (k = fps / level
-fps, all phases, taken from the same plane stream) and find gradual transitions with a twin-comparison test.
+fps, all phases, taken from the same plane stream) and find gradual transitions with a twin-comparison test and a
+contrast test.
 
 Level 0, frame i (the first frame of the new shot) is a hard cut when its perceptual-hash or frame-difference jump
 stands out from the median of its neighbours (so camera motion, which raises every frame's score, does not fire) and
 it is not a flash: a flash is a jump whose frames return to the pre-jump frame within `flash_frames`.
 
-Coarse level k, window [i-k, i] is a gradual candidate when its endpoints differ (colour histograms by at least the
-level's threshold, or perceptual hashes by `gradual_hash`), the window's frame difference accumulates consistently
-(endpoint difference / summed per-frame differences >= `linearity`, i.e. a blend rather than motion), and no single
-step dominates (no hard cut or flash inside). Runs of candidates form transition intervals. A short run of uniform
-black or white frames between textured ones is a fade's hold and forms one too (fades from dark shots change too
-little per step for the twin test). Intervals of all levels that overlap, or that touch one uniform run, merge into
-one transition, reported at its strongest window's centre."""
+Coarse level k, window [i-k, i] holds no hard cut or flash, and is a gradual candidate by either of two tests:
+- twin comparison: its endpoints differ (colour histograms by at least the level's threshold, or perceptual hashes
+  by `gradual_hash`), its frame difference accumulates consistently (endpoint difference / summed per-frame
+  differences >= `linearity`, i.e. a blend rather than motion) and no single step dominates;
+- contrast: its endpoints show different content (perceptual hashes by `contrast_hash`) and its endpoint frame
+  difference exceeds both neighbouring windows' ([i-2k, i-k] and [i, i+k]) by `contrast_ratio`: the picture
+  changed more in this window than just before and just after it. This needs no colour change and no linear
+  accumulation, so it finds dissolves between shots of alike colours and wipes (whose changed band moves: every
+  step differs only in a band), while motion at a steady speed, which changes every window alike, does not fire.
+Runs of candidates form transition intervals. A short run of uniform black or white frames between textured ones is a
+fade's hold and forms one too (fades from dark shots change too little per step for the twin test). Intervals of all
+levels that overlap or lie within `merge_gap_frames`, or that touch one uniform run, merge into one transition,
+reported at the centre of its window with the largest histogram distance."""
 from __future__ import annotations
 
 import math
@@ -46,6 +53,8 @@ class CutParams:
     linearity: float = 0.55  # endpoint difference / accumulated per-frame difference, per window
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
+    contrast_hash: float = 0.30  # contrast test: endpoint perceptual-hash distance (0..1) ...
+    contrast_ratio: float = 1.15  # ... and frame difference >= this x both neighbouring windows' (0 = off)
     hash_jump: float = 0.25  # level 0: hash distance above the neighbours' median
     hash_min: float = 0.30  # level 0: absolute hash distance
     pixel_jump_ratio: float = 3.0  # level 0: frame difference / neighbours' median
@@ -59,7 +68,7 @@ class CutParams:
     white_luma: float = 210.0  # ... or above this
     hash_min_std: float = 8.0  # level 0 uses the hash only between frames with at least this luma spread
     min_gap_frames: int = 8  # hard cuts closer than this merge (the stronger one stays)
-    merge_gap_frames: int = 2  # transition intervals closer than this merge
+    merge_gap_frames: int = 4  # transition intervals closer than this merge
 
     def validate(self) -> None:
         if not isinstance(self.levels_fps, (tuple, list)):
@@ -94,7 +103,7 @@ class Cut:
     time: float
     level: int  # 0 = native fps; 1.. = coarse levels in CutParams.levels_fps order
     kind: str  # "hard" or "gradual"
-    score: float  # the signal over its threshold (>= 1)
+    score: float  # hard: the signal over its threshold (>= 1); gradual: the histogram distance over the level's threshold
     start: int = -1  # gradual: first and last frame of the transition interval; hard: the cut frame
     end: int = -1
     levels: list = field(default_factory=list)  # every level that fired for this transition
@@ -173,10 +182,15 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
         hcount = np.concatenate([[0], np.cumsum(hard_mask[:n])])
         has_hard = np.zeros(n, bool)
         has_hard[k:] = (hcount[k + 1:] - hcount[1:n - k + 1]) > 0  # a marked frame in i-k+1..i
+        # the frame differences of the windows just before and just after: [i-2k, i-k] and [i, i+k]
+        neighbours = np.full(n, np.inf)
+        if 3 * k < n:
+            neighbours[2 * k:n - k] = np.maximum(dk[k:n - 2 * k], dk[3 * k:])
         with np.errstate(all="ignore"):
             endpoints_differ = (hk >= thr) | ((qk >= p.gradual_hash) & (hk >= p.gradual_hash_min_hist))
-            ok = (endpoints_differ & (dk >= p.min_gradual_pixel) & (dk >= p.linearity * acc)
-                  & (step <= p.max_step_fraction * dk) & ~has_hard)
+            twin = endpoints_differ & (dk >= p.linearity * acc) & (step <= p.max_step_fraction * dk)
+            contrast = (p.contrast_ratio > 0) & (qk >= p.contrast_hash) & (dk >= p.contrast_ratio * neighbours)
+            ok = (twin | contrast) & (dk >= p.min_gradual_pixel) & ~has_hard
         ok[:k] = False
         for a, b in _runs(ok):
             best = a + int(np.argmax(hk[a:b + 1]))
