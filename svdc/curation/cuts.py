@@ -62,7 +62,7 @@ class CutParams:
     neighbourhood: int = 4  # level 0: neighbours on each side for the medians
     flash_frames: int = 3  # a jump that returns to the pre-jump frame within this many frames is a flash
     flash_return: float = 0.5  # ... "returns" = difference to the pre-jump frame below this fraction of the jump
-    uniform_std: float = 4.0  # luma spread below which a frame is uniform (black/white)
+    uniform_std: float = 3.0  # luma spread below which a frame is uniform (black/white)
     max_fade_hold_seconds: float = 2.0  # a uniform run up to this long between textured frames is a fade's hold
     black_luma: float = 40.0  # ... when its mean luma (limited range: black 16, white 235) is below this
     white_luma: float = 210.0  # ... or above this
@@ -103,7 +103,7 @@ class Cut:
     time: float
     level: int  # 0 = native fps; 1.. = coarse levels in CutParams.levels_fps order
     kind: str  # "hard" or "gradual"
-    score: float  # hard: the signal over its threshold (>= 1); gradual: the histogram distance over the level's threshold
+    score: float  # hard: the signal over its threshold (>= 1); gradual: histogram distance over the level threshold
     start: int = -1  # gradual: first and last frame of the transition interval; hard: the cut frame
     end: int = -1
     levels: list = field(default_factory=list)  # every level that fired for this transition
@@ -132,7 +132,8 @@ def detect_hard_cuts(s: SignalSeries, p: CutParams) -> tuple[list[tuple[int, flo
             continue
         span = _flash_span(s, i, d[i], p)
         if span is not None:
-            flashed[span[0] + 1:span[1]] = True
+            # b included: the picture is back near the pre-flash frame there, but a decaying flash still shows in it
+            flashed[span[0] + 1:span[1] + 1] = True
             continue
         found.append((int(i), float(score[i])))
     return _suppress_close(found, p.min_gap_frames), flashed
