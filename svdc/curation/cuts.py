@@ -53,7 +53,7 @@ class CutParams:
     linearity: float = 0.55  # endpoint difference / accumulated per-frame difference, per window
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
-    contrast_hash: float = 0.30  # contrast test: endpoint perceptual-hash distance (0..1) ...
+    contrast_hash: float = 0.25  # contrast test: endpoint perceptual-hash distance (0..1) ...
     contrast_ratio: float = 1.15  # ... and frame difference >= this x both neighbouring windows' (0 = off)
     hash_jump: float = 0.25  # level 0: hash distance above the neighbours' median
     hash_min: float = 0.30  # level 0: absolute hash distance
@@ -223,8 +223,8 @@ def _runs(mask: np.ndarray):
 
 
 def _merge(intervals: list[dict], uniform: np.ndarray, gap: int) -> list[dict]:
-    """Merges intervals whose cores overlap or lie within `gap` frames of each other, or that both touch one uniform
-    run (the two halves of a fade through black or white)."""
+    """Merges intervals whose cores overlap or lie within `gap` frames of each other, whose frames overlap by two or
+    more, or that both touch one uniform run (the two halves of a fade through black or white)."""
     for a, b in _runs(uniform):
         # a uniform run only joins transitions; on its own it is a still dark/bright shot, not an event
         touching = [iv for iv in intervals if iv["start"] - gap <= b and iv["end"] + gap >= a]
@@ -238,7 +238,9 @@ def _merge(intervals: list[dict], uniform: np.ndarray, gap: int) -> list[dict]:
             best["score"] += 1e-9  # stays the representative below
     merged: list[dict] = []
     for iv in sorted(intervals, key=lambda iv: iv["core_start"]):
-        if merged and iv["core_start"] <= merged[-1]["core_end"] + gap:
+        # cores within `gap`, or windows sharing more than an end frame (a window's end frames are shot frames, which
+        # two transitions back to back may share)
+        if merged and (iv["core_start"] <= merged[-1]["core_end"] + gap or iv["start"] <= merged[-1]["end"] - 2):
             m = merged[-1]
             if iv["score"] > m["score"]:
                 m["frame"], m["score"] = iv["frame"], iv["score"]
