@@ -11,10 +11,11 @@ Coarse level k, window [i-k, i] holds no hard cut or flash, and is a gradual can
 - twin comparison: its endpoints differ (colour histograms by at least the level's threshold, or perceptual hashes
   by `gradual_hash`), its frame difference accumulates consistently (endpoint difference / summed per-frame
   differences >= `linearity`, i.e. a blend rather than motion) and no single step dominates;
-- contrast: its endpoints show different content (perceptual hashes by `contrast_hash`) and its endpoint frame
-  difference exceeds both neighbouring windows' ([i-2k, i-k] and [i, i+k]) by `contrast_ratio`: the picture
-  changed more in this window than just before and just after it. This needs no colour change and no linear
-  accumulation, so it finds dissolves between shots of alike colours and wipes (whose changed band moves: every
+- contrast: its endpoints show different content (perceptual hashes by `contrast_hash`) and its change stands out
+  from both neighbouring windows' ([i-2k, i-k] and [i, i+k]): endpoint frame difference by `contrast_ratio`, or
+  histogram distance by `contrast_hist_ratio` (and at least `contrast_hist`). The picture changed more in this
+  window than just before and just after it. This needs no large colour change and no linear accumulation, so it
+  finds dissolves between shots of alike colours or next to fast motion, and wipes (whose changed band moves: every
   step differs only in a band), while motion at a steady speed, which changes every window alike, does not fire.
 Runs of candidates form transition intervals. A short run of uniform black or white frames between textured ones is a
 fade's hold and forms one too (fades from dark shots change too little per step for the twin test). Intervals of all
@@ -54,7 +55,9 @@ class CutParams:
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
     contrast_hash: float = 0.25  # contrast test: endpoint perceptual-hash distance (0..1) ...
-    contrast_ratio: float = 1.15  # ... and frame difference >= this x both neighbouring windows' (0 = off)
+    contrast_ratio: float = 1.15  # ... and frame difference >= this x both neighbouring windows' (0 = test off)
+    contrast_hist: float = 0.12  # ... or histogram distance >= this ...
+    contrast_hist_ratio: float = 1.5  # ... and >= this x both neighbouring windows'
     hash_jump: float = 0.25  # level 0: hash distance above the neighbours' median
     hash_min: float = 0.30  # level 0: absolute hash distance
     pixel_jump_ratio: float = 3.0  # level 0: frame difference / neighbours' median
@@ -183,14 +186,14 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
         hcount = np.concatenate([[0], np.cumsum(hard_mask[:n])])
         has_hard = np.zeros(n, bool)
         has_hard[k:] = (hcount[k + 1:] - hcount[1:n - k + 1]) > 0  # a marked frame in i-k+1..i
-        # the frame differences of the windows just before and just after: [i-2k, i-k] and [i, i+k]
-        neighbours = np.full(n, np.inf)
-        if 3 * k < n:
-            neighbours[2 * k:n - k] = np.maximum(dk[k:n - 2 * k], dk[3 * k:])
         with np.errstate(all="ignore"):
             endpoints_differ = (hk >= thr) | ((qk >= p.gradual_hash) & (hk >= p.gradual_hash_min_hist))
             twin = endpoints_differ & (dk >= p.linearity * acc) & (step <= p.max_step_fraction * dk)
-            contrast = (p.contrast_ratio > 0) & (qk >= p.contrast_hash) & (dk >= p.contrast_ratio * neighbours)
+            # the window's change stands out from the windows just before and just after it, in frame difference
+            # or in colour
+            stands_out = ((dk >= p.contrast_ratio * _neighbour_windows_max(dk, k))
+                          | ((hk >= p.contrast_hist) & (hk >= p.contrast_hist_ratio * _neighbour_windows_max(hk, k))))
+            contrast = (p.contrast_ratio > 0) & (qk >= p.contrast_hash) & stands_out
             ok = (twin | contrast) & (dk >= p.min_gradual_pixel) & ~has_hard
         ok[:k] = False
         for a, b in _runs(ok):
@@ -211,6 +214,16 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
                                   "core_end": b + reach // 2, "frame": (a + b) // 2, "score": 1.0,
                                   "levels": [len(steps)]})
     return _merge(intervals, uniform, p.merge_gap_frames)
+
+
+def _neighbour_windows_max(x: np.ndarray, k: int) -> np.ndarray:
+    """For x indexed by window end i (window [i-k, i]): max(x[i-k], x[i+k]), the windows [i-2k, i-k] and [i, i+k];
+    inf where either is missing (no contrast can be measured there)."""
+    n = len(x)
+    out = np.full(n, np.inf)
+    if 3 * k < n:
+        out[2 * k:n - k] = np.maximum(x[k:n - 2 * k], x[3 * k:])
+    return out
 
 
 def _runs(mask: np.ndarray):
