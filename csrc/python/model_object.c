@@ -83,11 +83,6 @@ int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyOb
         goto fail;
     }
     if (svdc_py_load_params(kind->params(self->model), weights, kind->name, &self->borrowed) < 0) goto fail;
-    /* Every weight is now in place and final: derived layouts (the CPU's packed weights) are made once, here. */
-    if ((s = svdc_params_prepare(kind->params(self->model)))) {
-        svdc_py_raise(s);
-        goto fail;
-    }
     self->ctx.backend = backend;
     self->ctx.device = ordinal;
     if ((s = svdc_arena_init(&self->ctx.arena, backend, ordinal))) {
@@ -160,10 +155,14 @@ svdc_status svdc_py_model_run_io(svdc_py_model *self, svdc_py_model_call call, v
     const size_t reserved_before = svdc_arena_reserved(arena);
     svdc_arena_reset(arena);
     svdc_arena_reset_peak(arena);
+    /* The weights are final once loaded; their derived layouts (the CPU's packed weights: seconds of work and a
+     * copy in memory for a full UNet) are made once, by the first call, so that loading runs at disk speed. */
+    s = self->prepared ? SVDC_OK : svdc_params_prepare(self->kind->params(self->model));
+    if (!s) self->prepared = 1;
     /* On a device: measure first and hold the peak in one block before anything runs, so the call neither
      * allocates nor frees device memory (no cudaFree mid-forward; a precondition for CUDA graphs). A larger block
      * held from an earlier call is kept. */
-    s = on_host ? SVDC_OK : measure_call(self, call, args, in, nin, out, nout, &planned);
+    if (!s && !on_host) s = measure_call(self, call, args, in, nin, out, nout, &planned);
     if (!s && !on_host) s = svdc_arena_reserve(arena, planned);
     if (!s) s = run_staged(self, &self->ctx, call, args, in, nin, out, nout);
     peak = svdc_arena_peak(arena);

@@ -33,12 +33,14 @@ typedef struct {
     PyObject *config;        /* a dict copy of the config it was built from */
     PyObject *borrowed;      /* the file views borrowed weights point into (svdc_py_load_params); NULL when none */
     char device[32];         /* the device string it lives on ("cpu", "emu:0", "cuda:0") */
+    int prepared;            /* svdc_params_prepare has run: at the first call, so loading stays at disk speed */
 } svdc_py_model;
 
 /* tp_init body: Type(config, weights, device="cpu", dtype="fp32"). Parses the config and the device (the core's
  * registry), creates the model there, sets its weight storage dtype (fp32 | fp16 | bf16; compute stays float32),
  * uploads the weights by name (converted one tensor at a time; weights of a memory-mapped file already in the
- * storage dtype are borrowed on the CPU, not copied), sets up the device arena and the lock. On failure the
+ * storage dtype are borrowed on the CPU, not copied), sets up the device arena and the lock. The backend's derived
+ * forms of the weights (the CPU's packed weights) are made by the first call, not here. On failure the
  * object stays unusable (every method raises) and holds no device memory. Returns 0 or -1. */
 int svdc_py_model_init(svdc_py_model *self, const svdc_py_model_kind *kind, PyObject *args, PyObject *kwargs);
 
@@ -48,7 +50,8 @@ void svdc_py_model_dealloc(PyObject *self);
 /* 1 when constructed; else 0 with RuntimeError "<Name>: not initialised". */
 int svdc_py_model_ready(svdc_py_model *self);
 
-/* One model call. Called with the GIL held; releases it, takes the object's lock, resets the arena, runs
+/* One model call. Called with the GIL held; releases it, takes the object's lock, prepares the weights on the
+ * first call (svdc_params_prepare), resets the arena, runs
  * call(ctx, model, args), records the arena peak in last_peak when `record_peak`, resets (and for trimming kinds
  * trims) the arena, and returns the call's status. `args` must not hold Python objects that need the GIL. */
 typedef svdc_status (*svdc_py_model_call)(svdc_ctx *ctx, void *model, void *args);
