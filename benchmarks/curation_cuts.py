@@ -26,6 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "curation"))
+# this checkout's svdc, not whichever one is installed (an editable install elsewhere would be measured instead)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import commit, machine, version  # noqa: E402
 from evaluate import Counts, score_video  # noqa: E402
 
@@ -224,7 +226,8 @@ def main(argv=None) -> int:
         f"(shared with other jobs: speeds are frames per CPU-second of this process, decode threads included, "
         f"`time.process_time()`; per video the median of {args.repeats} runs for svdc, ContentDetector and decoding, "
         "one run for the PySceneDetect cascades and the other detectors)",
-        f"- Commit: {commit()}; svdc curation defaults (`CutParams()`), decoder threads 1",
+        f"- Commit: {commit()}; svdc from `{Path(sys.modules['svdc'].__file__).parent}`, curation defaults "
+        "(`CutParams()`), decoder threads 1",
         f"- Reference: scenedetect {version('scenedetect-headless')} (OpenCV backend, detectors at defaults), "
         f"opencv-python-headless {version('opencv-python-headless')}, PyAV {version('av')}",
         f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "

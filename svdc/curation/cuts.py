@@ -1,18 +1,26 @@
 """Cascaded cut detection on one decoding pass (the SVD paper's "cut detectors at three frame rates, each with its own
 threshold"). Level 0 runs at native fps and finds hard cuts; coarse levels compare frames k apart (k = fps / level
-fps, all phases, taken from the same plane stream) and find gradual transitions with a twin-comparison test.
+fps, all phases, taken from the same plane stream) and find gradual transitions with a twin-comparison test and a
+contrast test.
 
 Level 0, frame i (the first frame of the new shot) is a hard cut when its perceptual-hash or frame-difference jump
 stands out from the median of its neighbours (so camera motion, which raises every frame's score, does not fire) and
 it is not a flash: a flash is a jump whose frames return to the pre-jump frame within `flash_frames`.
 
-Coarse level k, window [i-k, i] is a gradual candidate when its endpoints differ (colour histograms by at least the
-level's threshold, or perceptual hashes by `gradual_hash`), the window's frame difference accumulates consistently
-(endpoint difference / summed per-frame differences >= `linearity`, i.e. a blend rather than motion), and no single
-step dominates (no hard cut or flash inside). Runs of candidates form transition intervals. A short run of uniform
-black or white frames between textured ones is a fade's hold and forms one too (fades from dark shots change too
-little per step for the twin test). Intervals of all levels that overlap, or that touch one uniform run, merge into
-one transition, reported at its strongest window's centre."""
+Coarse level k, window [i-k, i] holds no hard cut or flash, and is a gradual candidate by either of two tests:
+- twin comparison: its endpoints differ (colour histograms by at least the level's threshold, or perceptual hashes
+  by `gradual_hash`), its frame difference accumulates consistently (endpoint difference / summed per-frame
+  differences >= `linearity`, i.e. a blend rather than motion) and no single step dominates;
+- contrast: its endpoints show different content (perceptual hashes by `contrast_hash`) and its change stands out
+  from both neighbouring windows' ([i-2k, i-k] and [i, i+k]): endpoint frame difference by `contrast_ratio`, or
+  histogram distance by `contrast_hist_ratio` (and at least `contrast_hist`). The picture changed more in this
+  window than just before and just after it. This needs no large colour change and no linear accumulation, so it
+  finds dissolves between shots of alike colours or next to fast motion, and wipes (whose changed band moves: every
+  step differs only in a band), while motion at a steady speed, which changes every window alike, does not fire.
+Runs of candidates form transition intervals. A short run of uniform black or white frames between textured ones is a
+fade's hold and forms one too (fades from dark shots change too little per step for the twin test). Intervals of all
+levels that overlap or lie within `merge_gap_frames`, or that touch one uniform run, merge into one transition,
+reported at the centre of its window with the largest histogram distance."""
 from __future__ import annotations
 
 import math
@@ -46,6 +54,10 @@ class CutParams:
     linearity: float = 0.55  # endpoint difference / accumulated per-frame difference, per window
     max_step_fraction: float = 0.6  # largest single step / endpoint difference inside a gradual window
     min_gradual_pixel: float = 4.0  # endpoint frame difference (0..255) a gradual window needs
+    contrast_hash: float = 0.25  # contrast test: endpoint perceptual-hash distance (0..1) ...
+    contrast_ratio: float = 1.15  # ... and frame difference >= this x both neighbouring windows' (0 = test off)
+    contrast_hist: float = 0.12  # ... or histogram distance >= this ...
+    contrast_hist_ratio: float = 1.5  # ... and >= this x both neighbouring windows'
     hash_jump: float = 0.25  # level 0: hash distance above the neighbours' median
     hash_min: float = 0.30  # level 0: absolute hash distance
     pixel_jump_ratio: float = 3.0  # level 0: frame difference / neighbours' median
@@ -53,13 +65,13 @@ class CutParams:
     neighbourhood: int = 4  # level 0: neighbours on each side for the medians
     flash_frames: int = 3  # a jump that returns to the pre-jump frame within this many frames is a flash
     flash_return: float = 0.5  # ... "returns" = difference to the pre-jump frame below this fraction of the jump
-    uniform_std: float = 4.0  # luma spread below which a frame is uniform (black/white)
+    uniform_std: float = 3.0  # luma spread below which a frame is uniform (black/white)
     max_fade_hold_seconds: float = 2.0  # a uniform run up to this long between textured frames is a fade's hold
     black_luma: float = 40.0  # ... when its mean luma (limited range: black 16, white 235) is below this
     white_luma: float = 210.0  # ... or above this
     hash_min_std: float = 8.0  # level 0 uses the hash only between frames with at least this luma spread
     min_gap_frames: int = 8  # hard cuts closer than this merge (the stronger one stays)
-    merge_gap_frames: int = 2  # transition intervals closer than this merge
+    merge_gap_frames: int = 4  # transition intervals closer than this merge
 
     def validate(self) -> None:
         if not isinstance(self.levels_fps, (tuple, list)):
@@ -94,7 +106,7 @@ class Cut:
     time: float
     level: int  # 0 = native fps; 1.. = coarse levels in CutParams.levels_fps order
     kind: str  # "hard" or "gradual"
-    score: float  # the signal over its threshold (>= 1)
+    score: float  # hard: the signal over its threshold (>= 1); gradual: histogram distance over the level threshold
     start: int = -1  # gradual: first and last frame of the transition interval; hard: the cut frame
     end: int = -1
     levels: list = field(default_factory=list)  # every level that fired for this transition
@@ -123,7 +135,8 @@ def detect_hard_cuts(s: SignalSeries, p: CutParams) -> tuple[list[tuple[int, flo
             continue
         span = _flash_span(s, i, d[i], p)
         if span is not None:
-            flashed[span[0] + 1:span[1]] = True
+            # b included: the picture is back near the pre-flash frame there, but a decaying flash still shows in it
+            flashed[span[0] + 1:span[1] + 1] = True
             continue
         found.append((int(i), float(score[i])))
     return _suppress_close(found, p.min_gap_frames), flashed
@@ -175,8 +188,13 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
         has_hard[k:] = (hcount[k + 1:] - hcount[1:n - k + 1]) > 0  # a marked frame in i-k+1..i
         with np.errstate(all="ignore"):
             endpoints_differ = (hk >= thr) | ((qk >= p.gradual_hash) & (hk >= p.gradual_hash_min_hist))
-            ok = (endpoints_differ & (dk >= p.min_gradual_pixel) & (dk >= p.linearity * acc)
-                  & (step <= p.max_step_fraction * dk) & ~has_hard)
+            twin = endpoints_differ & (dk >= p.linearity * acc) & (step <= p.max_step_fraction * dk)
+            # the window's change stands out from the windows just before and just after it, in frame difference
+            # or in colour
+            stands_out = ((dk >= p.contrast_ratio * _neighbour_windows_max(dk, k))
+                          | ((hk >= p.contrast_hist) & (hk >= p.contrast_hist_ratio * _neighbour_windows_max(hk, k))))
+            contrast = (p.contrast_ratio > 0) & (qk >= p.contrast_hash) & stands_out
+            ok = (twin | contrast) & (dk >= p.min_gradual_pixel) & ~has_hard
         ok[:k] = False
         for a, b in _runs(ok):
             best = a + int(np.argmax(hk[a:b + 1]))
@@ -198,6 +216,16 @@ def detect_gradual(s: SignalSeries, p: CutParams, fps: float, hard: list[int], f
     return _merge(intervals, uniform, p.merge_gap_frames)
 
 
+def _neighbour_windows_max(x: np.ndarray, k: int) -> np.ndarray:
+    """For x indexed by window end i (window [i-k, i]): max(x[i-k], x[i+k]), the windows [i-2k, i-k] and [i, i+k];
+    inf where either is missing (no contrast can be measured there)."""
+    n = len(x)
+    out = np.full(n, np.inf)
+    if 3 * k < n:
+        out[2 * k:n - k] = np.maximum(x[k:n - 2 * k], x[3 * k:])
+    return out
+
+
 def _runs(mask: np.ndarray):
     """(first, last) index of each run of True."""
     if not mask.any():
@@ -208,8 +236,8 @@ def _runs(mask: np.ndarray):
 
 
 def _merge(intervals: list[dict], uniform: np.ndarray, gap: int) -> list[dict]:
-    """Merges intervals whose cores overlap or lie within `gap` frames of each other, or that both touch one uniform
-    run (the two halves of a fade through black or white)."""
+    """Merges intervals whose cores overlap or lie within `gap` frames of each other, whose frames overlap by two or
+    more, or that both touch one uniform run (the two halves of a fade through black or white)."""
     for a, b in _runs(uniform):
         # a uniform run only joins transitions; on its own it is a still dark/bright shot, not an event
         touching = [iv for iv in intervals if iv["start"] - gap <= b and iv["end"] + gap >= a]
@@ -223,7 +251,9 @@ def _merge(intervals: list[dict], uniform: np.ndarray, gap: int) -> list[dict]:
             best["score"] += 1e-9  # stays the representative below
     merged: list[dict] = []
     for iv in sorted(intervals, key=lambda iv: iv["core_start"]):
-        if merged and iv["core_start"] <= merged[-1]["core_end"] + gap:
+        # cores within `gap`, or windows sharing more than an end frame (a window's end frames are shot frames, which
+        # two transitions back to back may share)
+        if merged and (iv["core_start"] <= merged[-1]["core_end"] + gap or iv["start"] <= merged[-1]["end"] - 2):
             m = merged[-1]
             if iv["score"] > m["score"]:
                 m["frame"], m["score"] = iv["frame"], iv["score"]

@@ -6,6 +6,7 @@ from svdc import _C
 from svdc.curation.cuts import CutParams, detect_cuts
 from svdc.curation.io import SmallFrames
 from svdc.curation.signals import SignalAccumulator
+from tests.curation._videos import encode
 
 
 def signals_of(path, params):
@@ -117,3 +118,84 @@ def test_absurd_parameters_are_refused(field, value, match):
     params = CutParams(**{field: value})
     with pytest.raises(ValueError, match=match):
         params.validate()
+
+
+def _detect(path):
+    params = CutParams()
+    signals, times, fps = signals_of(path, params)
+    return detect_cuts(signals, fps, times, params)
+
+
+@pytest.fixture(scope="module")
+def dissolve_wipe_pan_video(tmp_path_factory):
+    """160x96 at 24 fps, 240 frames: a dissolve over frames 60..75 between two crops of one texture (alike colours:
+    the histograms barely move), a left-to-right wipe over 130..147 into another shot, a hard cut at 170 into a fast
+    pan (6 px a frame) to the end. Returns (path, labels)."""
+    from tests.curation._videos import texture
+
+    h, w, fps = 96, 160, 24
+    photo = texture(3, h, 4 * w, (120, 120, 120))  # one "photo": two crops of it look alike in colour
+    other = texture(4, h, w + 200, (40, 60, 200))
+    fast = texture(5, h, w + 600, (200, 120, 40))
+
+    def crop_a(i):
+        x = i // 2
+        return photo[:, x:x + w]
+
+    def crop_b(i):
+        x = 2 * w + i // 2
+        return photo[:, x:x + w]
+
+    def shot_c(i):
+        x = (i // 2) % 200
+        return other[:, x:x + w]
+
+    rng = np.random.default_rng(1)
+    noise = [rng.normal(0, 2, (h, w, 3)).astype(np.float32) for _ in range(4)]
+    frames = []
+    for i in range(240):
+        if i < 60:
+            img = crop_a(i)
+        elif i < 76:  # dissolve 60..75
+            a = (i - 59) / 17
+            img = crop_a(i) * (1 - a) + crop_b(i) * a
+        elif i < 130:
+            img = crop_b(i)
+        elif i < 148:  # wipe 130..147: shot C enters from the left
+            edge = int(round((i - 129) / 19 * w))
+            img = crop_b(i).copy()
+            img[:, :edge] = shot_c(i)[:, :edge]
+        elif i < 170:
+            img = shot_c(i)
+        else:  # fast pan: 6 px a frame over a third texture
+            x = 6 * (i - 170)
+            img = fast[:, x:x + w]
+        frames.append(np.clip(img + noise[i % 4], 0, 255).astype(np.uint8))
+    path = tmp_path_factory.mktemp("videos") / "dissolve_wipe_pan.mp4"
+    encode(path, frames, fps)
+    return str(path), {"cuts": [170], "gradual": [("dissolve", 60, 75), ("wipe", 130, 147)], "pan": (171, 239)}
+
+
+def test_similar_dissolve_and_wipe_found_fast_pan_ignored(dissolve_wipe_pan_video):
+    path, labels = dissolve_wipe_pan_video
+    cuts = _detect(path)
+    assert [c.frame for c in cuts if c.kind == "hard"] == labels["cuts"], [(c.frame, c.kind) for c in cuts]
+    gradual = [c for c in cuts if c.kind == "gradual"]
+    assert len(gradual) == 2, [(c.frame, c.start, c.end) for c in gradual]
+    for (kind, start, end), c in zip(labels["gradual"], gradual):
+        assert start <= c.frame <= end, f"{kind} [{start}, {end}] reported at {c.frame}"
+        # the interval covers the transition (give or take the frame the windows end on) and not much more
+        assert c.start <= start + 2 and c.end >= end - 2, f"{kind} interval [{c.start}, {c.end}] too short"
+        assert c.start >= start - 16 and c.end <= end + 16, f"{kind} interval [{c.start}, {c.end}] too long"
+    p0, p1 = labels["pan"]
+    assert not [c for c in cuts if p0 <= c.frame <= p1 + 1], "the fast pan fired"
+
+
+def test_similar_dissolve_and_wipe_need_the_contrast_test(dissolve_wipe_pan_video):
+    """Without the contrast test the twin comparison alone misses the dissolve of alike colours and the wipe."""
+    path, labels = dissolve_wipe_pan_video
+    params = CutParams(contrast_ratio=0)
+    signals, times, fps = signals_of(path, params)
+    frames = [c.frame for c in detect_cuts(signals, fps, times, params)]
+    found = [any(s <= f <= e for f in frames) for _, s, e in labels["gradual"]]
+    assert not any(found), frames
