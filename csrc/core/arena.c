@@ -15,8 +15,10 @@
 #define ARENA_ALIGN 256
 #define ARENA_MIN_CHUNK ((size_t)64 << 20)
 #define ARENA_MAX_CHUNKS 64
-/* Address space a measuring arena reserves (PROT_NONE, no memory behind it): the largest plan it can measure. */
+/* Address space a measuring arena reserves (PROT_NONE, no memory behind it): the largest plan it can measure.
+ * Under an address-space limit (RLIMIT_AS) it halves down to the smallest span, which any real call fits anyway. */
 #define ARENA_MEASURING_SPAN ((size_t)1 << 40)
+#define ARENA_MEASURING_MIN_SPAN ((size_t)256 << 20)
 
 typedef struct arena_chunk {
     char *base;
@@ -33,7 +35,7 @@ struct svdc_arena {
     size_t top;   /* logical offset of the first free byte */
     size_t peak;
     svdc_status last_status; /* why the last failed allocation failed (SVDC_ERR_MEMORY or a device error) */
-    int measuring;           /* chunks[0] is an ARENA_MEASURING_SPAN reservation; the backend is never called */
+    int measuring;           /* chunks[0] is a PROT_NONE reservation; the backend is never called */
 };
 
 svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int device) {
@@ -48,18 +50,23 @@ svdc_status svdc_arena_init(svdc_arena **out, const svdc_backend *backend, int d
 
 svdc_status svdc_arena_init_measuring(svdc_arena **out, int device) {
     *out = NULL;
-    void *span = mmap(NULL, ARENA_MEASURING_SPAN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t bytes = ARENA_MEASURING_SPAN;
+    void *span = MAP_FAILED;
+    for (; bytes >= ARENA_MEASURING_MIN_SPAN; bytes /= 2) {
+        span = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (span != MAP_FAILED) break;
+    }
     if (span == MAP_FAILED)
         return svdc_fail(SVDC_ERR_MEMORY, "arena: cannot reserve %zu bytes of address space for a measuring pass",
-                         ARENA_MEASURING_SPAN);
+                         ARENA_MEASURING_MIN_SPAN);
     svdc_arena *a = calloc(1, sizeof *a);
     if (!a) {
-        munmap(span, ARENA_MEASURING_SPAN);
+        munmap(span, bytes);
         return svdc_fail(SVDC_ERR_MEMORY, "arena: cannot allocate %zu bytes of host memory", sizeof *a);
     }
     a->device = device;
     a->measuring = 1;
-    a->chunks[0] = (arena_chunk){span, 0, ARENA_MEASURING_SPAN};
+    a->chunks[0] = (arena_chunk){span, 0, bytes};
     a->num_chunks = 1;
     *out = a;
     return SVDC_OK;
@@ -73,7 +80,7 @@ static void free_chunks_from(svdc_arena *a, int first) {
 
 void svdc_arena_free(svdc_arena *arena) {
     if (!arena) return;
-    if (arena->measuring) munmap(arena->chunks[0].base, ARENA_MEASURING_SPAN);
+    if (arena->measuring) munmap(arena->chunks[0].base, arena->chunks[0].cap);
     free_chunks_from(arena, 0);
     free(arena);
 }
@@ -112,7 +119,7 @@ void *svdc_arena_alloc(svdc_arena *a, size_t bytes) {
         if (a->measuring) {
             a->last_status = SVDC_ERR_MEMORY;
             svdc_fail(SVDC_ERR_MEMORY, "arena: a measuring pass needs more than %zu bytes on device %d",
-                      ARENA_MEASURING_SPAN, a->device);
+                      a->chunks[0].cap, a->device);
             return NULL;
         }
         /* Too small or absent: drop what follows and add a chunk big enough. */

@@ -105,11 +105,11 @@ class VideoDiffusionPipeline:
     def release(self, component, keep_packed: bool = False) -> None:
         """With release_stages, gives back what `component` holds beyond its weight block until its next use (its
         release_memory: the arena, its borrowed weights' resident pages, its packed weights unless keep_packed); so
-        the process holds about one stage's model at a time instead of all three. Host models only (CPU and the
-        emulated device): a CUDA model's arena is kept, so its calls do not allocate device memory again; components
-        without release_memory (stand-ins) are left alone."""
+        the process holds about one stage's model at a time instead of all three. CPU models only: a device model
+        (CUDA, and the emulated device that stands in for one in tests) keeps its arena, so its calls do not
+        allocate device memory again; components without release_memory (stand-ins) are left alone."""
         if (self.release_stages and hasattr(component, "release_memory")
-                and not native_device_of(component).startswith("cuda")):
+                and native_device_of(component) == "cpu"):
             component.release_memory(keep_packed=keep_packed)
 
     def _decode_outweighs_unet(self, latents: np.ndarray, chunk_size: int | None) -> bool:
