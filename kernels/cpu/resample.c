@@ -38,26 +38,37 @@ svdc_status SVDC_CPU_KERNEL(concat_channels)(const svdc_ctx *ctx, const svdc_ten
     return SVDC_OK;
 }
 
+/* The D == 1 case of the (0, 2, 1, 3) permutes: A (B, C) -> (C, B) matrix transposes in 32x32 tiles so both sides
+ * stay in cache. Without r, y = x^T; with r, y = alpha * x^T + beta * r (r may be y: each value is read before it is
+ * written). */
+static svdc_status transpose_tiles(int64_t A, int64_t B, int64_t C, const float *xd, float alpha, const float *rd,
+                                   float beta, float *yd) {
+    const int64_t T = 32, tb = (B + T - 1) / T, tc = (C + T - 1) / T;
+#pragma omp parallel for schedule(static) collapse(2) if (A * B * C > 16384)
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t t = 0; t < tb * tc; t++) {
+            const int64_t b0 = (t / tc) * T, c0 = (t % tc) * T;
+            const int64_t b1 = b0 + T < B ? b0 + T : B, c1 = c0 + T < C ? c0 + T : C;
+            const float *in = xd + a * B * C;
+            float *out = yd + a * B * C;
+            if (!rd) {
+                for (int64_t b = b0; b < b1; b++)
+                    for (int64_t c = c0; c < c1; c++) out[c * B + b] = in[b * C + c];
+                continue;
+            }
+            const float *res = rd + a * B * C;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t b = b0; b < b1; b++) out[c * B + b] = alpha * in[b * C + c] + beta * res[c * B + b];
+        }
+    return SVDC_OK;
+}
+
 svdc_status SVDC_CPU_KERNEL(permute_0213)(const svdc_ctx *ctx, const svdc_tensor *x, svdc_tensor *y) {
     (void)ctx;
     const int64_t A = x->shape[0], B = x->shape[1], C = x->shape[2], D = x->shape[3];
     const float *xd = x->data;
     float *yd = y->data;
-    if (D == 1) {
-        /* A batch of (B, C) -> (C, B) matrix transposes, in 32x32 tiles so both sides stay in cache. */
-        const int64_t T = 32, tb = (B + T - 1) / T, tc = (C + T - 1) / T;
-#pragma omp parallel for schedule(static) collapse(2) if (A * B * C > 16384)
-        for (int64_t a = 0; a < A; a++)
-            for (int64_t t = 0; t < tb * tc; t++) {
-                const int64_t b0 = (t / tc) * T, c0 = (t % tc) * T;
-                const int64_t b1 = b0 + T < B ? b0 + T : B, c1 = c0 + T < C ? c0 + T : C;
-                const float *in = xd + a * B * C;
-                float *out = yd + a * B * C;
-                for (int64_t b = b0; b < b1; b++)
-                    for (int64_t c = c0; c < c1; c++) out[c * B + b] = in[b * C + c];
-            }
-        return SVDC_OK;
-    }
+    if (D == 1) return transpose_tiles(A, B, C, xd, 1.0f, NULL, 0.0f, yd);
     /* x[a, b, c, :] -> y[a, c, b, :]: rows of D values move as blocks. */
 #pragma omp parallel for schedule(static) collapse(2) if (A * B * C * D > 16384)
     for (int64_t a = 0; a < A; a++)
@@ -74,21 +85,7 @@ svdc_status SVDC_CPU_KERNEL(permute_0213_axpby)(const svdc_ctx *ctx, float alpha
     const float *xd = x->data, *rd = r->data;
     float *yd = y->data;
     /* y[a, c, b, d] = alpha * x[a, b, c, d] + beta * r[a, c, b, d]; r may be y (each value read before written). */
-    if (D == 1) {
-        /* (B, C) -> (C, B) transposes in 32x32 tiles, as permute_0213 */
-        const int64_t T = 32, tb = (B + T - 1) / T, tc = (C + T - 1) / T;
-#pragma omp parallel for schedule(static) collapse(2) if (A * B * C > 16384)
-        for (int64_t a = 0; a < A; a++)
-            for (int64_t t = 0; t < tb * tc; t++) {
-                const int64_t b0 = (t / tc) * T, c0 = (t % tc) * T;
-                const int64_t b1 = b0 + T < B ? b0 + T : B, c1 = c0 + T < C ? c0 + T : C;
-                const float *in = xd + a * B * C, *res = rd + a * B * C;
-                float *out = yd + a * B * C;
-                for (int64_t c = c0; c < c1; c++)
-                    for (int64_t b = b0; b < b1; b++) out[c * B + b] = alpha * in[b * C + c] + beta * res[c * B + b];
-            }
-        return SVDC_OK;
-    }
+    if (D == 1) return transpose_tiles(A, B, C, xd, alpha, rd, beta, yd);
 #pragma omp parallel for schedule(static) collapse(2) if (A * B * C * D > 16384)
     for (int64_t a = 0; a < A; a++)
         for (int64_t c = 0; c < C; c++)
